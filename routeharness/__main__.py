@@ -1,0 +1,3 @@
+from routeharness.cli import main
+
+main()

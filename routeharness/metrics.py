@@ -1,0 +1,163 @@
+"""Cost-quality metrics, pure numpy. See docs/metrics.md.
+
+Conventions: ``costs`` are normalised (the most expensive model's mean cost on the
+evaluated split is 1) and ``qualities`` are mean scores in [0, 1]; areas are reported on a
+0-100 scale (score x 100, cost in [0, 1]).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MAX_COST = 1.0
+
+
+def operating_points(scores: np.ndarray, costs: np.ndarray,
+                     choices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean actual (cost, score) of the chosen models, one point per trade-off.
+
+    scores, costs: (n, m); choices: (L, n) model indices. Returns two (L,) arrays.
+    """
+    choices = np.atleast_2d(choices)
+    rows = np.arange(scores.shape[0])
+    chosen_scores = scores[rows, choices]  # (L, n)
+    chosen_costs = costs[rows, choices]
+    return chosen_costs.mean(axis=1), chosen_scores.mean(axis=1)
+
+
+def frontier(costs: np.ndarray, qualities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The non-decreasing concave (upper convex) hull of cost-quality points.
+
+    Any two operating points can be mixed (route a fraction of prompts by each), so
+    every point under the hull is reachable; points that cost more for no more quality
+    are dropped. Returns the hull's vertices sorted by cost.
+    """
+    costs = np.asarray(costs, dtype=float).ravel()
+    qualities = np.asarray(qualities, dtype=float).ravel()
+    if costs.shape != qualities.shape or costs.size == 0:
+        raise ValueError("frontier needs equally long, non-empty cost and quality arrays")
+    if not (np.isfinite(costs).all() and np.isfinite(qualities).all()):
+        raise ValueError("frontier: costs and qualities must be finite")
+    order = np.lexsort((-qualities, costs))  # by cost, best quality first among equal costs
+    pareto_c, pareto_q = [], []
+    for c, q in zip(costs[order], qualities[order]):
+        if not pareto_q or q > pareto_q[-1]:
+            if pareto_c and c == pareto_c[-1]:
+                continue
+            pareto_c.append(c)
+            pareto_q.append(q)
+    hull_c: list[float] = []
+    hull_q: list[float] = []
+    for c, q in zip(pareto_c, pareto_q):
+        # drop the last vertex while it lies on or under the segment to the new point
+        while len(hull_c) >= 2:
+            c1, q1, c2, q2 = hull_c[-2], hull_q[-2], hull_c[-1], hull_q[-1]
+            if (q2 - q1) * (c - c1) <= (q - q1) * (c2 - c1):
+                hull_c.pop()
+                hull_q.pop()
+            else:
+                break
+        hull_c.append(c)
+        hull_q.append(q)
+    return np.asarray(hull_c), np.asarray(hull_q)
+
+
+def hull_value(hull_costs: np.ndarray, hull_qualities: np.ndarray, budget: float) -> float:
+    """Quality reachable at a cost budget: the hull, flat after its last vertex, and
+    undefined (nan) below its cheapest vertex."""
+    if budget < hull_costs[0]:
+        return float("nan")
+    return float(np.interp(budget, hull_costs, hull_qualities))
+
+
+def auc(costs: np.ndarray, qualities: np.ndarray, max_cost: float = MAX_COST) -> float:
+    """Area under the frontier on [cheapest point, max_cost], score x 100, cost in [0, 1].
+
+    Right of its last vertex the frontier is flat (a larger budget can always be left
+    unspent); left of its cheapest vertex it contributes nothing (no operating point
+    exists there). Vertices beyond ``max_cost`` are cut at ``max_cost``.
+    """
+    hull_c, hull_q = frontier(costs, qualities)
+    if hull_c[0] >= max_cost:
+        return 0.0
+    if hull_c[-1] > max_cost:
+        q_at_max = float(np.interp(max_cost, hull_c, hull_q))
+        keep = hull_c < max_cost
+        hull_c = np.append(hull_c[keep], max_cost)
+        hull_q = np.append(hull_q[keep], q_at_max)
+    else:
+        hull_c = np.append(hull_c, max_cost)
+        hull_q = np.append(hull_q, hull_q[-1])
+    area = float(np.sum((hull_c[1:] - hull_c[:-1]) * (hull_q[1:] + hull_q[:-1]) / 2.0))
+    return 100.0 * area / max_cost
+
+
+def single_model_points(scores: np.ndarray, costs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(cost, quality) of each model used alone: two (m,) arrays."""
+    return costs.mean(axis=0), scores.mean(axis=0)
+
+
+def cost_scale(costs_usd: np.ndarray) -> float:
+    """USD per normalised cost unit: the most expensive model's mean cost."""
+    scale = float(np.nanmax(np.nanmean(costs_usd, axis=0)))
+    if not np.isfinite(scale) or scale <= 0:
+        raise ValueError("cost scale must be positive: every model's mean cost is 0 or NaN")
+    return scale
+
+
+def pgr_curve(strong_share: np.ndarray, qualities: np.ndarray, weak_quality: float,
+              strong_quality: float) -> tuple[np.ndarray, np.ndarray]:
+    """Frontier of performance gap recovered against the share of calls to the strong model.
+
+    The all-weak (0, q_weak) and all-strong (1, q_strong) routers are always reachable.
+    Returns (share, PGR) vertices of the non-decreasing hull.
+    """
+    gap = strong_quality - weak_quality
+    if gap <= 0:
+        raise ValueError("APGR needs a strong model that beats the weak one")
+    share = np.concatenate([[0.0, 1.0], np.asarray(strong_share, dtype=float)])
+    quality = np.concatenate([[weak_quality, strong_quality], np.asarray(qualities, dtype=float)])
+    hull_s, hull_q = frontier(share, quality)
+    return hull_s, (hull_q - weak_quality) / gap
+
+
+def apgr(strong_share: np.ndarray, qualities: np.ndarray, weak_quality: float,
+         strong_quality: float) -> float:
+    """Average performance gap recovered (RouteLLM) over strong-call shares in [0, 1]."""
+    hull_s, hull_pgr = pgr_curve(strong_share, qualities, weak_quality, strong_quality)
+    hull_s = np.append(hull_s, 1.0)
+    hull_pgr = np.append(hull_pgr, hull_pgr[-1])
+    return float(np.sum((hull_s[1:] - hull_s[:-1]) * (hull_pgr[1:] + hull_pgr[:-1]) / 2.0))
+
+
+def cpt(strong_share: np.ndarray, qualities: np.ndarray, weak_quality: float,
+        strong_quality: float, target_pgr: float) -> float:
+    """Call-performance threshold (RouteLLM): the least share of strong calls reaching
+    ``target_pgr`` (e.g. 0.5 for CPT(50%)), read off the frontier."""
+    hull_s, hull_pgr = pgr_curve(strong_share, qualities, weak_quality, strong_quality)
+    if target_pgr <= hull_pgr[0]:
+        return float(hull_s[0])
+    reach = np.flatnonzero(hull_pgr >= target_pgr)
+    if reach.size == 0:
+        return float("nan")
+    j = int(reach[0])
+    s0, s1, p0, p1 = hull_s[j - 1], hull_s[j], hull_pgr[j - 1], hull_pgr[j]
+    return float(s0 + (target_pgr - p0) * (s1 - s0) / (p1 - p0))
+
+
+def bootstrap_auc(scores: np.ndarray, costs: np.ndarray, choices: np.ndarray, *,
+                  n_resamples: int = 200, seed: int = 0,
+                  level: float = 0.95) -> tuple[float, float]:
+    """Percentile confidence interval of ``auc`` over resampled evaluation prompts."""
+    choices = np.atleast_2d(choices)
+    n = scores.shape[0]
+    rows = np.arange(n)
+    chosen_s, chosen_c = scores[rows, choices], costs[rows, choices]  # (L, n)
+    rng = np.random.default_rng(seed)
+    values = np.empty(n_resamples)
+    for b in range(n_resamples):
+        idx = rng.integers(0, n, size=n)
+        values[b] = auc(chosen_c[:, idx].mean(axis=1), chosen_s[:, idx].mean(axis=1))
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(values, [alpha, 1.0 - alpha])
+    return float(low), float(high)

@@ -1,0 +1,186 @@
+"""Versioned result files (JSON) with full provenance, their summary, and frontier plots."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from routeharness import __version__
+from routeharness.errors import RouteHarnessError
+
+RESULT_SCHEMA = "routeharness.results/1"
+
+
+def git_commit() -> str | None:
+    """The routeharness checkout's commit, when it runs from one."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5, check=True)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def platform_info() -> dict[str, Any]:
+    info = {"python": sys.version.split()[0], "platform": platform.platform(),
+            "machine": platform.machine(), "cpus": os.cpu_count()}
+    from importlib import metadata
+
+    for package in ("numpy", "torch", "faiss-cpu", "datasets", "sentence-transformers",
+                    "transformers"):
+        try:
+            info[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return info
+
+
+def new_result_set(protocol: Any, encoder: Any) -> dict[str, Any]:
+    return {
+        "schema": RESULT_SCHEMA,
+        "routeharness_version": __version__,
+        "git_commit": git_commit(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": sys.argv,
+        "platform": platform_info(),
+        "encoder": {"name": encoder.name, "identity": encoder.identity,
+                    "revision": encoder.revision, "modalities": sorted(encoder.modalities)},
+        "protocol": protocol.to_dict(),
+        "tasks": {},
+        "records": [],
+    }
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN or infinity: write them as null."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def save_json(data: dict[str, Any], path: str | Path) -> Path:
+    """Write atomically (temporary file, then rename): never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(_clean(data), handle, indent=1, allow_nan=False)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_json(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RouteHarnessError(f"{path}: no such result file") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RouteHarnessError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("schema") != RESULT_SCHEMA:
+        raise RouteHarnessError(f"{path}: not a routeharness result file (schema "
+                                f"{data.get('schema') if isinstance(data, dict) else None!r}, "
+                                f"expected {RESULT_SCHEMA!r})")
+    return data
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    array = np.asarray([v for v in values if v is not None], dtype=float)
+    if array.size == 0:
+        return float("nan"), float("nan")
+    return float(array.mean()), float(array.std(ddof=1)) if array.size > 1 else 0.0
+
+
+def summarise(result: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Per task, one row per router: mean and std over seeds of each metric."""
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for task in result["tasks"]:
+        rows = []
+        routers = list(dict.fromkeys(r["router"] for r in result["records"] if r["task"] == task))
+        for router in routers:
+            records = [r for r in result["records"] if r["task"] == task and r["router"] == router]
+            row: dict[str, Any] = {"router": router, "n_seeds": len(records),
+                                   "upper_bound": records[0].get("upper_bound", False),
+                                   "params": records[0]["params"],
+                                   "distribution": records[0]["distribution"],
+                                   "chosen_model": records[0].get("chosen_model")}
+            for metric in ("auc", "quality_at_0", "cost_at_0_usd", "apgr", "cpt50"):
+                values = [r["metrics"].get(metric) for r in records]
+                if any(v is not None for v in values):
+                    row[metric], row[metric + "_std"] = _mean_std(values)
+            cis = [r["metrics"].get("auc_ci95") for r in records if r["metrics"].get("auc_ci95")]
+            if cis:
+                row["auc_ci95"] = [float(np.mean([c[0] for c in cis])),
+                                   float(np.mean([c[1] for c in cis]))]
+            row["fit_s"] = float(np.mean([r["timings"]["fit_s"] for r in records]))
+            groups = records[0].get("per_group", {})
+            row["per_group"] = {g: _mean_std([r["per_group"][g]["auc"] for r in records
+                                              if g in r.get("per_group", {})])[0]
+                                for g in groups}
+            rows.append(row)
+        tables[task] = rows
+    return tables
+
+
+def plot_frontiers(result: dict[str, Any], path: str | Path) -> Path:
+    """One panel per task: every router's frontier (first seed), single models as dots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(result["tasks"])
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.6), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        reference = result["tasks"][task]
+        singles = reference["single_models"]
+        ax.scatter([s["cost"] for s in singles], [s["quality"] for s in singles], c="grey",
+                   s=18, zorder=3, label="single models")
+        seen = set()
+        for record in result["records"]:
+            if record["task"] != task or record["router"] in seen:
+                continue
+            seen.add(record["router"])
+            front = record["frontier"]
+            cost = list(front["cost"]) + [1.0]
+            quality = [q * 100 for q in front["quality"]] + [front["quality"][-1] * 100]
+            label = record["router"] + (" (upper bound)" if record.get("upper_bound") else "")
+            ax.plot(cost, quality, marker=".", ms=3, lw=1.4,
+                    ls="--" if record.get("upper_bound") else "-", label=label)
+        ax.set_xlim(0, 1.02)
+        ax.set_xlabel("cost (most expensive model's mean = 1)")
+        ax.set_ylabel("quality (mean score x 100)")
+        ax.set_title(f"{task}: cost-quality frontiers")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=130)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
