@@ -20,7 +20,7 @@ file, row and column; ``RoutingData.from_table`` raises the first as a ``DataErr
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -68,6 +68,8 @@ class Outcomes:
 
     scores: (n, m) in [0, 1], NaN where missing. costs: (n, m), normalised so that the
     most expensive model's mean training cost is 1 (``cost_scale`` USD = 1 unit).
+    ``encode_text(texts) -> (k, d)`` embeds extra texts (model or group descriptions) in
+    the same space as the prompts (the run's encoder, cached); None outside the harness.
     """
 
     scores: np.ndarray
@@ -76,6 +78,7 @@ class Outcomes:
     models: list[ModelInfo]
     cost_scale: float = 1.0
     group_descriptions: dict[str, str] = field(default_factory=dict)
+    encode_text: Callable[[list[str]], np.ndarray] | None = None
 
     @property
     def n(self) -> int:
@@ -148,9 +151,11 @@ class RoutingData:
         """Boolean (n,): rows with a score for every model."""
         return ~np.isnan(self.scores).any(axis=1)
 
-    def outcomes(self, cost_scale: float, group_descriptions: dict[str, str] | None = None) -> Outcomes:
+    def outcomes(self, cost_scale: float, group_descriptions: dict[str, str] | None = None,
+                 encode_text: Callable[[list[str]], np.ndarray] | None = None) -> Outcomes:
         return Outcomes(self.scores.copy(), self.costs / cost_scale, self.groups.copy(),
-                        list(self.models), cost_scale, dict(group_descriptions or {}))
+                        list(self.models), cost_scale, dict(group_descriptions or {}),
+                        encode_text)
 
     def fingerprint(self) -> str:
         """sha256 of ids, prompts, groups, scores and costs: identical data, identical hash."""

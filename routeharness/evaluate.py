@@ -77,6 +77,7 @@ class EmbeddedTask:
     encoded: int
     cached: int
     notes: list[str] = field(default_factory=list)
+    encode_text: Callable[[list[str]], np.ndarray] | None = None
 
 
 def embed_task(task: RoutingTask, encoder: Any, cache: Any, reporter: Reporter) -> EmbeddedTask:
@@ -96,7 +97,10 @@ def embed_task(task: RoutingTask, encoder: Any, cache: Any, reporter: Reporter) 
             cached += data.n
         else:
             encoded += result.n_encoded
-    return EmbeddedTask(task, X, encoded, cached, notes)
+    def encode_text(texts: list[str]) -> np.ndarray:
+        return cache.embed(encoder, list(texts)).embeddings
+
+    return EmbeddedTask(task, X, encoded, cached, notes, encode_text)
 
 
 def candidate_configs(param_grid: dict[str, list[Any]], max_configs: int,
@@ -228,7 +232,7 @@ def run_one(router_name: str, entry: Any, embedded: EmbeddedTask, seed: int,
     router_cls = entry.load()
     train, validation, test = (task.splits[s] for s in ("train", "validation", "test"))
     scale = metrics.cost_scale(train.costs)
-    train_outcomes = train.outcomes(scale, task.group_descriptions)
+    train_outcomes = train.outcomes(scale, task.group_descriptions, embedded.encode_text)
     val_rows, test_rows = validation.complete_rows(), test.complete_rows()
     validation_eval = validation.subset(val_rows)
     test_eval = test.subset(test_rows)
