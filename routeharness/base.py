@@ -31,27 +31,45 @@ class NotFittedError(RouteHarnessError):
     """A router was used before ``fit``."""
 
 
-def select(scores_hat: np.ndarray, costs_hat: np.ndarray, lam: float) -> np.ndarray:
+def select(scores_hat: np.ndarray, costs_hat: np.ndarray, lam: float,
+           tie_key: np.ndarray | None = None) -> np.ndarray:
     """Model index per row maximising ``scores_hat - lam * costs_hat``; ``lam = inf``
-    means cost only. Ties go to the cheaper model (``TIE_BREAK``). NaN scores never win."""
+    means cost only. Ties go to the cheaper model (``TIE_BREAK``), or to the lowest
+    ``tie_key`` (m,) when given. NaN scores never win."""
     scores_hat = np.where(np.isnan(scores_hat), -np.inf, scores_hat)
     costs_hat = np.where(np.isnan(costs_hat), np.inf, costs_hat)
     if np.isinf(lam):
         utility = -costs_hat
-        tie_key = -scores_hat  # among equally cheap, the better one
+        default_key = -scores_hat  # among equally cheap, the better one
     else:
         utility = scores_hat - lam * costs_hat
-        tie_key = costs_hat
+        default_key = costs_hat
+    tie_key = default_key if tie_key is None else np.broadcast_to(tie_key, utility.shape)
     best = utility.max(axis=1, keepdims=True)
     tolerance = 1e-12 * np.maximum(1.0, np.abs(best))
     candidates = utility >= best - tolerance
     return np.where(candidates, tie_key, np.inf).argmin(axis=1)
 
 
-def best_models(scores: np.ndarray, costs: np.ndarray, lam: float) -> np.ndarray:
+TIE_RULES = ("cheapest", "best-average")
+
+
+def best_models(scores: np.ndarray, costs: np.ndarray, lam: float,
+                tie_break: str = TIE_BREAK) -> np.ndarray:
     """The label of each training row at trade-off ``lam``: its best model by actual
-    outcome under the same tie rule (for selection routers)."""
-    return select(scores, costs, lam)
+    outcome (for selection routers). With 0/1 scores most rows have several best models:
+    ``tie_break="cheapest"`` labels the cheapest of them, ``"best-average"`` the one with
+    the best mean training score (then the cheaper)."""
+    if tie_break == "cheapest":
+        return select(scores, costs, lam)
+    if tie_break == "best-average":
+        means = np.nan_to_num(np.nanmean(scores, axis=0), nan=0.0)
+        mean_costs = np.nan_to_num(np.nanmean(costs, axis=0), nan=0.0)
+        order = np.lexsort((mean_costs, -means))  # rank: best average first, then cheaper
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        return select(scores, costs, lam, tie_key=rank.astype(float))
+    raise ValueError(f"tie_break must be one of {TIE_RULES}, got {tie_break!r}")
 
 
 class BaseRouter:

@@ -320,14 +320,14 @@ def validate_table(arrow: Any, *, source: str, models: Sequence[ModelInfo] | Non
             continue
         score_col, cost_col = SCORE_PREFIX + name, COST_PREFIX + name
         for row in np.flatnonzero(np.isinf(scores) | (scores < 0) | (scores > 1)):
-            if add(f"score {scores[row]!r} outside [0, 1]", int(row), score_col):
+            if add(f"score {float(scores[row])!r} outside [0, 1]", int(row), score_col):
                 return problems
         score_known = ~np.isnan(scores)
         for row in np.flatnonzero(score_known & np.isnan(costs)):
             if add("cost missing (NaN or empty) where the score is present", int(row), cost_col):
                 return problems
         for row in np.flatnonzero(np.isinf(costs) | (costs < 0)):
-            if add(f"cost {costs[row]!r} must be a finite number >= 0 (USD)", int(row), cost_col):
+            if add(f"cost {float(costs[row])!r} must be a finite number >= 0 (USD)", int(row), cost_col):
                 return problems
         if not score_known.any() and add(f"model {name!r} has no scores at all", column=score_col):
             return problems

@@ -4,7 +4,9 @@ Utility variant (``knn``): each model's predicted score and cost is the mean ove
 nearest training prompts, uniform or weighted by inverse cosine distance; missing cells
 are skipped (a model with no neighbour outcome falls back to its training mean).
 Selection variant (``knn-vote``): each neighbour votes, with the same weights, for its
-best model at the trade-off (ties: the cheaper model); the vote's winner routes.
+best model at the trade-off; the vote's winner routes (vote ties: the model cheaper on
+average). A neighbour with several best models (common with 0/1 scores) votes by the
+``tie_break`` rule, which is tuned: "cheapest" or "best-average".
 """
 
 from __future__ import annotations
@@ -93,10 +95,17 @@ class KNNVoteRouter(_KNNBase):
     """Selection kNN: weighted vote of the neighbours' best models at the trade-off."""
 
     kind = SELECTION
-    param_grid: ClassVar[dict[str, list[Any]]] = KNNRouter.param_grid
+    param_grid: ClassVar[dict[str, list[Any]]] = {
+        "k": [3, 5, 10, 20, 50, 100], "weighting": ["uniform", "distance"],
+        "tie_break": ["cheapest", "best-average"]}
+
+    def __init__(self, k: int = 10, weighting: str = "uniform", tie_break: str = "cheapest",
+                 random_state: int | None = None):
+        super().__init__(k=k, weighting=weighting, random_state=random_state)
+        self.tie_break = tie_break
 
     def _vote(self, index: np.ndarray, weights: np.ndarray, lam: float) -> np.ndarray:
-        labels = best_models(self.scores_, self.costs_, lam)[index]  # (n, k)
+        labels = best_models(self.scores_, self.costs_, lam, self.tie_break)[index]  # (n, k)
         votes = np.zeros((index.shape[0], self.n_models_))
         np.add.at(votes, (np.arange(index.shape[0])[:, None], labels), weights)
         # ties in the vote go to the model cheaper on average in training

@@ -1,0 +1,91 @@
+"""The real CLI in a subprocess, on the embedded default data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from routeharness.results import RESULT_SCHEMA
+
+
+def test_help_is_fast_and_imports_nothing_heavy():
+    code = ("import sys, time; t = time.perf_counter()\n"
+            "from routeharness.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "for cmd in (['routers'], ['tasks'], ['encoders'], ['plugins']):\n"
+            "    try:\n        main(cmd)\n    except SystemExit:\n        pass\n"
+            "heavy = [m for m in ('torch', 'faiss', 'datasets', 'sentence_transformers', "
+            "'transformers', 'pandas') if m in sys.modules]\n"
+            "print('HEAVY', heavy)\n")
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stdout
+    assert "eval" in result.stdout
+    assert elapsed < 5  # generous bound for a loaded CI machine; typically ~0.3 s
+
+
+def test_unknown_router_gets_did_you_mean_and_exit_2(cli):
+    result = cli("eval", "--router", "knnn", "--task", "routerbench")
+    assert result.returncode == 2
+    assert "unknown router 'knnn'" in result.stderr and "Did you mean 'knn'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_task_and_group(cli):
+    result = cli("eval", "--router", "knn", "--task", "routerbenhc")
+    assert result.returncode == 2 and "Did you mean 'routerbench'" in result.stderr
+    result = cli("eval", "--router", "knn", "--task", "routerbench:mbp", "--no-references")
+    assert result.returncode == 2 and "Did you mean 'mbpp'" in result.stderr
+
+
+def test_malformed_dataset_is_one_line_and_nonzero(cli, tmp_path):
+    (tmp_path / "bad.csv").write_text(
+        "id,prompt,group,split,score:a,cost:a\nq1,hello,g,train,0.5,-1\n", encoding="utf-8")
+    out = tmp_path / "out.json"
+    result = cli("eval", "--router", "knn", "--task", str(tmp_path / "bad.csv"), "-o", str(out))
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1, result.stderr
+    assert "bad.csv" in lines[0] and "row 0" in lines[0] and "'cost:a'" in lines[0]
+    assert "cost -1.0 must be a finite number >= 0" in lines[0]
+    assert not out.exists()  # nothing half-written
+
+
+def test_eval_end_to_end_on_the_embedded_default(cli, cache_dir, tmp_path):
+    out, plot = tmp_path / "results.json", tmp_path / "frontier.png"
+    args = ("eval", "--router", "knn", "--task", "routerbench:mbpp", "-o", str(out),
+            "--plot", str(plot), "--bootstrap", "50")
+    env = {"ROUTEHARNESS_CACHE": str(cache_dir), "COLUMNS": "160"}
+    first = cli(*args, env=env)
+    assert first.returncode == 0, first.stderr
+    for text in ("routerbench:mbpp", "knn", "best-single", "oracle (upper bound)", "random",
+                 "single-model frontier"):
+        assert text in first.stdout
+    result = json.loads(out.read_text())
+    assert result["schema"] == RESULT_SCHEMA
+    assert result["encoder"]["identity"] == "sentence-transformers/all-MiniLM-L6-v2"
+    records = {r["router"]: r for r in result["records"]}
+    assert set(records) == {"knn", "best-single", "random", "oracle"}
+    knn = records["knn"]
+    assert knn["params"]["k"] in (1, 3, 5, 10, 20, 50, 100)
+    assert len(knn["tuning"]) == 14  # the whole declared grid was tried on validation
+    assert knn["metrics"]["auc_ci95"][0] <= knn["metrics"]["auc"] <= knn["metrics"]["auc_ci95"][1]
+    assert records["oracle"]["upper_bound"] is True
+    assert records["oracle"]["metrics"]["auc"] >= knn["metrics"]["auc"]
+    assert knn["metrics"]["auc"] > records["random"]["metrics"]["auc"]
+    provenance = result["tasks"]["routerbench:mbpp"]
+    assert provenance["sizes"]["test"] == 128 and len(provenance["fingerprint"]) == 64
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    second = cli(*args, env=env)
+    assert second.returncode == 0, second.stderr
+    assert "0 prompts encoded" in second.stderr and "nothing encoded" in second.stderr
+    again = json.loads(out.read_text())
+    again_knn = next(r for r in again["records"] if r["router"] == "knn")
+    assert np.isclose(again_knn["metrics"]["auc"], knn["metrics"]["auc"])
