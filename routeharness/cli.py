@@ -138,7 +138,7 @@ class _RichReporter:
 
     @contextmanager
     def progress(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
-        if self.quiet:
+        if self.quiet or not self.console.is_terminal:  # no bar redraws in logs and pipes
             yield lambda advance: None
             return
         from rich.progress import (
