@@ -315,7 +315,9 @@ def validate_table(arrow: Any, *, source: str, models: Sequence[ModelInfo] | Non
             scores = _float_column(arrow, SCORE_PREFIX + name)
             costs = _float_column(arrow, COST_PREFIX + name)
         except (TypeError, ValueError) as exc:
-            if add(f"non-numeric values in model {name!r}: {exc}", column=SCORE_PREFIX + name):
+            row, column, value = _first_non_number(arrow, name)
+            detail = f"not a number: {value!s}" if row is not None else str(exc)
+            if add(f"non-numeric value in model {name!r}: {detail}", row, column):
                 return problems
             continue
         score_col, cost_col = SCORE_PREFIX + name, COST_PREFIX + name
@@ -416,3 +418,59 @@ def carve_validation(ids: Sequence[str], groups: Sequence[str], fraction: float,
         take = int(round(fraction * len(rows)))
         mask[rows[rng.permutation(len(rows))[:take]]] = True
     return mask
+
+
+def _first_non_number(arrow: Any, name: str) -> tuple[int | None, str, Any]:
+    """(row, column, value) of the first score/cost cell of ``name`` that is not a number."""
+    for column in (SCORE_PREFIX + name, COST_PREFIX + name):
+        for row, value in enumerate(arrow.column(column).to_pylist()):
+            if value is None or isinstance(value, bool):
+                continue
+            try:
+                float(value)
+            except (TypeError, ValueError):
+                return row, column, value
+    return None, SCORE_PREFIX + name, None
+
+
+def prompt_key(prompt: str, image: Any = None) -> str:
+    """What makes two prompts "the same" for leak checks: the text, and the image where
+    there is one (its path or a hash of its bytes), so that image tasks that reuse a few
+    question templates are not flagged."""
+    if image is None:
+        return prompt
+    if isinstance(image, dict):
+        data = image.get("bytes")
+        image = hashlib.sha256(data).hexdigest() if data else image.get("path")
+    elif isinstance(image, (bytes, bytearray)):
+        image = hashlib.sha256(image).hexdigest()
+    elif hasattr(image, "tobytes"):
+        image = hashlib.sha256(image.tobytes()).hexdigest()
+    return f"{prompt}\x00{image}"
+
+
+def split_keys(data: RoutingData) -> list[str]:
+    images = data.images if data.images is not None else [None] * data.n
+    return [prompt_key(p, i) for p, i in zip(data.prompts, images)]
+
+
+def find_leaks(task: RoutingTask) -> dict[str, list[tuple[int, int]]]:
+    """Prompts shared between splits: ``{"test-train": [(test row, train row)], ...}`` for
+    test-train, test-validation and validation-train (rows 0-based within each split)."""
+    keys = {split: split_keys(task.splits[split]) for split in SPLITS if split in task.splits}
+    out: dict[str, list[tuple[int, int]]] = {}
+    for later, earlier in (("test", "train"), ("test", "validation"), ("validation", "train")):
+        if later not in keys or earlier not in keys:
+            continue
+        first: dict[str, int] = {}
+        for row, key in enumerate(keys[earlier]):
+            first.setdefault(key, row)
+        out[f"{later}-{earlier}"] = [(row, first[key]) for row, key in enumerate(keys[later])
+                                     if key in first]
+    return out
+
+
+def duplicate_prompts(data: RoutingData) -> int:
+    """Rows whose prompt (and image) repeats an earlier row of the same split."""
+    keys = split_keys(data)
+    return len(keys) - len(set(keys))

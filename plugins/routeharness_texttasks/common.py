@@ -1,0 +1,241 @@
+"""Helpers shared by the text task loaders: reading upstream files with one-line errors,
+token estimates, turning canonical columns into a ``RoutingTask``, and writing the
+canonical dataset (``save_to_disk`` + ``routing.json`` + a dataset card)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from routeharness.data import SPLITS, DataError, ModelInfo, RoutingData, RoutingTask
+from routeharness.errors import RouteHarnessError
+
+DATA_DIR = Path(__file__).parent / "data"
+CHARS_PER_TOKEN = 4.0
+
+
+def approx_tokens(text_or_chars: str | float) -> float:
+    """Tokens estimated from characters (about 4 characters per token for English text,
+    OpenAI's rule of thumb); a string or a character count."""
+    chars = len(text_or_chars) if isinstance(text_or_chars, str) else float(text_or_chars)
+    return chars / CHARS_PER_TOKEN
+
+
+def prompt_tokens(text: str) -> int:
+    """Input tokens of a prompt: ``ceil(chars / 4)``, at least 1."""
+    return max(1, math.ceil(len(text) / CHARS_PER_TOKEN))
+
+
+def stable_id(prefix: str, text: str) -> str:
+    """An id that depends on the text only (sha256, 12 hex digits)."""
+    return f"{prefix}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:12]}"
+
+
+def find_source(data_dir: Path, subdir: str, required: Sequence[str], task: str) -> Path:
+    """``data_dir/<subdir>`` or ``data_dir`` itself, whichever holds every required file."""
+    data_dir = Path(data_dir)
+    for candidate in (data_dir / subdir, data_dir):
+        if all((candidate / name).is_file() for name in required):
+            return candidate
+    raise RouteHarnessError(f"{data_dir}: no {task} files ({', '.join(required[:2])}, ...) "
+                            f"here or in {data_dir / subdir}")
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file; a missing, non-UTF-8 or invalid file is a one-line ``DataError``."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise DataError("file not found", source=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not UTF-8 text: byte {exc.start} cannot be decoded",
+                        source=str(path)) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"invalid JSON at line {exc.lineno}: {exc.msg}",
+                        source=str(path)) from None
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """A JSON-lines file of objects; errors name the row (0-based line)."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise DataError("file not found", source=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not UTF-8 text: byte {exc.start} cannot be decoded",
+                        source=str(path)) from None
+    records = []
+    for row, line in enumerate(text.split("\n")):  # not splitlines: U+2028 is data
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"invalid JSON: {exc.msg}", source=str(path), row=row) from None
+        if not isinstance(value, dict):
+            raise DataError("each line must be a JSON object", source=str(path), row=row)
+        records.append(value)
+    return records
+
+
+def question_records(path: Path, models: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """The ``[{"question": str, "scores": {model: float}}]`` files of RouterDC/LLMRouter,
+    checked: every row has a question and a score for each model (named in the error)."""
+    data = read_json(path)
+    if not isinstance(data, list):
+        raise DataError("expected a JSON list of {question, scores} records", source=str(path))
+    for row, record in enumerate(data):
+        if not isinstance(record, dict):
+            raise DataError("record must be an object", source=str(path), row=row)
+        if not isinstance(record.get("question"), str):
+            raise DataError("missing or non-string 'question'", source=str(path), row=row,
+                            column="question")
+        scores = record.get("scores")
+        if not isinstance(scores, dict):
+            raise DataError("missing 'scores' object", source=str(path), row=row,
+                            column="scores")
+        for name in models or ():
+            value = scores.get(name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise DataError(f"missing or non-numeric score for model {name!r}",
+                                source=str(path), row=row, column=f"scores.{name}")
+    return data
+
+
+def model_prices(card: Any) -> dict[str, tuple[float, float]]:
+    """(input, output) USD per million tokens of each model in the card."""
+    prices = {}
+    for model in card.models:
+        try:
+            prices[model["name"]] = (float(model.get("price_input_per_mtok", 0.0)),
+                                     float(model["price_output_per_mtok"]))
+        except (KeyError, TypeError, ValueError):
+            raise RouteHarnessError(f"{card.path}: model {model['name']!r} has no "
+                                    "price_output_per_mtok") from None
+    return prices
+
+
+def columns_to_task(columns: dict[str, list[Any]], card: Any, source: str,
+                    models: list[ModelInfo] | None = None,
+                    revision: str | None = None) -> RoutingTask:
+    """Canonical columns with a ``split`` column -> a validated ``RoutingTask``."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    table = datasets.Dataset.from_dict(columns)
+    return table_to_task(table, card, source, models, revision)
+
+
+def table_to_task(table: Any, card: Any, source: str, models: list[ModelInfo] | None = None,
+                  revision: str | None = None) -> RoutingTask:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from routeharness.data import arrow_table
+
+    models = models if models is not None else card.model_infos()
+    # split on the Arrow table: datasets' row-wise select/flatten is 100x slower here
+    arrow = arrow_table(table)
+    splits = {}
+    for split in SPLITS:
+        part = arrow.filter(pc.equal(arrow.column("split"), pa.scalar(split)))
+        splits[split] = RoutingData.from_table(part.drop_columns(["split"]),
+                                               source=f"{source}[{split}]", split=split,
+                                               models=models)
+    return RoutingTask(name=card.name, version=card.version, splits=splits, source=source,
+                       card=card, group_descriptions=card.group_descriptions(),
+                       notes=_notes(card), revision=revision or card.revision)
+
+
+def _notes(card: Any) -> list[str]:
+    if card.notes is None:
+        return []
+    return [card.notes] if isinstance(card.notes, str) else [str(n) for n in card.notes]
+
+
+def embedded_path(name: str) -> Path:
+    return DATA_DIR / f"{name}.parquet"
+
+
+def load_embedded(card: Any) -> RoutingTask:
+    """The task from the canonical copy shipped in the package (``data/<name>.parquet``)."""
+    import datasets
+
+    path = embedded_path(card.name)
+    if not path.is_file():
+        raise RouteHarnessError(f"the embedded {card.name} copy is missing ({path}); "
+                                "reinstall routeharness or pass --data-dir")
+    datasets.disable_progress_bars()
+    table = datasets.Dataset.from_parquet(str(path), keep_in_memory=True)
+    return table_to_task(table, card, f"embedded:{path.name}")
+
+
+def write_embedded(columns: dict[str, list[Any]], name: str) -> Path:
+    """Write the canonical columns (with ``split``) as the embedded zstd parquet copy."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = embedded_path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(columns), path, compression="zstd", compression_level=19)
+    return path
+
+
+def save_canonical(task: RoutingTask, out_dir: Path, card: Any, built_from: str) -> Path:
+    """Write ``task`` as a ``datasets`` DatasetDict (``save_to_disk``) with the
+    ``routing.json`` sidecar (name, version, models, groups) and a README.md dataset card.
+    ``routeharness.tasks.load_local`` loads the result."""
+    import datasets
+
+    from routeharness.tasks import SIDECAR
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise RouteHarnessError(f"{out_dir}: output directory exists and is not empty")
+    datasets.disable_progress_bars()
+    dataset_dict = datasets.DatasetDict({split: datasets.Dataset.from_dict(
+        task.splits[split].to_columns()) for split in SPLITS})
+    dataset_dict.save_to_disk(str(out_dir))
+    meta = {"name": task.name, "version": task.version, "license": card.license,
+            "source": card.source, "built_from": built_from,
+            "models": [m.to_dict() for m in task.models],
+            "groups": dict(task.group_descriptions)}
+    (out_dir / SIDECAR).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    (out_dir / "README.md").write_text(dataset_card(task, card, built_from), encoding="utf-8")
+    return out_dir
+
+
+def dataset_card(task: RoutingTask, card: Any, built_from: str) -> str:
+    """A Hugging Face style dataset card: source, license, citation, score and cost."""
+    sizes = ", ".join(f"{split} {task.splits[split].n}" for split in SPLITS)
+    lines = [
+        "---", f"pretty_name: {task.name}", f"license: other  # {card.license}",
+        "tags: [llm-routing, routeharness]", "---", "",
+        f"# {task.name} (routeharness task, version {task.version})", "",
+        card.description.strip(), "",
+        "## Source", "",
+        *(f"- {key}: {value}" for key, value in card.source.items()),
+        f"- built from: {built_from}", "",
+        "## License", "", card.license.strip(), "",
+        "## Citation", "", "```bibtex", card.citation.strip(), "```", "",
+        "## Layout", "",
+        f"Canonical routeharness layout (docs/dataset-format.md). Splits: {sizes}. "
+        f"{len(task.models)} models; groups: {', '.join(task.groups)}.", "",
+        "## Score", "", str(card.score.get("definition", "")).strip(), "",
+        "## Cost", "", str(card.cost.get("definition", "")).strip(), "",
+        "## Splits", "", *(f"- {k}: {v}" for k, v in card.splits.items()), "",
+    ]
+    return "\n".join(lines)
+
+
+def load_card_of(name: str) -> Any:
+    from routeharness.resources import task_card_path
+    from routeharness.tasks import load_card
+
+    return load_card(task_card_path(name))

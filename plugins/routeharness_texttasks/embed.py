@@ -1,0 +1,45 @@
+"""Rebuild the copies embedded in the package from the upstream mirror.
+
+    python -m routeharness_texttasks.embed ../shared/data [alpacaeval llmrouter routerdc]
+
+Each copy is the canonical table (id, prompt, group, split, score:*, cost:*) as a zstd
+parquet file in ``data/``; tests check that it equals a fresh load from the mirror.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from routeharness_texttasks import common
+
+TASK_NAMES = ("alpacaeval", "llmrouter", "routerdc")
+
+
+def columns_for(name: str, data_dir: Path) -> dict[str, list]:
+    """Canonical columns (with ``split``) of a built-in text task, from the mirror."""
+    import importlib
+
+    module = importlib.import_module(f"routeharness_texttasks.{name}")
+    card = common.load_card_of(name)
+    if name == "alpacaeval":
+        for candidate in (data_dir / name, data_dir):
+            if all((candidate / f).is_file() for f in module.MIRROR_FILES):
+                return module.columns_from_mirror(candidate, card)
+        raise SystemExit(f"{data_dir}: no AlpacaEval mirror files")
+    source = common.find_source(data_dir, name, module.REQUIRED, name)
+    return module.build_columns(source, card)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        raise SystemExit(__doc__)
+    data_dir, names = Path(args[0]), args[1:] or list(TASK_NAMES)
+    for name in names:
+        path = common.write_embedded(columns_for(name, data_dir), name)
+        print(f"{name}: {path} ({path.stat().st_size / 1e6:.2f} MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""RouterDC's in-distribution data (``datasets/split2_model7``) as a routing task.
+
+Mirror layout (../shared/data/routerdc, from ``shuhao02/RouterDC``): a JSON list
+``[{"question", "scores": {model: value}}]`` per task and part, ``<task>_train.json`` /
+``<task>_test.json`` (GSM8K: ``gsm8k-train.json`` / ``gsm8k-test.json``).
+
+Scores follow RouterDC's own evaluation: for multiple-choice tasks the stored value is
+the gold option's probability when the argmax was right, else 0, and any value above 0
+counts as correct (1.0); generation tasks (GSM8K, HumanEval) store the fraction of correct
+samples, used as is. Test questions that also appear in a train file are removed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from routeharness.data import COST_PREFIX, SCORE_PREFIX, DataError, carve_validation
+from routeharness_texttasks import common
+
+NAME = "routerdc"
+# group -> (train file, test file, multiple choice?)
+FILES: dict[str, tuple[str, str, bool]] = {
+    "mmlu": ("mmlu_train.json", "mmlu_test.json", True),
+    "gsm8k": ("gsm8k-train.json", "gsm8k-test.json", False),
+    "cmmlu": ("cmmlu_train.json", "cmmlu_test.json", True),
+    "arc-challenge": ("arc_challenge_train.json", "arc_challenge_test.json", True),
+    "arc-easy": ("arc_easy_train.json", "arc_easy_test.json", True),
+    "humaneval": ("humaneval_train.json", "humaneval_test.json", False),
+}
+REQUIRED = tuple(name for train, test, _ in FILES.values() for name in (train, test))
+VALIDATION_FRACTION = 0.1
+VALIDATION_SEED = 20240926
+DEFAULT_OUTPUT_TOKENS = 256
+
+
+def routerdc_score(value: float, multiple_choice: bool) -> float:
+    """RouterDC's rule: multiple choice -> 1.0 if value > 0 else 0.0; generation -> value."""
+    if multiple_choice:
+        return 1.0 if value > 0 else 0.0
+    return float(value)
+
+
+def build_columns(source: Path, card: Any) -> dict[str, list[Any]]:
+    """Canonical columns (with ``split``) from the mirror files."""
+    models = [m["name"] for m in card.models]
+    prices = common.model_prices(card)
+    output_tokens = float(card.cost.get("output_tokens_assumed", DEFAULT_OUTPUT_TOKENS))
+    columns: dict[str, list[Any]] = {"id": [], "prompt": [], "group": [], "split": []}
+    for name in models:
+        columns[SCORE_PREFIX + name] = []
+    for name in models:
+        columns[COST_PREFIX + name] = []
+    loaded = {(group, part): common.question_records(source / FILES[group][i], models)
+              for group in FILES for i, part in enumerate(("train", "test"))}
+    train_questions = {r["question"] for group in FILES for r in loaded[(group, "train")]}
+    for part in ("train", "test"):
+        for group, (train_file, test_file, multiple_choice) in FILES.items():
+            path = source / (train_file if part == "train" else test_file)
+            for row, record in enumerate(loaded[(group, part)]):
+                question = record["question"]
+                if part == "test" and question in train_questions:
+                    continue  # leaked into train upstream (see the card's notes)
+                columns["id"].append(f"routerdc-{group}-{part}-{row:05d}")
+                columns["prompt"].append(question)
+                columns["group"].append(group)
+                columns["split"].append(part)
+                tokens_in = common.prompt_tokens(question)
+                for name in models:
+                    raw = float(record["scores"][name])
+                    if not 0.0 <= raw <= 1.0 + 1e-9:
+                        raise DataError(f"score {raw!r} outside [0, 1]", source=str(path),
+                                        row=row, column=f"scores.{name}")
+                    columns[SCORE_PREFIX + name].append(
+                        min(1.0, routerdc_score(raw, multiple_choice)))
+                    price_in, price_out = prices[name]
+                    columns[COST_PREFIX + name].append(
+                        (tokens_in * price_in + output_tokens * price_out) / 1e6)
+    is_train = np.asarray([s == "train" for s in columns["split"]])
+    train_rows = np.flatnonzero(is_train)
+    moved = carve_validation([columns["id"][i] for i in train_rows],
+                             [columns["group"][i] for i in train_rows],
+                             VALIDATION_FRACTION, VALIDATION_SEED)
+    for i in train_rows[moved]:
+        columns["split"][i] = "validation"
+    return columns
+
+
+def load(card: Any, data_dir: Path | None = None, **_: Any) -> Any:
+    """The RouterDC task: from ``data_dir`` (the mirror layout) if given, else the copy
+    embedded in the package."""
+    if data_dir is None:
+        return common.load_embedded(card)
+    source = common.find_source(Path(data_dir), NAME, REQUIRED, "RouterDC")
+    return common.columns_to_task(build_columns(source, card), card, str(source))
+
+
+def build(source_dir: str | Path, out_dir: str | Path) -> Path:
+    """``routeharness data build routerdc``: mirror layout -> canonical dataset."""
+    card = common.load_card_of(NAME)
+    task = load(card, data_dir=Path(source_dir))
+    return common.save_canonical(task, Path(out_dir), card, str(source_dir))
