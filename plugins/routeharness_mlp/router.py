@@ -1,0 +1,270 @@
+"""MLP routers on frozen prompt embeddings (PyTorch, CPU).
+
+Early stopping: the harness calls ``fit(X_train, outcomes)`` only, so each router carves
+its own early-stopping split (``val_fraction`` of the training rows, drawn with
+``random_state``) and keeps the weights of the epoch with the lowest loss on it.
+Randomness goes through a local ``torch.Generator`` / ``numpy`` generator seeded from
+``random_state``: the same seed gives the same router. ``torch.set_num_threads`` is left
+alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+import numpy as np
+
+from routeharness.base import SELECTION, BaseRouter, best_models
+from routeharness.errors import DataError
+
+#: trade-offs the selection network is trained on (cost units: normalised, see base.py)
+TRAIN_LAMBDAS: tuple[float, ...] = (0.0, *np.logspace(-3, 3, 25).tolist(), float("inf"))
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Small networks train fastest on one intra-op thread (and several threads thrash on
+    a busy machine); the process-wide setting is restored on exit, never changed globally."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def lambda_feature(lam: float) -> float:
+    """The trade-off as one network input in [-1, 1]: log10(lam) over [-4, 4], with 0 -> -1
+    and inf -> 1 (every lambda the harness sweeps, 1e-3..1e3, lies inside)."""
+    if lam <= 0:
+        return -1.0
+    if np.isinf(lam):
+        return 1.0
+    return float(np.clip(np.log10(lam), -4.0, 4.0) / 4.0)
+
+
+def _check_inputs(name: str, X: np.ndarray, outcomes: Any) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2 or len(X) != outcomes.n:
+        raise DataError(f"{name}: X has shape {X.shape}, expected ({outcomes.n}, d)")
+    if outcomes.n < 4:
+        raise DataError(f"{name}: needs at least 4 training prompts, got {outcomes.n}")
+    return X
+
+
+def _split(n: int, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded (fit rows, early-stopping rows); at least one row in each."""
+    order = rng.permutation(n)
+    n_val = min(max(1, int(round(fraction * n))), n - 1)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def _network(d_in: int, hidden: int, layers: int, d_out: int, dropout: float) -> Any:
+    import torch.nn as nn
+
+    blocks: list[Any] = []
+    width = d_in
+    for _ in range(layers):
+        blocks += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
+        width = hidden
+    blocks.append(nn.Linear(width, d_out))
+    return nn.Sequential(*blocks)
+
+
+class _TorchRouter(BaseRouter):
+    """Shared training loop: mini-batch Adam with weight decay, early stopping."""
+
+    def __init__(self, hidden: int = 256, layers: int = 1, dropout: float = 0.1,
+                 lr: float = 1e-3, weight_decay: float = 1e-4, batch_size: int = 64,
+                 max_epochs: int = 200, patience: int = 10, val_fraction: float = 0.1,
+                 random_state: int | None = None):
+        self.hidden = hidden
+        self.layers = layers
+        self.dropout = dropout
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.val_fraction = val_fraction
+        self.random_state = random_state
+
+    def _train(self, net: Any, n_items: int, loss_of: Any, val_loss: Any,
+               generator: Any) -> list[float]:
+        """Trains ``net`` on item indices 0..n_items-1 with ``loss_of(batch_index)``;
+        returns the per-epoch training losses and leaves the best weights in ``net``."""
+        import torch
+
+        optimiser = torch.optim.AdamW(net.parameters(), lr=self.lr,
+                                      weight_decay=self.weight_decay)
+        best, best_state, waited, history = np.inf, None, 0, []
+        for _ in range(self.max_epochs):
+            net.train()
+            order = torch.randperm(n_items, generator=generator)
+            total = 0.0
+            for start in range(0, n_items, self.batch_size):
+                batch = order[start:start + self.batch_size]
+                loss = loss_of(batch)
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                total += loss.item() * len(batch)
+            history.append(total / n_items)
+            net.eval()
+            with torch.no_grad():
+                current = float(val_loss())
+            if current < best - 1e-6:
+                best, waited = current, 0
+                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            else:
+                waited += 1
+                if waited >= self.patience:
+                    break
+        if best_state is not None:
+            net.load_state_dict(best_state)
+        net.eval()
+        self.best_val_loss_ = best
+        return history
+
+
+class MLPRouter(_TorchRouter):
+    """Utility router: one multi-output network predicts every model's score and cost.
+
+    Output ``2m`` units: m score logits (binary cross-entropy against scores in [0, 1],
+    NaN cells masked) and m relative costs (mean squared error against ``cost / mean cost of
+    that model``, so a cheap model's cost is learnt as precisely as an expensive one's)."""
+
+    param_grid: ClassVar[dict[str, list[Any]]] = {
+        "hidden": [128, 512], "lr": [1e-3, 3e-4], "dropout": [0.0, 0.2]}
+
+    def fit(self, X: np.ndarray, outcomes: Any) -> MLPRouter:
+        """``X``: (n, d) embeddings; ``outcomes``: scores (n, m) in [0, 1], normalised costs."""
+        import torch
+        import torch.nn.functional as F
+
+        X = _check_inputs("mlp", X, outcomes)
+        m = outcomes.m
+        scores = np.asarray(outcomes.scores, dtype=np.float32)
+        costs = np.asarray(outcomes.costs, dtype=np.float32)
+        self.cost_means_ = np.nanmean(np.where(np.isnan(scores), np.nan, costs), axis=0)
+        self.cost_means_ = np.where(np.isfinite(self.cost_means_) & (self.cost_means_ > 0),
+                                    self.cost_means_, 1.0).astype(np.float32)
+        rel_costs = costs / self.cost_means_
+        seed = 0 if self.random_state is None else int(self.random_state)
+        rng = np.random.default_rng(seed)
+        fit_rows, es_rows = _split(len(X), self.val_fraction, rng)
+        generator = torch.Generator().manual_seed(seed)
+        with torch.random.fork_rng(devices=[]), _one_thread():
+            torch.manual_seed(seed)  # weight init and dropout masks
+            net = _network(X.shape[1], self.hidden, self.layers, 2 * m, self.dropout)
+
+            Xt = torch.from_numpy(X)
+            S = torch.from_numpy(np.nan_to_num(scores, nan=0.0))
+            C = torch.from_numpy(np.nan_to_num(rel_costs, nan=0.0))
+            mask_s = torch.from_numpy(~np.isnan(scores)).float()
+            mask_c = torch.from_numpy(~np.isnan(rel_costs)).float()
+
+            def loss_on(rows: Any) -> Any:
+                out = net(Xt[rows])
+                bce = F.binary_cross_entropy_with_logits(out[:, :m], S[rows], reduction="none")
+                mse = (out[:, m:] - C[rows]) ** 2
+                ms, mc = mask_s[rows], mask_c[rows]
+                return ((bce * ms).sum() / ms.sum().clamp(min=1)
+                        + (mse * mc).sum() / mc.sum().clamp(min=1))
+
+            fit_t, es_t = torch.from_numpy(fit_rows), torch.from_numpy(es_rows)
+            self.loss_history_ = self._train(net, len(fit_rows), lambda b: loss_on(fit_t[b]),
+                                             lambda: loss_on(es_t), generator)
+        self.net_ = net
+        self.n_models_ = m
+        return self
+
+    def predict(self, X: np.ndarray, groups: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores_hat in [0, 1], costs_hat in normalised units), both (n, m)."""
+        import torch
+
+        self._check_fitted()
+        with torch.no_grad():
+            out = self.net_(torch.from_numpy(np.asarray(X, dtype=np.float32))).numpy()
+        m = self.n_models_
+        scores_hat = 1.0 / (1.0 + np.exp(-out[:, :m].astype(np.float64)))
+        costs_hat = np.maximum(out[:, m:].astype(np.float64), 1e-3) * self.cost_means_
+        return scores_hat, costs_hat
+
+
+class MLPSelectRouter(_TorchRouter):
+    """Selection router: a classifier onto the best model at a trade-off, conditioned on it.
+
+    Instead of one classifier per lambda, one network takes ``[embedding, lambda_feature]``
+    and is trained on every (prompt, lambda) pair over ``TRAIN_LAMBDAS`` (27 trade-offs,
+    0 and 1e-3..1e3 and inf), the label being the prompt's best model at that lambda by its
+    actual outcome (``best_models``, ties by ``tie_break``). One network serves every lambda;
+    a lambda between trained ones is interpolated by the network."""
+
+    kind = SELECTION
+    param_grid: ClassVar[dict[str, list[Any]]] = {
+        "hidden": [128, 512], "lr": [1e-3, 3e-4], "tie_break": ["cheapest", "best-average"]}
+
+    def __init__(self, hidden: int = 256, layers: int = 1, dropout: float = 0.1,
+                 lr: float = 1e-3, weight_decay: float = 1e-4, batch_size: int = 512,
+                 max_epochs: int = 40, patience: int = 5, val_fraction: float = 0.1,
+                 tie_break: str = "cheapest", random_state: int | None = None):
+        super().__init__(hidden=hidden, layers=layers, dropout=dropout, lr=lr,
+                         weight_decay=weight_decay, batch_size=batch_size,
+                         max_epochs=max_epochs, patience=patience, val_fraction=val_fraction,
+                         random_state=random_state)
+        self.tie_break = tie_break
+
+    def fit(self, X: np.ndarray, outcomes: Any) -> MLPSelectRouter:
+        """``X``: (n, d) embeddings; labels come from ``outcomes`` at every trained lambda."""
+        import torch
+        import torch.nn.functional as F
+
+        X = _check_inputs("mlp-select", X, outcomes)
+        scores = np.asarray(outcomes.scores, dtype=np.float64)
+        costs = np.asarray(outcomes.costs, dtype=np.float64)
+        lams = np.asarray(TRAIN_LAMBDAS)
+        labels = np.stack([best_models(scores, costs, lam, self.tie_break) for lam in lams])
+        feats = np.array([lambda_feature(lam) for lam in lams], dtype=np.float32)
+        seed = 0 if self.random_state is None else int(self.random_state)
+        rng = np.random.default_rng(seed)
+        fit_rows, es_rows = _split(len(X), self.val_fraction, rng)
+        L = len(lams)
+        generator = torch.Generator().manual_seed(seed)
+        with torch.random.fork_rng(devices=[]), _one_thread():
+            torch.manual_seed(seed)
+            net = _network(X.shape[1] + 1, self.hidden, self.layers, outcomes.m, self.dropout)
+            Xt = torch.from_numpy(X)
+            Y = torch.from_numpy(labels.astype(np.int64))  # (L, n)
+            Ft = torch.from_numpy(feats)
+
+            def loss_on(pairs: Any, rows: Any) -> Any:
+                # pair p -> (lambda index p // len(rows), row rows[p % len(rows)])
+                li, ri = pairs // len(rows), rows[pairs % len(rows)]
+                inputs = torch.cat([Xt[ri], Ft[li, None]], dim=1)
+                return F.cross_entropy(net(inputs), Y[li, ri])
+
+            fit_t, es_t = torch.from_numpy(fit_rows), torch.from_numpy(es_rows)
+            es_pairs = torch.arange(L * len(es_rows))
+            self.loss_history_ = self._train(net, L * len(fit_rows),
+                                             lambda b: loss_on(b, fit_t),
+                                             lambda: loss_on(es_pairs, es_t), generator)
+        self.net_ = net
+        self.n_models_ = outcomes.m
+        return self
+
+    def route(self, X: np.ndarray, lam: float, groups: np.ndarray | None = None) -> np.ndarray:
+        """(n,) model indices at trade-off ``lam``."""
+        import torch
+
+        self._check_fitted()
+        X = np.asarray(X, dtype=np.float32)
+        inputs = np.concatenate([X, np.full((len(X), 1), lambda_feature(lam), np.float32)], 1)
+        with torch.no_grad():
+            logits = self.net_(torch.from_numpy(inputs)).numpy()
+        return logits.argmax(axis=1)

@@ -1,0 +1,255 @@
+"""RouterDC: query-based routing by dual contrastive learning (Chen et al., NeurIPS 2024,
+arXiv 2409.19886), on frozen prompt embeddings.
+
+- A query head ``f`` (an MLP projection of the frozen embedding; the paper fine-tunes an
+  mDeBERTa encoder) and one learnable embedding ``k_j`` per LLM. The router scores
+  ``sim(x, j) = cos(f(x), k_j) / temperature`` and sends ``x`` to the argmax.
+- Sample-LLM contrastive loss: for each of the ``top_k`` best LLMs of a prompt (by target),
+  ``-log softmax`` of its score against the ``last_k`` worst LLMs; a positive that does no
+  better than the worst LLM of the row is skipped, and a negative that does as well as the
+  positive is masked out (the paper's "negatives that also answer correctly").
+- Sample-sample contrastive loss: each prompt in a batch against one prompt of its own
+  cluster (positive) and ``n_negatives`` prompts of other clusters, on ``cos(f(x), f(x'))``;
+  clusters from k-means on the training embeddings (``n_clusters``) or the task groups.
+- Cost: the target of LLM ``j`` is ``score - rate * cost`` (normalised cost). One router is
+  trained per rate in ``cost_rates``; a trade-off ``lam`` is routed by the router of the
+  nearest trained rate on a log scale (rate 0 stands for every lam below a tenth of the
+  smallest positive rate; ``inf`` goes to the largest rate).
+
+Training runs ``training_steps`` AdamW steps on batches of ``batch_size`` prompts (the
+paper's fixed-step schedule; no early stopping). Randomness goes through a local
+``torch.Generator`` and ``torch.random.fork_rng`` seeded from ``random_state``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+import numpy as np
+
+from routeharness.base import SELECTION, BaseRouter
+from routeharness.errors import DataError, RouteHarnessError
+
+_NEG_INF = float("-inf")
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Small networks train fastest on one intra-op thread (and several threads thrash on
+    a busy machine); the process-wide setting is restored on exit, never changed globally."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def sample_llm_loss(logits: Any, target: Any, top_k: int, last_k: int) -> Any:
+    """RouterDC's sample-LLM contrastive loss.
+
+    ``logits``: (B, m) similarities over temperature; ``target``: (B, m) per-LLM targets,
+    NaN for a missing cell (never a positive, never a negative). Returns a scalar: the sum
+    over the ``top_k`` positive ranks of the batch mean of ``-log p(positive)``."""
+    import torch
+
+    missing = torch.isnan(target)
+    top_key = torch.where(missing, torch.full_like(target, _NEG_INF), target)
+    bottom_key = torch.where(missing, torch.full_like(target, float("inf")), target)
+    top_vals, top_idx = top_key.sort(dim=1, descending=True)
+    last_k = min(last_k, target.shape[1] - 1)
+    neg_vals, neg_idx = bottom_key.topk(last_k, dim=1, largest=False)
+    row_min = neg_vals[:, :1]
+    neg_logits = logits.gather(1, neg_idx)
+    loss = logits.new_zeros(())
+    for rank in range(min(top_k, target.shape[1])):
+        pos_val = top_vals[:, rank:rank + 1]
+        pos_logit = logits.gather(1, top_idx[:, rank:rank + 1])
+        # skip a positive that is missing or no better than the row's worst LLM
+        keep = torch.isfinite(pos_val) & (pos_val > row_min)
+        # mask negatives that do as well as this positive, and missing ones
+        masked = (neg_vals >= pos_val) | ~torch.isfinite(neg_vals)
+        negs = torch.where(masked, torch.full_like(neg_logits, _NEG_INF), neg_logits)
+        log_p = torch.log_softmax(torch.cat([pos_logit, negs], dim=1), dim=1)[:, :1]
+        loss = loss + torch.where(keep, -log_p, torch.zeros_like(log_p)).mean()
+    return loss
+
+
+def sample_sample_loss(hidden: Any, clusters: Any, temperature: float, n_negatives: int,
+                       generator: Any) -> Any:
+    """RouterDC's sample-sample contrastive loss over clusters.
+
+    ``hidden``: (B, p) query representations; ``clusters``: (B,) cluster ids. Each anchor
+    draws (with ``generator``) one other prompt of its cluster as the positive and
+    ``n_negatives`` prompts of other clusters; anchors lacking either are skipped."""
+    import torch
+    import torch.nn.functional as F
+
+    z = F.normalize(hidden, dim=1)
+    sim = z @ z.T / temperature
+    B = len(clusters)
+    same = clusters[:, None] == clusters[None, :]
+    eye = torch.eye(B, dtype=torch.bool)
+    noise = torch.rand((B, B), generator=generator)
+    pos_ok = same & ~eye
+    neg_ok = ~same
+    pos_idx = torch.where(pos_ok, noise, torch.full_like(noise, -1.0)).argmax(dim=1)
+    k = min(n_negatives, B - 1)
+    neg_noise, neg_idx = torch.where(neg_ok, noise, torch.full_like(noise, -1.0)).topk(k, dim=1)
+    valid_neg = neg_noise >= 0
+    anchors = pos_ok.any(dim=1) & valid_neg.any(dim=1)
+    if not bool(anchors.any()):
+        return sim.new_zeros(())
+    pos = sim.gather(1, pos_idx[:, None])
+    negs = torch.where(valid_neg, sim.gather(1, neg_idx), torch.full_like(neg_noise, _NEG_INF))
+    log_p = torch.log_softmax(torch.cat([pos, negs], dim=1), dim=1)[:, 0]
+    return -(log_p[anchors]).mean()
+
+
+def nearest_rate(lam: float, rates: np.ndarray) -> int:
+    """Index of the trained cost rate nearest ``lam`` on a log scale (see module doc)."""
+    positive = rates[rates > 0]
+    floor = positive.min() / 10.0 if positive.size else 1.0
+    if np.isinf(lam):
+        return int(np.argmax(rates))
+    key = np.log10(np.maximum(rates, floor))
+    return int(np.argmin(np.abs(key - np.log10(max(float(lam), floor)))))
+
+
+class RouterDCRouter(BaseRouter):
+    """RouterDC on frozen embeddings (selection router). See the module docstring.
+
+    ``finetune_encoder=True`` (the paper's setting: the encoder itself is trained) needs
+    the raw prompt texts and a trainable encoder; the harness hands routers embeddings
+    only, so it raises a clear error here (see docs/routers.md)."""
+
+    kind = SELECTION
+    # the paper's defaults (top-k 3, last-k 3, temperature 1, batch 64) as the start; its
+    # AdamW lr 5e-5 barely moves a small head on frozen embeddings in 500 steps (measured on
+    # MBPP), so lr is tuned higher; the grid is small because each fit trains one router
+    # per cost rate.
+    param_grid: ClassVar[dict[str, list[Any]]] = {
+        "lr": [5e-4, 5e-3], "temperature": [1.0, 0.2]}
+
+    def __init__(self, top_k: int = 3, last_k: int = 3, temperature: float = 1.0,
+                 lr: float = 5e-5, weight_decay: float = 0.01, batch_size: int = 64,
+                 training_steps: int = 500, hidden: int = 512, proj_dim: int = 256,
+                 sample_sample: str = "clusters", n_clusters: int = 5,
+                 n_negatives: int = 3, sample_sample_weight: float = 1.0,
+                 cost_rates: tuple[float, ...] = (0.0, 0.1, 1.0),
+                 finetune_encoder: bool = False, random_state: int | None = None):
+        self.top_k = top_k
+        self.last_k = last_k
+        self.temperature = temperature
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.training_steps = training_steps
+        self.hidden = hidden
+        self.proj_dim = proj_dim
+        self.sample_sample = sample_sample
+        self.n_clusters = n_clusters
+        self.n_negatives = n_negatives
+        self.sample_sample_weight = sample_sample_weight
+        self.cost_rates = cost_rates
+        self.finetune_encoder = finetune_encoder
+        self.random_state = random_state
+
+    def _clusters(self, X: np.ndarray, outcomes: Any, seed: int) -> np.ndarray:
+        if self.sample_sample == "groups":
+            _, ids = np.unique(np.asarray(outcomes.groups).astype(str), return_inverse=True)
+            return ids
+        if self.sample_sample == "clusters":
+            from sklearn.cluster import KMeans
+
+            k = max(1, min(int(self.n_clusters), len(X)))
+            return KMeans(n_clusters=k, n_init=3, random_state=seed).fit_predict(X)
+        raise ValueError(f"routerdc: sample_sample must be 'clusters' or 'groups', "
+                         f"got {self.sample_sample!r}")
+
+    def _train_one(self, X: Any, target: Any, clusters: Any, seed: int) -> tuple[Any, list]:
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            head = nn.Sequential(nn.Linear(X.shape[1], self.hidden), nn.GELU(),
+                                 nn.Linear(self.hidden, self.proj_dim))
+            llm = nn.Parameter(torch.randn(target.shape[1], self.proj_dim) * 0.78)
+        generator = torch.Generator().manual_seed(seed)
+        optimiser = torch.optim.AdamW([*head.parameters(), llm], lr=self.lr,
+                                      weight_decay=self.weight_decay)
+        n, history = len(X), []
+        order, cursor = torch.randperm(n, generator=generator), 0
+        for _ in range(self.training_steps):
+            if cursor + self.batch_size > n:  # reshuffle each epoch
+                order, cursor = torch.randperm(n, generator=generator), 0
+            batch = order[cursor:cursor + self.batch_size]
+            cursor += self.batch_size
+            h = head(X[batch])
+            logits = F.normalize(h, dim=1) @ F.normalize(llm, dim=1).T / self.temperature
+            loss = sample_llm_loss(logits, target[batch], self.top_k, self.last_k)
+            if self.sample_sample_weight:
+                loss = loss + self.sample_sample_weight * sample_sample_loss(
+                    h, clusters[batch], self.temperature, self.n_negatives, generator)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            history.append(loss.item())
+        head.eval()
+        return (head, llm.detach()), history
+
+    def fit(self, X: np.ndarray, outcomes: Any) -> RouterDCRouter:
+        """``X``: (n, d) frozen embeddings; ``outcomes``: scores (n, m), normalised costs."""
+        import torch
+
+        if self.finetune_encoder:
+            raise RouteHarnessError(
+                "routerdc: finetune_encoder=True needs the raw prompt texts and a trainable "
+                "encoder, but the harness passes routers frozen embeddings only; use the "
+                "default frozen-encoder head (finetune_encoder=False)")
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or len(X) != outcomes.n:
+            raise DataError(f"routerdc: X has shape {X.shape}, expected ({outcomes.n}, d)")
+        if outcomes.m < 2:
+            raise DataError(f"routerdc: needs at least 2 models, got {outcomes.m}")
+        rates = np.asarray(sorted(float(r) for r in self.cost_rates))
+        if rates.size == 0 or (rates < 0).any():
+            raise ValueError(f"routerdc: cost_rates must be non-negative, got {self.cost_rates}")
+        seed = 0 if self.random_state is None else int(self.random_state)
+        clusters = torch.from_numpy(self._clusters(X, outcomes, seed).astype(np.int64))
+        scores = np.asarray(outcomes.scores, dtype=np.float32)
+        costs = np.asarray(outcomes.costs, dtype=np.float32)
+        Xt = torch.from_numpy(X)
+        self.routers_, self.loss_history_ = [], []
+        for i, rate in enumerate(rates):
+            target = torch.from_numpy(scores - np.float32(rate) * costs)  # NaN stays NaN
+            with _one_thread():
+                model, history = self._train_one(Xt, target, clusters, seed + 1000 * i)
+            self.routers_.append(model)
+            self.loss_history_.append(history)
+        self.cost_rates_ = rates
+        self.n_models_ = outcomes.m
+        return self
+
+    def similarities(self, X: np.ndarray, rate_index: int = 0) -> np.ndarray:
+        """(n, m) cosine similarities over temperature of the router for one trained rate."""
+        import torch
+        import torch.nn.functional as F
+
+        self._check_fitted()
+        head, llm = self.routers_[rate_index]
+        with torch.no_grad():
+            h = head(torch.from_numpy(np.asarray(X, dtype=np.float32)))
+            out = F.normalize(h, dim=1) @ F.normalize(llm, dim=1).T / self.temperature
+        return out.numpy()
+
+    def route(self, X: np.ndarray, lam: float, groups: np.ndarray | None = None) -> np.ndarray:
+        """(n,) model indices: the argmax similarity of the nearest trained cost rate."""
+        self._check_fitted()
+        return self.similarities(X, nearest_rate(lam, self.cost_rates_)).argmax(axis=1)
