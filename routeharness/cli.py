@@ -275,7 +275,7 @@ def eval_command(routers: tuple[str, ...], tasks: tuple[str, ...], encoder: str,
         name = spec.partition(":")[0]
         from pathlib import Path
 
-        if name not in task_registry and not Path(spec).exists():
+        if name not in task_registry and not Path(spec).exists() and name != "hub":
             task_registry.get(name)
     seed_list = _parse_seeds(seeds)
     from routeharness.evaluate import Protocol, evaluate
@@ -303,6 +303,358 @@ def _parse_seeds(text: str) -> list[int]:
     if not values:
         raise click.BadParameter("at least one seed", param_hint="--seeds")
     return values
+
+
+# --- check (the conformance kit) ------------------------------------------------------------
+@cli.command()
+@click.argument("router")
+@click.option("--xfail", "xfails", multiple=True, metavar="CHECK=REASON",
+              help="Declare a check as an expected failure, with the reason (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def check(router: str, xfails: tuple[str, ...], as_json: bool) -> None:
+    """Run the conformance kit on a registered router (exit 1 on an unexpected failure)."""
+    from routeharness.testing import check_router, resolve_router
+
+    expected = {}
+    for item in xfails:
+        name, sep, reason = item.partition("=")
+        if not sep or not name.strip() or not reason.strip():
+            raise click.BadParameter(f"{item!r}: use CHECK=REASON", param_hint="--xfail")
+        expected[name.strip()] = reason.strip()
+    instance = resolve_router(router)
+    results = check_router(instance, expected_failures=expected, raise_on_failure=False)
+    failed = [r for r in results if r.status == "failed"]
+    if as_json:
+        import json
+
+        click.echo(json.dumps([vars(r) for r in results], indent=1))
+    else:
+        from rich.table import Table
+
+        from routeharness.registry import get_registry
+
+        entry = get_registry("router").get(router)
+        table = Table(title=f"Conformance of router {router!r} ({type(instance).__name__}, "
+                            f"{entry.distribution} {entry.version})", title_justify="left")
+        for column in ("check", "status", "seconds", "detail"):
+            table.add_column(column, justify="right" if column == "seconds" else "left")
+        colours = {"passed": "green", "failed": "bold red", "xfail": "yellow",
+                   "xpass": "yellow", "skipped": "dim"}
+        for r in results:
+            table.add_row(r.name, f"[{colours[r.status]}]{r.status}[/]", f"{r.seconds:.2f}",
+                          r.message)
+        console = _console()
+        console.print(table)
+        counts = {s: sum(r.status == s for r in results) for s in colours}
+        console.print(", ".join(f"{n} {s}" for s, n in counts.items() if n))
+    if failed:
+        sys.exit(1)
+
+
+# --- leaderboards -----------------------------------------------------------------------------
+@cli.group()
+def leaderboard() -> None:
+    """Boards: run a board's protocol, validate, verify and show submissions."""
+
+
+_boards_dir_option = click.option(
+    "--boards-dir", type=click.Path(file_okay=False), default=None,
+    envvar="ROUTEHARNESS_LEADERBOARDS", help="Directory of boards (default: the built-in ones).")
+
+
+@leaderboard.command(name="list")
+@_boards_dir_option
+def leaderboard_list(boards_dir: str | None) -> None:
+    """List the boards and how many accepted submissions each has."""
+    from rich.table import Table
+
+    from routeharness.leaderboard import board_names, load_board
+
+    table = Table(title="Leaderboards")
+    for column in ("board", "tasks", "seeds", "main metric", "submissions"):
+        table.add_column(column)
+    for name in board_names(boards_dir):
+        board = load_board(name, boards_dir)
+        count = len(list(board.submissions_dir.glob("*.json"))) if board.submissions_dir.is_dir() else 0
+        table.add_row(name, ", ".join(f"{t.name} v{t.version}" for t in board.tasks),
+                      ",".join(map(str, board.seeds)), board.main_metric, str(count))
+    _console().print(table)
+
+
+@leaderboard.command(name="run")
+@click.argument("board")
+@click.option("--router", "-r", required=True, help="Router name (see `routeharness routers`).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Submission file (default: submission-BOARD-ROUTER.json).")
+@_boards_dir_option
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              envvar="ROUTEHARNESS_DATA", help="Directory of upstream data.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              envvar="ROUTEHARNESS_CACHE", help="Embedding cache.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+def leaderboard_run(board: str, router: str, output: str | None, boards_dir: str | None,
+                    data_dir: str | None, cache_dir: str | None, quiet: bool) -> None:
+    """Run BOARD's full protocol for a router and write a submission file."""
+    from routeharness.leaderboard import load_board, run_board, save_submission
+    from routeharness.registry import get_registry
+
+    get_registry("router").get(router)  # a typo fails before any work
+    definition = load_board(board, boards_dir)
+    submission = run_board(definition, router, data_dir=data_dir, cache_dir=cache_dir,
+                           reporter=_RichReporter(quiet))
+    print_tables(submission["result"])
+    path = save_submission(submission, output or f"submission-{definition.name}-{router}.json")
+    overall = submission["scores"]["overall"][definition.main_metric]
+    _console().print(f"{definition.name}: {router} mean {definition.main_metric} = "
+                     f"{overall:.2f} over {len(definition.tasks)} task(s) x "
+                     f"{len(definition.seeds)} seed(s)")
+    _console(stderr=True).print(f"submission saved to {path}")
+
+
+@leaderboard.command(name="validate")
+@click.argument("file", type=click.Path(dir_okay=False))
+@_boards_dir_option
+@click.option("--no-data", is_flag=True, help="Skip comparing data fingerprints with local data.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              envvar="ROUTEHARNESS_DATA", help="Directory of upstream data.")
+def leaderboard_validate(file: str, boards_dir: str | None, no_data: bool,
+                         data_dir: str | None) -> None:
+    """Check a submission: schema, board version, tasks, numbers, checksum, fingerprints."""
+    from routeharness.leaderboard import load_submission, validate_submission
+
+    data = load_submission(file)
+    problems = validate_submission(data, directory=boards_dir, check_data=not no_data,
+                                   data_dir=data_dir)
+    console = _console()
+    if problems:
+        console.print(f"[bold red]invalid[/] {file}: {len(problems)} problem(s)")
+        for problem in problems:
+            console.print(f"  - {problem}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(1)
+    board = data["board"]
+    console.print(f"[green]valid[/] {file}: router {data['router']['name']} "
+                  f"({data['router']['distribution']} {data['router']['version']}) on "
+                  f"{board['name']} v{board['version']}, {len(data['result']['records'])} "
+                  f"record(s)" + (", data fingerprints match" if not no_data else ""))
+
+
+@leaderboard.command(name="verify")
+@click.argument("file", type=click.Path(dir_okay=False))
+@_boards_dir_option
+@click.option("--tolerance", type=float, default=None,
+              help="Relative tolerance per number (default: the board's).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              envvar="ROUTEHARNESS_DATA", help="Directory of upstream data.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              envvar="ROUTEHARNESS_CACHE", help="Embedding cache.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+def leaderboard_verify(file: str, boards_dir: str | None, tolerance: float | None,
+                       data_dir: str | None, cache_dir: str | None, quiet: bool) -> None:
+    """Re-run a submission and report each number that differs beyond the tolerance."""
+    from rich.table import Table
+
+    from routeharness.leaderboard import load_board, load_submission, verify_submission
+    from routeharness.registry import get_registry
+
+    data = load_submission(file)
+    board = load_board(data["board"]["name"], boards_dir)
+    entry = get_registry("router").get(data["router"]["name"])
+    if (entry.distribution, entry.version) != (data["router"]["distribution"],
+                                               data["router"]["version"]):
+        _console(stderr=True).print(
+            f"[yellow]warning:[/] the submission was made with {data['router']['distribution']} "
+            f"{data['router']['version']}; installed here: {entry.distribution} {entry.version}")
+    rows, _ = verify_submission(data, directory=boards_dir, tolerance=tolerance,
+                                data_dir=data_dir, cache_dir=cache_dir,
+                                reporter=_RichReporter(quiet))
+    tol = board.tolerance if tolerance is None else tolerance
+    differing = [r for r in rows if not r.ok]
+    console = _console()
+    table = Table(title=f"verify {file}: router {data['router']['name']} on {board.name} "
+                        f"(relative tolerance {tol:g})", title_justify="left")
+    for column in ("task", "seed", "number", "submitted", "re-run", "status"):
+        table.add_column(column)
+
+    def show(value: object) -> str:
+        if isinstance(value, float):
+            return f"{value:.6g}"
+        if isinstance(value, list):
+            return "[" + ", ".join(show(v) for v in value) + "]"
+        return str(value)
+
+    for r in rows:
+        table.add_row(r.task, str(r.seed), r.metric, show(r.submitted), show(r.rerun),
+                      "[green]same[/]" if r.ok else "[bold red]DIFFERS[/]")
+    console.print(table)
+    if differing:
+        console.print(f"[bold red]{len(differing)} of {len(rows)} number(s) differ[/]")
+        sys.exit(1)
+    console.print(f"[green]verified[/]: all {len(rows)} numbers reproduce")
+
+
+@leaderboard.command(name="show")
+@click.argument("board")
+@click.option("--format", "fmt", type=click.Choice(["rich", "markdown", "json", "html"]),
+              default="rich", show_default=True, help="Output format.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Write to this file instead of standard output.")
+@_boards_dir_option
+def leaderboard_show(board: str, fmt: str, output: str | None, boards_dir: str | None) -> None:
+    """Render BOARD's ranking of accepted submissions (leaderboards/BOARD/submissions/)."""
+    from routeharness.leaderboard import (
+        load_board,
+        ranking,
+        render_html,
+        render_json,
+        render_markdown,
+        table_rows,
+    )
+
+    result = ranking(load_board(board, boards_dir))
+    for name, problems in result.rejected:
+        _console(stderr=True).print(f"[yellow]warning:[/] {name} is not a valid submission and "
+                                    f"is left out: {'; '.join(problems)}", markup=True)
+    if fmt == "rich":
+        from rich.table import Table
+
+        header, rows = table_rows(result)
+        definition = result.board
+        table = Table(title=f"{definition.name} (v{definition.version}): "
+                            f"{definition.main_metric}, encoder {definition.encoder}, "
+                            f"seeds {list(definition.seeds)}", title_justify="left")
+        for column in header:
+            table.add_column(column, justify="left" if column in ("router", "distribution")
+                             else "right")
+        for row in rows:
+            table.add_row(*row)
+        console = _console(stderr=False) if output is None else None
+        if console is not None:
+            console.print(table)
+            return
+        from rich.console import Console
+
+        with open(output, "w", encoding="utf-8") as handle:
+            Console(file=handle, width=160).print(table)
+        return
+    text = {"markdown": render_markdown, "json": render_json, "html": render_html}[fmt](result)
+    if output:
+        from pathlib import Path
+
+        Path(output).write_text(text, encoding="utf-8")
+        _console(stderr=True).print(f"{fmt} leaderboard written to {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+# --- data: inspect, validate and build datasets ------------------------------------------
+@cli.group()
+def data() -> None:
+    """Inspect, validate and build routing datasets."""
+
+
+@data.command(name="info")
+@click.argument("task")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              envvar="ROUTEHARNESS_DATA", help="Directory of upstream data (default: embedded copy).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def data_info(task: str, data_dir: str | None, as_json: bool) -> None:
+    """Sizes, per-model mean score and cost, best single model, oracle, missing cells and
+    duplicate or leaked prompts of TASK (a name, NAME:GROUP, a path or hub:ORG/NAME)."""
+    from routeharness.tasks import task_info
+
+    info = task_info(task, data_dir=data_dir)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(info, indent=1))
+        return
+    from rich.table import Table
+
+    console, splits = _console(), info["splits"]
+    console.width = max(console.width, 150)  # model names must not be cut when piped
+    console.print(f"[bold]{info['name']}[/] v{info['version']}  source: {info['source']}"
+                  + (f"  revision: {info['revision']}" if info.get("revision") else ""))
+    sizes = Table(title="prompts per split and group", title_justify="left")
+    sizes.add_column("group")
+    for split in splits:
+        sizes.add_column(split, justify="right")
+    sizes.add_column("total", justify="right")
+    for group in info["groups"]:
+        counts = [info["sizes"][s][group] for s in splits]
+        sizes.add_row(group, *map(str, counts), str(sum(counts)))
+    totals = [sum(info["sizes"][s].values()) for s in splits]
+    sizes.add_row("[bold]all[/]", *(f"[bold]{t}[/]" for t in totals), f"[bold]{sum(totals)}[/]")
+    console.print(sizes)
+    models = Table(title="models: mean score (x100) and mean cost ($ per 1k prompts)",
+                   title_justify="left")
+    models.add_column("model", no_wrap=True)
+    for split in splits:
+        models.add_column(f"score {split}", justify="right")
+    for split in splits:
+        models.add_column(f"$/1k {split}", justify="right")
+    models.add_column("missing", justify="right")
+    for row in info["models"]:
+        models.add_row(row["model"], *(_fmt(row["score"][s]) for s in splits),
+                       *(_fmt(1000 * row["cost_usd"][s], None, 3) for s in splits),
+                       str(sum(row["missing"].values())))
+    console.print(models)
+    summary = Table(title="reference points", title_justify="left")
+    summary.add_column("")
+    for split in splits:
+        summary.add_column(split, justify="right")
+    summary.add_row("best single model", *(f"{info['best_single'][s]['model']} "
+                                           f"({info['best_single'][s]['score']:.2f})"
+                                           for s in splits))
+    summary.add_row("oracle (complete rows)", *(_fmt(info["oracle"][s]) for s in splits))
+    summary.add_row("missing cells", *(str(info["missing_cells"][s]) for s in splits))
+    summary.add_row("rows with a missing cell", *(str(info["incomplete_rows"][s])
+                                                  for s in splits))
+    summary.add_row("duplicate prompts within", *(str(info["duplicates"][s]) for s in splits))
+    console.print(summary)
+    err = _console(stderr=True)
+    for pair, count in info["leaks"].items():
+        if count:
+            later, earlier = pair.split("-")
+            err.print(f"[yellow]warning:[/] {count} {later} prompt{'s' if count > 1 else ''} "
+                      f"also appear{'s' if count == 1 else ''} in {earlier} (duplicated or "
+                      "leaked prompts)")
+    if not any(info["leaks"].values()):
+        console.print("[dim]no prompt is shared between train, validation and test[/]")
+
+
+@data.command(name="validate")
+@click.argument("path", type=click.Path())
+def data_validate(path: str) -> None:
+    """Check a dataset (file or directory, canonical layout) and print every problem with
+    its file, row and column; exit 1 if there is any."""
+    from routeharness.tasks import validate_path
+
+    problems = validate_path(path)
+    if not problems:
+        _console().print(f"[green]ok:[/] {path} follows the routeharness dataset schema")
+        return
+    for problem in problems:
+        click.echo(f"error: {problem}", err=True)
+    raise RouteHarnessError(f"{path}: {len(problems)} problem{'s' if len(problems) > 1 else ''}"
+                            " found")
+
+
+@data.command(name="build")
+@click.argument("task")
+@click.option("--source", required=True, type=click.Path(file_okay=False),
+              help="Directory with the upstream raw layout (see the task card).")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="New directory for the canonical dataset (datasets save_to_disk).")
+@click.option("--suite", default=None,
+              help="Upstream release/suite to build, for tasks that have several (vhelm-mm).")
+def data_build(task: str, source: str, out: str, suite: str | None) -> None:
+    """Convert TASK's upstream layout into the canonical dataset, with a dataset card."""
+    from routeharness.tasks import build_task
+
+    built = build_task(task, source, out, **({"suite": suite} if suite else {}))
+    sizes = ", ".join(f"{s} {d.n}" for s, d in built.splits.items())
+    click.echo(f"built {built.name} v{built.version} in {out}: {sizes}; "
+               f"{len(built.models)} models; loads with --task {out}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,8 +27,17 @@ BUILTIN_PREFIX = "routeharness_"
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "routeharness_baselines",
     "routeharness_knn",
+    "routeharness_mlp",
+    "routeharness_linear",
+    "routeharness_routerdc",
     "routeharness_sentence_transformers",
     "routeharness_routerbench",
+    "routeharness_graphrouter",
+    "routeharness_bandit",
+    "routeharness_texttasks",
+    "routeharness_vision",
+    "routeharness_blindtest",
+    "routeharness_vhelm",
 )
 
 

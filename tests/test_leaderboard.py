@@ -1,0 +1,334 @@
+"""Leaderboards: strict boards, real submissions, validation of hand edits, verification by
+re-running, and rendering (a small board on routerbench:mbpp keeps the runs short)."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from routeharness import metrics
+from routeharness.errors import UnknownNameError
+from routeharness.leaderboard import (
+    LeaderboardError,
+    board_names,
+    checksum,
+    load_board,
+    load_submission,
+    parse_board,
+    ranking,
+    run_board,
+    save_submission,
+    summarise_scores,
+    validate_submission,
+    verify_submission,
+)
+
+BOARD = "mbpp-v1"
+TASK = "routerbench:mbpp"
+BOARD_YAML = f"""\
+name: {BOARD}
+version: 1
+description: RouterBench MBPP only, untuned, two seeds (a test board).
+tasks:
+  - {{name: "{TASK}", version: 1}}
+encoder: minilm
+seeds: [0, 1]
+protocol: {{tune: false, max_configs: 24, n_bootstrap: 0}}
+main_metric: auc
+tolerance: 0.0001
+"""
+
+
+@pytest.fixture(scope="module")
+def boards(tmp_path_factory, cache_dir) -> Path:
+    root = tmp_path_factory.mktemp("boards")
+    (root / BOARD).mkdir()
+    (root / BOARD / "board.yaml").write_text(BOARD_YAML, encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def submission_file(boards, tmp_path_factory, minilm) -> Path:
+    """A real submission of knn, written by the real CLI. The prompts are embedded first
+    in this process with the session's encoder (already loaded), so the subprocess finds
+    them in the session cache instead of loading the model again."""
+    from conftest import run_cli
+
+    from routeharness.encoders import EmbeddingCache
+    from routeharness.tasks import load_task
+
+    cache = EmbeddingCache()  # the session cache (the cache_dir fixture set it)
+    for data in load_task(TASK).splits.values():
+        cache.embed(minilm, data.texts_to_embed())
+    path = tmp_path_factory.mktemp("submission") / "knn.json"
+    done = run_cli("leaderboard", "run", BOARD, "--router", "knn", "--boards-dir", str(boards),
+                   "-o", str(path), "-q")
+    assert done.returncode == 0, done.stderr
+    assert re.search(rf"{BOARD}: knn mean auc = \d+\.\d\d", done.stdout)
+    return path
+
+
+@pytest.fixture
+def submission(submission_file) -> dict[str, Any]:
+    return load_submission(submission_file)
+
+
+# --- boards -------------------------------------------------------------------------------
+def test_builtin_boards_parse():
+    names = board_names()
+    assert {"routerbench-v1", "text-v1"} <= set(names)
+    text = load_board("text-v1")
+    assert text.task_names() == ["routerbench", "alpacaeval", "llmrouter", "routerdc"]
+    assert text.main_metric == "auc" and len(text.seeds) >= 1
+    assert load_board("routerbench-v1").protocol().tune is True
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"homepage": "x"}, "unknown key"),
+    ({"name": "mbpp"}, "must end in '-v1'"),
+    ({"version": 2}, "must end in '-v2'"),
+    ({"main_metric": "accuracy"}, "main_metric must be one of"),
+    ({"protocol": {"tune": False, "bootstrap": 0}}, "protocol: unknown key"),
+    ({"seeds": []}, "seeds must be a non-empty list"),
+    ({"tasks": [{"name": "routerbench"}]}, r"tasks\[0\] must be"),
+    ({"version": True}, "wrong type"),
+])
+def test_board_schema_is_strict(change, message, tmp_path):
+    import yaml
+
+    data = {**yaml.safe_load(BOARD_YAML), **change}
+    with pytest.raises(LeaderboardError, match=message):
+        parse_board(data, tmp_path / BOARD / "board.yaml")
+
+
+def test_unknown_board_suggests_the_close_one():
+    with pytest.raises(UnknownNameError, match="Did you mean 'text-v1'"):
+        load_board("text-v2")
+
+
+# --- run and validate ---------------------------------------------------------------------
+def test_run_writes_a_submission_with_provenance(submission, submission_file, boards, cli):
+    assert submission["board"] == {"name": BOARD, "version": 1}
+    router = submission["router"]
+    assert (router["name"], router["distribution"]) == ("knn", "routeharness")
+    assert set(router["params"]) == {f"{TASK}/seed0", f"{TASK}/seed1"}
+    provenance = submission["provenance"]
+    assert provenance["encoder"]["name"] == "minilm" and provenance["encoder"]["revision"]
+    assert provenance["tasks"][TASK]["version"] == 1
+    assert len(provenance["tasks"][TASK]["fingerprint"]) == 64
+    assert provenance["seeds"] == [0, 1] and provenance["platform"]["python"]
+    assert {(r["task"], r["seed"]) for r in submission["result"]["records"]} == \
+        {(TASK, 0), (TASK, 1)}
+    done = cli("leaderboard", "validate", str(submission_file), "--boards-dir", str(boards))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "valid" in done.stdout and "fingerprints match" in done.stdout
+
+
+def _resign(data: dict[str, Any]) -> dict[str, Any]:
+    data["checksum"] = checksum(data)
+    return data
+
+
+def _changed_number(data):
+    data["result"]["records"][0]["metrics"]["auc"] += 1.0
+    return data
+
+
+def _missing_task(data):
+    del data["result"]["tasks"][TASK]
+    del data["provenance"]["tasks"][TASK]
+    return data
+
+
+def _wrong_board_version(data):
+    data["board"]["version"] = 2
+    return _resign(data)
+
+
+def _fingerprint(data):
+    data["provenance"]["tasks"][TASK]["fingerprint"] = "0" * 64
+    data["result"]["tasks"][TASK]["fingerprint"] = "0" * 64
+    return _resign(data)
+
+
+def _missing_seed(data):
+    data["result"]["records"] = [r for r in data["result"]["records"] if r["seed"] != 1]
+    return data
+
+
+def _changed_summary(data):
+    data["scores"]["overall"]["auc"] += 0.5
+    return data
+
+
+def _other_protocol(data):
+    data["result"]["protocol"]["tune"] = True
+    return _resign(data)
+
+
+@pytest.mark.parametrize("edit, messages", [
+    (_changed_number, ["record 0 (knn on routerbench:mbpp, seed 0): metrics.auc",
+                       "does not match its curve", "checksum mismatch"]),
+    (_missing_task, [f"task '{TASK}' is missing"]),
+    (_wrong_board_version, [f"board version 2 does not match the local board {BOARD} (version 1)"]),
+    (_fingerprint, [f"task '{TASK}': data fingerprint 000000000000... does not match the local data"]),
+    (_missing_seed, [f"no record for router 'knn' on task '{TASK}', seed 1"]),
+    (_changed_summary, ["scores.overall.auc", "does not match the records"]),
+    (_other_protocol, ["protocol.tune is True, but board mbpp-v1 requires False"]),
+], ids=lambda v: v.__name__.strip("_") if callable(v) else "")
+def test_validate_rejects_hand_edits(edit, messages, submission, boards):
+    assert validate_submission(submission, directory=boards) == []
+    problems = validate_submission(edit(copy.deepcopy(submission)), directory=boards)
+    text = "\n".join(problems)
+    for message in messages:
+        assert message in text, text
+
+
+def test_validate_command_names_the_problem(submission, boards, tmp_path, cli):
+    path = save_submission(_changed_number(copy.deepcopy(submission)), tmp_path / "edited.json")
+    done = cli("leaderboard", "validate", str(path), "--boards-dir", str(boards), "--no-data")
+    assert done.returncode == 1
+    assert "invalid" in done.stdout and "metrics.auc" in done.stdout
+
+
+# --- verify -------------------------------------------------------------------------------
+def test_verify_reproduces_a_real_submission(submission_file, boards, cli):
+    done = cli("leaderboard", "verify", str(submission_file), "--boards-dir", str(boards), "-q")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "verified" in done.stdout and "DIFFERS" not in done.stdout
+
+
+def test_verify_catches_a_consistent_forgery(submission, boards):
+    """A forger who edits a curve, recomputes every number from it and re-signs the file
+    passes validate; re-running the protocol exposes it."""
+    forged = copy.deepcopy(submission)
+    record = forged["result"]["records"][0]
+    cost = np.asarray(record["curve"]["cost"])
+    quality = np.minimum(np.asarray(record["curve"]["quality"]) * 1.02, 1.0)
+    record["curve"]["quality"] = quality.tolist()
+    record["metrics"]["auc"] = metrics.auc(cost, quality)
+    record["metrics"]["quality_at_0"] = float(quality[0]) * 100
+    hull_c, hull_q = metrics.frontier(cost, quality)
+    record["frontier"] = {"cost": hull_c.tolist(), "quality": hull_q.tolist()}
+    forged["scores"] = summarise_scores(forged["result"], "knn")
+    _resign(forged)
+    assert validate_submission(forged, directory=boards, check_data=False) == []
+    rows, _ = verify_submission(forged, directory=boards)
+    differing = {(r.seed, r.metric) for r in rows if not r.ok}
+    assert (record["seed"], "auc") in differing
+    assert all(seed == record["seed"] for seed, _ in differing)
+
+
+# --- show ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def populated(boards, submission_file, tmp_path_factory) -> Path:
+    """The test board with two real submissions (knn, best-single) and one edited file."""
+    root = tmp_path_factory.mktemp("populated")
+    shutil.copytree(boards / BOARD, root / BOARD)
+    folder = root / BOARD / "submissions"
+    folder.mkdir()
+    shutil.copy(submission_file, folder / "knn.json")
+    board = load_board(BOARD, root)
+    save_submission(run_board(board, "best-single"), folder / "best-single.json")
+    edited = _changed_number(load_submission(submission_file))
+    edited["router"]["name"] = "edited"
+    save_submission(edited, folder / "edited.json")
+    return root
+
+
+def test_show_ranks_the_valid_submissions(populated, cli):
+    done = cli("leaderboard", "show", BOARD, "--boards-dir", str(populated), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    routers = [row["router"] for row in shown["ranking"]]
+    assert sorted(routers) == ["best-single", "knn"]
+    means = [row["main"] for row in shown["ranking"]]
+    assert means == sorted(means, reverse=True) and [r["rank"] for r in shown["ranking"]] == [1, 2]
+    for row in shown["ranking"]:  # the numbers are the files' own
+        data = load_submission(populated / BOARD / "submissions" / f"{row['router']}.json")
+        assert row["main"] == pytest.approx(data["scores"]["overall"]["auc"])
+    assert [r["file"] for r in shown["rejected"]] == ["edited.json"]
+    assert "edited.json is not a valid submission" in done.stderr
+
+
+def test_show_markdown_and_rich(populated, cli):
+    markdown = cli("leaderboard", "show", BOARD, "--boards-dir", str(populated),
+                   "--format", "markdown")
+    lines = [line for line in markdown.stdout.splitlines() if line.startswith("|")]
+    assert lines[0].startswith("| rank | router |") and len(lines) == 4
+    assert "| 1 |" in lines[2]
+    rich = cli("leaderboard", "show", BOARD, "--boards-dir", str(populated))
+    assert "knn" in rich.stdout and "best-single" in rich.stdout
+
+
+def _html(populated: Path, tmp_path: Path, cli) -> Path:
+    out = tmp_path / "board.html"
+    done = cli("leaderboard", "show", BOARD, "--boards-dir", str(populated), "--format", "html",
+               "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def test_show_html_is_one_self_contained_page(populated, tmp_path, cli):
+    page = _html(populated, tmp_path, cli).read_text(encoding="utf-8")
+    assert "<table>" in page and "knn" in page and "best-single" in page
+    match = re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert match, "no embedded PNG"
+    assert base64.b64decode(match.group(1))[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not re.search(r'(src|href)="(https?:|//)', page), "the page loads something external"
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (apt-get install chromium)")
+def test_html_renders_in_headless_chromium(populated, tmp_path, cli):
+    page = _html(populated, tmp_path, cli)
+    shot = tmp_path / "board.png"
+    subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+                    f"--screenshot={shot}", "--window-size=1280,900", page.as_uri()],
+                   capture_output=True, timeout=120, check=False)
+    assert shot.is_file(), "chromium wrote no screenshot"
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.shape == (900, 1280)
+    assert (pixels < 200).mean() > 0.01, "the screenshot is blank"
+
+
+# --- the seeded boards --------------------------------------------------------------------
+def _seeded(check_data: bool, boards: set[str] | None = None) -> int:
+    checked = 0
+    for name in board_names():
+        board = load_board(name)
+        for path in sorted(board.submissions_dir.glob("*.json")):
+            data_here = check_data and (boards is None or name in boards)
+            problems = validate_submission(load_submission(path), check_data=data_here)
+            assert problems == [], f"{path}: {problems}"
+            checked += 1
+    return checked
+
+
+def test_seeded_submissions_are_valid():
+    """Every accepted file validates; routerbench-v1's against the local data too (the
+    text-v1 tasks take longer to load: see the slow test below)."""
+    assert _seeded(check_data=True, boards={"routerbench-v1"}) >= 6
+    shown = ranking(load_board("routerbench-v1"))
+    assert {row["router"] for row in shown.rows} >= {"knn", "best-single"} and not shown.rejected
+
+
+@pytest.mark.slow
+def test_seeded_submissions_match_the_local_data_of_every_board():
+    assert _seeded(check_data=True) >= 6
