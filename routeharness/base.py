@@ -14,6 +14,8 @@ The harness holds the test labels: a router never sees them.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import numpy as np
@@ -139,3 +141,18 @@ def clone(router: Any) -> Any:
 
 def accepts_random_state(router_cls: type) -> bool:
     return "random_state" in inspect.signature(router_cls.__init__).parameters
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread, then restore the caller's setting. Routers'
+    networks are small: on a busy 2-core machine a second spinning thread slows a fit
+    down several-fold instead of speeding it up. Never changes the setting globally."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

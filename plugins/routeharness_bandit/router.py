@@ -25,13 +25,11 @@ dozen of its outcomes, with ``theta`` and the policy frozen; the policy routes t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import numpy as np
 
-from routeharness.base import SELECTION, BaseRouter
+from routeharness.base import SELECTION, BaseRouter, one_torch_thread
 from routeharness.data import ModelInfo
 from routeharness.errors import DataError
 
@@ -59,19 +57,6 @@ def preference_features(lams: np.ndarray) -> np.ndarray:
     return np.column_stack([w, scaled]).astype(np.float32)
 
 
-@contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    """Run torch on one intra-op thread, then restore the caller's setting: these networks
-    are small, and on a busy 2-core machine a second spinning thread slows a fit down
-    several-fold instead of speeding it up."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _build_networks(input_dim: int, irt_dim: int, hidden_dim: int) -> tuple[Any, Any]:
@@ -231,7 +216,7 @@ class BanditRouter(BaseRouter):
 
         x = torch.as_tensor(_l2_normalise(X))
         identity, mean_cost = self._policy_inputs()
-        with _one_torch_thread(), torch.no_grad():
+        with one_torch_thread(), torch.no_grad():
             theta = self.theta_net_(x)
             irt_logit = theta @ identity[:, :-1].T - identity[:, -1]
             available = torch.ones(irt_logit.shape, dtype=torch.bool)
@@ -263,7 +248,7 @@ class BanditRouter(BaseRouter):
         seed = 0 if self.random_state is None else int(self.random_state)
         rng = np.random.default_rng(seed)
         x_all = torch.as_tensor(self.X_train_)
-        with _one_torch_thread(), torch.random.fork_rng(devices=[]):
+        with one_torch_thread(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.theta_net_, policy = _build_networks(X.shape[1], int(self.irt_dim),
                                                       int(self.hidden_dim))

@@ -31,13 +31,11 @@ the harness's trade-off ``lam`` plays the role of GraphRouter's utility weights
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import numpy as np
 
-from routeharness.base import UTILITY, BaseRouter
+from routeharness.base import UTILITY, BaseRouter, one_torch_thread
 from routeharness.errors import DataError
 
 #: edge feature layout: [score, cost, is_query_llm_edge, is_task_query_edge]
@@ -61,19 +59,6 @@ def text_node_features(texts: list[str], encode_text: Any) -> tuple[np.ndarray, 
     return _l2_normalise(np.asarray(encode_text(list(texts)), dtype=np.float32)), "encoded"
 
 
-@contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    """Run torch on one intra-op thread, then restore the caller's setting: these networks
-    are small, and on a busy 2-core machine a second spinning thread slows a fit down
-    several-fold instead of speeding it up."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _build_network(query_dim: int, llm_dim: int, task_dim: int, hidden_dim: int) -> Any:
@@ -219,7 +204,7 @@ class GraphRouter(BaseRouter):
         losses = []
         # seed torch locally: the same random_state gives the same weights and the global
         # RNG of the caller is left as it was
-        with _one_torch_thread(), torch.random.fork_rng(devices=[]):
+        with one_torch_thread(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             net = _build_network(X.shape[1], self.llm_features_.shape[1],
                                  self.task_features_.shape[1], int(self.hidden_dim))
@@ -272,7 +257,7 @@ class GraphRouter(BaseRouter):
         new_rows = np.repeat(np.arange(n_train, n), m)
         llm_nodes = n + np.tile(np.arange(m), n_new)
         pairs = torch.as_tensor(np.stack([new_rows, llm_nodes]), dtype=torch.long)
-        with _one_torch_thread(), torch.no_grad():
+        with one_torch_thread(), torch.no_grad():
             score_logit, cost_hat = self.network_(
                 torch.as_tensor(np.concatenate([self.X_train_, X])),
                 torch.as_tensor(self.llm_features_), torch.as_tensor(self.task_features_),

@@ -10,31 +10,17 @@ alone.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import numpy as np
 
-from routeharness.base import SELECTION, BaseRouter, best_models
+from routeharness.base import SELECTION, BaseRouter, best_models, one_torch_thread
 from routeharness.errors import DataError
 
 #: trade-offs the selection network is trained on (cost units: normalised, see base.py)
 TRAIN_LAMBDAS: tuple[float, ...] = (0.0, *np.logspace(-3, 3, 25).tolist(), float("inf"))
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Small networks train fastest on one intra-op thread (and several threads thrash on
-    a busy machine); the process-wide setting is restored on exit, never changed globally."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def lambda_feature(lam: float) -> float:
@@ -158,7 +144,7 @@ class MLPRouter(_TorchRouter):
         rng = np.random.default_rng(seed)
         fit_rows, es_rows = _split(len(X), self.val_fraction, rng)
         generator = torch.Generator().manual_seed(seed)
-        with torch.random.fork_rng(devices=[]), _one_thread():
+        with torch.random.fork_rng(devices=[]), one_torch_thread():
             torch.manual_seed(seed)  # weight init and dropout masks
             net = _network(X.shape[1], self.hidden, self.layers, 2 * m, self.dropout)
 
@@ -236,7 +222,7 @@ class MLPSelectRouter(_TorchRouter):
         fit_rows, es_rows = _split(len(X), self.val_fraction, rng)
         L = len(lams)
         generator = torch.Generator().manual_seed(seed)
-        with torch.random.fork_rng(devices=[]), _one_thread():
+        with torch.random.fork_rng(devices=[]), one_torch_thread():
             torch.manual_seed(seed)
             net = _network(X.shape[1] + 1, self.hidden, self.layers, outcomes.m, self.dropout)
             Xt = torch.from_numpy(X)

@@ -23,30 +23,16 @@ paper's fixed-step schedule; no early stopping). Randomness goes through a local
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import numpy as np
 
-from routeharness.base import SELECTION, BaseRouter
+from routeharness.base import SELECTION, BaseRouter, one_torch_thread
 from routeharness.errors import DataError, RouteHarnessError
 
 _NEG_INF = float("-inf")
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Small networks train fastest on one intra-op thread (and several threads thrash on
-    a busy machine); the process-wide setting is restored on exit, never changed globally."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def sample_llm_loss(logits: Any, target: Any, top_k: int, last_k: int) -> Any:
@@ -229,7 +215,7 @@ class RouterDCRouter(BaseRouter):
         self.routers_, self.loss_history_ = [], []
         for i, rate in enumerate(rates):
             target = torch.from_numpy(scores - np.float32(rate) * costs)  # NaN stays NaN
-            with _one_thread():
+            with one_torch_thread():
                 model, history = self._train_one(Xt, target, clusters, seed + 1000 * i)
             self.routers_.append(model)
             self.loss_history_.append(history)
