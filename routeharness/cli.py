@@ -164,7 +164,8 @@ def _fmt(mean: float | None, std: float | None = None, digits: int = 2) -> str:
 
 
 def print_tables(result: dict[str, Any]) -> None:
-    """One rich table per task, reference rows below the routers."""
+    """One rich table per task, reference rows below the routers; with several tasks, a
+    summary ranking routers by mean AUC."""
     from rich.table import Table
 
     from routeharness.results import summarise
@@ -233,6 +234,41 @@ def print_tables(result: dict[str, Any]) -> None:
                 group_table.add_row(row["router"], *(_fmt(row["per_group"].get(g))
                                                      for g in groups))
             console.print(group_table)
+    if len(summary) > 1:
+        console.print(_ranking_table(summary))
+
+
+def _ranking_table(summary: dict[str, list[dict[str, Any]]]) -> Any:
+    """Routers ranked by their AUC averaged over the tasks (upper bounds unranked)."""
+    import numpy as np
+    from rich.table import Table
+
+    tasks = list(summary)
+    by_router: dict[str, dict[str, dict[str, Any]]] = {}
+    for task, rows in summary.items():
+        for row in rows:
+            by_router.setdefault(row["router"], {})[task] = row
+    ranked = sorted(by_router.items(), key=lambda item: (
+        any(r["upper_bound"] for r in item[1].values()),
+        -float(np.mean([r["auc"] for r in item[1].values()]))))
+    table = Table(title=f"Summary: routers ranked by mean AUC over {len(tasks)} tasks",
+                  title_justify="left")
+    table.add_column("rank", justify="right")
+    table.add_column("router")
+    table.add_column("mean AUC", justify="right")
+    for task in tasks:
+        table.add_column(task, justify="right")
+    rank = 0
+    for router, rows in ranked:
+        upper = any(r["upper_bound"] for r in rows.values())
+        complete = len(rows) == len(tasks)
+        rank += 0 if upper or not complete else 1
+        mean = float(np.mean([r["auc"] for r in rows.values()])) if complete else None
+        table.add_row("-" if upper or not complete else str(rank),
+                      router + (" (upper bound)" if upper else ""), _fmt(mean),
+                      *(_fmt(rows[t]["auc"], rows[t].get("auc_std")) if t in rows else "-"
+                        for t in tasks))
+    return table
 
 
 @cli.command(name="eval")

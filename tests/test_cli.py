@@ -89,3 +89,21 @@ def test_eval_end_to_end_on_the_embedded_default(cli, cache_dir, tmp_path):
     again = json.loads(out.read_text())
     again_knn = next(r for r in again["records"] if r["router"] == "knn")
     assert np.isclose(again_knn["metrics"]["auc"], knn["metrics"]["auc"])
+
+
+def test_summary_ranks_routers_by_mean_auc_over_tasks():
+    from rich.console import Console
+
+    from routeharness.cli import _ranking_table
+
+    def row(router, auc, upper=False):
+        return {"router": router, "auc": auc, "auc_std": 0.0, "upper_bound": upper}
+
+    summary = {"t1": [row("a", 50.0), row("b", 70.0), row("oracle", 90.0, True)],
+               "t2": [row("a", 80.0), row("b", 40.0), row("oracle", 95.0, True)]}
+    console = Console(width=200, record=True)
+    console.print(_ranking_table(summary))
+    lines = [line for line in console.export_text().splitlines() if "│" in line]
+    assert "1 │ a" in lines[0] and "65.00" in lines[0]  # a: (50 + 80) / 2 beats b: 55
+    assert "2 │ b" in lines[1] and "55.00" in lines[1]
+    assert "- │ oracle (upper bound)" in lines[2]
