@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,3 +58,29 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@dataclass
+class RoutingProblem:
+    """A task with its embeddings and the training outcomes a router fits on."""
+
+    task: Any
+    X: dict[str, Any]
+    train: Any
+    test: Any
+
+
+@pytest.fixture(scope="session")
+def mbpp(cache_dir, minilm) -> RoutingProblem:
+    """RouterBench's MBPP group (269 train / 128 test prompts), embedded with MiniLM."""
+    from routeharness import metrics
+    from routeharness.encoders import EmbeddingCache
+    from routeharness.evaluate import Reporter, embed_task
+    from routeharness.tasks import load_task
+
+    task = load_task("routerbench:mbpp")
+    embedded = embed_task(task, minilm, EmbeddingCache(cache_dir), Reporter())
+    train = task.splits["train"]
+    outcomes = train.outcomes(metrics.cost_scale(train.costs), task.group_descriptions,
+                              embedded.encode_text)
+    return RoutingProblem(task, embedded.X, outcomes, task.splits["test"])

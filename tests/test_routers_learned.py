@@ -3,13 +3,12 @@ RouterBench's MBPP part (real 0/1 scores and USD costs of 11 LLMs), embedded wit
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pytest
 
-from routeharness.data import Outcomes, RoutingData, RoutingTask
+from routeharness.data import Outcomes, RoutingData
 
 LAMS = np.array([0.0, 0.01, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0, np.inf])
 # short schedules keep the default tests fast; the defaults are tuned in the harness
@@ -22,27 +21,6 @@ FAST = {
 }
 
 
-@dataclass
-class Problem:
-    task: RoutingTask
-    X: dict[str, np.ndarray]
-    train: Outcomes
-    test: RoutingData
-
-
-@pytest.fixture(scope="module")
-def mbpp(cache_dir, minilm) -> Problem:
-    from routeharness import metrics
-    from routeharness.encoders import EmbeddingCache
-    from routeharness.evaluate import Reporter, embed_task
-    from routeharness.tasks import load_task
-
-    task = load_task("routerbench:mbpp")
-    embedded = embed_task(task, minilm, EmbeddingCache(cache_dir), Reporter())
-    train = task.splits["train"]
-    outcomes = train.outcomes(metrics.cost_scale(train.costs), task.group_descriptions,
-                              embedded.encode_text)
-    return Problem(task, embedded.X, outcomes, task.splits["test"])
 
 
 def make(name: str, seed: int = 0, **extra: Any) -> Any:
@@ -69,7 +47,7 @@ def test_registered_through_the_plugin_hook():
         assert 1 < n_configs <= 24  # the harness's tuning budget, as for kNN
 
 
-def auc_on_test(router: Any, problem: Problem) -> float:
+def auc_on_test(router: Any, problem: Any) -> float:
     from routeharness.evaluate import DEFAULT_LAMBDAS, route_split, score_choices
 
     rows = problem.test.complete_rows()
