@@ -188,6 +188,7 @@ def print_tables(result: dict[str, Any]) -> None:
         if has_apgr:
             table.add_column("APGR", justify="right")
             table.add_column("CPT(50%)", justify="right")
+        table.add_column("fit s", justify="right")
         table.add_column("tuned params")
         references = {"best-single", "random", "oracle"}
         ordered = [r for r in rows if r["router"] not in references]
@@ -206,6 +207,7 @@ def print_tables(result: dict[str, Any]) -> None:
                           else None, 1000 * row.get("cost_at_0_usd_std", 0) or None, 3)]
             if has_apgr:
                 cells += [_fmt(row.get("apgr"), None, 3), _fmt(row.get("cpt50"), None, 3)]
+            cells.append(_fmt(row.get("fit_s"), None, 1))
             params = {k: v for k, v in row["params"].items() if k != "random_state"}
             cells.append(", ".join(f"{k}={v}" for k, v in params.items()) or "-")
             table.add_row(*cells, end_section=(i == len([r for r in rows if r["router"] not in references]) - 1))
@@ -213,7 +215,7 @@ def print_tables(result: dict[str, Any]) -> None:
                           _fmt(reference["single_model_frontier_auc"]), "-", "-", "-"]
         if has_apgr:
             frontier_cells += ["-", "-"]
-        table.add_row(*frontier_cells, "-")
+        table.add_row(*frontier_cells, "-", "-")
         console.print(table)
         best = max(reference["single_models"], key=lambda s: s["quality"])
         console.print(
@@ -223,7 +225,8 @@ def print_tables(result: dict[str, Any]) -> None:
             f"expensive model = 1 (docs/metrics.md). best-single is chosen on train; the best "
             f"model on test is {best['model']} ({best['quality']:.2f}). single-model frontier: "
             f"the hull of the {len(reference['models'])} models alone (RouterBench's zero "
-            f"router).[/]")
+            f"router). fit s: seconds of the final fit on train, mean over seeds (tuning not "
+            f"included).[/]")
         groups = rows[0].get("per_group", {}) if rows else {}
         if len(groups) > 1:
             group_table = Table(title=f"{task}: AUC per group", title_justify="left")
@@ -339,6 +342,34 @@ def _parse_seeds(text: str) -> list[int]:
     if not values:
         raise click.BadParameter("at least one seed", param_hint="--seeds")
     return values
+
+
+# --- results ----------------------------------------------------------------------------------
+@cli.group()
+def results() -> None:
+    """Result files: show them, or merge the pieces of one matrix."""
+
+
+@results.command(name="show")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Save the merged result set as JSON.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Save the cost-quality frontiers as a PNG.")
+def results_show(files: tuple[str, ...], output: str | None, plot: str | None) -> None:
+    """Print the tables of one or more result files; several files (say, routers run in
+    parallel processes) are merged first and must share protocol, encoder and data."""
+    from routeharness.results import load_json, merge_results, plot_frontiers, save_json
+
+    loaded = [(path, load_json(path)) for path in files]
+    result = merge_results(loaded) if len(loaded) > 1 else loaded[0][1]
+    print_tables(result)
+    if output:
+        save_json(result, output)
+        _console(stderr=True).print(f"merged results saved to {output}")
+    if plot:
+        plot_frontiers(result, plot)
+        _console(stderr=True).print(f"frontier plot saved to {plot}")
 
 
 # --- check (the conformance kit) ------------------------------------------------------------

@@ -107,6 +107,53 @@ def load_json(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def merge_results(results: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """One result set from several ``(path, result set)`` pairs: the pieces of one matrix
+    run in separate processes or machines. They must share the protocol (seeds aside),
+    the encoder and, for a task in several files, its data fingerprint; a router x task x
+    seed in two files is an error (one number must come from one run). Seeds become the
+    union; ``merged_from`` records each file's provenance."""
+    if not results:
+        raise RouteHarnessError("nothing to merge: no result files given")
+    first_path, first = results[0]
+    merged = {key: value for key, value in first.items() if key not in ("tasks", "records")}
+    merged.update(tasks={}, records=[], merged_from=[])
+    protocol = {k: v for k, v in first["protocol"].items() if k != "seeds"}
+    encoder = (first["encoder"].get("identity"), first["encoder"].get("revision"))
+    seen: dict[tuple[str, str, int], str] = {}
+    seeds: set[int] = set()
+    for path, result in results:
+        other = {k: v for k, v in result["protocol"].items() if k != "seeds"}
+        if other != protocol:
+            differ = sorted(k for k in set(other) | set(protocol)
+                            if other.get(k) != protocol.get(k))
+            raise RouteHarnessError(f"{path}: protocol differs from {first_path} in "
+                                    f"{', '.join(differ)}; only runs of one protocol merge")
+        if (result["encoder"].get("identity"), result["encoder"].get("revision")) != encoder:
+            raise RouteHarnessError(f"{path}: encoder {result['encoder'].get('identity')!r} "
+                                    f"differs from {first_path}'s {encoder[0]!r}")
+        for task, reference in result["tasks"].items():
+            known = merged["tasks"].get(task)
+            if known is not None and known.get("fingerprint") != reference.get("fingerprint"):
+                raise RouteHarnessError(f"{path}: task {task!r} has data fingerprint "
+                                        f"{reference.get('fingerprint')}, not the "
+                                        f"{known.get('fingerprint')} of an earlier file")
+            merged["tasks"].setdefault(task, reference)
+        for record in result["records"]:
+            key = (record["router"], record["task"], int(record["seed"]))
+            if key in seen:
+                raise RouteHarnessError(f"{path}: router {key[0]!r} on task {key[1]!r} seed "
+                                        f"{key[2]} is also in {seen[key]}; keep one of them")
+            seen[key] = path
+            seeds.add(key[2])
+            merged["records"].append(record)
+        merged["merged_from"].append({"path": str(path), "created": result.get("created"),
+                                      "git_commit": result.get("git_commit"),
+                                      "command": result.get("command")})
+    merged["protocol"] = {**first["protocol"], "seeds": sorted(seeds)}
+    return merged
+
+
 def _mean_std(values: list[float]) -> tuple[float, float]:
     array = np.asarray([v for v in values if v is not None], dtype=float)
     if array.size == 0:

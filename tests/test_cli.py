@@ -107,3 +107,33 @@ def test_summary_ranks_routers_by_mean_auc_over_tasks():
     assert "1 │ a" in lines[0] and "65.00" in lines[0]  # a: (50 + 80) / 2 beats b: 55
     assert "2 │ b" in lines[1] and "55.00" in lines[1]
     assert "- │ oracle (upper bound)" in lines[2]
+
+
+def test_results_show_merges_pieces_of_one_matrix(cli, cache_dir, tmp_path):
+    """Routers run in separate processes merge into one table set; a clash or a different
+    protocol is refused in one line, and nothing is written."""
+    env = {"ROUTEHARNESS_CACHE": str(cache_dir), "COLUMNS": "200"}
+    base = ("eval", "--task", "routerbench:mbpp", "--bootstrap", "20", "-q")
+    a, b, c = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.json"
+    for args in ((*base, "-r", "knn", "-o", str(a)),
+                 (*base, "-r", "linear", "--no-references", "-o", str(b)),
+                 ("eval", "--task", "routerbench:mbpp", "--bootstrap", "30", "-q",
+                  "-r", "linear", "--no-references", "-o", str(c))):
+        done = cli(*args, env=env)
+        assert done.returncode == 0, done.stderr
+    merged_path = tmp_path / "merged.json"
+    shown = cli("results", "show", str(a), str(b), "-o", str(merged_path), env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "linear" in shown.stdout and "knn" in shown.stdout and "fit s" in shown.stdout
+    merged = json.loads(merged_path.read_text())
+    assert {r["router"] for r in merged["records"]} == {"knn", "linear", "best-single",
+                                                          "random", "oracle"}
+    assert [m["path"] for m in merged["merged_from"]] == [str(a), str(b)]
+
+    clash = cli("results", "show", str(a), str(a), "-o", str(tmp_path / "x.json"), env=env)
+    assert clash.returncode == 1
+    assert "knn" in clash.stderr and "also in" in clash.stderr
+    assert len(clash.stderr.strip().splitlines()) == 1
+    differ = cli("results", "show", str(a), str(c), "-o", str(tmp_path / "x.json"), env=env)
+    assert differ.returncode == 1 and "n_bootstrap" in differ.stderr
+    assert not (tmp_path / "x.json").exists()

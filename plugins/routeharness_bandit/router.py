@@ -130,7 +130,9 @@ class BanditRouter(BaseRouter):
     kind = SELECTION
     param_grid: ClassVar[dict[str, list[Any]]] = {
         "irt_dim": [8, 16], "entropy_weight": [0.001, 0.01], "epochs": [10, 30]}
-    tags: ClassVar[dict[str, Any]] = {"pickle": False}
+    # check_params: the conformance kit's settings (seconds on its mock problems)
+    tags: ClassVar[dict[str, Any]] = {"pickle": False,
+                                      "check_params": {"irt_epochs": 100, "epochs": 10}}
 
     def __init__(self, irt_dim: int = 16, hidden_dim: int = 64, irt_epochs: int = 300,
                  epochs: int = 20, learning_rate: float = 3e-3, weight_decay: float = 1e-4,

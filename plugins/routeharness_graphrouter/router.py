@@ -109,11 +109,14 @@ class GraphRouter(BaseRouter):
     """
 
     kind = UTILITY
+    # four configurations: each epoch is a full-graph GNN pass (~0.25 s on 5k queries, one
+    # CPU thread), so the grid is kept small; mask_rate stays at upstream's 0.3
     param_grid: ClassVar[dict[str, list[Any]]] = {
-        "hidden_dim": [32, 64], "learning_rate": [1e-3, 5e-3], "mask_rate": [0.3, 0.5]}
-    tags: ClassVar[dict[str, Any]] = {"pickle": False}
+        "hidden_dim": [32, 64], "learning_rate": [1e-3, 5e-3]}
+    # check_params: the conformance kit's settings (seconds on its mock problems)
+    tags: ClassVar[dict[str, Any]] = {"pickle": False, "check_params": {"epochs": 60}}
 
-    def __init__(self, hidden_dim: int = 64, epochs: int = 200, learning_rate: float = 5e-3,
+    def __init__(self, hidden_dim: int = 64, epochs: int = 100, learning_rate: float = 5e-3,
                  weight_decay: float = 1e-4, mask_rate: float = 0.3, cost_weight: float = 1.0,
                  random_state: int | None = None):
         self.hidden_dim = hidden_dim

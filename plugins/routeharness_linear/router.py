@@ -55,7 +55,7 @@ class RidgeRouter(BaseRouter):
     most expensive model look free at large trade-offs)."""
 
     param_grid: ClassVar[dict[str, list[Any]]] = {"alpha": [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]}
-    tags: ClassVar[dict[str, Any]] = {"deterministic": True, "pickle": True}
+    tags: ClassVar[dict[str, Any]] = {"deterministic": True, "pickle": True, "check_params": {}}
 
     def __init__(self, alpha: float = 1.0, random_state: int | None = None):
         self.alpha = alpha

@@ -126,6 +126,8 @@ class MLPRouter(_TorchRouter):
 
     param_grid: ClassVar[dict[str, list[Any]]] = {
         "hidden": [128, 512], "lr": [1e-3, 3e-4], "dropout": [0.0, 0.2]}
+    #: the conformance kit's settings (seconds on its mock problems)
+    tags: ClassVar[dict[str, Any]] = {"check_params": {"max_epochs": 30}}
 
     def fit(self, X: np.ndarray, outcomes: Any) -> MLPRouter:
         """``X``: (n, d) embeddings; ``outcomes``: scores (n, m) in [0, 1], normalised costs."""
@@ -195,6 +197,7 @@ class MLPSelectRouter(_TorchRouter):
     kind = SELECTION
     param_grid: ClassVar[dict[str, list[Any]]] = {
         "hidden": [128, 512], "lr": [1e-3, 3e-4], "tie_break": ["cheapest", "best-average"]}
+    tags: ClassVar[dict[str, Any]] = {"check_params": {"max_epochs": 10}}
 
     def __init__(self, hidden: int = 256, layers: int = 1, dropout: float = 0.1,
                  lr: float = 1e-3, weight_decay: float = 1e-4, batch_size: int = 512,
