@@ -70,6 +70,9 @@ class Outcomes:
     most expensive model's mean training cost is 1 (``cost_scale`` USD = 1 unit).
     ``encode_text(texts) -> (k, d)`` embeds extra texts (model or group descriptions) in
     the same space as the prompts (the run's encoder, cached); None outside the harness.
+    ``texts``: the n training prompts as the encoder saw them, for routers that train
+    their own text encoder; ``encoder_path``: a local Hugging Face transformer directory
+    of the run's encoder when it is one that can be fine-tuned (else None).
     """
 
     scores: np.ndarray
@@ -79,6 +82,8 @@ class Outcomes:
     cost_scale: float = 1.0
     group_descriptions: dict[str, str] = field(default_factory=dict)
     encode_text: Callable[[list[str]], np.ndarray] | None = None
+    texts: list[str] | None = None
+    encoder_path: str | None = None
 
     @property
     def n(self) -> int:
@@ -89,8 +94,10 @@ class Outcomes:
         return int(self.scores.shape[1])
 
     def subset(self, index: np.ndarray) -> Outcomes:
+        texts = None if self.texts is None else [self.texts[int(i)] for i in
+                                                 np.arange(self.n)[index]]
         return replace(self, scores=self.scores[index], costs=self.costs[index],
-                       groups=self.groups[index])
+                       groups=self.groups[index], texts=texts)
 
 
 @dataclass
@@ -152,10 +159,11 @@ class RoutingData:
         return ~np.isnan(self.scores).any(axis=1)
 
     def outcomes(self, cost_scale: float, group_descriptions: dict[str, str] | None = None,
-                 encode_text: Callable[[list[str]], np.ndarray] | None = None) -> Outcomes:
+                 encode_text: Callable[[list[str]], np.ndarray] | None = None,
+                 encoder_path: str | None = None) -> Outcomes:
         return Outcomes(self.scores.copy(), self.costs / cost_scale, self.groups.copy(),
                         list(self.models), cost_scale, dict(group_descriptions or {}),
-                        encode_text)
+                        encode_text, self.texts_to_embed(), encoder_path)
 
     def fingerprint(self) -> str:
         """sha256 of ids, prompts, groups, scores and costs: identical data, identical hash."""

@@ -34,7 +34,8 @@ class Encoder(Protocol):
     ``modalities`` is ``{"text"}`` or ``{"text", "image"}``. ``encode`` returns float32
     ``(n, d)``; ``images`` (one PIL image, path or None per text) is passed only when the
     encoder takes images and the task has them. ``progress(k)`` is called as k more inputs
-    are done.
+    are done. Optional: ``trainable_path``, a local Hugging Face transformer directory
+    holding this encoder's weights, for routers that fine-tune the encoder (RouterDC).
     """
 
     name: str

@@ -16,6 +16,7 @@ validation and test scoring (and counted); routers may train on them.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -78,6 +79,7 @@ class EmbeddedTask:
     cached: int
     notes: list[str] = field(default_factory=list)
     encode_text: Callable[[list[str]], np.ndarray] | None = None
+    encoder_path: str | None = None
 
 
 def embed_task(task: RoutingTask, encoder: Any, cache: Any, reporter: Reporter) -> EmbeddedTask:
@@ -100,7 +102,8 @@ def embed_task(task: RoutingTask, encoder: Any, cache: Any, reporter: Reporter) 
     def encode_text(texts: list[str]) -> np.ndarray:
         return cache.embed(encoder, list(texts)).embeddings
 
-    return EmbeddedTask(task, X, encoded, cached, notes, encode_text)
+    return EmbeddedTask(task, X, encoded, cached, notes, encode_text,
+                        getattr(encoder, "trainable_path", None))
 
 
 def candidate_configs(param_grid: dict[str, list[Any]], max_configs: int,
@@ -137,7 +140,11 @@ def route_split(router: Any, X: np.ndarray, data: RoutingData, lams: Sequence[fl
         truth = Outcomes(data.scores, data.costs / cost_scale, data.groups, data.models,
                          cost_scale)
         return np.stack([router.route_oracle(truth, lam) for lam in lams])
-    choices = np.asarray(router.route_sweep(X, np.asarray(lams, dtype=float), data.groups))
+    kwargs = {}
+    if "texts" in inspect.signature(router.route_sweep).parameters:
+        kwargs["texts"] = data.texts_to_embed()  # for routers with their own text encoder
+    choices = np.asarray(router.route_sweep(X, np.asarray(lams, dtype=float), data.groups,
+                                            **kwargs))
     if choices.shape != (len(lams), data.n):
         raise RouteHarnessError(f"{type(router).__name__}.route_sweep returned shape "
                                 f"{choices.shape}, expected {(len(lams), data.n)}")
@@ -232,7 +239,8 @@ def run_one(router_name: str, entry: Any, embedded: EmbeddedTask, seed: int,
     router_cls = entry.load()
     train, validation, test = (task.splits[s] for s in ("train", "validation", "test"))
     scale = metrics.cost_scale(train.costs)
-    train_outcomes = train.outcomes(scale, task.group_descriptions, embedded.encode_text)
+    train_outcomes = train.outcomes(scale, task.group_descriptions, embedded.encode_text,
+                                    embedded.encoder_path)
     val_rows, test_rows = validation.complete_rows(), test.complete_rows()
     validation_eval = validation.subset(val_rows)
     test_eval = test.subset(test_rows)

@@ -82,5 +82,5 @@ def mbpp(cache_dir, minilm) -> RoutingProblem:
     embedded = embed_task(task, minilm, EmbeddingCache(cache_dir), Reporter())
     train = task.splits["train"]
     outcomes = train.outcomes(metrics.cost_scale(train.costs), task.group_descriptions,
-                              embedded.encode_text)
+                              embedded.encode_text, embedded.encoder_path)
     return RoutingProblem(task, embedded.X, outcomes, task.splits["test"])

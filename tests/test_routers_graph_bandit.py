@@ -223,12 +223,3 @@ def test_both_registered_as_plugins():
     assert "graphrouter" in registry and "bandit" in registry
     loaded = {info.name for info in plugin_infos() if info.error is None}
     assert {"graphrouter", "bandit"} <= loaded
-
-
-@pytest.mark.slow  # ~20 s each: a dozen fits on the kit's mock problems
-@pytest.mark.parametrize("name, params", [("graphrouter", {"epochs": 30}), ("bandit", {})])
-def test_conformance_kit(name, params):
-    from routeharness.registry import get_registry
-    from routeharness.testing import check_router
-
-    check_router(get_registry("router").get(name).load()(**params))

