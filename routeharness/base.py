@@ -38,14 +38,18 @@ def select(scores_hat: np.ndarray, costs_hat: np.ndarray, lam: float,
     """Model index per row maximising ``scores_hat - lam * costs_hat``; ``lam = inf``
     means cost only. Ties go to the cheaper model (``TIE_BREAK``), or to the lowest
     ``tie_key`` (m,) when given. NaN scores never win."""
+    missing = np.isnan(scores_hat) | np.isnan(costs_hat)
     scores_hat = np.where(np.isnan(scores_hat), -np.inf, scores_hat)
     costs_hat = np.where(np.isnan(costs_hat), np.inf, costs_hat)
     if np.isinf(lam):
         utility = -costs_hat
         default_key = -scores_hat  # among equally cheap, the better one
     else:
-        utility = scores_hat - lam * costs_hat
+        with np.errstate(invalid="ignore"):  # 0 * inf for a missing cost at lam = 0
+            utility = scores_hat - lam * costs_hat
         default_key = costs_hat
+    # a missing cell never wins (a NaN utility would poison the row's maximum)
+    utility = np.where(missing, -np.inf, utility)
     tie_key = default_key if tie_key is None else np.broadcast_to(tie_key, utility.shape)
     best = utility.max(axis=1, keepdims=True)
     tolerance = 1e-12 * np.maximum(1.0, np.abs(best))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from routeharness import metrics
-from routeharness.base import select
+from routeharness.base import best_models, select
 
 
 def test_single_point_area_is_flat_extension_to_max_cost():
@@ -101,3 +101,15 @@ def test_select_breaks_ties_towards_the_cheaper_model():
     assert select(scores, costs, 0.0).tolist() == [1]
     assert select(scores, costs, np.inf).tolist() == [2]
     assert select(np.array([[np.nan, 0.1]]), np.array([[0.0, 1.0]]), 0.0).tolist() == [1]
+
+
+def test_a_missing_cell_never_poisons_the_row():
+    """A missing score with a missing cost (RouterBench and AlpacaEval have such cells)
+    once made 0 * inf = NaN at lam = 0, and a NaN utility sent the row to model 0."""
+    scores = np.array([[0.0, np.nan, 1.0], [np.nan, np.nan, np.nan]])
+    costs = np.array([[0.1, np.nan, 0.5], [np.nan, np.nan, np.nan]])
+    with np.errstate(all="raise"):
+        for lam in (0.0, 1.0, np.inf):
+            chosen = select(scores, costs, lam)
+            assert chosen[0] == (0 if np.isinf(lam) else 2)
+    assert best_models(scores, costs, 0.0, "best-average")[0] == 2
