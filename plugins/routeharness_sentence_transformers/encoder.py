@@ -50,7 +50,9 @@ class SentenceTransformerEncoder:
                progress: Callable[[int], None] | None = None) -> np.ndarray:
         model = self._load()
         if len(texts) == 0:
-            dim = model.get_sentence_embedding_dimension()
+            # renamed get_embedding_dimension in newer sentence-transformers
+            dim = getattr(model, "get_embedding_dimension",
+                          getattr(model, "get_sentence_embedding_dimension", None))()
             return np.zeros((0, dim), dtype=np.float32)
         # longest first over the whole input, not per chunk: each batch pads to its own
         # longest text, so similar lengths together cost far less padding
