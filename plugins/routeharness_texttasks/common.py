@@ -7,11 +7,19 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from routeharness.data import SPLITS, DataError, ModelInfo, RoutingData, RoutingTask
+from routeharness.data import (
+    COST_PREFIX,
+    SCORE_PREFIX,
+    SPLITS,
+    DataError,
+    ModelInfo,
+    RoutingData,
+    RoutingTask,
+)
 from routeharness.errors import RouteHarnessError
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -239,3 +247,61 @@ def load_card_of(name: str) -> Any:
     from routeharness.tasks import load_card
 
     return load_card(task_card_path(name))
+
+
+def move_validation_rows(columns: dict[str, list[Any]], fraction: float, seed: int) -> None:
+    """Moves a seeded ``fraction`` of each group's ``split == "train"`` rows to
+    ``"validation"`` (``carve_validation``), in place."""
+    import numpy as np
+
+    from routeharness.data import carve_validation
+
+    train_rows = np.flatnonzero(np.asarray([s == "train" for s in columns["split"]]))
+    moved = carve_validation([columns["id"][i] for i in train_rows],
+                             [columns["group"][i] for i in train_rows], fraction, seed)
+    for i in train_rows[moved]:
+        columns["split"][i] = "validation"
+
+
+def empty_columns(models: Sequence[str]) -> dict[str, list[Any]]:
+    """Canonical columns to fill row by row: id, prompt, group, split, score:, cost:."""
+    columns: dict[str, list[Any]] = {"id": [], "prompt": [], "group": [], "split": []}
+    columns.update({SCORE_PREFIX + name: [] for name in models})
+    columns.update({COST_PREFIX + name: [] for name in models})
+    return columns
+
+
+def append_costs(columns: dict[str, list[Any]], models: Sequence[str],
+                 prices: dict[str, tuple[float, float]], tokens_in: float,
+                 output_tokens: float) -> None:
+    """One row's USD cost per model: prompt tokens and the assumed output tokens, priced
+    per million tokens (``model_prices``)."""
+    for name in models:
+        price_in, price_out = prices[name]
+        columns[COST_PREFIX + name].append((tokens_in * price_in + output_tokens * price_out)
+                                           / 1e6)
+
+
+def mirror_loader(name: str, required: Sequence[str], label: str,
+                  build_columns: Callable[[Path, Any], dict[str, list[Any]]]
+                  ) -> tuple[Callable[..., RoutingTask], Callable[[str | Path, str | Path], Path]]:
+    """The registered ``load(card, data_dir=None)`` (the mirror layout under ``data_dir``
+    if given, else the copy embedded in the package) and ``build(source_dir, out_dir)``
+    (``routeharness data build``) of a task whose mirror ``build_columns`` reads."""
+
+    def load(card: Any, data_dir: Path | None = None, **_: Any) -> RoutingTask:
+        if data_dir is None:
+            return load_embedded(card)
+        source = find_source(Path(data_dir), name, required, label)
+        return columns_to_task(build_columns(source, card), card, str(source))
+
+    def build(source_dir: str | Path, out_dir: str | Path) -> Path:
+        card = load_card_of(name)
+        task = load(card, data_dir=Path(source_dir))
+        return save_canonical(task, Path(out_dir), card, str(source_dir))
+
+    load.__doc__ = f"The {label} task: from ``data_dir`` (the mirror layout) if given, else " \
+                   "the copy embedded in the package."
+    build.__doc__ = f"``routeharness data build {name}``: mirror layout -> canonical dataset."
+    return load, build
+

@@ -14,9 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from routeharness.data import COST_PREFIX, SCORE_PREFIX, DataError, carve_validation
+from routeharness.data import SCORE_PREFIX, DataError
 from routeharness_texttasks import common
 
 NAME = "llmrouter"
@@ -65,11 +63,7 @@ def build_columns(source: Path, card: Any) -> dict[str, list[Any]]:
     models = [m["name"] for m in card.models]
     prices = _check_prices(source, card)
     output_tokens = float(card.cost.get("output_tokens_assumed", DEFAULT_OUTPUT_TOKENS))
-    columns: dict[str, list[Any]] = {"id": [], "prompt": [], "group": [], "split": []}
-    for name in models:
-        columns[SCORE_PREFIX + name] = []
-    for name in models:
-        columns[COST_PREFIX + name] = []
+    columns = common.empty_columns(models)
     train_questions: set[str] = set()
     for part in ("train", "test"):
         path = source / SCORES_FILE.format(part=part)
@@ -97,30 +91,9 @@ def build_columns(source: Path, card: Any) -> dict[str, list[Any]]:
                     raise DataError(f"score {value!r} outside [0, 1]", source=str(path),
                                     row=row, column=f"scores.{name}")
                 columns[SCORE_PREFIX + name].append(value)
-                price_in, price_out = prices[name]
-                columns[COST_PREFIX + name].append(
-                    (tokens_in * price_in + output_tokens * price_out) / 1e6)
-    is_train = np.asarray([s == "train" for s in columns["split"]])
-    train_rows = np.flatnonzero(is_train)
-    moved = carve_validation([columns["id"][i] for i in train_rows],
-                             [columns["group"][i] for i in train_rows],
-                             VALIDATION_FRACTION, VALIDATION_SEED)
-    for i in train_rows[moved]:
-        columns["split"][i] = "validation"
+            common.append_costs(columns, models, prices, tokens_in, output_tokens)
+    common.move_validation_rows(columns, VALIDATION_FRACTION, VALIDATION_SEED)
     return columns
 
 
-def load(card: Any, data_dir: Path | None = None, **_: Any) -> Any:
-    """The LLMRouter task: from ``data_dir`` (the mirror layout) if given, else the copy
-    embedded in the package."""
-    if data_dir is None:
-        return common.load_embedded(card)
-    source = common.find_source(Path(data_dir), NAME, REQUIRED, "LLMRouter")
-    return common.columns_to_task(build_columns(source, card), card, str(source))
-
-
-def build(source_dir: str | Path, out_dir: str | Path) -> Path:
-    """``routeharness data build llmrouter``: mirror layout -> canonical dataset."""
-    card = common.load_card_of(NAME)
-    task = load(card, data_dir=Path(source_dir))
-    return common.save_canonical(task, Path(out_dir), card, str(source_dir))
+load, build = common.mirror_loader(NAME, REQUIRED, "LLMRouter", build_columns)
