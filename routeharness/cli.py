@@ -259,16 +259,27 @@ def _ranking_table(summary: dict[str, list[dict[str, Any]]]) -> Any:
     table.add_column("rank", justify="right")
     table.add_column("router")
     table.add_column("mean AUC", justify="right")
+    table.add_column("mean rank", justify="right")
     for task in tasks:
         table.add_column(task, justify="right")
+    # per task, the rank of each router by AUC among the routers (upper bounds left out);
+    # AUC scales differ between tasks (near-equal prices compress it), ranks do not
+    task_rank: dict[str, dict[str, float]] = {}
+    for task, rows in summary.items():
+        contenders = sorted((r for r in rows if not r["upper_bound"]),
+                            key=lambda r: -r["auc"])
+        task_rank[task] = {r["router"]: float(i + 1) for i, r in enumerate(contenders)}
     rank = 0
     for router, rows in ranked:
         upper = any(r["upper_bound"] for r in rows.values())
         complete = len(rows) == len(tasks)
         rank += 0 if upper or not complete else 1
         mean = float(np.mean([r["auc"] for r in rows.values()])) if complete else None
+        mean_rank = (float(np.mean([task_rank[t][router] for t in tasks]))
+                     if complete and not upper else None)
         table.add_row("-" if upper or not complete else str(rank),
                       router + (" (upper bound)" if upper else ""), _fmt(mean),
+                      _fmt(mean_rank, None, 1),
                       *(_fmt(rows[t]["auc"], rows[t].get("auc_std")) if t in rows else "-"
                         for t in tasks))
     return table

@@ -106,6 +106,7 @@ def test_summary_ranks_routers_by_mean_auc_over_tasks():
     lines = [line for line in console.export_text().splitlines() if "│" in line]
     assert "1 │ a" in lines[0] and "65.00" in lines[0]  # a: (50 + 80) / 2 beats b: 55
     assert "2 │ b" in lines[1] and "55.00" in lines[1]
+    assert " 1.5 │" in lines[0] and " 1.5 │" in lines[1]  # a: ranks 2 and 1; b: 1 and 2
     assert "- │ oracle (upper bound)" in lines[2]
 
 
