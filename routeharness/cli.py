@@ -293,7 +293,7 @@ def _ranking_table(summary: dict[str, list[dict[str, Any]]]) -> Any:
 @click.option("--encoder", "-e", default="minilm", show_default=True,
               help="Encoder name, or NAME:ARG (e.g. st:/path/to/model).")
 @click.option("--seeds", default="0", show_default=True,
-              help="Comma-separated seeds, or a count like 3 for 0,1,2 (use 0,1,2 for explicit).")
+              help="Seeds: a list like 0,1,2, a range like 0-4, or one seed.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default="results.json",
               show_default=True, help="Where to save the result JSON.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
@@ -345,13 +345,31 @@ def eval_command(routers: tuple[str, ...], tasks: tuple[str, ...], encoder: str,
 
 
 def _parse_seeds(text: str) -> list[int]:
+    """``0,1,2`` -> [0, 1, 2]; ``0-4`` -> [0, 1, 2, 3, 4]; ``7`` -> [7] (one seed, not a
+    count); parts combine: ``0-2,10``. Duplicates are an error."""
+    values: list[int] = []
     try:
-        values = [int(part) for part in text.split(",") if part.strip()]
+        for part in (p.strip() for p in text.split(",")):
+            if not part:
+                continue
+            low, dash, high = part.partition("-")
+            if dash and low:
+                first, last = int(low), int(high)
+                if last < first:
+                    raise click.BadParameter(f"{part!r}: a range goes low-high, e.g. 0-4",
+                                             param_hint="--seeds")
+                values += range(first, last + 1)
+            else:
+                values.append(int(part))
     except ValueError:
-        raise click.BadParameter(f"{text!r}: seeds are integers, e.g. 0,1,2",
+        raise click.BadParameter(f"{text!r}: seeds are integers, e.g. 0,1,2 or 0-4",
                                  param_hint="--seeds") from None
     if not values:
         raise click.BadParameter("at least one seed", param_hint="--seeds")
+    if min(values) < 0:
+        raise click.BadParameter(f"{text!r}: seeds are non-negative", param_hint="--seeds")
+    if len(set(values)) != len(values):
+        raise click.BadParameter(f"{text!r} repeats a seed", param_hint="--seeds")
     return values
 
 

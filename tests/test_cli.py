@@ -8,6 +8,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from routeharness.results import RESULT_SCHEMA
 
@@ -138,3 +139,18 @@ def test_results_show_merges_pieces_of_one_matrix(cli, cache_dir, tmp_path):
     differ = cli("results", "show", str(a), str(c), "-o", str(tmp_path / "x.json"), env=env)
     assert differ.returncode == 1 and "n_bootstrap" in differ.stderr
     assert not (tmp_path / "x.json").exists()
+
+
+def test_seed_lists_ranges_and_single_seeds():
+    """A bare number is one seed, not a count: `--seeds 3` once ran seed 3 alone."""
+    import click
+
+    from routeharness.cli import _parse_seeds
+
+    assert _parse_seeds("0,1,2") == [0, 1, 2]
+    assert _parse_seeds("0-4") == [0, 1, 2, 3, 4]
+    assert _parse_seeds("3") == [3]
+    assert _parse_seeds("0-2, 10") == [0, 1, 2, 10]
+    for bad in ("", "a", "2-0", "1,1", "-3", "0-"):
+        with pytest.raises(click.BadParameter):
+            _parse_seeds(bad)
