@@ -309,11 +309,14 @@ def _ranking_table(summary: dict[str, list[dict[str, Any]]]) -> Any:
 @click.option("--trust-hub-pickle", is_flag=True,
               help="Allow loading pickled Hub files (RouterBench's Hub copy). Unsafe: only for "
                    "repositories you trust.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted run: reuse the runs saved in OUTPUT.partial "
+                   "(written after every router x task x seed).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 def eval_command(routers: tuple[str, ...], tasks: tuple[str, ...], encoder: str, seeds: str,
                  output: str, plot: str | None, data_dir: str | None, cache_dir: str | None,
                  no_tune: bool, bootstrap: int, no_references: bool, trust_hub_pickle: bool,
-                 quiet: bool) -> None:
+                 resume: bool, quiet: bool) -> None:
     """Evaluate routers on tasks: every router x task x seed; tables, JSON and plot."""
     from routeharness.registry import get_registry
 
@@ -328,16 +331,36 @@ def eval_command(routers: tuple[str, ...], tasks: tuple[str, ...], encoder: str,
         if name not in task_registry and not Path(spec).exists() and name != "hub":
             task_registry.get(name)
     seed_list = _parse_seeds(seeds)
+    from pathlib import Path
+
     from routeharness.evaluate import Protocol, evaluate
-    from routeharness.results import plot_frontiers, save_json
+    from routeharness.results import load_json, plot_frontiers, save_json
 
     protocol = Protocol(seeds=tuple(seed_list), tune=not no_tune, n_bootstrap=bootstrap)
     options = {"trust_hub_pickle": True} if trust_hub_pickle else {}
-    result = evaluate(list(routers), list(tasks), encoder=encoder, protocol=protocol,
-                      data_dir=data_dir, cache_dir=cache_dir, reporter=_RichReporter(quiet),
-                      references=not no_references, task_options=options)
+    partial = Path(f"{output}.partial")
+    earlier = None
+    if resume:
+        if partial.exists():
+            earlier = load_json(partial)
+            _console(stderr=True).print(f"resuming from {partial} "
+                                        f"({len(earlier['records'])} runs saved)")
+        else:
+            _console(stderr=True).print(f"nothing to resume: no {partial}; running all")
+    try:
+        result = evaluate(list(routers), list(tasks), encoder=encoder, protocol=protocol,
+                          data_dir=data_dir, cache_dir=cache_dir,
+                          reporter=_RichReporter(quiet), references=not no_references,
+                          task_options=options,
+                          checkpoint=lambda so_far: save_json(so_far, partial), resume=earlier)
+    except BaseException:
+        if partial.exists():
+            _console(stderr=True).print(f"the runs finished so far are in {partial}; the same "
+                                        f"command with --resume continues from there")
+        raise
     print_tables(result)
     save_json(result, output)
+    partial.unlink(missing_ok=True)
     _console(stderr=True).print(f"results saved to {output}")
     if plot:
         plot_frontiers(result, plot)

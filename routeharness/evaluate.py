@@ -299,10 +299,16 @@ def _jsonable(value: Any) -> Any:
 def evaluate(routers: Sequence[str], tasks: Sequence[str], *, encoder: str = "minilm",
              protocol: Protocol | None = None, data_dir: str | None = None,
              cache_dir: str | None = None, reporter: Reporter | None = None,
-             references: bool = True, task_options: dict[str, Any] | None = None) -> dict[str, Any]:
+             references: bool = True, task_options: dict[str, Any] | None = None,
+             checkpoint: Callable[[dict[str, Any]], None] | None = None,
+             resume: dict[str, Any] | None = None) -> dict[str, Any]:
     """The router x task matrix over the protocol's seeds -> a result set (dict, JSON-able).
 
     ``references`` adds the best-single, random and oracle rows to every task.
+    ``checkpoint(result)`` is called after every router x task x seed with the result so
+    far. ``resume``: an earlier (partial) result set of the same protocol and encoder; its
+    records are reused for the router x task x seed they cover when the task's data
+    fingerprint is unchanged, and only the rest is run.
     """
     from routeharness.encoders import EmbeddingCache, get_encoder
     from routeharness.registry import get_registry
@@ -319,6 +325,7 @@ def evaluate(routers: Sequence[str], tasks: Sequence[str], *, encoder: str = "mi
     enc = get_encoder(encoder)
     cache = EmbeddingCache(cache_dir)
     result = new_result_set(protocol, enc)
+    reusable = _reusable_records(resume, result) if resume else {}
     for spec in tasks:
         reporter.log(f"loading task {spec}")
         task = load_task(spec, data_dir=data_dir, **(task_options or {}))
@@ -334,8 +341,40 @@ def evaluate(routers: Sequence[str], tasks: Sequence[str], *, encoder: str = "mi
                                    "notes": embedded.notes}
         result["tasks"][task.name] = reference
         runs = [(name, seed) for seed in protocol.seeds for name in names]
+        reused = 0
         with reporter.progress(f"routing {task.name}", len(runs)) as advance:
             for name, seed in runs:
-                result["records"].append(run_one(name, entries[name], embedded, seed, protocol))
+                record = reusable.get((name, task.name, seed))
+                if record is not None and record["task_fingerprint"] == reference["fingerprint"]:
+                    reused += 1
+                    result["records"].append(record["record"])
+                else:
+                    result["records"].append(run_one(name, entries[name], embedded, seed,
+                                                     protocol))
+                if checkpoint is not None:
+                    checkpoint(result)
                 advance(1)
+        if reused:
+            reporter.log(f"{task.name}: {reused} of {len(runs)} runs reused from the "
+                         f"resumed results")
     return result
+
+
+def _reusable_records(resume: dict[str, Any], fresh: dict[str, Any]) -> dict[tuple, dict]:
+    """Records of an earlier result set keyed by (router, task, seed), with their task's
+    fingerprint; a different protocol (seeds aside) or encoder is an error."""
+    theirs = {k: v for k, v in resume.get("protocol", {}).items() if k != "seeds"}
+    ours = {k: v for k, v in fresh["protocol"].items() if k != "seeds"}
+    if theirs != ours:
+        differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+        raise RouteHarnessError(f"cannot resume: the saved results used another protocol "
+                                f"({', '.join(differ)} differ)")
+    if resume.get("encoder", {}).get("identity") != fresh["encoder"]["identity"] or \
+            resume.get("encoder", {}).get("revision") != fresh["encoder"]["revision"]:
+        raise RouteHarnessError(f"cannot resume: the saved results used encoder "
+                                f"{resume.get('encoder', {}).get('identity')!r}, not "
+                                f"{fresh['encoder']['identity']!r}")
+    fingerprints = {name: task.get("fingerprint") for name, task in resume.get("tasks", {}).items()}
+    return {(r["router"], r["task"], int(r["seed"])):
+            {"record": r, "task_fingerprint": fingerprints.get(r["task"])}
+            for r in resume.get("records", [])}

@@ -154,3 +154,36 @@ def test_seed_lists_ranges_and_single_seeds():
     for bad in ("", "a", "2-0", "1,1", "-3", "0-"):
         with pytest.raises(click.BadParameter):
             _parse_seeds(bad)
+
+
+def test_an_interrupted_eval_resumes_from_its_checkpoint(cli, cache_dir, tmp_path):
+    """eval saves OUTPUT.partial after every run; --resume reuses those runs (the same
+    records, timings included) and runs only the rest; another protocol is refused."""
+    import shutil
+
+    env = {"ROUTEHARNESS_CACHE": str(cache_dir), "COLUMNS": "200"}
+    base = ("eval", "-r", "knn", "--task", "routerbench:mbpp", "--bootstrap", "20", "-q")
+    first = tmp_path / "first.json"
+    done = cli(*base, "--seeds", "0", "-o", str(first), env=env)
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "first.json.partial").exists()  # removed once the run is whole
+
+    resumed = tmp_path / "resumed.json"
+    shutil.copy(first, tmp_path / "resumed.json.partial")  # as if killed after seed 0
+    again = cli(*base[:-1], "--seeds", "0,1", "-o", str(resumed), "--resume", env=env)
+    assert again.returncode == 0, again.stderr
+    assert "resuming from" in again.stderr and "4 of 8 runs reused" in again.stderr
+    old = {(r["router"], r["seed"]): r for r in json.loads(first.read_text())["records"]}
+    new = {(r["router"], r["seed"]): r for r in json.loads(resumed.read_text())["records"]}
+    assert set(new) == {(r, s) for r in ("knn", "best-single", "random", "oracle")
+                        for s in (0, 1)}
+    for key, record in old.items():
+        assert new[key]["timings"] == record["timings"]  # reused, not recomputed
+    assert not (tmp_path / "resumed.json.partial").exists()
+
+    shutil.copy(first, tmp_path / "other.json.partial")
+    refused = cli("eval", "-r", "knn", "--task", "routerbench:mbpp", "--bootstrap", "30",
+                  "-q", "-o", str(tmp_path / "other.json"), "--resume", env=env)
+    assert refused.returncode == 1
+    assert "cannot resume" in refused.stderr and "n_bootstrap" in refused.stderr
+    assert not (tmp_path / "other.json").exists()
