@@ -158,7 +158,7 @@ class _RichReporter:
 def _fmt(mean: float | None, std: float | None = None, digits: int = 2) -> str:
     if mean is None or mean != mean:
         return "-"
-    if std:
+    if std and std >= 0.5 * 10 ** -digits:  # a std that rounds to zero is not shown
         return f"{mean:.{digits}f} ± {std:.{digits}f}"
     return f"{mean:.{digits}f}"
 
@@ -189,7 +189,7 @@ def print_tables(result: dict[str, Any]) -> None:
             table.add_column("APGR", justify="right")
             table.add_column("CPT(50%)", justify="right")
         table.add_column("fit s", justify="right")
-        table.add_column("tuned params")
+        table.add_column("tuned (first seed)")
         references = {"best-single", "random", "oracle"}
         ordered = [r for r in rows if r["router"] not in references]
         ordered += [r for r in rows if r["router"] in references]
@@ -208,8 +208,10 @@ def print_tables(result: dict[str, Any]) -> None:
             if has_apgr:
                 cells += [_fmt(row.get("apgr"), None, 3), _fmt(row.get("cpt50"), None, 3)]
             cells.append(_fmt(row.get("fit_s"), None, 1))
-            params = {k: v for k, v in row["params"].items() if k != "random_state"}
-            cells.append(", ".join(f"{k}={v}" for k, v in params.items()) or "-")
+            # the tuned hyper-parameters only (seed 0's choice); the record has them all
+            params = row.get("tuned_params") or {}
+            cells.append(", ".join(f"{k}={v}" for k, v in params.items())
+                         or ("-" if reference_row else "defaults"))
             table.add_row(*cells, end_section=(i == len([r for r in rows if r["router"] not in references]) - 1))
         frontier_cells = ["[dim]single-model frontier[/]",
                           _fmt(reference["single_model_frontier_auc"]), "-", "-", "-"]

@@ -161,6 +161,14 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return float(array.mean()), float(array.std(ddof=1)) if array.size > 1 else 0.0
 
 
+def _tuned_params(record: dict[str, Any]) -> dict[str, Any]:
+    """The hyper-parameters the tuning chose between (the grid's names), as chosen;
+    the rest of ``params`` are the router's defaults."""
+    tuning = record.get("tuning") or []
+    names = list(tuning[0]["params"]) if tuning else []
+    return {name: record["params"].get(name) for name in names}
+
+
 def summarise(result: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """Per task, one row per router: mean and std over seeds of each metric."""
     tables: dict[str, list[dict[str, Any]]] = {}
@@ -172,6 +180,7 @@ def summarise(result: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
             row: dict[str, Any] = {"router": router, "n_seeds": len(records),
                                    "upper_bound": records[0].get("upper_bound", False),
                                    "params": records[0]["params"],
+                                   "tuned_params": _tuned_params(records[0]),
                                    "distribution": records[0]["distribution"],
                                    "chosen_model": records[0].get("chosen_model")}
             for metric in ("auc", "quality_at_0", "cost_at_0_usd", "apgr", "cpt50"):
