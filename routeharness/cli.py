@@ -155,136 +155,36 @@ class _RichReporter:
             yield lambda advance: bar.advance(handle, advance)
 
 
-def _fmt(mean: float | None, std: float | None = None, digits: int = 2) -> str:
-    if mean is None or mean != mean:
-        return "-"
-    if std and std >= 0.5 * 10 ** -digits:  # a std that rounds to zero is not shown
-        return f"{mean:.{digits}f} ± {std:.{digits}f}"
-    return f"{mean:.{digits}f}"
+def _rich_table(report: Any) -> Any:
+    """A ``routeharness.results.ReportTable`` as a rich table."""
+    from rich.table import Table
+
+    table = Table(title=report.title, title_justify="left")
+    for i, header in enumerate(report.headers):
+        table.add_column(header, justify="right" if i in report.right else "left")
+    for i, (cells, style) in enumerate(zip(report.rows, report.styles)):
+        if style:
+            cells = [f"[{style}]{cells[0]}[/]", *cells[1:]]
+        table.add_row(*cells, end_section=i in report.sections)
+    return table
 
 
 def print_tables(result: dict[str, Any]) -> None:
-    """One rich table per task, reference rows below the routers; with several tasks, a
-    summary ranking routers by mean AUC."""
-    from rich.table import Table
-
-    from routeharness.results import summarise
+    """One rich table per task (and per group), reference rows below the routers; with
+    several tasks, a summary ranking routers by mean AUC."""
+    from routeharness.results import report_tables
 
     console = _console()
-    summary = summarise(result)
-    n_seeds = len(result["protocol"]["seeds"])
-    for task, rows in summary.items():
-        reference = result["tasks"][task]
-        title = (f"{task} (v{reference['version']}): test n={reference['sizes']['test']}, "
-                 f"{len(reference['models'])} models, encoder {result['encoder']['name']}, "
-                 f"{n_seeds} seed{'s' if n_seeds > 1 else ''}")
-        table = Table(title=title, title_justify="left")
-        table.add_column("router")
-        table.add_column("AUC" + (" (mean ± std)" if n_seeds > 1 else ""), justify="right")
-        table.add_column("95% CI", justify="right")
-        table.add_column("Q@λ0", justify="right")
-        table.add_column("$/1k@λ0", justify="right")
-        has_apgr = any("apgr" in r for r in rows)
-        if has_apgr:
-            table.add_column("APGR", justify="right")
-            table.add_column("CPT(50%)", justify="right")
-        table.add_column("fit s", justify="right")
-        table.add_column("tuned (first seed)")
-        references = {"best-single", "random", "oracle"}
-        ordered = [r for r in rows if r["router"] not in references]
-        ordered += [r for r in rows if r["router"] in references]
-        for i, row in enumerate(ordered):
-            reference_row = row["router"] in references
-            name = row["router"] + (" (upper bound)" if row["upper_bound"] else "")
-            if row.get("chosen_model"):
-                name += f" ({row['chosen_model']})"
-            ci = row.get("auc_ci95")
-            cells = [f"[dim]{name}[/]" if reference_row else f"[bold]{name}[/]",
-                     _fmt(row.get("auc"), row.get("auc_std")),
-                     f"{ci[0]:.2f}-{ci[1]:.2f}" if ci else "-",
-                     _fmt(row.get("quality_at_0"), row.get("quality_at_0_std")),
-                     _fmt(1000 * row["cost_at_0_usd"] if row.get("cost_at_0_usd") is not None
-                          else None, 1000 * row.get("cost_at_0_usd_std", 0) or None, 3)]
-            if has_apgr:
-                cells += [_fmt(row.get("apgr"), None, 3), _fmt(row.get("cpt50"), None, 3)]
-            cells.append(_fmt(row.get("fit_s"), None, 1))
-            # the tuned hyper-parameters only (seed 0's choice); the record has them all
-            params = row.get("tuned_params") or {}
-            cells.append(", ".join(f"{k}={v}" for k, v in params.items())
-                         or ("-" if reference_row else "defaults"))
-            table.add_row(*cells, end_section=(i == len([r for r in rows if r["router"] not in references]) - 1))
-        frontier_cells = ["[dim]single-model frontier[/]",
-                          _fmt(reference["single_model_frontier_auc"]), "-", "-", "-"]
-        if has_apgr:
-            frontier_cells += ["-", "-"]
-        table.add_row(*frontier_cells, "-", "-")
-        console.print(table)
-        best = max(reference["single_models"], key=lambda s: s["quality"])
-        console.print(
-            f"[dim]Q@λ0: quality (mean score x100) when routing for quality alone; "
-            f"$/1k@λ0: its USD per 1,000 prompts. AUC: area under the non-decreasing convex "
-            f"hull of the cost-quality points, score x100, cost normalised so the most "
-            f"expensive model = 1 (docs/metrics.md). best-single is chosen on train; the best "
-            f"model on test is {best['model']} ({best['quality']:.2f}). single-model frontier: "
-            f"the hull of the {len(reference['models'])} models alone (RouterBench's zero "
-            f"router). fit s: seconds of the final fit on train, mean over seeds (tuning not "
-            f"included).[/]")
-        groups = rows[0].get("per_group", {}) if rows else {}
-        if len(groups) > 1:
-            group_table = Table(title=f"{task}: AUC per group", title_justify="left")
-            group_table.add_column("router")
-            for group in groups:
-                group_table.add_column(group, justify="right")
-            for row in ordered:
-                group_table.add_row(row["router"], *(_fmt(row["per_group"].get(g))
-                                                     for g in groups))
-            console.print(group_table)
-    if len(summary) > 1:
-        console.print(_ranking_table(summary))
+    for report in report_tables(result):
+        console.print(_rich_table(report))
+        if report.note:
+            console.print(f"[dim]{report.note}[/]")
 
 
 def _ranking_table(summary: dict[str, list[dict[str, Any]]]) -> Any:
-    """Routers ranked by their AUC averaged over the tasks (upper bounds unranked)."""
-    import numpy as np
-    from rich.table import Table
+    from routeharness.results import ranking_table
 
-    tasks = list(summary)
-    by_router: dict[str, dict[str, dict[str, Any]]] = {}
-    for task, rows in summary.items():
-        for row in rows:
-            by_router.setdefault(row["router"], {})[task] = row
-    ranked = sorted(by_router.items(), key=lambda item: (
-        any(r["upper_bound"] for r in item[1].values()),
-        -float(np.mean([r["auc"] for r in item[1].values()]))))
-    table = Table(title=f"Summary: routers ranked by mean AUC over {len(tasks)} tasks",
-                  title_justify="left")
-    table.add_column("rank", justify="right")
-    table.add_column("router")
-    table.add_column("mean AUC", justify="right")
-    table.add_column("mean rank", justify="right")
-    for task in tasks:
-        table.add_column(task, justify="right")
-    # per task, the rank of each router by AUC among the routers (upper bounds left out);
-    # AUC scales differ between tasks (near-equal prices compress it), ranks do not
-    task_rank: dict[str, dict[str, float]] = {}
-    for task, rows in summary.items():
-        contenders = sorted((r for r in rows if not r["upper_bound"]),
-                            key=lambda r: -r["auc"])
-        task_rank[task] = {r["router"]: float(i + 1) for i, r in enumerate(contenders)}
-    rank = 0
-    for router, rows in ranked:
-        upper = any(r["upper_bound"] for r in rows.values())
-        complete = len(rows) == len(tasks)
-        rank += 0 if upper or not complete else 1
-        mean = float(np.mean([r["auc"] for r in rows.values()])) if complete else None
-        mean_rank = (float(np.mean([task_rank[t][router] for t in tasks]))
-                     if complete and not upper else None)
-        table.add_row("-" if upper or not complete else str(rank),
-                      router + (" (upper bound)" if upper else ""), _fmt(mean),
-                      _fmt(mean_rank, None, 1),
-                      *(_fmt(rows[t]["auc"], rows[t].get("auc_std")) if t in rows else "-"
-                        for t in tasks))
-    return table
+    return _rich_table(ranking_table(summary))
 
 
 @cli.command(name="eval")
@@ -410,14 +310,27 @@ def results() -> None:
               help="Save the merged result set as JSON.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Save the cost-quality frontiers as a PNG.")
-def results_show(files: tuple[str, ...], output: str | None, plot: str | None) -> None:
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown"]), default="table",
+              show_default=True, help="Rich tables, or Markdown for a report.")
+def results_show(files: tuple[str, ...], output: str | None, plot: str | None,
+                 fmt: str) -> None:
     """Print the tables of one or more result files; several files (say, routers run in
     parallel processes) are merged first and must share protocol, encoder and data."""
-    from routeharness.results import load_json, merge_results, plot_frontiers, save_json
+    from routeharness.results import (
+        load_json,
+        merge_results,
+        plot_frontiers,
+        report_tables,
+        save_json,
+        to_markdown,
+    )
 
     loaded = [(path, load_json(path)) for path in files]
     result = merge_results(loaded) if len(loaded) > 1 else loaded[0][1]
-    print_tables(result)
+    if fmt == "markdown":
+        click.echo(to_markdown(report_tables(result)))
+    else:
+        print_tables(result)
     if output:
         save_json(result, output)
         _console(stderr=True).print(f"merged results saved to {output}")
@@ -681,6 +594,7 @@ def data() -> None:
 def data_info(task: str, data_dir: str | None, as_json: bool) -> None:
     """Sizes, per-model mean score and cost, best single model, oracle, missing cells and
     duplicate or leaked prompts of TASK (a name, NAME:GROUP, a path or hub:ORG/NAME)."""
+    from routeharness.results import fmt as _fmt
     from routeharness.tasks import task_info
 
     info = task_info(task, data_dir=data_dir)

@@ -9,6 +9,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +200,161 @@ def summarise(result: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
             rows.append(row)
         tables[task] = rows
     return tables
+
+
+def fmt(mean: float | None, std: float | None = None, digits: int = 2) -> str:
+    """``mean ± std`` at ``digits`` decimals; "-" for a missing number; a std that rounds
+    to zero is not shown."""
+    if mean is None or mean != mean:
+        return "-"
+    if std and std >= 0.5 * 10 ** -digits:
+        return f"{mean:.{digits}f} ± {std:.{digits}f}"
+    return f"{mean:.{digits}f}"
+
+
+@dataclass
+class ReportTable:
+    """A table of results as plain strings, rendered by the CLI (rich) or as Markdown.
+    ``right``: right-aligned column indices; ``sections``: rows followed by a rule;
+    ``styles``: per row, "bold", "dim" or None; ``note``: a footnote."""
+
+    title: str
+    headers: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    right: set[int] = field(default_factory=set)
+    sections: set[int] = field(default_factory=set)
+    styles: list[str | None] = field(default_factory=list)
+    note: str = ""
+
+    def add(self, cells: list[str], style: str | None = None) -> None:
+        self.rows.append(cells)
+        self.styles.append(style)
+
+
+REFERENCE_ROWS = ("best-single", "random", "oracle")
+
+
+def _task_table(result: dict[str, Any], task: str, rows: list[dict[str, Any]]) -> ReportTable:
+    reference = result["tasks"][task]
+    n_seeds = len(result["protocol"]["seeds"])
+    has_apgr = any("apgr" in r for r in rows)
+    headers = ["router", "AUC" + (" (mean ± std)" if n_seeds > 1 else ""), "95% CI", "Q@λ0",
+               "$/1k@λ0", *(["APGR", "CPT(50%)"] if has_apgr else []), "fit s",
+               "tuned (first seed)"]
+    table = ReportTable(
+        title=(f"{task} (v{reference['version']}): test n={reference['sizes']['test']}, "
+               f"{len(reference['models'])} models, encoder {result['encoder']['name']}, "
+               f"{n_seeds} seed{'s' if n_seeds > 1 else ''}"),
+        headers=headers, right=set(range(1, len(headers) - 1)))
+    routers = [r for r in rows if r["router"] not in REFERENCE_ROWS]
+    ordered = routers + [r for r in rows if r["router"] in REFERENCE_ROWS]
+    for i, row in enumerate(ordered):
+        is_reference = row["router"] in REFERENCE_ROWS
+        name = row["router"] + (" (upper bound)" if row["upper_bound"] else "")
+        if row.get("chosen_model"):
+            name += f" ({row['chosen_model']})"
+        ci = row.get("auc_ci95")
+        cost = row.get("cost_at_0_usd")
+        cells = [name, fmt(row.get("auc"), row.get("auc_std")),
+                 f"{ci[0]:.2f}-{ci[1]:.2f}" if ci else "-",
+                 fmt(row.get("quality_at_0"), row.get("quality_at_0_std")),
+                 fmt(None if cost is None else 1000 * cost,
+                     1000 * (row.get("cost_at_0_usd_std") or 0.0), 3)]
+        if has_apgr:
+            cells += [fmt(row.get("apgr"), None, 3), fmt(row.get("cpt50"), None, 3)]
+        params = row.get("tuned_params") or {}  # seed 0's choice; the record has them all
+        cells += [fmt(row.get("fit_s"), None, 1),
+                  ", ".join(f"{k}={v}" for k, v in params.items())
+                  or ("-" if is_reference else "defaults")]
+        table.add(cells, "dim" if is_reference else "bold")
+        if i == len(routers) - 1:
+            table.sections.add(i)
+    table.add(["single-model frontier", fmt(reference["single_model_frontier_auc"]),
+               *["-"] * (len(headers) - 2)], "dim")
+    best = max(reference["single_models"], key=lambda s: s["quality"])
+    table.note = (
+        "Q@λ0: quality (mean score x100) when routing for quality alone; $/1k@λ0: its USD "
+        "per 1,000 prompts. AUC: area under the non-decreasing convex hull of the "
+        "cost-quality points, score x100, cost normalised so the most expensive model = 1 "
+        f"(docs/metrics.md). best-single is chosen on train; the best model on test is "
+        f"{best['model']} ({best['quality']:.2f}). single-model frontier: the hull of the "
+        f"{len(reference['models'])} models alone (RouterBench's zero router). fit s: "
+        "seconds of the final fit on train, mean over seeds (tuning not included).")
+    return table
+
+
+def _group_table(task: str, rows: list[dict[str, Any]]) -> ReportTable | None:
+    groups = rows[0].get("per_group", {}) if rows else {}
+    if len(groups) <= 1:
+        return None
+    table = ReportTable(title=f"{task}: AUC per group", headers=["router", *groups],
+                        right=set(range(1, len(groups) + 1)))
+    routers = [r for r in rows if r["router"] not in REFERENCE_ROWS]
+    for row in routers + [r for r in rows if r["router"] in REFERENCE_ROWS]:
+        table.add([row["router"], *(fmt(row["per_group"].get(g)) for g in groups)])
+    return table
+
+
+def ranking_table(summary: dict[str, list[dict[str, Any]]]) -> ReportTable:
+    """Routers ranked by their AUC averaged over the tasks, with their mean rank (AUC
+    scales differ between tasks: near-equal prices compress it; ranks do not). Upper
+    bounds and routers missing a task are listed unranked."""
+    tasks = list(summary)
+    by_router: dict[str, dict[str, dict[str, Any]]] = {}
+    for task, rows in summary.items():
+        for row in rows:
+            by_router.setdefault(row["router"], {})[task] = row
+    ranked = sorted(by_router.items(), key=lambda item: (
+        any(r["upper_bound"] for r in item[1].values()),
+        -float(np.mean([r["auc"] for r in item[1].values()]))))
+    task_rank: dict[str, dict[str, float]] = {}
+    for task, rows in summary.items():
+        contenders = sorted((r for r in rows if not r["upper_bound"]), key=lambda r: -r["auc"])
+        task_rank[task] = {r["router"]: float(i + 1) for i, r in enumerate(contenders)}
+    table = ReportTable(title=f"Summary: routers ranked by mean AUC over {len(tasks)} tasks",
+                        headers=["rank", "router", "mean AUC", "mean rank", *tasks],
+                        right={0, *range(2, len(tasks) + 4)})
+    rank = 0
+    for router, rows in ranked:
+        upper = any(r["upper_bound"] for r in rows.values())
+        complete = len(rows) == len(tasks)
+        rank += 0 if upper or not complete else 1
+        mean = float(np.mean([r["auc"] for r in rows.values()])) if complete else None
+        mean_rank = (float(np.mean([task_rank[t][router] for t in tasks]))
+                     if complete and not upper else None)
+        table.add(["-" if upper or not complete else str(rank),
+                   router + (" (upper bound)" if upper else ""), fmt(mean),
+                   fmt(mean_rank, None, 1),
+                   *(fmt(rows[t]["auc"], rows[t].get("auc_std")) if t in rows else "-"
+                     for t in tasks)])
+    return table
+
+
+def report_tables(result: dict[str, Any]) -> list[ReportTable]:
+    """Every table of a result set: per task (and per group), then the ranking."""
+    summary = summarise(result)
+    tables: list[ReportTable] = []
+    for task, rows in summary.items():
+        tables.append(_task_table(result, task, rows))
+        group_table = _group_table(task, rows)
+        if group_table is not None:
+            tables.append(group_table)
+    if len(summary) > 1:
+        tables.append(ranking_table(summary))
+    return tables
+
+
+def to_markdown(tables: list[ReportTable]) -> str:
+    """The tables as GitHub Markdown (a heading, the table, the footnote)."""
+    out: list[str] = []
+    for table in tables:
+        out += [f"### {table.title}", "", "| " + " | ".join(table.headers) + " |",
+                "|" + "|".join("---:" if i in table.right else "---"
+                               for i in range(len(table.headers))) + "|"]
+        out += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |"
+                for row in table.rows]
+        out += ["", table.note, ""] if table.note else [""]
+    return "\n".join(out)
 
 
 def plot_frontiers(result: dict[str, Any], path: str | Path) -> Path:

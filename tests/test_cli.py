@@ -131,6 +131,11 @@ def test_results_show_merges_pieces_of_one_matrix(cli, cache_dir, tmp_path):
     assert {r["router"] for r in merged["records"]} == {"knn", "linear", "best-single",
                                                           "random", "oracle"}
     assert [m["path"] for m in merged["merged_from"]] == [str(a), str(b)]
+    markdown = cli("results", "show", str(merged_path), "--format", "markdown", env=env)
+    assert markdown.returncode == 0, markdown.stderr
+    assert markdown.stdout.startswith("### routerbench:mbpp (v1)")
+    rows = [line for line in markdown.stdout.splitlines() if line.startswith("| linear |")]
+    assert len(rows) == 1 and rows[0].count("|") == 8  # 7 columns
 
     clash = cli("results", "show", str(a), str(a), "-o", str(tmp_path / "x.json"), env=env)
     assert clash.returncode == 1
