@@ -160,8 +160,11 @@ def _rich_table(report: Any) -> Any:
     from rich.table import Table
 
     table = Table(title=report.title, title_justify="left")
+    # router names never wrap, however narrow the terminal (reference rows may)
+    names = [row[0] for row, style in zip(report.rows, report.styles) if style != "dim"]
     for i, header in enumerate(report.headers):
-        table.add_column(header, justify="right" if i in report.right else "left")
+        table.add_column(header, justify="right" if i in report.right else "left",
+                         min_width=max(map(len, names), default=None) if i == 0 else None)
     for i, (cells, style) in enumerate(zip(report.rows, report.styles)):
         if style:
             cells = [f"[{style}]{cells[0]}[/]", *cells[1:]]
