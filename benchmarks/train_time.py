@@ -112,7 +112,8 @@ def report_from_results(files: list[str], task: str, routers: list[str], out: Pa
         f"benchmarks/text_matrix.md): *fit* is the final fit of the tuned configuration on "
         f"train, *tuning* all fits and validation routing of the grid before it. Machine: "
         f"{platform_info.get('cpus')} CPU cores, {platform_info.get('machine')}, torch "
-        f"{platform_info.get('torch')}; two evals ran at once, so both cores were busy. "
+        f"{platform_info.get('torch')}; the matrix runs its lanes at once, so other fits "
+        "shared the machine for most of the run. "
         "Torch runs on one thread inside each fit. Target: fit < 180 s per router and seed.",
         "",
         "| router | seed | fit (s) | tuning (s) | configurations | under 3 min |",
