@@ -14,6 +14,7 @@ The harness holds the test labels: a router never sees them.
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -69,8 +70,10 @@ def best_models(scores: np.ndarray, costs: np.ndarray, lam: float,
     if tie_break == "cheapest":
         return select(scores, costs, lam)
     if tie_break == "best-average":
-        means = np.nan_to_num(np.nanmean(scores, axis=0), nan=0.0)
-        mean_costs = np.nan_to_num(np.nanmean(costs, axis=0), nan=0.0)
+        with warnings.catch_warnings():  # a model with no outcome at all: mean 0
+            warnings.simplefilter("ignore", RuntimeWarning)
+            means = np.nan_to_num(np.nanmean(scores, axis=0), nan=0.0)
+            mean_costs = np.nan_to_num(np.nanmean(costs, axis=0), nan=0.0)
         order = np.lexsort((mean_costs, -means))  # rank: best average first, then cheaper
         rank = np.empty_like(order)
         rank[order] = np.arange(order.size)
