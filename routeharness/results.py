@@ -17,6 +17,7 @@ import numpy as np
 
 from routeharness import __version__
 from routeharness.errors import RouteHarnessError
+from routeharness.evaluate import REFERENCE_ROUTERS
 
 RESULT_SCHEMA = "routeharness.results/1"
 
@@ -231,7 +232,8 @@ class ReportTable:
         self.styles.append(style)
 
 
-REFERENCE_ROWS = ("best-single", "random", "oracle")
+#: reference rows, listed below the routers
+REFERENCE_ROWS = REFERENCE_ROUTERS
 
 
 def _task_table(result: dict[str, Any], task: str, rows: list[dict[str, Any]]) -> ReportTable:
