@@ -104,8 +104,9 @@ def test_select_breaks_ties_towards_the_cheaper_model():
 
 
 def test_a_missing_cell_never_poisons_the_row():
-    """A missing score with a missing cost (RouterBench and AlpacaEval have such cells)
-    once made 0 * inf = NaN at lam = 0, and a NaN utility sent the row to model 0."""
+    """A missing score with a missing cost (AlpacaEval has such cells) once made
+    0 * inf = NaN at lam = 0, and a NaN utility sent the row to model 0; a missing score
+    with a known cost (RouterBench) could win at lam = inf."""
     scores = np.array([[0.0, np.nan, 1.0], [np.nan, np.nan, np.nan]])
     costs = np.array([[0.1, np.nan, 0.5], [np.nan, np.nan, np.nan]])
     with np.errstate(all="raise"):
@@ -113,3 +114,5 @@ def test_a_missing_cell_never_poisons_the_row():
             chosen = select(scores, costs, lam)
             assert chosen[0] == (0 if np.isinf(lam) else 2)
     assert best_models(scores, costs, 0.0, "best-average")[0] == 2
+    # no score but the cheapest known cost: never the cost-only choice
+    assert select(np.array([[np.nan, 0.5]]), np.array([[0.01, 0.2]]), np.inf).tolist() == [1]
