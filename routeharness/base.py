@@ -38,7 +38,7 @@ def select(scores_hat: np.ndarray, costs_hat: np.ndarray, lam: float,
            tie_key: np.ndarray | None = None) -> np.ndarray:
     """Model index per row maximising ``scores_hat - lam * costs_hat``; ``lam = inf``
     means cost only. Ties go to the cheaper model (``TIE_BREAK``), or to the lowest
-    ``tie_key`` (m,) when given. NaN scores never win."""
+    ``tie_key`` (m,) when given. A missing cell (NaN score or cost) never wins."""
     missing = np.isnan(scores_hat) | np.isnan(costs_hat)
     scores_hat = np.where(np.isnan(scores_hat), -np.inf, scores_hat)
     costs_hat = np.where(np.isnan(costs_hat), np.inf, costs_hat)
