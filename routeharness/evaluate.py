@@ -363,17 +363,12 @@ def evaluate(routers: Sequence[str], tasks: Sequence[str], *, encoder: str = "mi
 def _reusable_records(resume: dict[str, Any], fresh: dict[str, Any]) -> dict[tuple, dict]:
     """Records of an earlier result set keyed by (router, task, seed), with their task's
     fingerprint; a different protocol (seeds aside) or encoder is an error."""
-    theirs = {k: v for k, v in resume.get("protocol", {}).items() if k != "seeds"}
-    ours = {k: v for k, v in fresh["protocol"].items() if k != "seeds"}
-    if theirs != ours:
-        differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
-        raise RouteHarnessError(f"cannot resume: the saved results used another protocol "
-                                f"({', '.join(differ)} differ)")
-    if resume.get("encoder", {}).get("identity") != fresh["encoder"]["identity"] or \
-            resume.get("encoder", {}).get("revision") != fresh["encoder"]["revision"]:
-        raise RouteHarnessError(f"cannot resume: the saved results used encoder "
-                                f"{resume.get('encoder', {}).get('identity')!r}, not "
-                                f"{fresh['encoder']['identity']!r}")
+    from routeharness.results import incompatibilities
+
+    differ = incompatibilities(resume, fresh)
+    if differ:
+        raise RouteHarnessError(f"cannot resume: the saved results differ in "
+                                f"{', '.join(differ)}")
     fingerprints = {name: task.get("fingerprint") for name, task in resume.get("tasks", {}).items()}
     return {(r["router"], r["task"], int(r["seed"])):
             {"record": r, "task_fingerprint": fingerprints.get(r["task"])}

@@ -109,6 +109,18 @@ def load_json(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def incompatibilities(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """What keeps two result sets from being pooled: the protocol fields that differ
+    (seeds aside), and "encoder" when the encoder's identity or revision differs."""
+    protocols = [{k: v for k, v in r.get("protocol", {}).items() if k != "seeds"}
+                 for r in (a, b)]
+    differ = sorted(k for k in set(protocols[0]) | set(protocols[1])
+                    if protocols[0].get(k) != protocols[1].get(k))
+    encoders = [(r.get("encoder", {}).get("identity"), r.get("encoder", {}).get("revision"))
+                for r in (a, b)]
+    return differ + (["encoder"] if encoders[0] != encoders[1] else [])
+
+
 def merge_results(results: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     """One result set from several ``(path, result set)`` pairs: the pieces of one matrix
     run in separate processes or machines. They must share the protocol (seeds aside),
@@ -120,20 +132,14 @@ def merge_results(results: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     first_path, first = results[0]
     merged = {key: value for key, value in first.items() if key not in ("tasks", "records")}
     merged.update(tasks={}, records=[], merged_from=[])
-    protocol = {k: v for k, v in first["protocol"].items() if k != "seeds"}
-    encoder = (first["encoder"].get("identity"), first["encoder"].get("revision"))
     seen: dict[tuple[str, str, int], str] = {}
     seeds: set[int] = set()
     for path, result in results:
-        other = {k: v for k, v in result["protocol"].items() if k != "seeds"}
-        if other != protocol:
-            differ = sorted(k for k in set(other) | set(protocol)
-                            if other.get(k) != protocol.get(k))
-            raise RouteHarnessError(f"{path}: protocol differs from {first_path} in "
-                                    f"{', '.join(differ)}; only runs of one protocol merge")
-        if (result["encoder"].get("identity"), result["encoder"].get("revision")) != encoder:
-            raise RouteHarnessError(f"{path}: encoder {result['encoder'].get('identity')!r} "
-                                    f"differs from {first_path}'s {encoder[0]!r}")
+        differ = incompatibilities(first, result)
+        if differ:
+            raise RouteHarnessError(f"{path}: differs from {first_path} in "
+                                    f"{', '.join(differ)}; only runs of one protocol and "
+                                    f"encoder merge")
         for task, reference in result["tasks"].items():
             known = merged["tasks"].get(task)
             if known is not None and known.get("fingerprint") != reference.get("fingerprint"):

