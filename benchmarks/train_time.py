@@ -41,8 +41,9 @@ def main() -> None:
         return
 
     from routeharness import metrics
+    from routeharness.embedding import embed_task
     from routeharness.encoders import EmbeddingCache, get_encoder
-    from routeharness.evaluate import Reporter, embed_task
+    from routeharness.progress import Reporter
     from routeharness.registry import get_registry
     from routeharness.tasks import load_task
 

@@ -19,9 +19,8 @@ from __future__ import annotations
 import inspect
 import itertools
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -29,7 +28,9 @@ import numpy as np
 from routeharness import metrics
 from routeharness.base import TIE_BREAK, accepts_random_state
 from routeharness.data import Outcomes, RoutingData, RoutingTask
+from routeharness.embedding import EmbeddedTask, embed_task
 from routeharness.errors import RouteHarnessError
+from routeharness.progress import Reporter
 
 DEFAULT_LAMBDAS: tuple[float, ...] = (0.0, *np.logspace(-3, 3, 49).tolist(), float("inf"))
 REFERENCE_ROUTERS = ("best-single", "random", "oracle")
@@ -58,52 +59,6 @@ class Protocol:
         out["lambdas"] = [("inf" if np.isinf(x) else x) for x in self.lambdas]
         out["seeds"] = list(self.seeds)
         return out
-
-
-class Reporter:
-    """Progress and messages from the protocol; the CLI passes a rich implementation."""
-
-    def log(self, message: str) -> None:
-        pass
-
-    @contextmanager
-    def progress(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
-        yield lambda advance: None
-
-
-@dataclass
-class EmbeddedTask:
-    task: RoutingTask
-    X: dict[str, np.ndarray]
-    encoded: int
-    cached: int
-    notes: list[str] = field(default_factory=list)
-    encode_text: Callable[[list[str]], np.ndarray] | None = None
-    encoder_path: str | None = None
-
-
-def embed_task(task: RoutingTask, encoder: Any, cache: Any, reporter: Reporter) -> EmbeddedTask:
-    """Embeddings of every split (images too, when both the task and encoder have them)."""
-    X, encoded, cached, notes = {}, 0, 0, []
-    has_images = any(data.has_images for data in task.splits.values())
-    if has_images and "image" not in encoder.modalities:
-        notes.append(f"encoder {encoder.name!r} is text-only: images are ignored on {task.name}")
-    for split, data in task.splits.items():
-        images = data.images if has_images and "image" in encoder.modalities else None
-        texts = data.texts_to_embed()
-        with reporter.progress(f"encoding {task.name} [{split}] with {encoder.name}",
-                               len(texts)) as advance:
-            result = cache.embed(encoder, texts, images, progress=advance)
-        X[split] = result.embeddings
-        if result.from_cache:
-            cached += data.n
-        else:
-            encoded += result.n_encoded
-    def encode_text(texts: list[str]) -> np.ndarray:
-        return cache.embed(encoder, list(texts)).embeddings
-
-    return EmbeddedTask(task, X, encoded, cached, notes, encode_text,
-                        getattr(encoder, "trainable_path", None))
 
 
 def candidate_configs(param_grid: dict[str, list[Any]], max_configs: int,

@@ -74,8 +74,9 @@ class RoutingProblem:
 def mbpp(cache_dir, minilm) -> RoutingProblem:
     """RouterBench's MBPP group (269 train / 128 test prompts), embedded with MiniLM."""
     from routeharness import metrics
+    from routeharness.embedding import embed_task
     from routeharness.encoders import EmbeddingCache
-    from routeharness.evaluate import Reporter, embed_task
+    from routeharness.progress import Reporter
     from routeharness.tasks import load_task
 
     task = load_task("routerbench:mbpp")

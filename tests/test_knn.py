@@ -9,8 +9,10 @@ from routeharness_knn.router import KNNRouter, KNNVoteRouter
 
 from routeharness import metrics
 from routeharness.base import NotFittedError, clone
+from routeharness.embedding import embed_task
 from routeharness.encoders import EmbeddingCache
-from routeharness.evaluate import DEFAULT_LAMBDAS, Reporter, embed_task, route_split
+from routeharness.evaluate import DEFAULT_LAMBDAS, route_split
+from routeharness.progress import Reporter
 
 
 @pytest.fixture(scope="module")

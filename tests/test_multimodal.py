@@ -223,8 +223,9 @@ def test_blindtest_without_data_fails_with_one_clear_message(monkeypatch):
 
 
 def test_text_only_encoder_says_images_are_ignored(blindtest_ci, minilm, cache_dir):
+    from routeharness.embedding import embed_task
     from routeharness.encoders import EmbeddingCache
-    from routeharness.evaluate import Reporter, embed_task
+    from routeharness.progress import Reporter
 
     embedded = embed_task(blindtest_ci, minilm, EmbeddingCache(cache_dir), Reporter())
     assert any("text-only" in note and "images are ignored" in note for note in embedded.notes)
@@ -235,8 +236,9 @@ def test_text_only_encoder_says_images_are_ignored(blindtest_ci, minilm, cache_d
 @pytest.fixture(scope="module")
 def ci_fused(blindtest_ci, cache_dir):
     """blindtest-ci embedded once with the offline default (effnet-minilm)."""
+    from routeharness.embedding import embed_task
     from routeharness.encoders import EmbeddingCache, get_encoder
-    from routeharness.evaluate import Reporter, embed_task
+    from routeharness.progress import Reporter
 
     return embed_task(blindtest_ci, get_encoder("effnet-minilm"), EmbeddingCache(cache_dir),
                       Reporter())

@@ -1,0 +1,14 @@
+"""The ``routeharness`` command line: click + rich, a thin layer over the library.
+
+One module per command group; ``_app`` holds the group, the entry point and what the
+commands share. Heavy libraries (torch, faiss, datasets, sentence-transformers) are
+imported only inside the commands that need them, so ``--help`` and the listings start
+instantly.
+"""
+
+from routeharness.cli import check, data, evaluation, leaderboard, listing, results
+from routeharness.cli._app import _ranking_table, cli, main
+from routeharness.cli.evaluation import _parse_seeds
+
+__all__ = ["_parse_seeds", "_ranking_table", "check", "cli", "data", "evaluation", "leaderboard", "listing",
+           "main", "results"]
