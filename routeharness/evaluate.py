@@ -20,45 +20,17 @@ import inspect
 import itertools
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from routeharness import metrics
-from routeharness.base import TIE_BREAK, accepts_random_state
+from routeharness.base import accepts_random_state
 from routeharness.data import Outcomes, RoutingData, RoutingTask
 from routeharness.embedding import EmbeddedTask, embed_task
 from routeharness.errors import RouteHarnessError
 from routeharness.progress import Reporter
-
-DEFAULT_LAMBDAS: tuple[float, ...] = (0.0, *np.logspace(-3, 3, 49).tolist(), float("inf"))
-REFERENCE_ROUTERS = ("best-single", "random", "oracle")
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """Everything that fixes the numbers; recorded in every result file."""
-
-    lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
-    seeds: tuple[int, ...] = (0,)
-    tune: bool = True
-    max_configs: int = 24
-    n_bootstrap: int = 200
-    tie_break: str = TIE_BREAK
-    fit_on: str = "train"
-    tune_on: str = "validation"
-    evaluate_on: str = "test"
-    cost_normalisation: str = ("routing: train's most expensive model's mean cost = 1; "
-                               "metrics: the evaluated split's most expensive model's mean cost = 1")
-    missing_scores: str = "rows with a missing score are excluded from tuning and test metrics"
-    version: int = 1
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["lambdas"] = [("inf" if np.isinf(x) else x) for x in self.lambdas]
-        out["seeds"] = list(self.seeds)
-        return out
+from routeharness.protocol import DEFAULT_LAMBDAS, REFERENCE_ROUTERS, Protocol  # noqa: F401 (re-exported)
 
 
 def candidate_configs(param_grid: dict[str, list[Any]], max_configs: int,

@@ -9,7 +9,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,8 @@ import numpy as np
 
 from routeharness import __version__
 from routeharness.errors import RouteHarnessError
-from routeharness.evaluate import REFERENCE_ROUTERS
+from routeharness.protocol import REFERENCE_ROUTERS
+from routeharness.tables import ReportTable, fmt, to_markdown  # noqa: F401 (re-exported)
 
 RESULT_SCHEMA = "routeharness.results/1"
 
@@ -209,35 +209,6 @@ def summarise(result: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return tables
 
 
-def fmt(mean: float | None, std: float | None = None, digits: int = 2) -> str:
-    """``mean ± std`` at ``digits`` decimals; "-" for a missing number; a std that rounds
-    to zero is not shown."""
-    if mean is None or mean != mean:
-        return "-"
-    if std and std >= 0.5 * 10 ** -digits:
-        return f"{mean:.{digits}f} ± {std:.{digits}f}"
-    return f"{mean:.{digits}f}"
-
-
-@dataclass
-class ReportTable:
-    """A table of results as plain strings, rendered by the CLI (rich) or as Markdown.
-    ``right``: right-aligned column indices; ``sections``: rows followed by a rule;
-    ``styles``: per row, "bold", "dim" or None; ``note``: a footnote."""
-
-    title: str
-    headers: list[str]
-    rows: list[list[str]] = field(default_factory=list)
-    right: set[int] = field(default_factory=set)
-    sections: set[int] = field(default_factory=set)
-    styles: list[str | None] = field(default_factory=list)
-    note: str = ""
-
-    def add(self, cells: list[str], style: str | None = None) -> None:
-        self.rows.append(cells)
-        self.styles.append(style)
-
-
 #: reference rows, listed below the routers
 REFERENCE_ROWS = REFERENCE_ROUTERS
 
@@ -350,19 +321,6 @@ def report_tables(result: dict[str, Any]) -> list[ReportTable]:
     if len(summary) > 1:
         tables.append(ranking_table(summary))
     return tables
-
-
-def to_markdown(tables: list[ReportTable]) -> str:
-    """The tables as GitHub Markdown (a heading, the table, the footnote)."""
-    out: list[str] = []
-    for table in tables:
-        out += [f"### {table.title}", "", "| " + " | ".join(table.headers) + " |",
-                "|" + "|".join("---:" if i in table.right else "---"
-                               for i in range(len(table.headers))) + "|"]
-        out += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |"
-                for row in table.rows]
-        out += ["", table.note, ""] if table.note else [""]
-    return "\n".join(out)
 
 
 def plot_frontiers(result: dict[str, Any], path: str | Path) -> Path:

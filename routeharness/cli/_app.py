@@ -95,39 +95,20 @@ class _RichReporter:
             yield lambda advance: bar.advance(handle, advance)
 
 
-def _rich_table(report: Any) -> Any:
-    """A ``routeharness.results.ReportTable`` as a rich table."""
-    from rich.table import Table
-
-    table = Table(title=report.title, title_justify="left")
-    # router names never wrap, however narrow the terminal (reference rows may)
-    names = [row[0] for row, style in zip(report.rows, report.styles) if style != "dim"]
-    for i, header in enumerate(report.headers):
-        table.add_column(header, justify="right" if i in report.right else "left",
-                         min_width=max(map(len, names), default=None) if i == 0 else None)
-    for i, (cells, style) in enumerate(zip(report.rows, report.styles)):
-        if style:
-            cells = [f"[{style}]{cells[0]}[/]", *cells[1:]]
-        table.add_row(*cells, end_section=i in report.sections)
-    return table
-
-
-def print_tables(result: dict[str, Any]) -> None:
-    """One rich table per task (and per group), reference rows below the routers; with
+def print_tables(result: dict[str, Any], fmt: str = "rich") -> None:
+    """One table per task (and per group), reference rows below the routers; with
     several tasks, a summary ranking routers by mean AUC."""
+    from routeharness.cli.render import emit
     from routeharness.results import report_tables
 
-    console = _console()
-    for report in report_tables(result):
-        console.print(_rich_table(report))
-        if report.note:
-            console.print(f"[dim]{report.note}[/]")
+    emit(report_tables(result), fmt)
 
 
 def _ranking_table(summary: dict[str, list[dict[str, Any]]]) -> Any:
+    from routeharness.cli.render import rich_table
     from routeharness.results import ranking_table
 
-    return _rich_table(ranking_table(summary))
+    return rich_table(ranking_table(summary))
 
 
 
