@@ -1,15 +1,14 @@
-"""The embedding cache with the real default encoder."""
+"""The real default encoder, the cache with it, and encoder specs."""
 
 from __future__ import annotations
 
-import json
 import warnings
 
 import numpy as np
 import pytest
 
 from routeharness.encoders import EmbeddingCache, get_encoder
-from routeharness.errors import UnknownNameError
+from routeharness.errors import RouteHarnessError, UnknownNameError
 
 TEXTS = ["What is the capital of France?", "Write a function that reverses a list.",
          "Which option completes the sentence?"]
@@ -32,48 +31,141 @@ def test_minilm_keeps_input_order_across_length_sorted_batches(minilm):
         assert np.allclose(together[i], alone, atol=1e-5)
 
 
-def test_repeated_embedding_is_served_from_cache(minilm, tmp_path):
+def test_real_minilm_cache_serves_a_resplit_and_encodes_only_new_prompts(minilm, tmp_path):
+    """Per prompt: a subset in another order is all loaded; one new prompt is all encoded."""
     cache = EmbeddingCache(tmp_path)
     first = cache.embed(minilm, TEXTS)
-    second = cache.embed(minilm, TEXTS)
-    assert not first.from_cache and first.n_encoded == 3
-    assert second.from_cache and second.n_encoded == 0
-    assert np.array_equal(first.embeddings, second.embeddings)
-    assert not cache.embed(minilm, TEXTS[:2]).from_cache  # different content, different key
+    assert (first.n_encoded, first.n_cached, first.from_cache) == (3, 0, False)
+    again = EmbeddingCache(tmp_path).embed(minilm, [TEXTS[2], TEXTS[0]])
+    assert again.from_cache and again.n_encoded == 0
+    assert np.array_equal(again.embeddings, first.embeddings[[2, 0]])
+    grown = EmbeddingCache(tmp_path).embed(minilm, [*TEXTS, "A brand new prompt."])
+    assert (grown.n_encoded, grown.n_cached) == (1, 3)
+    assert np.allclose(grown.embeddings[3], minilm.encode(["A brand new prompt."])[0],
+                       atol=1e-5)
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip", "sidecar"])
-def test_corrupted_cache_file_is_detected_and_rebuilt(minilm, tmp_path, damage):
+def test_real_minilm_swapped_entry_is_rebuilt(minilm, tmp_path):
     cache = EmbeddingCache(tmp_path)
-    original = cache.embed(minilm, TEXTS)
-    meta = original.path.with_suffix(".json")
-    if damage == "truncate":
-        original.path.write_bytes(original.path.read_bytes()[:100])
-    elif damage == "flip":
-        raw = bytearray(original.path.read_bytes())
-        raw[-5] ^= 0xFF
-        original.path.write_bytes(bytes(raw))
-    else:
-        meta.write_text("{not json")
+    cache.embed(minilm, TEXTS[:1])
+    cache.embed(minilm, TEXTS[1:2])
+    vectors = sorted(p for p in cache.store_path(minilm).glob("shard-*.npy")
+                     if not p.name.endswith(".keys.npy"))
+    held = vectors[0].read_bytes()
+    vectors[0].write_bytes(vectors[1].read_bytes())
+    vectors[1].write_bytes(held)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        rebuilt = cache.embed(minilm, TEXTS)
-    assert any("corrupted" in str(w.message) for w in caught)
-    assert not rebuilt.from_cache
-    assert np.allclose(rebuilt.embeddings, original.embeddings, atol=1e-6)
-    assert json.loads(meta.read_text())["n"] == 3
-    assert cache.embed(minilm, TEXTS).from_cache
+        rebuilt = EmbeddingCache(tmp_path).embed(minilm, TEXTS[:2])
+    assert [str(w.message) for w in caught if "do not match" in str(w.message)]
+    assert rebuilt.n_encoded == 2
+    assert np.allclose(rebuilt.embeddings, minilm.encode(TEXTS[:2]), atol=1e-5)
 
 
-def test_cache_never_unpickles(minilm, tmp_path):
-    cache = EmbeddingCache(tmp_path)
-    entry = cache.embed(minilm, TEXTS[:1])
-    # an object array can only be stored with pickle: the cache must refuse to load it
-    np.save(entry.path, np.array([{"x": 1}], dtype=object), allow_pickle=True)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        assert not cache.embed(minilm, TEXTS[:1]).from_cache
-    assert any("corrupted" in str(w.message) for w in caught)
+def test_real_minilm_truncation_gives_identical_embeddings(minilm):
+    """Two prompts sharing a long passage differ only past MiniLM's 256-token window."""
+    from routeharness.embedding import identical_embeddings
+
+    passage = " ".join(f"sentence {i} of a long reading passage." for i in range(120))
+    X = minilm.encode([passage + " Question: who wrote it?", passage + " Question: when?",
+                       "A short unrelated prompt."])
+    counts = identical_embeddings({"train": X[:1], "test": X[1:]})
+    assert counts == {"within": {"train": 0, "test": 0}, "across": {"test-train": 1}}
+
+
+# --- encoder specs: an argument is taken or refused, never dropped ------------------------
+@pytest.mark.parametrize("spec, message", [
+    ("minilm:OTHER", "encoder 'minilm' takes no argument"),
+    ("effnet:x", "encoder 'effnet' takes no argument"),
+    ("effnet-minilm:heavy", "takes the image weight W"),
+    ("effnet-minilm:nan", "image weight must be in"),
+    ("st:", "encoder 'st' needs a model"),
+])
+def test_encoder_argument_is_taken_or_refused(spec, message):
+    with pytest.raises(RouteHarnessError, match=message):
+        get_encoder(spec)
+
+
+def test_encoder_argument_refused_in_the_cli(capsys):
+    from routeharness.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "--router", "knn", "--task", "routerbench", "--encoder", "minilm:OTHER",
+              "-q"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1
+    assert err.strip() == "Error: encoder 'minilm' takes no argument, got 'minilm:OTHER' " \
+                          "(another sentence-transformers model: --encoder st:PATH)"
+
+
+@pytest.fixture
+def no_hub(monkeypatch):
+    """Any Hub request fails the test; local-cache look-ups miss."""
+    import huggingface_hub
+
+    def snapshot_download(repo_id, *args, local_files_only=False, **kwargs):
+        if not local_files_only:
+            raise AssertionError(f"a Hub request for {repo_id!r}")
+        raise huggingface_hub.errors.LocalEntryNotFoundError("not cached")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p / "missing", "no such directory"),
+    (lambda p: p / "missing" / "deeper", "no such directory"),
+    (lambda p: (p / "weights.bin").write_bytes(b"x") and p / "weights.bin", "is not a directory"),
+    (lambda p: (p / "empty").mkdir() or p / "empty", "has none of modules.json"),
+])
+def test_st_path_must_be_a_sentence_transformers_folder(tmp_path, no_hub, make, message):
+    path = make(tmp_path)
+    with pytest.raises(RouteHarnessError, match=message) as info:
+        get_encoder(f"st:{path}")
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_st_hub_id_offline_never_downloads(no_hub, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RouteHarnessError, match="not in the Hugging Face cache"):
+        get_encoder("st:some-org/some-model")
+
+
+def test_st_local_folder_loads_without_the_hub(minilm, no_hub):
+    encoder = get_encoder(f"st:{minilm.model_ref}")
+    assert encoder.revision.startswith("local-") and encoder.trainable_path is not None
+    assert np.allclose(encoder.encode(TEXTS[:1]), minilm.encode(TEXTS[:1]), atol=1e-6)
+
+
+def test_clip_missing_path_is_one_line_without_the_hub(tmp_path, no_hub):
+    with pytest.raises(RouteHarnessError, match=r"cannot load CLIP/SigLIP checkpoint.*no such"):
+        get_encoder(f"clip:{tmp_path / 'nothing-here'}")
+
+
+def _zero_argument_factory():
+    from routeharness.encoders import get_encoder
+
+    return get_encoder("minilm")
+
+
+def test_third_party_factory_without_a_parameter_refuses_an_argument():
+    from routeharness.hookspecs import hookimpl
+    from routeharness.plugins import get_plugin_manager, reset_plugin_manager
+
+    class PlainEncoderPlugin:
+        @staticmethod
+        @hookimpl
+        def register_encoders(register):
+            register(name="plain", target="test_encoders:_zero_argument_factory",
+                     description="a factory that takes nothing")
+
+    reset_plugin_manager()
+    try:
+        get_plugin_manager().register(PlainEncoderPlugin, name="plain-encoder")
+        assert get_encoder("plain").name == "minilm"
+        with pytest.raises(RouteHarnessError, match="encoder 'plain' takes no argument"):
+            get_encoder("plain:x")
+    finally:
+        reset_plugin_manager()
 
 
 def test_unknown_encoder():

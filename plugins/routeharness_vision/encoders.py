@@ -50,9 +50,9 @@ def to_pil(image: Any) -> Any:
 
 def _image_key(image: Any) -> str:
     """A content key, so that an image shared by several prompts is encoded once."""
-    from routeharness.encoders import _image_bytes
+    from routeharness.encoders import image_bytes
 
-    return hashlib.sha256(_image_bytes(image)).hexdigest()
+    return hashlib.sha256(image_bytes(image)).hexdigest()
 
 
 def _l2(array: np.ndarray) -> np.ndarray:
@@ -281,20 +281,12 @@ class ClipEncoder:
 
 
 def clip(arg: str | None = None) -> ClipEncoder:
-    """``clip[:HUB_ID_OR_PATH]`` (default openai/clip-vit-base-patch32, needs the Hub)."""
-    from routeharness_sentence_transformers.encoder import _local_revision
+    """``clip[:HUB_ID_OR_PATH]`` (default openai/clip-vit-base-patch32, from the Hub or its
+    local cache). A local path must be a transformers checkpoint folder."""
+    from routeharness_sentence_transformers.encoder import _local_revision, model_directory
 
     ref = arg or DEFAULT_CLIP
-    path = Path(ref).expanduser()
-    if path.is_dir():
+    path, local = model_directory(ref, kind="CLIP/SigLIP checkpoint", markers=("config.json",))
+    if local:
         return ClipEncoder(str(path), identity=path.name, revision=_local_revision(path))
-    try:
-        from huggingface_hub import snapshot_download
-
-        local = Path(snapshot_download(ref))
-    except Exception as exc:
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise RouteHarnessError(f"cannot fetch CLIP/SigLIP checkpoint {ref!r} from the Hugging "
-                                f"Face Hub: {detail} (offline? pass a local directory: "
-                                "--encoder clip:/path/to/checkpoint)") from None
-    return ClipEncoder(str(local), identity=ref, revision=local.name)
+    return ClipEncoder(str(path), identity=ref, revision=path.name)

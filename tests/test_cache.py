@@ -1,0 +1,428 @@
+"""The embedding cache: content-addressed per prompt, every damaged entry rebuilt with a
+one-line warning, OS trouble as one line. The cache is pure logic around an encoder, so an
+encoder that counts its calls stands in for a model here (the real one: test_encoders)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from routeharness.embedding import embed_task, identical_embeddings
+from routeharness.cache import COMPACT_AT, CacheWarning, EmbeddingCache
+from routeharness.errors import RouteHarnessError
+from routeharness.progress import Reporter
+
+PROMPTS = [f"prompt number {i}: {'why ' * (i % 7)}is the sky blue?" for i in range(40)]
+
+
+class CountingEncoder:
+    """Deterministic vectors from the text (and image bytes); records every input encoded."""
+
+    name = "counting"
+    revision = "1"
+
+    def __init__(self, identity: str = "test/counting", dim: int = 8,
+                 modalities: frozenset[str] = frozenset({"text"})):
+        self.identity, self.dim, self.modalities = identity, dim, modalities
+        self.encoded: list[str] = []
+
+    def encode(self, texts, images=None, *, progress=None):
+        self.encoded.extend(texts)
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            digest = hashlib.sha256(f"{self.identity}\x00{text}".encode())
+            if images is not None and images[row] is not None:
+                image = images[row]
+                digest.update(Path(image).read_bytes() if isinstance(image, str) else image)
+            seed = int.from_bytes(digest.digest()[:8], "little")
+            out[row] = np.random.default_rng(seed).standard_normal(self.dim)
+        if progress is not None:
+            progress(len(texts))
+        return out
+
+
+def shard_files(result) -> list[Path]:
+    return sorted(result.path.glob("shard-*.npy"))
+
+
+def sidecars(result) -> list[Path]:
+    return sorted(result.path.glob("shard-*.json"))
+
+
+def embed_warning(cache, encoder, texts, images=None):
+    """(result, the CacheWarning messages it raised)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = cache.embed(encoder, texts, images)
+    return result, [str(w.message) for w in caught if issubclass(w.category, CacheWarning)]
+
+
+# --- content-addressed per prompt ----------------------------------------------------------
+def test_resplit_subset_and_reorder_encode_nothing(tmp_path):
+    encoder = CountingEncoder()
+    whole = EmbeddingCache(tmp_path).embed(encoder, PROMPTS)
+    assert whole.n_encoded == 40 and not whole.from_cache
+    cache = EmbeddingCache(tmp_path)  # a new process: everything from disk
+    by_row = {text: whole.embeddings[i] for i, text in enumerate(PROMPTS)}
+    for chunk in (PROMPTS[::3], PROMPTS[1::3], PROMPTS[::-1], PROMPTS[5:9]):
+        result = cache.embed(encoder, chunk)
+        assert result.from_cache and result.n_encoded == 0 and result.n_cached == len(chunk)
+        assert np.array_equal(result.embeddings, np.stack([by_row[t] for t in chunk]))
+    assert len(encoder.encoded) == 40
+
+
+def test_added_rows_encode_only_the_new_prompts(tmp_path):
+    encoder = CountingEncoder()
+    cache = EmbeddingCache(tmp_path)
+    cache.embed(encoder, PROMPTS[:30])
+    result = EmbeddingCache(tmp_path).embed(encoder, PROMPTS)
+    assert encoder.encoded == PROMPTS[:30] + PROMPTS[30:]
+    assert (result.n_encoded, result.n_cached) == (10, 30) and not result.from_cache
+    assert np.array_equal(result.embeddings[:30], cache.embed(encoder, PROMPTS[:30]).embeddings)
+
+
+def test_repeated_inputs_are_encoded_once_and_progress_counts_every_row(tmp_path):
+    encoder = CountingEncoder()
+    done = []
+    result = EmbeddingCache(tmp_path).embed(encoder, ["a", "b", "a", "a"], progress=done.append)
+    assert encoder.encoded == ["a", "b"] and sum(done) == 4
+    assert np.array_equal(result.embeddings[0], result.embeddings[3])
+
+
+def test_another_encoder_or_revision_never_shares_entries(tmp_path):
+    first, other = CountingEncoder("test/a"), CountingEncoder("test/b")
+    cache = EmbeddingCache(tmp_path)
+    cache.embed(first, PROMPTS[:5])
+    assert cache.embed(other, PROMPTS[:5]).n_encoded == 5
+    newer = CountingEncoder("test/a")
+    newer.revision = "2"
+    assert cache.embed(newer, PROMPTS[:5]).n_encoded == 5
+
+
+def test_images_are_keyed_by_content(tmp_path):
+    encoder = CountingEncoder(modalities=frozenset({"text", "image"}))
+    picture = tmp_path / "a.png"
+    picture.write_bytes(b"\x89PNG fake pixels")
+    cache = EmbeddingCache(tmp_path / "cache")
+    cache.embed(encoder, ["q", "q", "q"], [str(picture), b"other pixels", None])
+    assert len(encoder.encoded) == 3  # one text, three different images: three inputs
+    # the same bytes by another route (a copy elsewhere, raw bytes, a datasets dict)
+    copy = tmp_path / "copy.png"
+    shutil.copy(picture, copy)
+    again = cache.embed(encoder, ["q", "q", "q"],
+                        [str(copy), {"bytes": b"other pixels", "path": None}, None])
+    assert again.from_cache and len(encoder.encoded) == 3
+    # a text-only encoder keys the text alone: images make no difference to it
+    text_only = CountingEncoder()
+    cache.embed(text_only, ["q"], [str(picture)])
+    assert cache.embed(text_only, ["q"]).from_cache
+
+
+def test_unreadable_image_is_one_line(tmp_path):
+    encoder = CountingEncoder(modalities=frozenset({"text", "image"}))
+    with pytest.raises(RouteHarnessError, match=r"cannot read image .*missing\.png"):
+        EmbeddingCache(tmp_path).embed(encoder, ["q"], [str(tmp_path / "missing.png")])
+
+
+def test_embed_task_counts_prompts_and_a_resplit_task_is_all_cached(tmp_path,
+                                                                     routerbench_embedded):
+    from routeharness.data import RoutingTask
+
+    task = routerbench_embedded
+    encoder = CountingEncoder()
+    first = embed_task(task, encoder, EmbeddingCache(tmp_path), Reporter())
+    n = sum(data.n for data in task.splits.values())
+    assert (first.encoded, first.cached) == (n, 0)  # rows computed, counted per row
+    assert len(encoder.encoded) == len(set(encoder.encoded))  # each distinct prompt once
+    old = task.splits
+    resplit = RoutingTask(task.name, task.version, {
+        "train": old["test"], "validation": old["train"].subset(np.arange(50)),
+        "test": old["validation"]}, task.source)
+    calls = len(encoder.encoded)
+    again = embed_task(resplit, encoder, EmbeddingCache(tmp_path), Reporter())
+    assert (again.encoded, len(encoder.encoded) - calls) == (0, 0)
+    assert again.cached == sum(data.n for data in resplit.splits.values())
+    assert np.array_equal(again.X["train"], first.X["test"])
+
+
+# --- damaged entries: detected, warned in one line naming the file, rebuilt ---------------
+def two_shards(tmp_path, encoder=None):
+    encoder = encoder or CountingEncoder()
+    cache = EmbeddingCache(tmp_path)
+    a = cache.embed(encoder, PROMPTS[:10])
+    b = cache.embed(encoder, PROMPTS[10:20])
+    return encoder, a, b
+
+
+def assert_rebuilt(tmp_path, encoder, reference, texts=PROMPTS[:20], damaged=None):
+    before = len(encoder.encoded)
+    result, messages = embed_warning(EmbeddingCache(tmp_path), encoder, texts)
+    assert len(messages) >= 1 and all("\n" not in m for m in messages), messages
+    if damaged is not None:
+        assert any(str(damaged) in m for m in messages), messages
+    assert len(encoder.encoded) > before  # re-encoded, not used
+    assert np.array_equal(result.embeddings, reference)
+    # rebuilt for good: the next process loads everything without a warning
+    again, messages = embed_warning(EmbeddingCache(tmp_path), encoder, texts)
+    assert again.from_cache and not messages
+
+
+def test_swapped_vector_files_are_detected(tmp_path):
+    encoder, a, _ = two_shards(tmp_path)
+    reference = EmbeddingCache(tmp_path).embed(encoder, PROMPTS[:20]).embeddings
+    first, second = [p for p in shard_files(a) if ".keys" not in p.name]
+    held = first.read_bytes()
+    first.write_bytes(second.read_bytes())
+    second.write_bytes(held)
+    assert_rebuilt(tmp_path, encoder, reference)
+
+
+def test_swapped_key_lists_are_detected(tmp_path):
+    encoder, a, _ = two_shards(tmp_path)
+    reference = EmbeddingCache(tmp_path).embed(encoder, PROMPTS[:20]).embeddings
+    keys = sorted(a.path.glob("shard-*.keys.npy"))
+    held = keys[0].read_bytes()
+    keys[0].write_bytes(keys[1].read_bytes())
+    keys[1].write_bytes(held)
+    assert_rebuilt(tmp_path, encoder, reference)
+
+
+def test_shard_copied_from_another_encoder_is_not_used(tmp_path):
+    """Same dimension, consistent checksums: only the sidecar's identity tells."""
+    other = CountingEncoder("test/other")
+    foreign = EmbeddingCache(tmp_path).embed(other, PROMPTS[:10])
+    encoder = CountingEncoder()
+    mine = EmbeddingCache(tmp_path).embed(encoder, PROMPTS[10:12])
+    reference = np.asarray(encoder.encode(PROMPTS[:10]))
+    for file in foreign.path.glob("shard-*"):
+        shutil.copy(file, mine.path / file.name)
+    assert_rebuilt(tmp_path, encoder, reference, PROMPTS[:10], damaged=mine.path)
+
+
+def test_shard_renamed_under_another_name_is_detected(tmp_path):
+    encoder = CountingEncoder()
+    a = EmbeddingCache(tmp_path).embed(encoder, PROMPTS[:10])
+    reference = a.embeddings
+    sidecar = sidecars(a)[0]
+    stem = sidecar.name[:-len(".json")]
+    for file in list(a.path.glob(f"{stem}*")):
+        file.rename(a.path / file.name.replace(stem, "shard-renamed"))
+    assert_rebuilt(tmp_path, encoder, reference, PROMPTS[:10], damaged="shard-renamed.json")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "sidecar-json", "sidecar-type",
+                                    "pickle", "missing-keys", "nan"])
+def test_damaged_shard_is_detected_and_rebuilt(tmp_path, damage):
+    encoder = CountingEncoder()
+    original = EmbeddingCache(tmp_path).embed(encoder, PROMPTS[:10])
+    sidecar = sidecars(original)[0]
+    vectors = sidecar.with_suffix(".npy")
+    meta = json.loads(sidecar.read_text())
+    if damage == "truncate":
+        vectors.write_bytes(vectors.read_bytes()[:100])
+    elif damage == "flip":
+        raw = bytearray(vectors.read_bytes())
+        raw[-5] ^= 0xFF
+        vectors.write_bytes(bytes(raw))
+    elif damage == "sidecar-json":
+        sidecar.write_text("{not json")
+    elif damage == "sidecar-type":
+        sidecar.write_text(json.dumps({**meta, "count": "10"}))
+    elif damage == "pickle":  # an object array loads only through pickle: never
+        np.save(vectors, np.array([{"x": 1}] * 10, dtype=object), allow_pickle=True)
+    elif damage == "missing-keys":
+        sidecar.with_name(sidecar.name.replace(".json", ".keys.npy")).unlink()
+    else:
+        bad = np.load(vectors)
+        bad[0, 0] = np.nan
+        np.save(vectors, bad)
+        meta["vectors_sha256"] = hashlib.sha256(bad.tobytes()).hexdigest()
+        sidecar.write_text(json.dumps(meta))
+    named = {"sidecar-json": sidecar, "sidecar-type": sidecar,
+             "missing-keys": sidecar.with_name(sidecar.name.replace(".json", ".keys.npy"))}
+    assert_rebuilt(tmp_path, encoder, original.embeddings, PROMPTS[:10],
+                   damaged=named.get(damage, vectors))
+
+
+def test_wrong_shape_shard_is_rebuilt_not_handed_to_faiss(tmp_path):
+    """A shard of another dimension with a consistent sidecar: the store's other entries
+    decide, and the odd one is rebuilt (the old cache returned it and faiss asserted)."""
+    encoder, a, _ = two_shards(tmp_path)
+    reference = EmbeddingCache(tmp_path).embed(encoder, PROMPTS[:25]).embeddings
+    newest, = set(sidecars(a)) - {p for p in sidecars(a) if json.loads(p.read_text())["count"]
+                                  == 10}
+    wide = np.hstack([np.load(newest.with_suffix(".npy")), np.ones((5, 3), np.float32)])
+    np.save(newest.with_suffix(".npy"), wide)
+    meta = json.loads(newest.read_text())
+    newest.write_text(json.dumps({**meta, "dim": 11,
+                                  "vectors_sha256": hashlib.sha256(wide.tobytes()).hexdigest()}))
+    result, messages = embed_warning(EmbeddingCache(tmp_path), encoder, PROMPTS[:25])
+    assert np.array_equal(result.embeddings, reference)  # (25, 8): the odd shard re-encoded
+    assert result.n_encoded == 5
+    assert len(messages) == 1 and "dimension 11" in messages[0]
+    assert str(newest.with_suffix(".npy")) in messages[0]
+
+
+def test_store_of_another_dimension_than_the_encoder_is_rebuilt(tmp_path):
+    EmbeddingCache(tmp_path).embed(CountingEncoder(dim=8), PROMPTS[:5])
+    wider = CountingEncoder(dim=12)  # same identity and revision, another output
+    result, messages = embed_warning(EmbeddingCache(tmp_path), wider, PROMPTS[:6])
+    assert result.embeddings.shape == (6, 12) and any("dimension" in m for m in messages)
+    assert EmbeddingCache(tmp_path).embed(wider, PROMPTS[:6]).from_cache
+
+
+@pytest.mark.parametrize("which", [".json", ".npy", ".keys.npy"])
+def test_shard_file_that_is_a_directory(tmp_path, which):
+    encoder = CountingEncoder()
+    original = EmbeddingCache(tmp_path).embed(encoder, PROMPTS[:10])
+    target = original.path / f"{sidecars(original)[0].name[:-len('.json')]}{which}"
+    target.unlink()
+    target.mkdir()
+    result, messages = embed_warning(EmbeddingCache(tmp_path), encoder, PROMPTS[:10])
+    assert not result.from_cache and np.array_equal(result.embeddings, original.embeddings)
+    assert len(messages) == 1 and target.name in messages[0]
+
+
+def test_temporary_files_of_a_writer_are_ignored(tmp_path):
+    encoder = CountingEncoder()
+    original = EmbeddingCache(tmp_path).embed(encoder, PROMPTS[:10])
+    (original.path / ".tmp-abc.json").write_text("{half written")
+    (original.path / ".tmp-def.npy").write_bytes(b"\x93NUMPY")
+    result, messages = embed_warning(EmbeddingCache(tmp_path), encoder, PROMPTS[:10])
+    assert result.from_cache and not messages
+
+
+def test_many_writes_are_compacted_into_one_shard(tmp_path):
+    encoder = CountingEncoder()
+    cache = EmbeddingCache(tmp_path)
+    for i in range(COMPACT_AT + 2):
+        result = cache.embed(encoder, PROMPTS[i:i + 1])
+    assert len(sidecars(result)) < 4
+    again, messages = embed_warning(EmbeddingCache(tmp_path), encoder, PROMPTS[:COMPACT_AT + 2])
+    assert again.from_cache and not messages
+
+
+WRITER = textwrap.dedent("""
+    import sys, numpy as np
+    sys.path.insert(0, {tests!r})
+    from test_cache import CountingEncoder, PROMPTS
+    from routeharness.encoders import EmbeddingCache
+    start = int(sys.argv[1])
+    for round in range(6):
+        EmbeddingCache(sys.argv[2]).embed(CountingEncoder(), PROMPTS[start + round:start + round + 20])
+""")
+
+
+def test_concurrent_writers_never_corrupt_the_store(tmp_path):
+    script = WRITER.format(tests=str(Path(__file__).parent))
+    writers = [subprocess.Popen([sys.executable, "-c", script, str(start), str(tmp_path)],
+                                stderr=subprocess.PIPE, text=True) for start in (0, 5, 10)]
+    for writer in writers:
+        assert writer.wait(timeout=120) == 0, writer.stderr.read()
+        assert "Warning" not in writer.stderr.read()  # no writer saw another's half shard
+    encoder = CountingEncoder()
+    result, messages = embed_warning(EmbeddingCache(tmp_path), encoder, PROMPTS[:35])
+    assert result.from_cache and not messages and not encoder.encoded
+    assert np.array_equal(result.embeddings, CountingEncoder().encode(PROMPTS[:35]))
+
+
+# --- OS errors: one line naming the path -------------------------------------------------
+def test_cache_path_that_is_a_file_is_one_line(tmp_path):
+    file = tmp_path / "results.json"
+    file.write_text("{}")
+    for root in (file, file / "sub"):
+        with pytest.raises(RouteHarnessError, match=f"{file} is not a directory"):
+            EmbeddingCache(root)
+
+
+def test_cache_path_under_a_file_in_the_cli(tmp_path, capsys):
+    """--cache-dir FILE/sub (click checks only the last component)."""
+    from routeharness.cli import main
+
+    file = tmp_path / "cache"
+    file.write_text("")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "--router", "knn", "--task", "routerbench", "-q",
+              "--cache-dir", str(file / "sub")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and "Traceback" not in err
+    assert err.startswith("Error: ") and f"{file} is not a directory" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@contextmanager
+def read_only(folder: Path):
+    """A folder nobody can write to, root included (chmod does not stop root; the
+    immutable attribute does)."""
+    if os.geteuid() == 0:
+        if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
+            pytest.skip("running as root without chattr: no way to make a folder read-only")
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+    else:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+
+
+def test_read_only_store_computes_without_storing(tmp_path):
+    encoder = CountingEncoder()
+    stored = EmbeddingCache(tmp_path).embed(encoder, PROMPTS[:10])
+    with read_only(stored.path):
+        cache = EmbeddingCache(tmp_path)
+        result, messages = embed_warning(cache, encoder, PROMPTS[:12])
+        assert (result.n_cached, result.n_encoded, len(encoder.encoded)) == (10, 2, 12)
+        assert len(messages) == 1 and "cannot be written" in messages[0]
+        assert str(stored.path) in messages[0]
+        # warned once; what was computed is kept for this process
+        again, messages = embed_warning(cache, encoder, PROMPTS[:13])
+        assert again.n_cached == 12 and not messages
+    assert len(sidecars(stored)) == 1 and not list(stored.path.glob(".tmp-*"))
+
+
+def test_read_only_cache_root_computes_without_storing(tmp_path):
+    encoder = CountingEncoder()
+    with read_only(tmp_path):
+        result, messages = embed_warning(EmbeddingCache(tmp_path), encoder, PROMPTS[:3])
+    assert result.embeddings.shape == (3, 8) and not list(tmp_path.iterdir())
+    assert len(messages) == 1 and f"{tmp_path / 'v2'}" in messages[0]
+
+
+# --- identical embeddings ----------------------------------------------------------------
+def test_identical_embeddings_within_and_across_splits():
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal((6, 16)).astype(np.float32)
+    noise = 1e-7 * rng.standard_normal(16).astype(np.float32)  # another batch's float noise
+    X = {
+        "train": np.stack([base[0], base[1], base[0], base[2], base[0] + noise]),
+        "validation": np.stack([base[3], base[3], base[1]]),
+        "test": np.stack([base[0], base[4], base[5], base[3]]),
+    }
+    counts = identical_embeddings(X)
+    assert counts["within"] == {"train": 2, "validation": 1, "test": 0}
+    assert counts["across"] == {"test-train": 1, "test-validation": 1, "validation-train": 1}
+    near = {"train": np.stack([base[0], base[0] * 1.001]), "test": base[1:2]}
+    assert identical_embeddings(near) == {"within": {"train": 0, "test": 0},
+                                          "across": {"test-train": 0}}
+
+
+def test_identical_embeddings_of_empty_and_zero_rows():
+    assert identical_embeddings({"train": np.zeros((0, 4))})["within"] == {"train": 0}
+    zeros = {"train": np.zeros((3, 4)), "test": np.zeros((2, 4))}
+    assert identical_embeddings(zeros) == {"within": {"train": 2, "test": 1},
+                                           "across": {"test-train": 2}}
