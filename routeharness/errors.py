@@ -10,14 +10,15 @@ class RouteHarnessError(Exception):
 class UnknownNameError(RouteHarnessError):
     """A router, task or encoder name that is not registered (CLI exit code 2)."""
 
-    def __init__(self, kind: str, name: str, known: list[str]):
+    def __init__(self, kind: str, name: str, known: list[str], *, note: str = ""):
+        """``note``: appended to the message (e.g. the plugins that failed to load)."""
         import difflib
 
         self.kind, self.name, self.known = kind, name, known
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         listing = ", ".join(known) if known else "none registered"
-        super().__init__(f"unknown {kind} {name!r}.{hint} Known: {listing}.")
+        super().__init__(f"unknown {kind} {name!r}.{hint} Known: {listing}{note}.")
 
 
 class DataError(RouteHarnessError):
@@ -42,4 +43,12 @@ class TaskCardError(RouteHarnessError):
 
 
 class PluginError(RouteHarnessError):
-    """A plugin that registers a duplicate name or breaks the plugin contract."""
+    """A plugin that registers a duplicate name or breaks the plugin contract.
+
+    With ``plugin``, the message is ``plugin 'NAME': DETAIL`` and ``detail`` keeps the
+    part after the name (for reports that already say which plugin).
+    """
+
+    def __init__(self, message: str, *, plugin: str | None = None):
+        self.plugin, self.detail = plugin, message
+        super().__init__(f"plugin {plugin!r}: {message}" if plugin is not None else message)

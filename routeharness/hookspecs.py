@@ -1,7 +1,11 @@
 """Hook specifications: what a routeharness plugin can provide.
 
 Each ``register_*`` hook hands the plugin a ``register`` callback that takes keyword
-arguments only. A plugin module implements any subset with ``@hookimpl``.
+arguments only, those of its kind (``routeharness.registry.KEYWORDS``); an unknown
+keyword, or a name that is empty or holds whitespace or ':', is a ``PluginError``. A
+plugin module implements any subset with ``@hookimpl`` (``from routeharness import
+hookimpl``). Every hook is documented in docs/plugin-hooks.md and has a test that calls
+it (tests/test_plugin_boundary.py).
 """
 
 from __future__ import annotations
@@ -35,12 +39,18 @@ def register_encoders(register: Callable[..., None]) -> None:
 
 @hookspec
 def register_tasks(register: Callable[..., None]) -> None:
-    """Register tasks: ``register(name=..., card="path/to/card.yaml", loader="module:function")``.
+    """Register tasks: ``register(name=..., target="module:load", card="card.yaml",
+    build="module:build", description=...)`` (``card`` and ``build`` optional).
 
-    ``loader(card, data_dir=..., **options)`` returns a ``routeharness.data.RoutingTask``.
+    ``load(card, data_dir=..., **options)`` returns a ``routeharness.data.RoutingTask``;
+    ``build(source, out_dir, **options)`` converts upstream files (``data build``).
     """
 
 
 @hookspec
 def register_commands(cli: Any) -> None:
-    """Add click commands or groups to the ``routeharness`` CLI group ``cli``."""
+    """Add click commands or groups to the ``routeharness`` CLI group ``cli``.
+
+    A command name already taken (a built-in or another plugin's) is an error: the
+    plugin's commands are dropped and it is reported as failed.
+    """

@@ -1,12 +1,18 @@
-"""The plugin manager: entry points first, then the built-ins, with blocking and tracing.
+"""The plugin host: the built-ins, then entry points, with blocking and tracing.
 
 Environment:
 - ``ROUTEHARNESS_LOAD_PLUGINS=a,b``: load only these plugins (built-ins included);
   an empty value loads none.
 - ``ROUTEHARNESS_BLOCK_PLUGINS=a,b``: never load these.
-- ``ROUTEHARNESS_TRACE_PLUGINS=1``: print every hook call to stderr.
+- ``ROUTEHARNESS_TRACE_PLUGINS=1``: print every hook call to stderr (the ``register_*``
+  hooks included: each plugin's implementation is called through pluggy on its own).
 A plugin is named by its entry-point name (third party) or its short name (``knn`` for
 the built-in ``routeharness_knn``); the module name works too.
+
+All plugin state (the pluggy manager, what loaded or failed, and what is built from the
+hooks, such as ``routeharness.registry``'s registries) lives in one ``PluginHost``;
+``get_host().reset()`` forgets all of it. This module imports nothing else of the core
+but the hook specifications: ``routeharness.registry`` depends on it, never the reverse.
 """
 
 from __future__ import annotations
@@ -14,14 +20,19 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
+from typing import Any
 
 import pluggy
 
 from routeharness import __version__, hookspecs
 
 ENTRY_POINT_GROUP = "routeharness"
+#: the hook specifications a plugin may implement
+HOOKS = frozenset(name for name, obj in vars(hookspecs).items()
+                  if hasattr(obj, f"{ENTRY_POINT_GROUP}_spec"))
 BUILTIN_PREFIX = "routeharness_"
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
@@ -43,7 +54,12 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
 
 @dataclass
 class PluginInfo:
-    """One plugin as loaded (or failed to load): what ``routeharness plugins`` lists."""
+    """One plugin as loaded (or failed): what ``routeharness plugins`` lists.
+
+    ``loaded``: registered with the plugin manager (its hooks are called). ``error``: why
+    it failed to import, or which of its hooks failed (then that hook's names are skipped
+    and its other hooks still count); ``None`` when all is well.
+    """
 
     name: str
     module: str
@@ -52,10 +68,20 @@ class PluginInfo:
     builtin: bool
     hooks: list[str] = field(default_factory=list)
     error: str | None = None
+    loaded: bool = False
 
 
-_pm: pluggy.PluginManager | None = None
-_infos: list[PluginInfo] = []
+def one_line(exc: BaseException) -> str:
+    """``Type: message`` on a single line, whatever the message holds."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def hook_failure(hook: str, plugin: str, exc: Exception) -> str:
+    """The one-line report of ``plugin``'s ``hook`` raising ``exc``."""
+    if getattr(exc, "plugin", None) == plugin and isinstance(getattr(exc, "detail", None), str):
+        return exc.detail  # a PluginError that already names the hook and what is wrong
+    return f"{hook} raised {one_line(exc)}"
 
 
 def _env_set(var: str) -> set[str] | None:
@@ -73,92 +99,184 @@ def _allowed(name: str, module: str) -> bool:
     return load is None or bool(keys & load)
 
 
-def _hooks_of(pm: pluggy.PluginManager, plugin: object) -> list[str]:
-    return sorted(impl.name for impl in (pm.get_hookcallers(plugin) or []))
+class PluginHost:
+    """Owns every piece of plugin state; ``reset()`` forgets it all in one call.
+
+    ``registries`` is a cache that ``routeharness.registry`` fills (kind -> Registry);
+    ``generation`` changes on every reset, so that holders of derived state (the CLI's
+    plugin commands) know when to rebuild it.
+    """
+
+    def __init__(self) -> None:
+        self._pm: pluggy.PluginManager | None = None
+        self._infos: list[PluginInfo] = []
+        self.registries: dict[str, Any] = {}
+        self.generation = 0
+
+    def reset(self) -> None:
+        """Forget the loaded plugins and everything built from them."""
+        self._pm = None
+        self._infos = []
+        self.registries.clear()
+        self.generation += 1
+
+    # --- loading ------------------------------------------------------------------------
+    @property
+    def pm(self) -> pluggy.PluginManager:
+        """The pluggy plugin manager, loading the plugins on first use."""
+        if self._pm is None:
+            pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
+            pm.add_hookspecs(hookspecs)
+            self._pm, self._infos = pm, []
+            # built-ins first: a third-party plugin cannot take a built-in's plugin name
+            self._load_builtins(pm)
+            self._load_entry_points(pm)
+            if os.environ.get("ROUTEHARNESS_TRACE_PLUGINS", "") not in ("", "0"):
+                # sys.stderr looked up per message: the stream in use at call time
+                pm.trace.root.setwriter(lambda msg: sys.stderr.write(str(msg)))
+                pm.enable_tracing()
+        return self._pm
+
+    def add(self, plugin: object, name: str, *, distribution: str = "unknown",
+            version: str = "?", module: str = "?") -> PluginInfo:
+        """Register a plugin object by hand (tests; an application embedding the harness)."""
+        info = PluginInfo(name, module, distribution, version, builtin=False)
+        self._register(self.pm, plugin, info)
+        return info
+
+    def _register(self, pm: pluggy.PluginManager, plugin: object, info: PluginInfo) -> None:
+        if pm.has_plugin(info.name):
+            other = self._info_of(info.name)
+            taken_by = f"{other.distribution} {other.version}" if other else "another plugin"
+            info.error = f"plugin name {info.name!r} is already taken by {taken_by}"
+        else:
+            try:
+                pm.register(plugin, name=info.name)
+            except Exception as exc:  # pluggy's validation: a hook's arguments misnamed
+                info.error = one_line(exc)
+            else:
+                callers = pm.get_hookcallers(plugin) or []
+                # a typo (register_router) would otherwise do nothing, silently; a hook
+                # of a later version marked optionalhook=True is let through
+                unknown = sorted(c.name for c in callers if c.spec is None and not any(
+                    i.optionalhook for i in c.get_hookimpls() if i.plugin is plugin))
+                if unknown:
+                    pm.unregister(plugin)
+                    info.error = (f"implements unknown hook {unknown[0]!r}; the hooks are "
+                                  f"{', '.join(sorted(HOOKS))}")
+                else:
+                    info.loaded = True
+                    info.hooks = sorted(c.name for c in callers)
+        self._infos.append(info)
+
+    def _load_entry_points(self, pm: pluggy.PluginManager) -> None:
+        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            dist = ep.dist.name if ep.dist is not None else "unknown"
+            version = ep.dist.version if ep.dist is not None else "?"
+            if dist == "routeharness" or not _allowed(ep.name, ep.value.split(":")[0]):
+                continue
+            info = PluginInfo(ep.name, ep.value, dist, version, builtin=False)
+            try:
+                plugin = ep.load()
+            except (Exception, SystemExit) as exc:  # a broken plugin must not take the
+                info.error = one_line(exc)  # others down (nor exit at import)
+                self._infos.append(info)
+                continue
+            self._register(pm, plugin, info)
+
+    def _load_builtins(self, pm: pluggy.PluginManager) -> None:
+        for module in DEFAULT_PLUGINS:
+            name = module.removeprefix(BUILTIN_PREFIX)
+            if not _allowed(name, module):
+                continue
+            info = PluginInfo(name, module, "routeharness", __version__, builtin=True)
+            try:
+                plugin = importlib.import_module(module)
+            except (Exception, SystemExit) as exc:
+                info.error = one_line(exc)
+                self._infos.append(info)
+                continue
+            self._register(pm, plugin, info)
+
+    # --- what loaded ----------------------------------------------------------------------
+    def infos(self) -> list[PluginInfo]:
+        """Every plugin seen: loaded ones with their hooks, failed ones with their error."""
+        self.pm  # noqa: B018 -- loads the plugins
+        return list(self._infos)
+
+    def _info_of(self, plugin_name: str) -> PluginInfo | None:
+        return next((i for i in self._infos if i.name == plugin_name and i.loaded), None)
+
+    def distribution(self, plugin_name: str) -> tuple[str, str]:
+        """(distribution, version) of a loaded plugin; ('unknown', '?') for one added to
+        the plugin manager by hand."""
+        self.pm  # noqa: B018
+        info = self._info_of(plugin_name)
+        return (info.distribution, info.version) if info else ("unknown", "?")
+
+    def failed(self) -> list[PluginInfo]:
+        """Plugins that failed to import, or one of whose hooks failed."""
+        return [info for info in self.infos() if info.error is not None]
+
+    def fail(self, plugin_name: str, message: str) -> None:
+        """Record that a loaded plugin's hook failed (``message``: one line)."""
+        info = self._info_of(plugin_name)
+        if info is None:  # registered with the plugin manager directly
+            info = PluginInfo(plugin_name, "?", "unknown", "?", builtin=False, loaded=True)
+            self._infos.append(info)
+        info.error = message if info.error is None else f"{info.error}; {message}"
+
+    # --- calling hooks ----------------------------------------------------------------------
+    def implementations(self, hook_name: str) -> Iterator[tuple[str, Any]]:
+        """Each plugin implementing ``hook_name``, in pluggy's call order, as (plugin name,
+        a hook caller of that plugin's implementation alone).
+
+        The callers go through pluggy (so tracing and call monitoring see every call), and
+        one plugin at a time, so whatever a call registers, and any error it raises,
+        belongs to that plugin.
+        """
+        pm = self.pm
+        impls = list(reversed(getattr(pm.hook, hook_name).get_hookimpls()))
+        for impl in impls:
+            others = [i.plugin for i in impls if i is not impl]
+            try:
+                caller = pm.subset_hook_caller(hook_name, remove_plugins=others)
+            except TypeError:  # pluggy keeps plugins in a set: an unhashable object
+                self.fail(impl.plugin_name, f"{hook_name} not called: the plugin object "
+                                            f"is unhashable (register a module or class)")
+                continue
+            yield impl.plugin_name, caller
 
 
-def _register(pm: pluggy.PluginManager, module_obj: object, info: PluginInfo) -> None:
-    if pm.has_plugin(info.name):
-        other = next(i for i in _infos if i.name == info.name and i.error is None)
-        info.error = (f"plugin name {info.name!r} is already taken by "
-                      f"{other.distribution} {other.version}")
-        _infos.append(info)
-        return
-    pm.register(module_obj, name=info.name)
-    info.hooks = _hooks_of(pm, module_obj)
-    _infos.append(info)
+_host = PluginHost()
 
 
-def _load_entry_points(pm: pluggy.PluginManager) -> None:
-    for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        dist = ep.dist.name if ep.dist is not None else "unknown"
-        version = ep.dist.version if ep.dist is not None else "?"
-        if dist == "routeharness" or not _allowed(ep.name, ep.value.split(":")[0]):
-            continue
-        info = PluginInfo(ep.name, ep.value, dist, version, builtin=False)
-        try:
-            module_obj = ep.load()
-        except Exception as exc:  # a broken plugin must not take the others down
-            info.error = f"{type(exc).__name__}: {exc}"
-            _infos.append(info)
-            continue
-        _register(pm, module_obj, info)
-
-
-def _load_builtins(pm: pluggy.PluginManager) -> None:
-    for module in DEFAULT_PLUGINS:
-        name = module.removeprefix(BUILTIN_PREFIX)
-        if not _allowed(name, module):
-            continue
-        info = PluginInfo(name, module, "routeharness", __version__, builtin=True)
-        try:
-            module_obj = importlib.import_module(module)
-        except Exception as exc:
-            info.error = f"{type(exc).__name__}: {exc}"
-            _infos.append(info)
-            continue
-        _register(pm, module_obj, info)
+def get_host() -> PluginHost:
+    """The process-wide plugin host."""
+    return _host
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
     """The process-wide plugin manager, loading plugins on first call."""
-    global _pm
-    if _pm is None:
-        pm = pluggy.PluginManager("routeharness")
-        pm.add_hookspecs(hookspecs)
-        _infos.clear()
-        _load_entry_points(pm)
-        _load_builtins(pm)
-        if os.environ.get("ROUTEHARNESS_TRACE_PLUGINS"):
-            pm.trace.root.setwriter(lambda msg: sys.stderr.write(str(msg)))
-            pm.enable_tracing()
-        _pm = pm
-    return _pm
+    return _host.pm
 
 
 def reset_plugin_manager() -> None:
-    """Forget the loaded plugins (tests; after installing a plugin in-process)."""
-    global _pm
-    _pm = None
-    _infos.clear()
-    from routeharness import registry
-
-    registry.reset()
+    """Forget the loaded plugins and the registries (tests; after an in-process install).
+    Compatibility name for ``get_host().reset()``."""
+    _host.reset()
 
 
 def plugin_infos() -> list[PluginInfo]:
     """Every plugin seen: loaded ones with their hooks, failed ones with their error."""
-    get_plugin_manager()
-    return list(_infos)
+    return _host.infos()
 
 
 def plugin_distribution(plugin_name: str) -> tuple[str, str]:
     """(distribution, version) of a loaded plugin; ('unknown', '?') for one added by hand."""
-    for info in plugin_infos():
-        if info.name == plugin_name and info.error is None:
-            return info.distribution, info.version
-    return "unknown", "?"
+    return _host.distribution(plugin_name)
 
 
 def failed_plugins() -> list[PluginInfo]:
-    return [info for info in plugin_infos() if info.error is not None]
+    """Plugins that failed to import, or one of whose hooks failed."""
+    return _host.failed()

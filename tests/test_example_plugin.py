@@ -1,36 +1,27 @@
 """The example third-party plugin (examples/routeharness-nearest-centroid), installed with
-pip as a user would, and the plugin-author docs."""
+pip as a user would (into a throw-away directory on the subprocesses' PYTHONPATH, never
+into this environment), and the plugin-author docs."""
 
 from __future__ import annotations
 
-import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from plugin_site import EXAMPLE, env_with, plugin_site
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = ROOT / "examples" / "routeharness-nearest-centroid"
 DISTRIBUTION = "routeharness-nearest-centroid"
 
 
-def _pip(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pip", *args, "--disable-pip-version-check",
-                           "-q"], capture_output=True, text=True, timeout=300)
-
-
 @pytest.fixture(scope="module")
-def installed(cache_dir):
-    """pip-install the example into this environment; uninstall it afterwards so the
-    other tests see the usual plugin set."""
-    done = _pip("install", "--no-deps", "--no-build-isolation", str(EXAMPLE))
-    assert done.returncode == 0, done.stderr
-    try:
-        yield DISTRIBUTION
-    finally:
-        _pip("uninstall", "-y", DISTRIBUTION)
+def installed(tmp_path_factory, cache_dir) -> dict[str, str]:
+    """The environment a subprocess needs to see the example, pip-installed (with the
+    test plugins, once per session) into a throw-away directory."""
+    return env_with(plugin_site(tmp_path_factory))
 
 
 def test_the_example_is_a_real_distribution():
@@ -44,18 +35,18 @@ def test_the_example_is_a_real_distribution():
 
 
 def test_listed_by_plugins(installed, cli):
-    done = cli("plugins", "--json")
+    done = cli("plugins", "--json", env=installed)
     assert done.returncode == 0, done.stderr
     plugins = {p["name"]: p for p in json.loads(done.stdout)}
     info = plugins["nearest-centroid"]
     assert (info["distribution"], info["version"], info["builtin"]) == (DISTRIBUTION, "0.1.0", False)
     assert info["hooks"] == ["register_routers"] and info["error"] is None
-    routers = cli("routers")
+    routers = cli("routers", env=installed)
     assert "nearest-centroid" in routers.stdout
 
 
 def test_passes_the_kit_from_the_command_line(installed, cli):
-    done = cli("check", "nearest-centroid")
+    done = cli("check", "nearest-centroid", env=installed)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "failed" not in done.stdout and "check_no_test_labels" in done.stdout
 
@@ -63,7 +54,8 @@ def test_passes_the_kit_from_the_command_line(installed, cli):
 def test_its_own_tests_pass(installed):
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "--rootdir", str(EXAMPLE), str(EXAMPLE / "tests")],
-                          capture_output=True, text=True, timeout=300, cwd=EXAMPLE)
+                          capture_output=True, text=True, timeout=300, cwd=EXAMPLE,
+                          env={**os.environ, **installed})
     assert done.returncode == 0, done.stdout[-2000:]
     assert " passed" in done.stdout
 
@@ -72,7 +64,7 @@ def test_usable_in_eval(installed, cli, tmp_path):
     out = tmp_path / "results.json"
     done = cli("eval", "--router", "nearest-centroid", "--router", "cheapest",
                "--task", "routerbench:mbpp", "--no-tune", "--bootstrap", "0", "--no-references",
-               "-o", str(out), "-q")
+               "-o", str(out), "-q", env=installed)
     assert done.returncode == 0, done.stderr
     records = {r["router"]: r for r in json.loads(out.read_text())["records"]}
     record = records["nearest-centroid"]
@@ -82,29 +74,7 @@ def test_usable_in_eval(installed, cli, tmp_path):
     assert "nearest-centroid" in done.stdout
 
 
-# --- docs ---------------------------------------------------------------------------------
-def _hook_signatures() -> dict[str, str]:
-    """Each hookspec's ``name(args) -> returns`` as written in routeharness/hookspecs.py."""
-    tree = ast.parse((ROOT / "routeharness" / "hookspecs.py").read_text(encoding="utf-8"))
-    out = {}
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and any(
-                ast.unparse(d) == "hookspec" for d in node.decorator_list):
-            out[node.name] = f"{node.name}({ast.unparse(node.args)}) -> {ast.unparse(node.returns)}"
-    return out
-
-
-def test_every_hook_is_documented_with_its_signature():
-    from routeharness import hookspecs
-
-    signatures = _hook_signatures()
-    declared = {name for name in dir(hookspecs) if name.startswith("register_")}
-    assert set(signatures) == declared and signatures
-    doc = (ROOT / "docs" / "plugin-hooks.md").read_text(encoding="utf-8")
-    undocumented = [s for s in signatures.values() if s not in doc]
-    assert not undocumented, f"docs/plugin-hooks.md lacks: {undocumented}"
-
-
+# --- docs (the hook reference is checked in test_plugin_boundary.py) ---------------------
 def test_plugin_tutorial_shows_the_entry_point():
     doc = (ROOT / "docs" / "writing-a-router.md").read_text(encoding="utf-8")
     assert "[project.entry-points.routeharness]" in doc

@@ -1,36 +1,39 @@
-"""Plugin discovery: entry points of real installed distributions, duplicates, failures,
-and the LOAD/BLOCK environment variables."""
+"""Plugin discovery: entry points of real distributions (installed into a throw-away
+directory, never into this environment), duplicates, failures, plugin commands, and the
+LOAD/BLOCK environment variables."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import types
-from pathlib import Path
+from importlib import metadata
 
 import pytest
+from plugin_site import env_with, plugin_site
 
+from routeharness import hookimpl
 from routeharness.errors import PluginError
-from routeharness.hookspecs import hookimpl
-from routeharness.plugins import get_plugin_manager, reset_plugin_manager
+from routeharness.plugins import get_host, reset_plugin_manager
 from routeharness.registry import get_registry
-
-PLUGIN_DIR = Path(__file__).parent / "plugins"
 
 
 @pytest.fixture
 def temporary_plugin():
     """Register a plugin object in-process for one test, then remove it."""
-    added = []
 
     def add(module: object, name: str) -> None:
         reset_plugin_manager()
-        get_plugin_manager().register(module, name=name)
-        added.append(name)
+        get_host().add(module, name)
 
     yield add
     reset_plugin_manager()
+
+
+def _module(name: str, **hooks: object) -> types.ModuleType:
+    module = types.ModuleType(name)
+    for hook_name, function in hooks.items():
+        setattr(module, hook_name, hookimpl(function))
+    return module
 
 
 def test_builtins_are_loaded_with_their_hooks():
@@ -40,20 +43,17 @@ def test_builtins_are_loaded_with_their_hooks():
     infos = {i.name: i for i in plugin_infos()}
     assert infos["knn"].hooks == ["register_routers"]
     assert infos["knn"].distribution == "routeharness" and infos["knn"].builtin
+    assert infos["knn"].loaded and infos["knn"].error is None
     assert "routerbench" in get_registry("task")
-    assert {"knn", "knn-vote", "random", "best-single", "cheapest", "oracle"} <= set(
+    assert {"knn", "knn-vote", "random", "best-single", "cheapest"} <= set(
         get_registry("router").names())
 
 
 def test_duplicate_router_name_names_both_distributions(temporary_plugin):
-    module = types.SimpleNamespace()
-
-    @hookimpl
     def register_routers(register):
         register(name="knn", target="somewhere:Else")
 
-    module.register_routers = register_routers
-    temporary_plugin(module, "impostor")
+    temporary_plugin(_module("impostor", register_routers=register_routers), "impostor")
     with pytest.raises(PluginError) as info:
         get_registry("router")
     message = str(info.value)
@@ -62,49 +62,64 @@ def test_duplicate_router_name_names_both_distributions(temporary_plugin):
 
 
 def test_lazy_target_that_cannot_be_imported_is_a_clear_error(temporary_plugin):
-    module = types.SimpleNamespace()
-
-    @hookimpl
     def register_routers(register):
         register(name="ghost", target="no_such_module_xyz:Router")
 
-    module.register_routers = register_routers
-    temporary_plugin(module, "ghostly")
+    temporary_plugin(_module("ghostly", register_routers=register_routers), "ghostly")
     with pytest.raises(PluginError, match=r"router 'ghost' from plugin 'ghostly'.*cannot import"):
         get_registry("router").get("ghost").load()
 
 
 @pytest.fixture(scope="module")
-def installed_plugins():
-    """Really pip-install two plugin distributions into this environment, then remove them."""
-    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
-    for name in ("routeharness-tiny", "routeharness-broken"):
-        subprocess.run([*pip, str(PLUGIN_DIR / name)], check=True, capture_output=True)
-    yield
-    subprocess.run([sys.executable, "-m", "pip", "uninstall", "-q", "-y", "routeharness-tiny",
-                    "routeharness-broken"], check=True, capture_output=True)
+def installed_plugins(tmp_path_factory) -> dict[str, str]:
+    """routeharness-tiny and routeharness-broken, pip-installed into a throw-away
+    directory: the environment a subprocess needs to see them."""
+    return env_with(plugin_site(tmp_path_factory))
+
+
+def test_installs_leave_this_environment_alone(installed_plugins):
+    for distribution in ("routeharness-tiny", "routeharness-broken",
+                         "routeharness-nearest-centroid"):
+        with pytest.raises(metadata.PackageNotFoundError):
+            metadata.distribution(distribution)
+    assert not [ep for ep in metadata.entry_points(group="routeharness")
+                if ep.dist is not None and ep.dist.name != "routeharness"]
 
 
 def test_installed_plugin_is_discovered_and_a_broken_one_is_skipped(installed_plugins, cli):
-    result = cli("plugins", "--json")
+    result = cli("plugins", "--json", env=installed_plugins)
     assert result.returncode == 0, result.stderr
     infos = {i["name"]: i for i in json.loads(result.stdout)}
     assert infos["tiny"]["distribution"] == "routeharness-tiny"
     assert infos["tiny"]["version"] == "0.0.1"
-    assert infos["tiny"]["hooks"] == ["register_routers"]
+    assert infos["tiny"]["hooks"] == ["register_commands", "register_routers"]
     assert infos["broken"]["error"].startswith("ModuleNotFoundError")
+    assert not infos["broken"]["loaded"]
     assert infos["knn"]["error"] is None
-    routers = cli("routers")
+    routers = cli("routers", env=installed_plugins)
     assert routers.returncode == 0
     assert "second-cheapest" in routers.stdout and "knn" in routers.stdout
-    assert "plugin 'broken' (routeharness-broken) failed to load" in routers.stderr
+    assert "plugin 'broken' (routeharness-broken 0.0.1) failed to load" in routers.stderr
+    assert "Traceback" not in routers.stderr
+
+
+def test_installed_plugin_command_runs_through_the_cli(installed_plugins, cli):
+    """register_commands has a real user: routeharness-tiny's ``tiny-info``."""
+    listed = cli("--help", env=installed_plugins)
+    assert listed.returncode == 0 and "tiny-info" in listed.stdout
+    done = cli("tiny-info", env=installed_plugins)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("routeharness-tiny: router 'second-cheapest'")
+    assert cli("tiny-info", "--router", env=installed_plugins).stdout == "second-cheapest\n"
+    blocked = cli("tiny-info", env={**installed_plugins, "ROUTEHARNESS_BLOCK_PLUGINS": "tiny"})
+    assert blocked.returncode == 2 and "No such command 'tiny-info'" in blocked.stderr
 
 
 def test_installed_plugin_router_is_usable_by_name(installed_plugins, cli, cache_dir, tmp_path):
     out = tmp_path / "r.json"
     result = cli("eval", "-r", "second-cheapest", "-t", "routerbench:mbpp", "--no-tune",
                  "--bootstrap", "0", "--no-references", "-q", "-o", str(out),
-                 env={"ROUTEHARNESS_CACHE": str(cache_dir)})
+                 env={**installed_plugins, "ROUTEHARNESS_CACHE": str(cache_dir)})
     assert result.returncode == 0, result.stderr
     record = json.loads(out.read_text())["records"][0]
     assert record["router"] == "second-cheapest"
@@ -113,9 +128,10 @@ def test_installed_plugin_router_is_usable_by_name(installed_plugins, cli, cache
 
 def test_block_and_load_environment_variables(installed_plugins, cli):
     blocked = cli("eval", "-r", "second-cheapest", "-t", "routerbench",
-                  env={"ROUTEHARNESS_BLOCK_PLUGINS": "tiny"})
+                  env={**installed_plugins, "ROUTEHARNESS_BLOCK_PLUGINS": "tiny"})
     assert blocked.returncode == 2
     assert "unknown router 'second-cheapest'" in blocked.stderr
-    only = cli("plugins", "--json", env={"ROUTEHARNESS_LOAD_PLUGINS": "knn,tiny"})
+    only = cli("plugins", "--json",
+               env={**installed_plugins, "ROUTEHARNESS_LOAD_PLUGINS": "knn,tiny"})
     names = {i["name"] for i in json.loads(only.stdout)}
     assert names == {"knn", "tiny"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from routeharness.hookspecs import hookimpl
+from routeharness import hookimpl
 
 __version__ = "0.1.0"
 

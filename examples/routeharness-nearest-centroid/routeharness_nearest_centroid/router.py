@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from routeharness.base import UTILITY, BaseRouter
+from routeharness import UTILITY, BaseRouter, Tags
 
 
 def _normalise(X: np.ndarray) -> np.ndarray:
@@ -40,7 +40,7 @@ class NearestCentroidRouter(BaseRouter):
 
     kind = UTILITY
     param_grid: ClassVar[dict[str, list[Any]]] = {"n_clusters": [2, 4, 8, 16, 32, 64]}
-    tags: ClassVar[dict[str, Any]] = {"pickle": True}
+    tags: ClassVar[Tags] = Tags(pickle=True)
 
     def __init__(self, n_clusters: int = 16, n_iter: int = 25,
                  random_state: int | None = None):
@@ -49,7 +49,7 @@ class NearestCentroidRouter(BaseRouter):
         self.random_state = random_state
 
     def fit(self, X: np.ndarray, outcomes: Any) -> NearestCentroidRouter:
-        """X: (n, d) training embeddings; outcomes: their ``routeharness.data.Outcomes``."""
+        """X: (n, d) training embeddings; outcomes: their ``routeharness.Outcomes``."""
         if int(self.n_clusters) < 1:
             raise ValueError(f"n_clusters must be >= 1, got {self.n_clusters!r}")
         X = _normalise(X)

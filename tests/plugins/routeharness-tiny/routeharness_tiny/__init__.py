@@ -1,11 +1,16 @@
-"""A third-party plugin: the router that always picks the second-cheapest model."""
+"""A third-party plugin: the router that always picks the second-cheapest model, and a
+command (``routeharness tiny-info``) that says what the plugin provides. It imports only
+the public API (``from routeharness import ...``)."""
 
 from __future__ import annotations
 
+import click
 import numpy as np
 
-from routeharness.base import SELECTION, BaseRouter
-from routeharness.hookspecs import hookimpl
+from routeharness import SELECTION, BaseRouter, __version__, hookimpl
+
+ROUTER = "second-cheapest"
+DESCRIPTION = "always the second-cheapest model (test plugin)"
 
 
 class SecondCheapestRouter(BaseRouter):
@@ -26,5 +31,17 @@ class SecondCheapestRouter(BaseRouter):
 
 @hookimpl
 def register_routers(register):
-    register(name="second-cheapest", target=SecondCheapestRouter,
-             description="always the second-cheapest model (test plugin)")
+    register(name=ROUTER, target=SecondCheapestRouter, description=DESCRIPTION)
+
+
+@hookimpl
+def register_commands(cli):
+    @cli.command(name="tiny-info")
+    @click.option("--router", "show_router", is_flag=True, help="Only the router's name.")
+    def tiny_info(show_router):
+        """What the routeharness-tiny plugin provides."""
+        if show_router:
+            click.echo(ROUTER)
+            return
+        click.echo(f"routeharness-tiny: router {ROUTER!r} ({DESCRIPTION}), "
+                   f"running on routeharness {__version__}")
