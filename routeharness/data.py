@@ -13,8 +13,10 @@ On disk (and in any ``datasets.Dataset``) a split is a table with one row per pr
 ``split``          optional: train / validation / test, for one-file datasets
 =================  ==========================================================
 
-See docs/dataset-format.md. Validation (``validate_table``) lists every problem with its
-file, row and column; ``RoutingData.from_table`` raises the first as a ``DataError``.
+See docs/dataset-format.md. The one validation lives in ``routeharness.validation`` (it
+lists every problem with its file, row and column; ``RoutingData.from_table`` raises the
+first as a ``DataError``); the one reader of every layout, ``task_from_table`` and the
+canonical writer ``write_task`` in ``routeharness.dataio``.
 """
 
 from __future__ import annotations
@@ -26,13 +28,19 @@ from typing import Any
 
 import numpy as np
 
+from routeharness.columns import (  # noqa: F401  (the column schema, re-exported)
+    COST_PREFIX,
+    OPTIONAL_COLUMNS,
+    REQUIRED_COLUMNS,
+    SCORE_PREFIX,
+    SPLITS,
+    arrow_table,
+    float_column,
+    model_names_of,
+    prompt_key,
+)
 from routeharness.errors import DataError
-
-SPLITS = ("train", "validation", "test")
-SCORE_PREFIX = "score:"
-COST_PREFIX = "cost:"
-REQUIRED_COLUMNS = ("id", "prompt", "group")
-OPTIONAL_COLUMNS = ("image", "embed_text", "split")
+from routeharness.validation import outcome_problems, validate_table
 
 
 @dataclass(frozen=True)
@@ -192,27 +200,32 @@ class RoutingData:
     @classmethod
     def from_table(cls, table: Any, *, source: str, split: str = "",
                    models: Sequence[ModelInfo] | None = None,
-                   images: list[Any] | None = None, row_offset: int = 0) -> RoutingData:
+                   images: list[Any] | None = None, row_offset: int = 0,
+                   validate: bool = True) -> RoutingData:
         """Build and validate from a ``datasets.Dataset`` or ``pyarrow.Table``.
 
         ``models`` gives metadata (and order) for the models; every model named there must
         have score and cost columns. Rows are numbered from ``row_offset`` in messages.
+        With a ``split`` name, what the protocol needs of that split is checked too
+        (``routeharness.validation.outcome_problems``). ``validate=False``: the table was
+        validated already (``routeharness.dataio`` does, once, for every split).
         """
         arrow = arrow_table(table)
-        problems = validate_table(arrow, source=source, models=models, row_offset=row_offset,
-                                  max_problems=1)
-        if problems:
-            raise problems[0]
+        if validate:
+            problems = validate_table(arrow, source=source, models=models,
+                                      row_offset=row_offset, max_problems=1)
+            if problems:
+                raise problems[0]
         names = [m.name for m in models] if models else model_names_of(arrow.column_names)
         by_name = {m.name: m for m in models} if models else {}
         model_infos = [by_name.get(name, ModelInfo(name)) for name in names]
-        scores = np.column_stack([_float_column(arrow, SCORE_PREFIX + n) for n in names])
-        costs = np.column_stack([_float_column(arrow, COST_PREFIX + n) for n in names])
+        scores = np.column_stack([float_column(arrow, SCORE_PREFIX + n) for n in names])
+        costs = np.column_stack([float_column(arrow, COST_PREFIX + n) for n in names])
         columns = arrow.column_names
         if images is None and "image" in columns:
             images = arrow.column("image").to_pylist()
         embed_texts = arrow.column("embed_text").to_pylist() if "embed_text" in columns else None
-        return cls(
+        data = cls(
             ids=[str(v) for v in arrow.column("id").to_pylist()],
             prompts=arrow.column("prompt").to_pylist(),
             groups=np.asarray([str(v) for v in arrow.column("group").to_pylist()], dtype=object),
@@ -223,125 +236,18 @@ class RoutingData:
             embed_texts=embed_texts,
             split=split,
         )
+        if validate and split:
+            data.check_outcomes(source)
+        return data
 
-
-def arrow_table(table: Any) -> Any:
-    """The ``pyarrow.Table`` of a ``datasets.Dataset`` (honouring a selection) or a table."""
-    if hasattr(table, "flatten_indices") and getattr(table, "_indices", None) is not None:
-        table = table.flatten_indices()
-    if hasattr(table, "data") and hasattr(table.data, "table"):
-        return table.data.table
-    return table
-
-
-def model_names_of(columns: Sequence[str]) -> list[str]:
-    """Model names in column order, from the ``score:<model>`` columns."""
-    return [c[len(SCORE_PREFIX):] for c in columns if c.startswith(SCORE_PREFIX)]
-
-
-def _float_column(arrow: Any, name: str) -> np.ndarray:
-    column = arrow.column(name)
-    values = column.to_numpy(zero_copy_only=False)
-    return np.asarray(values, dtype=np.float64)
-
-
-def validate_table(arrow: Any, *, source: str, models: Sequence[ModelInfo] | None = None,
-                   row_offset: int = 0, max_problems: int | None = None) -> list[DataError]:
-    """Every problem in one split's table, as ``DataError``s naming file, row and column.
-
-    Rows are 0-based data rows (the header is not counted), offset by ``row_offset``.
-    """
-    problems: list[DataError] = []
-
-    def add(message: str, row: int | None = None, column: str | None = None) -> bool:
-        problems.append(DataError(message, source=source,
-                                  row=None if row is None else row + row_offset, column=column))
-        return max_problems is not None and len(problems) >= max_problems
-
-    columns = list(arrow.column_names)
-    for name in REQUIRED_COLUMNS:
-        if name not in columns and add(f"missing required column {name!r}", column=name):
-            return problems
-    names = model_names_of(columns)
-    cost_names = [c[len(COST_PREFIX):] for c in columns if c.startswith(COST_PREFIX)]
-    if not names and add(f"no '{SCORE_PREFIX}<model>' columns: a routing dataset needs at "
-                         "least one model's scores"):
-        return problems
-    for name in names:
-        if name not in cost_names and add(f"model {name!r} has scores but no cost column",
-                                          column=COST_PREFIX + name):
-            return problems
-    for name in cost_names:
-        if name not in names and add(f"model {name!r} has costs but no score column",
-                                     column=SCORE_PREFIX + name):
-            return problems
-    if models is not None:
-        expected = [m.name for m in models]
-        for name in expected:
-            if name not in names and add(f"model {name!r} of the task has no score column",
-                                         column=SCORE_PREFIX + name):
-                return problems
-        for name in names:
-            if name not in expected and add(
-                    f"unknown model {name!r}: not among the task's models {expected}",
-                    column=SCORE_PREFIX + name):
-                return problems
-    known = set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS)
-    for column in columns:
-        if column not in known and not column.startswith((SCORE_PREFIX, COST_PREFIX)) and add(
-                f"unknown column {column!r} (expected id, prompt, group, score:<model>, "
-                "cost:<model>, and optionally image, embed_text, split)", column=column):
-            return problems
-    if problems:
-        return problems
-    if len(arrow) == 0:
-        add("empty split: no rows")
-        return problems
-
-    ids = arrow.column("id").to_pylist()
-    seen: dict[str, int] = {}
-    for row, value in enumerate(ids):
-        if value is None or str(value) == "":
-            if add("missing id", row, "id"):
-                return problems
-            continue
-        key = str(value)
-        if key in seen:
-            if add(f"duplicate id {key!r} (first at row {seen[key] + row_offset})", row, "id"):
-                return problems
-        else:
-            seen[key] = row
-    for row, value in enumerate(arrow.column("prompt").to_pylist()):
-        if not isinstance(value, str) and add(f"prompt must be a string, got {value!r}", row,
-                                              "prompt"):
-            return problems
-    for row, value in enumerate(arrow.column("group").to_pylist()):
-        if (value is None or str(value) == "") and add("missing group", row, "group"):
-            return problems
-    for name in names:
-        try:
-            scores = _float_column(arrow, SCORE_PREFIX + name)
-            costs = _float_column(arrow, COST_PREFIX + name)
-        except (TypeError, ValueError) as exc:
-            row, column, value = _first_non_number(arrow, name)
-            detail = f"not a number: {value!s}" if row is not None else str(exc)
-            if add(f"non-numeric value in model {name!r}: {detail}", row, column):
-                return problems
-            continue
-        score_col, cost_col = SCORE_PREFIX + name, COST_PREFIX + name
-        for row in np.flatnonzero(np.isinf(scores) | (scores < 0) | (scores > 1)):
-            if add(f"score {float(scores[row])!r} outside [0, 1]", int(row), score_col):
-                return problems
-        score_known = ~np.isnan(scores)
-        for row in np.flatnonzero(score_known & np.isnan(costs)):
-            if add("cost missing (NaN or empty) where the score is present", int(row), cost_col):
-                return problems
-        for row in np.flatnonzero(np.isinf(costs) | (costs < 0)):
-            if add(f"cost {float(costs[row])!r} must be a finite number >= 0 (USD)", int(row), cost_col):
-                return problems
-        if not score_known.any() and add(f"model {name!r} has no scores at all", column=score_col):
-            return problems
-    return problems
+    def check_outcomes(self, source: str) -> None:
+        """Raise the first thing the protocol cannot work with in this split (no score
+        for a model, no fully scored row in validation or test, a zero or overflowing
+        cost scale): see ``routeharness.validation.outcome_problems``."""
+        problems = outcome_problems(self.scores, self.costs, self.model_names, self.split,
+                                    source, self.groups)
+        if problems:
+            raise problems[0]
 
 
 def dataset_fingerprint(splits: dict[str, RoutingData]) -> str:
@@ -410,6 +316,8 @@ def check_task(task: RoutingTask) -> None:
                 raise DataError(f"id {identifier!r} appears in both {owner[identifier]!r} and "
                                 f"{split!r}", source=task.source, column="id")
             owner[identifier] = split
+    for split in SPLITS:
+        task.splits[split].check_outcomes(f"{task.source}[{split}]")
 
 
 def carve_validation(ids: Sequence[str], groups: Sequence[str], fraction: float,
@@ -426,35 +334,6 @@ def carve_validation(ids: Sequence[str], groups: Sequence[str], fraction: float,
         take = int(round(fraction * len(rows)))
         mask[rows[rng.permutation(len(rows))[:take]]] = True
     return mask
-
-
-def _first_non_number(arrow: Any, name: str) -> tuple[int | None, str, Any]:
-    """(row, column, value) of the first score/cost cell of ``name`` that is not a number."""
-    for column in (SCORE_PREFIX + name, COST_PREFIX + name):
-        for row, value in enumerate(arrow.column(column).to_pylist()):
-            if value is None or isinstance(value, bool):
-                continue
-            try:
-                float(value)
-            except (TypeError, ValueError):
-                return row, column, value
-    return None, SCORE_PREFIX + name, None
-
-
-def prompt_key(prompt: str, image: Any = None) -> str:
-    """What makes two prompts "the same" for leak checks: the text, and the image where
-    there is one (its path or a hash of its bytes), so that image tasks that reuse a few
-    question templates are not flagged."""
-    if image is None:
-        return prompt
-    if isinstance(image, dict):
-        data = image.get("bytes")
-        image = hashlib.sha256(data).hexdigest() if data else image.get("path")
-    elif isinstance(image, (bytes, bytearray)):
-        image = hashlib.sha256(image).hexdigest()
-    elif hasattr(image, "tobytes"):
-        image = hashlib.sha256(image.tobytes()).hexdigest()
-    return f"{prompt}\x00{image}"
 
 
 def split_keys(data: RoutingData) -> list[str]:

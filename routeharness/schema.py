@@ -80,3 +80,31 @@ def non_empty(value: Any) -> str | None:
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and \
         math.isfinite(value)
+
+
+def check_items(items: Any, fields: Mapping[str, Field], where: str,
+                error: type[RouteHarnessError] = RouteHarnessError,
+                unique: str | None = "name") -> list[dict[str, Any]]:
+    """A list of mappings, each checked against ``fields`` (``where[i]`` in messages); with
+    ``unique``, that key's value may not repeat (a model or group listed twice)."""
+    if not isinstance(items, list):
+        raise error(f"{where}: must be a list, got {type(items).__name__}")
+    seen: set[Any] = set()
+    out = []
+    for i, item in enumerate(items):
+        label = f"{where}[{i}]"
+        if isinstance(item, dict) and unique is not None and isinstance(item.get(unique), str):
+            label += f" ({item[unique]})"
+        checked = check_mapping(item, fields, label, error)
+        if unique is not None and unique in checked:
+            if checked[unique] in seen:
+                raise error(f"{where}: {unique} {checked[unique]!r} is listed twice")
+            seen.add(checked[unique])
+        out.append(checked)
+    return out
+
+
+def str_values(value: Any) -> str | None:
+    """For a mapping of name -> description: every key and value a string."""
+    bad = [k for k, v in value.items() if not isinstance(k, str) or not isinstance(v, str)]
+    return f"must map names to strings (not {bad[0]!r})" if bad else None

@@ -159,3 +159,34 @@ def test_group_subtask(routerbench_embedded):
     assert sub.name == "routerbench:mbpp"
     assert sub.splits["test"].n == 128
     assert set(sub.splits["train"].groups) == {"mbpp"}
+
+
+@pytest.mark.parametrize(("old", "new", "words"), [
+    ("version: 1", "version: 1\nencoder: 3", "'encoder' must be str"),
+    ("provider: OpenAI,", "provider: OpenAI, price_input_per_mtok: cheap,",
+     "'price_input_per_mtok' must be float"),
+    ("provider: OpenAI,", "provider: [OpenAI],", "'provider' must be str"),
+    ("provider: OpenAI,", "provider: OpenAI, colour: red,", "unknown key(s) ['colour']"),
+    ("splits:", "splits:\n  dev: none", "splits: unknown key(s) ['dev']"),
+    ("  upstream: https", "  upstream: 7\n  mirror: https", "'upstream' must be str"),
+    ("  - {name: gpt-3.5-turbo-1106,", "  - {name: gpt-4-1106-preview,", "listed twice"),
+])
+def test_card_nested_values_are_type_checked(tmp_path: Path, old: str, new: str, words: str):
+    text = (Path(__file__).resolve().parent.parent / "tasks" / "routerbench.yaml").read_text()
+    assert old in text
+    bad = tmp_path / "routerbench.yaml"
+    bad.write_text(text.replace(old, new, 1))
+    with pytest.raises(TaskCardError) as info:
+        load_card(bad)
+    assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_multimodal_cards_declare_the_offline_image_text_encoder():
+    from routeharness.registry import get_registry
+
+    tasks = Path(__file__).resolve().parent.parent / "tasks"
+    for name in ("blindtest", "vhelm-mm"):
+        card = load_card(tasks / f"{name}.yaml")
+        assert card.encoder == "effnet-minilm"
+        assert card.encoder in get_registry("encoder").names()
+    assert load_card(tasks / "routerbench.yaml").encoder is None

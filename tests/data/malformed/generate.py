@@ -231,6 +231,81 @@ def main() -> None:
              "a column that is not part of the schema")
     write_csv(d / "train.csv", [[*r, "red"] for r in base_rows("train")], [*HEADER, "colour"])
 
+    new_cases()
+
+
+def new_cases() -> None:
+    """Issue 10: data that `data validate` passed and `eval` crashed on, and bad input
+    that was silently accepted."""
+    d = case("all_zero_costs", "train.csv", None, None, "every cost in split 'train' is 0",
+             "every cost of every model is 0: the cost scale would divide by zero")
+    write_csv(d / "train.csv", [[*r[:4], "0", r[5], "0"] for r in base_rows("train")])
+
+    d = case("overflowing_costs", "train.csv", None, "cost:large", "mean overflows",
+             "finite costs so large that their mean is infinite")
+    write_csv(d / "train.csv", [[*r[:6], "1e308"] for r in base_rows("train")])
+
+    d = case("zero_cost_test_group", "test.csv", None, None,
+             "every cost in split 'test' of group 'science' is 0",
+             "one test group where every cost is 0 (per-group metrics scale by it)")
+    write_csv(d / "test.csv", [[*r[:4], "0", r[5], "0"] if r[2] == "science" else r
+                               for r in base_rows("test")])
+
+    d = case("no_complete_test_row", "test.csv", None, None,
+             "every row of split 'test' has a missing score",
+             "every test row misses one model's score: nothing left to score")
+    write_csv(d / "test.csv", [[*r[:3], "", "", *r[5:]] if i % 2 else [*r[:5], "", ""]
+                               for i, r in enumerate(base_rows("test"))])
+
+    d = case("model_without_scores_in_one_split", "data.csv", None, "score:large",
+             "has no scores at all in split 'validation'",
+             "a one-file dataset where one model has no score in the validation rows")
+    for split in ("train", "validation", "test"):
+        (d / f"{split}.csv").unlink()
+    rows = [[*(r[:5] + ["", ""] if s == "validation" else r), s]
+            for s in ("train", "validation", "test") for r in base_rows(s)]
+    write_csv(d / "data.csv", rows, [*HEADER, "split"])
+
+    for name, meta, words in (
+            ("sidecar_version_not_int", {"version": "2"}, "key 'version' must be int"),
+            ("sidecar_models_not_objects", {"models": ["small", "large"]},
+             "must be a mapping"),
+            ("sidecar_unknown_key", {"name": "x", "colour": "red"},
+             "unknown key(s) ['colour']")):
+        d = case(name, "routing.json", None, None, words,
+                 f"an ill-typed routing.json: {json.dumps(meta)}")
+        (d / "routing.json").write_text(json.dumps(meta) + "\n", encoding="utf-8")
+
+    d = case("duplicate_model_column", "train.csv", None, "score:large", "appears twice",
+             "two score columns for one model (pandas renamed the second score:large.1)")
+    for split in ("train", "validation", "test"):  # in every split: nothing else is odd
+        write_csv(d / f"{split}.csv", [[*r, "0", "0.5"] for r in base_rows(split)],
+                  [*HEADER, "score:large", "cost:large"])
+
+    d = case("duplicate_json_key", "test.jsonl", 1, "cost:small", "appears twice",
+             "a JSON line that names one column twice")
+    (d / "test.csv").unlink()
+    write_jsonl(d / "test.jsonl", base_rows("test"))
+    lines = (d / "test.jsonl").read_text(encoding="utf-8").splitlines()
+    lines[1] = lines[1][:-1] + ', "cost:small": 0.5}'
+    (d / "test.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    d = case("empty_model_name", "train.csv", None, "score:", "empty model name",
+             "a score column with no model name (score:), in every split")
+    for split in ("train", "validation", "test"):
+        write_csv(d / f"{split}.csv", [[*r, "1", "0.1"] for r in base_rows(split)],
+                  [*HEADER, "score:", "cost:"])
+
+    d = case("blank_prompt", "train.csv", 3, "prompt", "empty prompt",
+             "a prompt of spaces only")
+    rows = base_rows("train")
+    rows[3][1] = "   "
+    write_csv(d / "train.csv", rows)
+
+    d = case("two_files_for_one_split", None, None, None, "train.csv and train.jsonl",
+             "train.csv beside train.jsonl: which one is meant?")
+    write_jsonl(d / "train.jsonl", base_rows("train"))
+
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,122 @@
+"""Task cards (tasks/<name>.yaml): the schema, strictly validated with
+``routeharness.schema`` (unknown keys rejected, types checked, nested ``source``,
+``splits``, ``models`` and ``groups`` checked), and the ``TaskCard`` they parse into."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from routeharness.errors import TaskCardError
+from routeharness.schema import Field, check_items, check_mapping, non_empty, non_negative
+
+MODALITIES = ("text", "text+image")
+
+
+def _modality(value: Any) -> str | None:
+    return None if value in MODALITIES else f"must be one of {list(MODALITIES)}"
+
+
+def _positive_int(value: Any) -> str | None:
+    return None if value >= 1 else "must be a positive integer"
+
+
+TEXT = Field(str, check=non_empty)
+PRICE = Field(float, check=non_negative)
+NOTES = Field((str, list))
+
+SOURCE_FIELDS = {"upstream": Field(str), "commit": Field(str), "hub": Field(str),
+                 "revision": Field(str), "mirror": Field(str), "embedded": Field(str),
+                 "files": Field(list)}
+SPLIT_FIELDS = {"train": Field(str), "validation": Field(str), "test": Field(str)}
+#: a candidate model; also the model entries of a dataset's routing.json sidecar
+MODEL_FIELDS = {"name": Field(str, required=True, check=non_empty), "description": Field(str),
+                "provider": Field(str), "size": Field(str), "price_input_per_mtok": PRICE,
+                "price_output_per_mtok": PRICE, "price_per_image": PRICE, "notes": NOTES}
+GROUP_FIELDS = {"name": Field(str, required=True, check=non_empty), "description": Field(str)}
+CARD_FIELDS = {
+    "name": Field(str, required=True, check=non_empty),
+    "version": Field(int, required=True, check=_positive_int),
+    "description": Field(str, required=True), "license": Field(str, required=True),
+    "citation": Field(str, required=True), "source": Field(dict, required=True),
+    "score": Field(dict, required=True), "cost": Field(dict, required=True),
+    "splits": Field(dict, required=True), "models": Field(list, required=True),
+    "groups": Field(list), "embedding": Field(dict), "notes": NOTES,
+    "modality": Field(str, check=_modality),
+    # the encoder spec eval uses when --encoder is not given (e.g. "effnet-minilm")
+    "encoder": TEXT,
+}
+
+
+@dataclass(frozen=True)
+class TaskCard:
+    """A parsed, validated task card (tasks/<name>.yaml)."""
+
+    name: str
+    version: int
+    description: str
+    license: str
+    citation: str
+    source: dict[str, Any]
+    score: dict[str, Any]
+    cost: dict[str, Any]
+    splits: dict[str, Any]
+    models: list[dict[str, Any]]
+    path: Path
+    groups: list[dict[str, Any]] = field(default_factory=list)
+    embedding: dict[str, Any] = field(default_factory=dict)
+    notes: Any = None
+    modality: str = "text"
+    encoder: str | None = None
+
+    def model_infos(self) -> list[Any]:
+        from routeharness.data import ModelInfo
+
+        return [ModelInfo.from_dict(m) for m in self.models]
+
+    def group_descriptions(self) -> dict[str, str]:
+        return {g["name"]: g.get("description", "") for g in self.groups}
+
+    @property
+    def revision(self) -> str | None:
+        return self.source.get("revision") or self.source.get("commit")
+
+
+def parse_card(data: Any, path: Path) -> TaskCard:
+    """Validate a card's mapping: unknown keys, missing keys and wrong types are errors,
+    at the top level and inside source, splits, models and groups."""
+    where = str(path)
+    if not isinstance(data, dict):
+        raise TaskCardError(f"{where}: a task card must be a YAML mapping, "
+                            f"got {type(data).__name__}")
+    data = check_mapping(data, CARD_FIELDS, where, TaskCardError)
+    if path.suffix in (".yaml", ".yml") and path.stem != data["name"]:
+        raise TaskCardError(f"{where}: card name {data['name']!r} does not match its file name")
+    check_mapping(data["source"], SOURCE_FIELDS, f"{where}: source", TaskCardError)
+    check_mapping(data["splits"], SPLIT_FIELDS, f"{where}: splits", TaskCardError)
+    check_items(data["models"], MODEL_FIELDS, f"{where}: models", TaskCardError)
+    if not data["models"]:
+        raise TaskCardError(f"{where}: models must list at least one model")
+    check_items(data.get("groups", []), GROUP_FIELDS, f"{where}: groups", TaskCardError)
+    return TaskCard(path=path, **data)
+
+
+def load_card(path: str | Path) -> TaskCard:
+    """Read and validate a task card file; every failure is one ``TaskCardError`` line."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TaskCardError(f"{path}: task card not found") from None
+    except UnicodeDecodeError as exc:
+        raise TaskCardError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise TaskCardError(f"{path}: cannot read task card: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise TaskCardError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from None
+    return parse_card(data, path)
