@@ -13,10 +13,12 @@ The harness holds the test labels: a router never sees them.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -32,6 +34,68 @@ TIE_BREAK = "cheapest"
 
 class NotFittedError(RouteHarnessError):
     """A router was used before ``fit``."""
+
+
+class RouterContractError(RouteHarnessError):
+    """A router class declares something the contract does not allow (an unknown tag,
+    a tag of the wrong type)."""
+
+
+@dataclass(frozen=True)
+class Tags:
+    """What a router declares about itself; each flag is read by the harness or the kit.
+
+    - ``deterministic``: fit and routes do not depend on ``random_state``. The kit checks
+      it (two fits with different ``random_state`` route identically); the harness fits
+      and routes such a router once per task and configuration and reuses the routes
+      for every seed (only the grid sample and the bootstrap differ between seeds).
+    - ``needs_groups``: ``predict``/``route``/``route_sweep`` read the prompts' groups.
+      The harness passes ``groups`` only to routers that declare it (others get
+      ``None``), so a router cannot depend on them unannounced.
+    - ``needs_texts``: the routing methods take ``texts=`` (the prompts as the encoder
+      saw them), for routers with their own text encoder.
+    - ``pickle``: a fitted router survives a pickle round trip (the kit checks it).
+    - ``check_params``: hyper-parameters the kit sets for its checks (fewer epochs).
+    - ``expected_failures``: check name -> reason, reported by the kit as ``xfail``.
+    """
+
+    deterministic: bool = False
+    needs_groups: bool = False
+    needs_texts: bool = False
+    pickle: bool = False
+    check_params: Mapping[str, Any] = field(default_factory=dict)
+    expected_failures: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], owner: str = "router") -> Tags:
+        """Tags from a plain dict (third-party routers); an unknown key or a value of the
+        wrong type is a ``RouterContractError`` naming ``owner``."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(map(str, values)) - set(known))
+        if unknown:
+            raise RouterContractError(f"{owner}.tags has unknown tag(s) {unknown}; the tags "
+                                      f"are {sorted(known)}")
+        for name, value in values.items():
+            wanted = dict if name in ("check_params", "expected_failures") else bool
+            if not isinstance(value, Mapping if wanted is dict else bool):
+                raise RouterContractError(f"{owner}.tags[{name!r}] must be a "
+                                          f"{'mapping' if wanted is dict else 'bool'}, got "
+                                          f"{type(value).__name__}")
+        return cls(**{k: (dict(v) if isinstance(v, Mapping) else v) for k, v in values.items()})
+
+
+def tags_of(router: Any) -> Tags:
+    """The ``Tags`` of a router instance or class (a plain dict is converted strictly)."""
+    cls = router if isinstance(router, type) else type(router)
+    tags = getattr(router, "tags", None)  # through the instance: wrappers forward it
+    if tags is None:
+        return Tags()
+    if isinstance(tags, Tags):
+        return tags
+    if isinstance(tags, Mapping):
+        return Tags.from_mapping(tags, cls.__name__)
+    raise RouterContractError(f"{cls.__name__}.tags must be routeharness.base.Tags or a "
+                              f"dict, got {type(tags).__name__}")
 
 
 def select(scores_hat: np.ndarray, costs_hat: np.ndarray, lam: float,
@@ -88,9 +152,8 @@ class BaseRouter:
 
     kind: ClassVar[str] = UTILITY
     param_grid: ClassVar[dict[str, list[Any]]] = {}
-    #: capability flags: "oracle" (needs the evaluated labels: upper bound only),
-    #: "deterministic" (same result without a seed), "needs_groups", "pickle".
-    tags: ClassVar[dict[str, Any]] = {}
+    #: what the router declares (see ``Tags``)
+    tags: ClassVar[Tags] = Tags()
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -134,11 +197,121 @@ class BaseRouter:
 
     def route_sweep(self, X: np.ndarray, lams: np.ndarray,
                     groups: np.ndarray | None = None) -> np.ndarray:
-        """(L, n) model indices, one row per trade-off. Utility routers predict once."""
+        """(L, n) model indices, one row per trade-off. Utility routers predict once.
+        ``groups`` is ``None`` unless the router's tags declare ``needs_groups``."""
         if self.kind == UTILITY:
             scores_hat, costs_hat = self.predict(X, groups)
             return np.stack([select(scores_hat, costs_hat, lam) for lam in lams])
         return np.stack([np.asarray(self.route(X, lam, groups)) for lam in lams])
+
+
+# --- the router spec grammar: NAME[:PARAM=VALUE[,PARAM=VALUE...]] ---------------------------
+@dataclass(frozen=True)
+class RouterSpec:
+    """A parsed ``-r`` argument: the registered ``name`` and the raw ``PARAM=VALUE``
+    strings that fix hyper-parameters (typed later by ``fixed_params``)."""
+
+    name: str
+    raw: tuple[tuple[str, str], ...] = ()
+
+
+def parse_router_spec(text: str) -> RouterSpec:
+    """``"knn"`` -> RouterSpec("knn"); ``"knn:k=10,weighting=uniform"`` -> the name and
+    ``(("k", "10"), ("weighting", "uniform"))``. The one place the grammar lives."""
+    name, colon, rest = text.partition(":")
+    name = name.strip()
+    if not name:
+        raise RouteHarnessError(f"router spec {text!r}: give a router name, e.g. knn or "
+                                f"knn:k=10")
+    if not colon:
+        return RouterSpec(name)
+    raw: list[tuple[str, str]] = []
+    for part in rest.split(","):
+        param, equals, value = part.partition("=")
+        param, value = param.strip(), value.strip()
+        if not equals or not param or not value:
+            raise RouteHarnessError(f"router spec {text!r}: {part.strip()!r} is not "
+                                    f"PARAM=VALUE (e.g. {name}:k=10)")
+        if param in dict(raw):
+            raise RouteHarnessError(f"router spec {text!r} sets {param!r} twice")
+        raw.append((param, value))
+    return RouterSpec(name, tuple(raw))
+
+
+_TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
+
+
+def _parse_value(text: str, like: Any, where: str) -> Any:
+    """``text`` as the type of ``like`` (a parameter's default or grid value)."""
+    if isinstance(like, bool):
+        if text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
+        raise RouteHarnessError(f"{where}: {text!r} is not a boolean (true or false)")
+    if isinstance(like, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise RouteHarnessError(f"{where}: {text!r} is not an integer") from None
+    if isinstance(like, float):
+        try:
+            value = float(text)
+        except ValueError:
+            raise RouteHarnessError(f"{where}: {text!r} is not a number") from None
+        if not np.isfinite(value):
+            raise RouteHarnessError(f"{where}: {text!r} is not a finite number")
+        return value
+    if isinstance(like, str):
+        return text
+    raise RouteHarnessError(f"{where}: a {type(like).__name__} parameter cannot be set "
+                            f"from the command line")
+
+
+def fixed_params(router_cls: type, spec: RouterSpec) -> dict[str, Any]:
+    """The spec's ``PARAM=VALUE`` pairs, typed by each parameter's default (or, for a
+    default of ``None``, by its ``param_grid`` values; else int, float, bool, "none" or
+    text). Unknown parameters and ``random_state`` (the harness's) are errors."""
+    signature = inspect.signature(router_cls.__init__)
+    params = {p.name: p.default for p in signature.parameters.values()
+              if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    grid = getattr(router_cls, "param_grid", {}) or {}
+    out: dict[str, Any] = {}
+    for name, text in spec.raw:
+        where = f"router {spec.name!r}, parameter {name!r}"
+        if name == "random_state":
+            raise RouteHarnessError(f"{where}: the harness sets random_state from --seeds")
+        if name not in params:
+            listed = ", ".join(sorted(p for p in params if p != "random_state"))
+            raise RouteHarnessError(f"router {spec.name!r} has no parameter {name!r}; its "
+                                    f"parameters: {listed or '(none)'}")
+        like = params[name]
+        if like is None or like is inspect.Parameter.empty:
+            like = next((v for v in grid.get(name, []) if v is not None), None)
+        if like is None:
+            out[name] = _guess_value(text)
+        else:
+            out[name] = _parse_value(text, like, where)
+    return out
+
+
+def _guess_value(text: str) -> Any:
+    """A value for a parameter whose type nothing declares."""
+    if text.lower() in ("none", "null"):
+        return None
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    return text
+
+
+def spec_label(name: str, fixed: Mapping[str, Any]) -> str:
+    """The canonical name of a router run: ``knn`` or ``knn:k=10`` (parameters sorted)."""
+    if not fixed:
+        return name
+    return name + ":" + ",".join(f"{k}={fixed[k]}" for k in sorted(fixed))
 
 
 def clone(router: Any) -> Any:

@@ -9,33 +9,57 @@ the trade-off on test, score the frontier; for every router x task x seed.
 3. Refit on train with the winner; route the test prompts for every ``lam``.
 4. Score: operating points, frontier AUC (+ bootstrap CI), quality and cost at lam = 0,
    per group; APGR/CPT when the pool has two models.
-Routers see costs in normalised units (train's most expensive model's mean cost = 1);
+Each seed is split into independent streams (``routeharness.protocol.seed_streams``):
+the grid sample, the router's ``random_state`` and the bootstrap. The oracle (each test
+prompt's best model by its true outcome) is a reference computed here from the labels,
+never a router. Routers see costs in normalised units (train's most expensive model's mean cost = 1);
 metrics use the evaluated split's own scale. Rows with a missing score are left out of
 validation and test scoring (and counted); routers may train on them.
 """
 
 from __future__ import annotations
 
-import inspect
 import itertools
+import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from routeharness import metrics
-from routeharness.base import accepts_random_state
+from routeharness.base import (
+    RouterSpec,
+    accepts_random_state,
+    best_models,
+    fixed_params,
+    parse_router_spec,
+    spec_label,
+    tags_of,
+)
 from routeharness.data import Outcomes, RoutingData, RoutingTask
 from routeharness.embedding import EmbeddedTask, embed_task
 from routeharness.errors import RouteHarnessError
-from routeharness.progress import Reporter
-from routeharness.protocol import DEFAULT_LAMBDAS, REFERENCE_ROUTERS, Protocol  # noqa: F401 (re-exported)
+from routeharness.progress import Advance, Reporter, _ignore
+from routeharness.protocol import (  # noqa: F401 (DEFAULT_LAMBDAS re-exported)
+    DEFAULT_LAMBDAS,
+    ORACLE,
+    REFERENCE_ROUTERS,
+    Protocol,
+    SeedStreams,
+    seed_streams,
+)
+
+#: the encoder a task runs with when neither --encoder nor its card names one
+DEFAULT_ENCODER = "minilm"
 
 
 def candidate_configs(param_grid: dict[str, list[Any]], max_configs: int,
                       seed: int) -> list[dict[str, Any]]:
-    """The grid's configurations; a seeded sample of ``max_configs`` if there are more."""
+    """The grid's configurations; a seeded sample of ``max_configs`` if there are more
+    (``seed``: the grid-sample stream)."""
     names = sorted(param_grid)
     configs = [dict(zip(names, values))
                for values in itertools.product(*(param_grid[n] for n in names))]
@@ -46,10 +70,10 @@ def candidate_configs(param_grid: dict[str, list[Any]], max_configs: int,
     return configs or [{}]
 
 
-def _make(router_cls: type, params: dict[str, Any], seed: int) -> Any:
+def _make(router_cls: type, params: dict[str, Any], random_state: int) -> Any:
     params = dict(params)
     if accepts_random_state(router_cls):
-        params["random_state"] = seed
+        params["random_state"] = random_state
     return router_cls(**params)
 
 
@@ -62,23 +86,30 @@ def _labels_free(data: RoutingData) -> RoutingData:
 
 def route_split(router: Any, X: np.ndarray, data: RoutingData, lams: Sequence[float],
                 cost_scale: float) -> np.ndarray:
-    """(L, n) choices on a split. Only an oracle (tag) is handed the true outcomes."""
-    if getattr(router, "tags", {}).get("oracle"):
-        truth = Outcomes(data.scores, data.costs / cost_scale, data.groups, data.models,
-                         cost_scale)
-        return np.stack([router.route_oracle(truth, lam) for lam in lams])
-    kwargs = {}
-    if "texts" in inspect.signature(router.route_sweep).parameters:
-        kwargs["texts"] = data.texts_to_embed()  # for routers with their own text encoder
-    choices = np.asarray(router.route_sweep(X, np.asarray(lams, dtype=float), data.groups,
+    """(L, n) choices on a split. The router gets the embeddings, and only what its tags
+    declare: the groups (``needs_groups``) and the prompt texts (``needs_texts``);
+    never the labels. ``cost_scale`` is unused (kept for callers)."""
+    tags = tags_of(router)
+    kwargs = {"texts": data.texts_to_embed()} if tags.needs_texts else {}
+    choices = np.asarray(router.route_sweep(X, np.asarray(lams, dtype=float),
+                                            data.groups if tags.needs_groups else None,
                                             **kwargs))
+    name = type(router).__name__
     if choices.shape != (len(lams), data.n):
-        raise RouteHarnessError(f"{type(router).__name__}.route_sweep returned shape "
-                                f"{choices.shape}, expected {(len(lams), data.n)}")
-    if choices.min() < 0 or choices.max() >= data.m:
-        raise RouteHarnessError(f"{type(router).__name__} routed to a model index outside "
-                                f"0..{data.m - 1}")
+        raise RouteHarnessError(f"{name}.route_sweep returned shape {choices.shape}, "
+                                f"expected {(len(lams), data.n)}")
+    if choices.size and (choices.min() < 0 or choices.max() >= data.m):
+        raise RouteHarnessError(f"{name} routed to a model index outside 0..{data.m - 1}")
     return choices.astype(np.int64)
+
+
+def oracle_choices(data: RoutingData, lams: Sequence[float], cost_scale: float,
+                   tie_break: str) -> np.ndarray:
+    """(L, n): each prompt's best model by its true outcome at every lam (costs divided
+    by ``cost_scale``, as routers see them), ties by the protocol's rule."""
+    costs = data.costs / cost_scale
+    return np.stack([best_models(data.scores, costs, lam, tie_break) for lam in lams]) \
+        if data.n else np.zeros((len(lams), 0), dtype=np.int64)
 
 
 def score_choices(data: RoutingData, choices: np.ndarray, lams: Sequence[float], *,
@@ -141,29 +172,111 @@ def task_reference(task: RoutingTask, evaluated: RoutingData) -> dict[str, Any]:
     }
 
 
-def tune(router_cls: type, X_train: np.ndarray, train: Outcomes, X_val: np.ndarray,
-         validation: RoutingData, protocol: Protocol, seed: int) -> tuple[dict[str, Any], list[dict]]:
-    """The best configuration by validation AUC, and the table of every configuration."""
-    configs = candidate_configs(getattr(router_cls, "param_grid", {}) or {},
-                                protocol.max_configs, seed)
+ORACLE_FIELDS = ("auc", "quality_at_0", "cost_at_0_usd", "auc_ci95", "curve", "frontier")
+
+
+def oracle_reference(test_eval: RoutingData, train_scale: float, protocol: Protocol,
+                     streams: SeedStreams) -> dict[str, Any]:
+    """The oracle's reference row: ``ORACLE_FIELDS`` of its choices on the scored test
+    rows (bootstrap on ``streams.bootstrap``)."""
+    choices = oracle_choices(test_eval, protocol.lambdas, train_scale, protocol.tie_break)
+    scored = score_choices(test_eval, choices, protocol.lambdas, per_group=False,
+                           n_bootstrap=protocol.n_bootstrap, seed=streams.bootstrap)
+    return {k: scored[k] for k in ORACLE_FIELDS if k in scored}
+
+
+@dataclass
+class RouterRun:
+    """One router of the matrix: its registry ``entry``, loaded class, the parameters the
+    user fixed (``-r NAME:PARAM=VALUE``) and the ``label`` its records carry."""
+
+    label: str
+    name: str
+    entry: Any
+    router_cls: type
+    fixed: dict[str, Any] = field(default_factory=dict)
+    #: deterministic routers: (stage, config) -> validation AUC or test routes, per task
+    memo: dict[Any, Any] = field(default_factory=dict)
+
+    @property
+    def grid(self) -> dict[str, list[Any]]:
+        """The tuning grid without the fixed parameters."""
+        grid = getattr(self.router_cls, "param_grid", {}) or {}
+        return {k: v for k, v in grid.items() if k not in self.fixed}
+
+
+def plan_routers(routers: Sequence[str], references: bool = True) -> list[RouterRun]:
+    """The ``-r`` specs (``NAME`` or ``NAME:PARAM=VALUE,...``) resolved against the
+    registry, in order, duplicates dropped; reference routers appended."""
+    from routeharness.registry import get_registry
+
+    registry = get_registry("router")
+    specs = [parse_router_spec(text) for text in routers]
+    if references:
+        specs += [RouterSpec(r) for r in REFERENCE_ROUTERS if r in registry]
+    plans: dict[str, RouterRun] = {}
+    for spec in specs:
+        entry = registry.get(spec.name)
+        router_cls = entry.load()
+        tags_of(router_cls)  # an unknown tag fails here, before any work
+        fixed = fixed_params(router_cls, spec)
+        label = spec_label(spec.name, fixed)
+        plans.setdefault(label, RouterRun(label, spec.name, entry, router_cls, fixed))
+    return list(plans.values())
+
+
+def tune(plan: RouterRun, X_train: np.ndarray, train: Outcomes, X_val: np.ndarray,
+         validation: RoutingData, protocol: Protocol, streams: SeedStreams,
+         advance: Advance = _ignore, status: str = "") -> tuple[dict[str, Any], list[dict]]:
+    """The best configuration by validation AUC (ties to the earlier one), and the table
+    of every configuration. ``advance`` is called once per configuration."""
+    configs = candidate_configs(plan.grid, protocol.max_configs, streams.grid)
     if not protocol.tune or len(configs) == 1:
         return (configs[0] if protocol.tune else {}), []
+    deterministic = tags_of(plan.router_cls).deterministic
     table, best, best_auc = [], configs[0], -np.inf
-    for params in configs:
-        router = _make(router_cls, params, seed).fit(X_train, train)
-        choices = route_split(router, X_val, validation, protocol.lambdas, train.cost_scale)
-        value = score_choices(validation, choices, protocol.lambdas, per_group=False)["auc"]
+    for i, params in enumerate(configs):
+        advance(0, f"{status}tuning {i + 1}/{len(configs)} ({_describe(params)})")
+        key = ("validation", _key(params))
+        value = plan.memo.get(key) if deterministic else None
+        if value is None:
+            router = _make(plan.router_cls, {**params, **plan.fixed}, streams.router)
+            router.fit(X_train, train)
+            choices = route_split(router, X_val, validation, protocol.lambdas, train.cost_scale)
+            value = score_choices(validation, choices, protocol.lambdas, per_group=False)["auc"]
+            if deterministic:
+                plan.memo[key] = value
         table.append({"params": params, "validation_auc": value})
         if value > best_auc + 1e-12:
             best, best_auc = params, value
+        advance(1)
     return best, table
 
 
-def run_one(router_name: str, entry: Any, embedded: EmbeddedTask, seed: int,
-            protocol: Protocol) -> dict[str, Any]:
-    """One router x task x seed: tune, fit, route, score -> a result record (dict)."""
+def _describe(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items()) or "defaults"
+
+
+def _key(params: dict[str, Any]) -> str:
+    return json.dumps(_jsonable(params), sort_keys=True, default=repr)
+
+
+def tuning_steps(plan: RouterRun, protocol: Protocol) -> int:
+    """Progress steps of one run: one per configuration tuned, one for the final fit."""
+    n = min(len(candidate_configs(plan.grid, protocol.max_configs, 0)), protocol.max_configs)
+    return (n if protocol.tune and n > 1 else 0) + 1
+
+
+def run_one(router_name: str | RouterRun, entry: Any, embedded: EmbeddedTask, seed: int,
+            protocol: Protocol, advance: Advance = _ignore) -> dict[str, Any]:
+    """One router x task x seed: tune, fit, route, score -> a result record (dict).
+    ``router_name``: a registered name or spec, or a ``RouterRun`` (then ``entry`` is
+    unused)."""
+    plan = router_name if isinstance(router_name, RouterRun) else \
+        plan_routers([router_name], references=False)[0]
     task = embedded.task
-    router_cls = entry.load()
+    router_cls = plan.router_cls
+    streams = seed_streams(seed)
     train, validation, test = (task.splits[s] for s in ("train", "validation", "test"))
     scale = metrics.cost_scale(train.costs)
     train_outcomes = train.outcomes(scale, task.group_descriptions, embedded.encode_text,
@@ -173,35 +286,49 @@ def run_one(router_name: str, entry: Any, embedded: EmbeddedTask, seed: int,
     test_eval = test.subset(test_rows)
     X_val = embedded.X["validation"][val_rows]
     X_test = embedded.X["test"][test_rows]
+    status = f"{plan.label} on {task.name}, seed {seed}: "
 
     started = time.perf_counter()
-    is_oracle = bool(getattr(router_cls, "tags", {}).get("oracle"))
-    best, tuning = ({}, []) if is_oracle else tune(router_cls, embedded.X["train"],
-                                                   train_outcomes, X_val, validation_eval,
-                                                   protocol, seed)
+    best, tuning = tune(plan, embedded.X["train"], train_outcomes, X_val, validation_eval,
+                        protocol, streams, advance, status)
     tune_seconds = time.perf_counter() - started
-    router = _make(router_cls, best, seed)
-    started = time.perf_counter()
-    fitted = router.fit(embedded.X["train"], train_outcomes)
-    if fitted is not router:
-        raise RouteHarnessError(f"router {router_name!r}: fit() must return self")
-    fit_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    choices = route_split(router, X_test, _labels_free(test_eval) if not is_oracle else test_eval,
-                          protocol.lambdas, scale)
-    route_seconds = time.perf_counter() - started
+    params = {**best, **plan.fixed}
+    advance(0, f"{status}fitting ({_describe(params)})")
+    key = ("test", _key(params))
+    deterministic = tags_of(router_cls).deterministic
+    if deterministic and key in plan.memo:
+        choices, final_params, chosen, fit_seconds, route_seconds = plan.memo[key]
+    else:
+        router = _make(router_cls, params, streams.router)
+        started = time.perf_counter()
+        fitted = router.fit(embedded.X["train"], train_outcomes)
+        if fitted is not router:
+            raise RouteHarnessError(f"router {plan.label!r}: fit() must return self")
+        fit_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        choices = route_split(router, X_test, _labels_free(test_eval), protocol.lambdas, scale)
+        route_seconds = time.perf_counter() - started
+        final_params = router.get_params() if hasattr(router, "get_params") else params
+        index = getattr(router, "model_index_", None)
+        chosen = task.models[index].name if isinstance(index, int) else None
+        if deterministic:
+            plan.memo[key] = (choices, final_params, chosen, fit_seconds, route_seconds)
+    advance(1)
     scored = score_choices(test_eval, choices, protocol.lambdas,
-                           n_bootstrap=protocol.n_bootstrap, seed=seed)
-    params = {k: v for k, v in router.get_params().items()} if hasattr(router, "get_params") else best
+                           n_bootstrap=protocol.n_bootstrap, seed=streams.bootstrap)
     return {
-        "router": router_name,
+        "router": plan.label,
         "router_class": f"{router_cls.__module__}.{router_cls.__qualname__}",
         "router_kind": getattr(router_cls, "kind", "utility"),
-        "plugin": entry.plugin, "distribution": entry.distribution, "version": entry.version,
-        "upper_bound": is_oracle,
-        "chosen_model": (task.models[router.model_index_].name
-                         if isinstance(getattr(router, "model_index_", None), int) else None),
-        "task": task.name, "seed": seed, "params": _jsonable(params),
+        "plugin": plan.entry.plugin, "distribution": plan.entry.distribution,
+        "version": plan.entry.version,
+        "upper_bound": False,  # no router is an upper bound: the oracle is a reference
+        "deterministic": deterministic,
+        "chosen_model": chosen,
+        "task": task.name, "seed": seed, "params": _jsonable(final_params),
+        "fixed_params": _jsonable(plan.fixed),
+        "seed_streams": {"grid": streams.grid, "router": streams.router,
+                         "bootstrap": streams.bootstrap},
         "tuning": _jsonable(tuning),
         "n_test": int(test_eval.n), "n_test_excluded": int((~test_rows).sum()),
         "timings": {"tune_s": tune_seconds, "fit_s": fit_seconds, "route_s": route_seconds},
@@ -223,80 +350,141 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def evaluate(routers: Sequence[str], tasks: Sequence[str], *, encoder: str = "minilm",
+def choose_encoder(encoder: str | None, tasks: Sequence[RoutingTask]) -> str:
+    """``encoder`` when given; else the tasks' card default (``card.encoder``), which
+    must be one for all tasks run together; else ``DEFAULT_ENCODER``."""
+    if encoder:
+        return encoder
+    defaults = {t.name: (getattr(t.card, "encoder", None) or DEFAULT_ENCODER) for t in tasks}
+    if len(set(defaults.values())) > 1:
+        listed = ", ".join(f"{name}: {enc}" for name, enc in defaults.items())
+        raise RouteHarnessError(f"these tasks default to different encoders ({listed}): "
+                                f"choose one with --encoder, or run them separately")
+    return next(iter(defaults.values()), DEFAULT_ENCODER)
+
+
+def evaluate(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | None = None,
              protocol: Protocol | None = None, data_dir: str | None = None,
              cache_dir: str | None = None, reporter: Reporter | None = None,
              references: bool = True, task_options: dict[str, Any] | None = None,
-             checkpoint: Callable[[dict[str, Any]], None] | None = None,
-             resume: dict[str, Any] | None = None) -> dict[str, Any]:
+             checkpoint: str | Path | None = None, resume: bool = False) -> dict[str, Any]:
     """The router x task matrix over the protocol's seeds -> a result set (dict, JSON-able).
 
-    ``references`` adds the best-single, random and oracle rows to every task.
-    ``checkpoint(result)`` is called after every router x task x seed with the result so
-    far. ``resume``: an earlier (partial) result set of the same protocol and encoder; its
-    records are reused for the router x task x seed they cover when the task's data
-    fingerprint is unchanged, and only the rest is run.
+    ``routers``: names or specs ``NAME:PARAM=VALUE,...`` (fixed hyper-parameters).
+    ``encoder``: None uses the tasks' card default (see ``choose_encoder``).
+    ``references`` adds the best-single and random rows and the oracle reference.
+    ``checkpoint``: a file the result so far is saved to after every router x task x
+    seed (atomically). ``resume=True`` reuses the records saved there for the router x
+    task x seed they cover (same protocol, encoder, task data and router distribution,
+    version and fixed parameters, else an error) and runs only the rest.
     """
     from routeharness.encoders import EmbeddingCache, get_encoder
-    from routeharness.registry import get_registry
     from routeharness.results import new_result_set
     from routeharness.tasks import load_task
 
     protocol = protocol or Protocol()
     reporter = reporter or Reporter()
-    registry = get_registry("router")
-    names = list(dict.fromkeys(routers))
-    if references:
-        names += [r for r in REFERENCE_ROUTERS if r not in names and r in registry]
-    entries = {name: registry.get(name) for name in names}  # unknown names fail before work
-    enc = get_encoder(encoder)
-    cache = EmbeddingCache(cache_dir)
-    result = new_result_set(protocol, enc)
-    reusable = _reusable_records(resume, result) if resume else {}
+    plans = plan_routers(routers, references)  # unknown names and params fail before work
+    loaded = []
     for spec in tasks:
         reporter.log(f"loading task {spec}")
-        task = load_task(spec, data_dir=data_dir, **(task_options or {}))
+        loaded.append(load_task(spec, data_dir=data_dir, **(task_options or {})))
+    enc = get_encoder(choose_encoder(encoder, loaded))
+    cache = EmbeddingCache(cache_dir)
+    result = new_result_set(protocol, enc)
+    reusable = load_checkpoint(checkpoint, protocol, enc, plans, reporter) \
+        if resume and checkpoint is not None else {}
+    for task in loaded:
         embedded = embed_task(task, enc, cache, reporter)
-        reporter.log(f"embeddings for {task.name}: {embedded.encoded} prompts encoded, "
-                     f"{embedded.cached} loaded from cache"
+        reporter.log(f"embeddings for {task.name} ({enc.name}): {embedded.encoded} prompts "
+                     f"encoded, {embedded.cached} loaded from cache"
                      + (" (nothing encoded)" if embedded.encoded == 0 else ""))
         for note in embedded.notes:
             reporter.log(note)
-        reference = task_reference(task, task.splits["test"].subset(
-            task.splits["test"].complete_rows()))
+        test = task.splits["test"]
+        test_eval = test.subset(test.complete_rows())
+        reference = task_reference(task, test_eval)
         reference["embeddings"] = {"encoded": embedded.encoded, "cached": embedded.cached,
                                    "notes": embedded.notes}
+        if references:
+            # seed 0's bootstrap stream whatever --seeds: pieces of one matrix run with
+            # different seeds hold the same oracle row, so they merge
+            reference[ORACLE] = oracle_reference(
+                test_eval, metrics.cost_scale(task.splits["train"].costs), protocol,
+                seed_streams(0))
         result["tasks"][task.name] = reference
-        runs = [(name, seed) for seed in protocol.seeds for name in names]
+        for plan in plans:
+            plan.memo.clear()  # routes are per task
+        runs = [(plan, seed) for seed in protocol.seeds for plan in plans]
+        steps = {plan.label: tuning_steps(plan, protocol) for plan in plans}
         reused = 0
-        with reporter.progress(f"routing {task.name}", len(runs)) as advance:
-            for name, seed in runs:
-                record = reusable.get((name, task.name, seed))
+        with reporter.progress(f"routing {task.name}",
+                               sum(steps[p.label] for p, _ in runs)) as advance:
+            for plan, seed in runs:
+                record = reusable.get((plan.label, task.name, seed))
                 if record is not None and record["task_fingerprint"] == reference["fingerprint"]:
                     reused += 1
                     result["records"].append(record["record"])
+                    advance(steps[plan.label], f"{plan.label}, seed {seed}: reused")
                 else:
-                    result["records"].append(run_one(name, entries[name], embedded, seed,
-                                                     protocol))
+                    result["records"].append(run_one(plan, plan.entry, embedded, seed,
+                                                     protocol, advance))
                 if checkpoint is not None:
-                    checkpoint(result)
-                advance(1)
+                    save_checkpoint(result, checkpoint)
         if reused:
-            reporter.log(f"{task.name}: {reused} of {len(runs)} runs reused from the "
-                         f"resumed results")
+            reporter.log(f"{task.name}: {reused} of {len(runs)} runs reused from {checkpoint}")
     return result
 
 
-def _reusable_records(resume: dict[str, Any], fresh: dict[str, Any]) -> dict[tuple, dict]:
-    """Records of an earlier result set keyed by (router, task, seed), with their task's
-    fingerprint; a different protocol (seeds aside) or encoder is an error."""
-    from routeharness.results import incompatibilities
+# --- checkpoint and resume -------------------------------------------------------------------
+def save_checkpoint(result: dict[str, Any], path: str | Path) -> None:
+    """The result so far, written atomically to ``path`` (an OSError: one line)."""
+    from routeharness.results import save_json
 
-    differ = incompatibilities(resume, fresh)
+    try:
+        save_json(result, path)
+    except OSError as exc:
+        raise RouteHarnessError(f"cannot write the checkpoint {path}: "
+                                f"{exc.strerror or exc}") from None
+
+
+def load_checkpoint(path: str | Path, protocol: Protocol, encoder: Any,
+                    plans: Sequence[RouterRun], reporter: Reporter
+                    ) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """Records saved in the checkpoint ``path``, keyed by (router label, task, seed), with
+    their task's data fingerprint. Refused in one line when the saved protocol (seeds
+    aside) or encoder differ from this run's, or a saved record of a router in ``plans``
+    was made by another distribution, version, class or fixed parameters."""
+    from routeharness.records import ResultSet
+    from routeharness.results import incompatibilities, load_json
+
+    if not Path(path).exists():
+        reporter.log(f"nothing to resume: no {path}; running everything")
+        return {}
+    saved = load_json(path)
+    differ = incompatibilities(saved, ResultSet.new(protocol, encoder))
     if differ:
-        raise RouteHarnessError(f"cannot resume: the saved results differ in "
-                                f"{', '.join(differ)}")
-    fingerprints = {name: task.get("fingerprint") for name, task in resume.get("tasks", {}).items()}
-    return {(r["router"], r["task"], int(r["seed"])):
-            {"record": r, "task_fingerprint": fingerprints.get(r["task"])}
-            for r in resume.get("records", [])}
+        raise RouteHarnessError(f"cannot resume from {path}: it was made with another "
+                                f"{', '.join(differ)}; delete it or run without --resume")
+    by_label = {plan.label: plan for plan in plans}
+    fingerprints = {name: task.get("fingerprint")
+                    for name, task in saved.get("tasks", {}).items()}
+    out: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for record in saved.get("records", []):
+        plan = by_label.get(record.get("router"))
+        if plan is None:
+            continue
+        cls = plan.router_cls
+        now = (plan.entry.distribution, plan.entry.version,
+               f"{cls.__module__}.{cls.__qualname__}", _jsonable(plan.fixed))
+        then = (record.get("distribution"), record.get("version"), record.get("router_class"),
+                record.get("fixed_params", {}))
+        if now != then:
+            raise RouteHarnessError(
+                f"cannot resume from {path}: its runs of router {plan.label!r} were made by "
+                f"{then[0]} {then[1]} ({then[2]}), this is {now[0]} {now[1]} ({now[2]}); "
+                f"delete it or run without --resume")
+        out[(plan.label, record["task"], int(record["seed"]))] = {
+            "record": record, "task_fingerprint": fingerprints.get(record["task"])}
+    reporter.log(f"resuming from {path} ({len(out)} runs saved)")
+    return out

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from routeharness.base import SELECTION, UTILITY, BaseRouter
+from routeharness.base import SELECTION, UTILITY, BaseRouter, RouterContractError, Tags, tags_of
 from routeharness.registry import get_registry
 from routeharness.resources import builtin_dir
 from routeharness.testing import (
@@ -36,9 +36,9 @@ def _expected(router: Any) -> dict[str, str]:
 
 
 #: routers whose kit run takes seconds with their defaults; any other registered router
-#: runs in the default suite only if it declares fast settings in tags["check_params"],
+#: runs in the default suite only if it declares fast settings in Tags(check_params=...),
 #: else under the ``slow`` marker (a learned router with hundreds of epochs takes minutes)
-FAST_ROUTERS = {"knn", "knn-vote", "random", "best-single", "cheapest", "oracle",
+FAST_ROUTERS = {"knn", "knn-vote", "linear", "random", "best-single", "cheapest",
                 "nearest-centroid"}
 
 
@@ -47,7 +47,7 @@ def _kit_params() -> list[Any]:
     for mark in parametrize_with_checks(get_registry("router").names(),
                                         expected_failures=_expected).args[1]:
         router = mark.values[0]
-        fast = router._routeharness_name in FAST_ROUTERS or "check_params" in router.tags
+        fast = router._routeharness_name in FAST_ROUTERS or bool(tags_of(router).check_params)
         params.append(mark if fast else pytest.param(*mark.values, id=mark.id,
                                                       marks=[*mark.marks, pytest.mark.slow]))
     return params
@@ -61,7 +61,8 @@ def test_registered_router_conforms(router, check):
 
 def test_the_builtins_are_all_covered():
     names = set(get_registry("router").names())
-    assert {"knn", "knn-vote", "random", "best-single", "cheapest", "oracle"} <= names
+    assert {"knn", "knn-vote", "random", "best-single", "cheapest"} <= names
+    assert "oracle" not in names  # a reference the harness computes, not a router
 
 
 # --- each check catches what it is meant to catch -----------------------------------------
@@ -168,7 +169,9 @@ def _statuses(router: Any, **kwargs: Any) -> dict[str, str]:
 
 def test_a_correct_router_passes_everything():
     statuses = _statuses(_Good())
-    assert set(statuses.values()) == {"passed"}, statuses
+    skipped = {name for name, status in statuses.items() if status == "skipped"}
+    assert skipped == {"check_deterministic"}, statuses  # it takes a random_state
+    assert set(statuses.values()) == {"passed", "skipped"}, statuses
 
 
 @pytest.mark.parametrize("router, check", [
@@ -206,7 +209,7 @@ class _SlowByDefault(_Good):
 
 def test_the_kit_applies_declared_check_params():
     statuses = _statuses(_SlowByDefault())
-    assert set(statuses.values()) == {"passed"}, statuses
+    assert set(statuses.values()) == {"passed", "skipped"}, statuses
 
 
 def test_failures_raise_one_error_naming_each_check():
@@ -228,10 +231,12 @@ def test_expected_failures_are_reported_with_their_reason():
 
 
 def test_capabilities_gate_the_checks():
-    statuses = _statuses("oracle")
-    assert statuses["check_no_test_labels"] == "skipped"  # the oracle is exempt by its tag
-    assert _statuses("knn")["check_pickle_roundtrip"] == "skipped"  # knn does not declare it
-    assert _statuses("best-single")["check_pickle_roundtrip"] == "passed"
+    knn = _statuses("knn")
+    assert knn["check_pickle_roundtrip"] == "skipped"  # knn does not declare it
+    assert knn["check_deterministic"] == "passed"  # knn declares deterministic=True
+    best = _statuses("best-single")
+    assert best["check_pickle_roundtrip"] == "passed"
+    assert _statuses(_Good())["check_deterministic"] == "skipped"  # takes a random_state
 
 
 # --- the label proof goes through the harness's own routing path --------------------------
@@ -241,13 +246,9 @@ def test_scrambled_labels_prove_nothing_leaks_through_route_split(monkeypatch):
     import routeharness.evaluate as evaluate_module
     from routeharness.testing import checks
 
-    original = evaluate_module.route_split
-
     def leaky_route_split(router, X, data, lams, cost_scale):  # a harness bug, simulated
-        if not getattr(router, "tags", {}).get("oracle"):
-            best = np.nan_to_num(data.scores, nan=0.0).argmax(axis=1)
-            return np.tile(best, (len(lams), 1))
-        return original(router, X, data, lams, cost_scale)
+        best = np.nan_to_num(data.scores, nan=0.0).argmax(axis=1)
+        return np.tile(best, (len(lams), 1))
 
     monkeypatch.setattr(evaluate_module, "route_split", leaky_route_split)
     with pytest.raises(AssertionError, match="test labels were scrambled"):
@@ -338,3 +339,80 @@ def test_check_command_fails_on_unexpected_failures_and_accepts_declared_ones(cl
     assert "xfail" in done.stdout
     unknown = cli("check", "no-such-router")
     assert unknown.returncode == 2 and "unknown router" in unknown.stderr
+
+
+# --- the typed tags -----------------------------------------------------------------------
+class _TypoTag(_Good):
+    tags: ClassVar[dict[str, Any]] = {"pickle": True, "determinstic": True}
+
+
+class _BadTagType(_Good):
+    tags: ClassVar[dict[str, Any]] = {"pickle": "yes"}
+
+
+def test_an_unknown_or_ill_typed_tag_is_a_one_line_error_naming_the_class():
+    with pytest.raises(RouterContractError, match=r"_TypoTag\.tags has unknown tag\(s\) "
+                                                  r"\['determinstic'\]"):
+        check_router(_TypoTag())
+    with pytest.raises(RouterContractError, match=r"_BadTagType\.tags\['pickle'\] must be a bool"):
+        tags_of(_BadTagType)
+    assert tags_of(_Good) == Tags(pickle=True)  # a plain dict of known tags converts
+
+
+class _FalselyDeterministic(_Good):
+    """Declares deterministic, but its fit draws from random_state."""
+
+    tags: ClassVar[Tags] = Tags(deterministic=True, pickle=True)
+
+    def fit(self, X, outcomes):
+        super().fit(X, outcomes)
+        self.scores_ = self.scores_ + np.random.default_rng(self.random_state).normal(
+            0, 0.3, self.scores_.shape)
+        return self
+
+
+class _TextsUndeclared(_Good):
+    """Takes texts= but does not declare needs_texts: the harness would never pass them."""
+
+    def predict(self, X, groups=None, texts=None):
+        return super().predict(X, groups)
+
+
+class _TextsDeclared(_TextsUndeclared):
+    tags: ClassVar[Tags] = Tags(pickle=True, needs_texts=True)
+
+    def route_sweep(self, X, lams, groups=None, texts=None):
+        assert texts is not None and len(texts) == len(X), "the harness passed no texts"
+        return super().route_sweep(X, lams, groups)
+
+
+class _GroupsSpy(_Good):
+    """Records the groups the harness passes."""
+
+    seen: ClassVar[list[Any]] = []
+
+    def route_sweep(self, X, lams, groups=None):
+        type(self).seen.append(groups)
+        return super().route_sweep(X, lams, groups)
+
+
+class _GroupsNeeded(_GroupsSpy):
+    seen: ClassVar[list[Any]] = []
+    tags: ClassVar[Tags] = Tags(pickle=True, needs_groups=True)
+
+
+def test_tag_checks_catch_a_router_whose_tags_lie():
+    assert _statuses(_FalselyDeterministic())["check_deterministic"] == "failed"
+    assert _statuses(_TextsUndeclared())["check_tags"] == "failed"
+    assert set(_statuses(_TextsDeclared()).values()) == {"passed", "skipped"}
+
+
+def test_the_harness_passes_groups_only_to_routers_that_declare_them():
+    from routeharness.evaluate import route_split
+    from routeharness.testing import mock
+
+    problem = mock.tradeoff_problem()
+    for cls, wants in ((_GroupsSpy, False), (_GroupsNeeded, True)):
+        router = cls().fit(problem.X_train, problem.train)
+        route_split(router, problem.X_test, problem.test, [0.0, 1.0], 1.0)
+        assert (cls.seen[-1] is not None) is wants, cls.__name__

@@ -29,12 +29,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from routeharness.base import SELECTION, BaseRouter, one_torch_thread
+from routeharness.base import SELECTION, BaseRouter, Tags, one_torch_thread
 from routeharness.data import ModelInfo
 from routeharness.errors import DataError
-
-#: the range lam is drawn from during training (log10-uniform), besides 0 and inf
-LOG10_LAMBDA_RANGE = (-3.0, 3.0)
+from routeharness.protocol import LOG10_LAMBDA_RANGE  # the training lams' range
 
 
 def _l2_normalise(X: np.ndarray) -> np.ndarray:
@@ -131,8 +129,7 @@ class BanditRouter(BaseRouter):
     param_grid: ClassVar[dict[str, list[Any]]] = {
         "irt_dim": [8, 16], "entropy_weight": [0.001, 0.01], "epochs": [10, 30]}
     # check_params: the conformance kit's settings (seconds on its mock problems)
-    tags: ClassVar[dict[str, Any]] = {"pickle": False,
-                                      "check_params": {"irt_epochs": 100, "epochs": 10}}
+    tags: ClassVar[Tags] = Tags(check_params={"irt_epochs": 100, "epochs": 10})
 
     def __init__(self, irt_dim: int = 16, hidden_dim: int = 64, irt_epochs: int = 300,
                  epochs: int = 20, learning_rate: float = 3e-3, weight_decay: float = 1e-4,

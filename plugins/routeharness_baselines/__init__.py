@@ -1,4 +1,5 @@
-"""Built-in router plugin: reference routers (random, best single, cheapest, oracle)."""
+"""Built-in router plugin: reference routers (random, best single, cheapest); the oracle
+is a reference the harness computes from the test labels, not a router."""
 
 from __future__ import annotations
 
@@ -16,5 +17,3 @@ def register_routers(register: Callable[..., Any]) -> None:
              description="the model with the best mean training score, for every prompt")
     register(name="cheapest", target="routeharness_baselines.routers:CheapestRouter",
              description="the model with the lowest mean training cost, for every prompt")
-    register(name="oracle", target="routeharness_baselines.routers:OracleRouter",
-             description="UPPER BOUND: the best model for each prompt, read off its true outcomes")

@@ -1,6 +1,5 @@
-"""Reference routers. The oracle is an upper bound, not a router one could deploy: it is
-the only router the harness hands the evaluated prompts' outcomes, and every output
-labels it so."""
+"""Reference routers (random, best single, cheapest). The oracle is not a router: the
+harness computes it from the test labels as a reference row (``evaluate.oracle_reference``)."""
 
 from __future__ import annotations
 
@@ -8,14 +7,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from routeharness.base import SELECTION, BaseRouter, select
+from routeharness.base import SELECTION, BaseRouter, Tags, select
 
 
 class RandomRouter(BaseRouter):
     """A uniformly random model per prompt, whatever the trade-off."""
 
     kind = SELECTION
-    tags: ClassVar[dict[str, Any]] = {"pickle": True}
+    tags: ClassVar[Tags] = Tags(pickle=True)
 
     def __init__(self, random_state: int | None = None):
         self.random_state = random_state
@@ -33,7 +32,7 @@ class RandomRouter(BaseRouter):
 
 class _ConstantRouter(BaseRouter):
     kind = SELECTION
-    tags: ClassVar[dict[str, Any]] = {"deterministic": True, "pickle": True}
+    tags: ClassVar[Tags] = Tags(deterministic=True, pickle=True)
 
     def __init__(self, random_state: int | None = None):
         self.random_state = random_state
@@ -60,26 +59,3 @@ class CheapestRouter(_ConstantRouter):
         scores = np.nanmean(outcomes.scores, axis=0)[None, :]
         self.model_index_ = int(select(scores, means, np.inf)[0])
         return self
-
-
-class OracleRouter(BaseRouter):
-    """UPPER BOUND. For each prompt and trade-off, the model whose true outcome is best."""
-
-    kind = SELECTION
-    tags: ClassVar[dict[str, Any]] = {"oracle": True, "deterministic": True, "pickle": True}
-
-    def __init__(self, random_state: int | None = None):
-        self.random_state = random_state
-
-    def fit(self, X: np.ndarray, outcomes: Any) -> OracleRouter:
-        self.n_models_ = outcomes.m
-        return self
-
-    def route_oracle(self, true_outcomes: Any, lam: float) -> np.ndarray:
-        """Routes with the evaluated prompts' true outcomes (costs normalised)."""
-        self._check_fitted()
-        return select(true_outcomes.scores, true_outcomes.costs, lam)
-
-    def route(self, X: np.ndarray, lam: float, groups: np.ndarray | None = None) -> np.ndarray:
-        raise NotImplementedError("the oracle routes only with the true outcomes "
-                                  "(route_oracle); it is an upper bound, not a router")

@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from routeharness.base import UTILITY, BaseRouter, one_torch_thread
+from routeharness.base import UTILITY, BaseRouter, Tags, one_torch_thread
 from routeharness.errors import DataError
 
 #: edge feature layout: [score, cost, is_query_llm_edge, is_task_query_edge]
@@ -113,8 +113,9 @@ class GraphRouter(BaseRouter):
     # CPU thread), so the grid is kept small; mask_rate stays at upstream's 0.3
     param_grid: ClassVar[dict[str, list[Any]]] = {
         "hidden_dim": [32, 64], "learning_rate": [1e-3, 5e-3]}
-    # check_params: the conformance kit's settings (seconds on its mock problems)
-    tags: ClassVar[dict[str, Any]] = {"pickle": False, "check_params": {"epochs": 60}}
+    # the prompts' groups are task nodes of the graph; check_params: the conformance kit's
+    # settings (seconds on its mock problems)
+    tags: ClassVar[Tags] = Tags(needs_groups=True, check_params={"epochs": 60})
 
     def __init__(self, hidden_dim: int = 64, epochs: int = 100, learning_rate: float = 5e-3,
                  weight_decay: float = 1e-4, mask_rate: float = 0.3, cost_weight: float = 1.0,

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from routeharness.base import SELECTION, UTILITY, BaseRouter, best_models
+from routeharness.base import SELECTION, UTILITY, BaseRouter, Tags, best_models
 
 WEIGHTINGS = ("uniform", "distance")
 
@@ -27,7 +27,7 @@ def _normalise(X: np.ndarray) -> np.ndarray:
 
 
 class _KNNBase(BaseRouter):
-    tags: ClassVar[dict[str, Any]] = {"deterministic": True, "pickle": False}
+    tags: ClassVar[Tags] = Tags(deterministic=True)
 
     def __init__(self, k: int = 10, weighting: str = "uniform", random_state: int | None = None):
         self.k = k

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from routeharness.base import BaseRouter
+from routeharness.base import BaseRouter, Tags
 from routeharness.errors import DataError
 
 
@@ -55,7 +55,7 @@ class RidgeRouter(BaseRouter):
     most expensive model look free at large trade-offs)."""
 
     param_grid: ClassVar[dict[str, list[Any]]] = {"alpha": [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]}
-    tags: ClassVar[dict[str, Any]] = {"deterministic": True, "pickle": True, "check_params": {}}
+    tags: ClassVar[Tags] = Tags(deterministic=True, pickle=True)
 
     def __init__(self, alpha: float = 1.0, random_state: int | None = None):
         self.alpha = alpha

@@ -14,18 +14,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from routeharness.base import SELECTION, BaseRouter, best_models, one_torch_thread
+from routeharness.base import SELECTION, BaseRouter, Tags, best_models, one_torch_thread
 from routeharness.errors import DataError
+from routeharness.protocol import lambda_sweep
 
-#: trade-offs the selection network is trained on (cost units: normalised, see base.py)
-TRAIN_LAMBDAS: tuple[float, ...] = (0.0, *np.logspace(-3, 3, 25).tolist(), float("inf"))
-
-
+#: trade-offs the selection network is trained on (cost units: normalised, see base.py):
+#: the harness's sweep range, 25 steps
+TRAIN_LAMBDAS: tuple[float, ...] = lambda_sweep(25)
 
 
 def lambda_feature(lam: float) -> float:
     """The trade-off as one network input in [-1, 1]: log10(lam) over [-4, 4], with 0 -> -1
-    and inf -> 1 (every lambda the harness sweeps, 1e-3..1e3, lies inside)."""
+    and inf -> 1 (the harness sweep, ``protocol.LOG10_LAMBDA_RANGE``, lies inside)."""
     if lam <= 0:
         return -1.0
     if np.isinf(lam):
@@ -127,7 +127,7 @@ class MLPRouter(_TorchRouter):
     param_grid: ClassVar[dict[str, list[Any]]] = {
         "hidden": [128, 512], "lr": [1e-3, 3e-4], "dropout": [0.0, 0.2]}
     #: the conformance kit's settings (seconds on its mock problems)
-    tags: ClassVar[dict[str, Any]] = {"check_params": {"max_epochs": 30}}
+    tags: ClassVar[Tags] = Tags(check_params={"max_epochs": 30})
 
     def fit(self, X: np.ndarray, outcomes: Any) -> MLPRouter:
         """``X``: (n, d) embeddings; ``outcomes``: scores (n, m) in [0, 1], normalised costs."""
@@ -189,15 +189,15 @@ class MLPSelectRouter(_TorchRouter):
     """Selection router: a classifier onto the best model at a trade-off, conditioned on it.
 
     Instead of one classifier per lambda, one network takes ``[embedding, lambda_feature]``
-    and is trained on every (prompt, lambda) pair over ``TRAIN_LAMBDAS`` (27 trade-offs,
-    0 and 1e-3..1e3 and inf), the label being the prompt's best model at that lambda by its
+    and is trained on every (prompt, lambda) pair over ``TRAIN_LAMBDAS`` (27 trade-offs:
+    0, the harness's sweep range in 25 steps, and inf), the label being the prompt's best model at that lambda by its
     actual outcome (``best_models``, ties by ``tie_break``). One network serves every lambda;
     a lambda between trained ones is interpolated by the network."""
 
     kind = SELECTION
     param_grid: ClassVar[dict[str, list[Any]]] = {
         "hidden": [128, 512], "lr": [1e-3, 3e-4], "tie_break": ["cheapest", "best-average"]}
-    tags: ClassVar[dict[str, Any]] = {"check_params": {"max_epochs": 10}}
+    tags: ClassVar[Tags] = Tags(check_params={"max_epochs": 10})
 
     def __init__(self, hidden: int = 256, layers: int = 1, dropout: float = 0.1,
                  lr: float = 1e-3, weight_decay: float = 1e-4, batch_size: int = 512,

@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from routeharness.base import SELECTION, BaseRouter, one_torch_thread
+from routeharness.base import SELECTION, BaseRouter, Tags, one_torch_thread
 from routeharness.errors import DataError, RouteHarnessError
 
 _NEG_INF = float("-inf")
@@ -157,8 +157,9 @@ class RouterDCRouter(BaseRouter):
     # per cost rate.
     param_grid: ClassVar[dict[str, list[Any]]] = {
         "lr": [5e-4, 5e-3], "temperature": [1.0, 0.2]}
-    #: the conformance kit's settings (seconds on its mock problems)
-    tags: ClassVar[dict[str, Any]] = {"check_params": {"training_steps": 50}}
+    #: needs_texts: a fine-tuned encoder (finetune_encoder=True) reads the prompt texts;
+    #: check_params: the conformance kit's settings (seconds on its mock problems)
+    tags: ClassVar[Tags] = Tags(needs_texts=True, check_params={"training_steps": 50})
 
     def __init__(self, top_k: int = 3, last_k: int = 3, temperature: float = 1.0,
                  lr: float = 5e-5, weight_decay: float = 0.01, batch_size: int = 64,

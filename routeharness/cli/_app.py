@@ -4,8 +4,6 @@ consoles, the progress reporter, the table renderer and the shared options."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -21,22 +19,50 @@ def _console(stderr: bool = False) -> Any:
 
 
 class _Group(click.Group):
-    """Lets plugins add commands through the ``register_commands`` hook on first use."""
+    """Lets plugins add commands through the ``register_commands`` hook on first use.
 
-    _plugins_loaded = False
+    Each plugin's hook is called on its own (through pluggy, so tracing shows it); a
+    plugin whose hook raises, or that replaces a command already there, is reported as
+    failed and what it added is taken back. The commands are rebuilt when the plugin
+    state is reset (``routeharness.plugins.PluginHost.generation``).
+    """
+
+    _generation: int | None = None  # the plugin state the plugin commands came from
+    _plugin_command_names: tuple[str, ...] = ()
 
     def _load_plugin_commands(self) -> None:
-        if not _Group._plugins_loaded:
-            _Group._plugins_loaded = True
-            from routeharness.plugins import get_plugin_manager
+        from routeharness.errors import PluginError
+        from routeharness.plugins import get_host, hook_failure
 
-            get_plugin_manager().hook.register_commands(cli=self)
+        host = get_host()
+        if self._generation == host.generation:
+            return
+        for name in self._plugin_command_names:
+            self.commands.pop(name, None)
+        self._generation, added = host.generation, []
+        for plugin, call in host.implementations("register_commands"):
+            before = dict(self.commands)
+            try:
+                call(cli=self)
+                replaced = [n for n, c in before.items() if self.commands.get(n) is not c]
+                if replaced:
+                    raise PluginError(f"register_commands: command {replaced[0]!r} is "
+                                      f"already taken", plugin=plugin)
+            except Exception as exc:  # one plugin's bug must not take the CLI down
+                self.commands.clear()
+                self.commands.update(before)
+                host.fail(plugin, hook_failure("register_commands", plugin, exc))
+                continue
+            added += [name for name in self.commands if name not in before]
+        self._plugin_command_names = tuple(added)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._load_plugin_commands()
         return super().list_commands(ctx)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self._plugin_command_names:  # drops it if the plugin state was reset
+            self._load_plugin_commands()
         command = super().get_command(ctx, name)
         if command is None:
             self._load_plugin_commands()
@@ -58,41 +84,19 @@ def cli() -> None:
 
 
 def _report_failed_plugins() -> None:
+    """One plain-text line on stderr per failed plugin (an error message is never read as
+    markup)."""
     from routeharness.plugins import failed_plugins
 
     for info in failed_plugins():
-        _console(stderr=True).print(f"[yellow]warning:[/] plugin {info.name!r} "
-                                    f"({info.distribution}) failed to load and was skipped: "
-                                    f"{info.error}")
+        what = "failed" if info.loaded else "failed to load and was skipped"
+        click.echo(f"warning: plugin {info.name!r} ({info.distribution} {info.version}) "
+                   f"{what}: {info.error}", err=True)
 
 
 
-class _RichReporter:
-    def __init__(self, quiet: bool = False):
-        self.console = _console(stderr=True)
-        self.quiet = quiet
-
-    def log(self, message: str) -> None:
-        if not self.quiet:
-            self.console.print(f"[dim]•[/] {message}")
-
-    @contextmanager
-    def progress(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
-        if self.quiet or not self.console.is_terminal:  # no bar redraws in logs and pipes
-            yield lambda advance: None
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=self.console, transient=True) as bar:
-            handle = bar.add_task(description, total=total)
-            yield lambda advance: bar.advance(handle, advance)
+# the progress reporter lives in routeharness.cli.progress; the old name stays importable
+from routeharness.cli.progress import RichReporter as _RichReporter  # noqa: E402,F401
 
 
 def print_tables(result: dict[str, Any], fmt: str = "rich") -> None:

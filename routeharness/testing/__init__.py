@@ -14,7 +14,7 @@ or all at once: ``check_router(MyRouter())`` (raises ``ConformanceError`` naming
 failed check). From the shell: ``routeharness check NAME``. The checks run on small mock
 problems shipped in ``routeharness.testing.mock`` (offline, a few seconds). A known
 failure is declared with a reason, ``expected_failures={"check_name": "why"}``, or in the
-router's ``tags["expected_failures"]``; it is then reported as ``xfail``, not as a failure.
+router's ``Tags(expected_failures=...)``; it is then reported as ``xfail``, not as a failure.
 """
 
 from __future__ import annotations

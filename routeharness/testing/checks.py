@@ -3,8 +3,9 @@
 Every check is a function ``check_<what>(obj)`` that returns ``None`` when ``obj`` conforms
 and raises ``AssertionError`` with a one-line reason when it does not. Which checks apply
 to a router depends on what it declares: its ``kind`` (utility or selection) and its
-``tags`` (``"oracle"``: reads the evaluated outcomes, so exempt from the label checks;
-``"pickle"``: must survive a pickle round trip). Routers are always exercised through the
+``routeharness.base.Tags`` (``pickle``: must survive a pickle round trip;
+``deterministic``: two fits with different ``random_state`` route the same;
+``check_params``: the settings the checks run with). Routers are always exercised through the
 harness's own code path (``routeharness.evaluate.route_split``), on the mock problems in
 ``routeharness.testing.mock``.
 """
@@ -22,12 +23,22 @@ from typing import Any
 
 import numpy as np
 
-from routeharness.base import SELECTION, UTILITY, NotFittedError, accepts_random_state, clone
+from routeharness.base import (
+    SELECTION,
+    UTILITY,
+    NotFittedError,
+    Tags,
+    accepts_random_state,
+    clone,
+    tags_of,
+)
 from routeharness.errors import RouteHarnessError, UnknownNameError
+from routeharness.protocol import lambda_sweep
 from routeharness.testing import mock
 
-#: the trade-offs the checks sweep: quality only, a log grid, cost only
-LAMBDAS: tuple[float, ...] = (0.0, 0.01, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0, float("inf"))
+#: the trade-offs the checks sweep: quality only, the protocol's range in decades, cost
+#: only (0, 1e-3, 1e-2, ..., 1e3, inf)
+LAMBDAS: tuple[float, ...] = lambda_sweep(7)
 #: a router must pick the dominant model on at least this share of prompts, at every lam
 DOMINANT_SHARE = 0.95
 #: allowed rise of mean routed cost between consecutive lams (normalised cost units)
@@ -76,7 +87,7 @@ def _fresh(router: Any, **overrides: Any) -> Any:
     new = clone(router)
     if accepts_random_state(type(new)) and getattr(new, "random_state", None) is None:
         new.set_params(random_state=0)
-    check_params = (getattr(new, "tags", {}) or {}).get("check_params") or {}
+    check_params = tags_of(new).check_params
     if check_params:
         new.set_params(**check_params)
     if overrides:
@@ -90,16 +101,12 @@ def _fit(router: Any, problem: mock.MockProblem) -> Any:
 
 def _routes(router: Any, problem: mock.MockProblem, X: np.ndarray | None = None,
             data: Any = None, lams: Iterable[float] = LAMBDAS) -> np.ndarray:
-    """(L, n) choices through the harness's own path (the oracle gets the truth there)."""
+    """(L, n) choices through the harness's own path (``evaluate.route_split``)."""
     from routeharness.evaluate import route_split
 
     X = problem.X_test if X is None else X
     data = problem.test if data is None else data
     return route_split(router, X, data, list(lams), problem.cost_scale)
-
-
-def _is_oracle(router: Any) -> bool:
-    return bool(getattr(router, "tags", {}).get("oracle"))
 
 
 def _fitted_attributes(router: Any) -> list[str]:
@@ -189,23 +196,29 @@ def check_route_shape_and_range(router: Any) -> None:
     problem = mock.tradeoff_problem()
     fitted = _fit(_fresh(router), problem)
     n, m = problem.test.n, problem.m
-    if not _is_oracle(fitted):
-        sweep = np.asarray(fitted.route_sweep(problem.X_test, np.asarray(LAMBDAS),
-                                              problem.test.groups))
-        assert sweep.shape == (len(LAMBDAS), n), (f"route_sweep returned shape {sweep.shape}, "
-                                                  f"expected {(len(LAMBDAS), n)}")
-        assert np.issubdtype(sweep.dtype, np.integer), f"routes have dtype {sweep.dtype}, not int"
-        assert sweep.min() >= 0 and sweep.max() < m, f"route outside 0..{m - 1}"
-        single = np.asarray(fitted.route(problem.X_test, 1.0, problem.test.groups))
-        assert single.shape == (n,), f"route returned shape {single.shape}, expected {(n,)}"
-        assert np.array_equal(single, sweep[LAMBDAS.index(1.0)]), \
-            "route(X, lam) differs from route_sweep(X, [..., lam, ...])"
-        if getattr(fitted, "kind", UTILITY) == UTILITY:
-            scores_hat, costs_hat = fitted.predict(problem.X_test, problem.test.groups)
-            for what, array in (("scores_hat", scores_hat), ("costs_hat", costs_hat)):
-                array = np.asarray(array)
-                assert array.shape == (n, m), f"predict {what} has shape {array.shape}, expected {(n, m)}"
-                assert np.isfinite(array).all(), f"predict {what} has NaN or infinite values"
+    groups = problem.test.groups if tags_of(fitted).needs_groups else None
+    texts = problem.test.texts_to_embed() if tags_of(fitted).needs_texts else None
+
+    def kwargs(method: str) -> dict[str, Any]:  # texts= for the methods that take them
+        takes = "texts" in inspect.signature(getattr(fitted, method)).parameters
+        return {"texts": texts} if texts is not None and takes else {}
+
+    sweep = np.asarray(fitted.route_sweep(problem.X_test, np.asarray(LAMBDAS), groups,
+                                          **kwargs("route_sweep")))
+    assert sweep.shape == (len(LAMBDAS), n), (f"route_sweep returned shape {sweep.shape}, "
+                                              f"expected {(len(LAMBDAS), n)}")
+    assert np.issubdtype(sweep.dtype, np.integer), f"routes have dtype {sweep.dtype}, not int"
+    assert sweep.min() >= 0 and sweep.max() < m, f"route outside 0..{m - 1}"
+    single = np.asarray(fitted.route(problem.X_test, 1.0, groups, **kwargs("route")))
+    assert single.shape == (n,), f"route returned shape {single.shape}, expected {(n,)}"
+    assert np.array_equal(single, sweep[LAMBDAS.index(1.0)]), \
+        "route(X, lam) differs from route_sweep(X, [..., lam, ...])"
+    if getattr(fitted, "kind", UTILITY) == UTILITY:
+        scores_hat, costs_hat = fitted.predict(problem.X_test, groups)
+        for what, array in (("scores_hat", scores_hat), ("costs_hat", costs_hat)):
+            array = np.asarray(array)
+            assert array.shape == (n, m), f"predict {what} has shape {array.shape}, expected {(n, m)}"
+            assert np.isfinite(array).all(), f"predict {what} has NaN or infinite values"
     choices = _routes(fitted, problem)
     assert choices.shape == (len(LAMBDAS), n)
 
@@ -346,6 +359,43 @@ def check_cost_monotone(router: Any) -> None:
         f"cost-only routing ({mean_cost[-1]:.3f}) is dearer than quality-only ({mean_cost[0]:.3f})")
 
 
+def check_tags(router: Any) -> None:
+    """The tags are ``routeharness.base.Tags`` (or a dict of known tags), and what they
+    declare matches the code: ``needs_texts`` if and only if the routing methods take
+    ``texts``; ``check_params`` names hyper-parameters."""
+    tags = tags_of(router)
+    takes_texts = [m for m in ("route", "route_sweep", "predict")
+                   if getattr(type(router), m, None) is not None
+                   and "texts" in inspect.signature(getattr(type(router), m)).parameters]
+    if tags.needs_texts:
+        assert "route_sweep" in takes_texts or "route" in takes_texts, \
+            "tags declare needs_texts, but route()/route_sweep() take no texts="
+    else:
+        assert not takes_texts, (f"{takes_texts[0]}() takes texts=, but the tags do not "
+                                 "declare needs_texts=True: the harness would never pass them")
+    unknown = sorted(set(tags.check_params) - set(router.get_params()))
+    assert not unknown, f"tags.check_params names unknown hyper-parameter(s) {unknown}"
+
+
+def check_deterministic(router: Any) -> None:
+    """A router declared ``deterministic`` (or one without ``random_state``, which the
+    contract makes deterministic) routes the same after two fits with different
+    ``random_state``: the harness fits it once per task and reuses the routes for every
+    seed."""
+    problem = mock.tradeoff_problem()
+    first = _routes(_fit(_fresh(router), problem), problem)
+    other = _fresh(router)
+    if accepts_random_state(type(other)):
+        other.set_params(random_state=12345)
+    second = _routes(_fit(other, problem), problem)
+    changed = int((first != second).sum())
+    assert changed == 0, (f"{changed} of {first.size} routes differ between two fits with "
+                          "different random_state: do not declare deterministic=True"
+                          if tags_of(router).deterministic else
+                          f"{changed} of {first.size} routes differ between two fits, and the "
+                          "router takes no random_state to control its randomness")
+
+
 def check_pickle_roundtrip(router: Any) -> None:
     """A fitted router survives ``pickle`` (in memory) and routes the same afterwards."""
     problem = mock.tradeoff_problem()
@@ -358,9 +408,10 @@ def check_pickle_roundtrip(router: Any) -> None:
 
 def router_checks(router: Any) -> list[Check]:
     """The checks for ``router``, gated by its kind and tags (skipped ones say why)."""
-    tags = getattr(router, "tags", {}) or {}
-    oracle = bool(tags.get("oracle"))
+    tags: Tags = tags_of(router)  # an unknown tag: RouterContractError, one line
+    deterministic = tags.deterministic or not accepts_random_state(type(router))
     checks = [
+        Check("check_tags", check_tags),
         Check("check_init_stores_params", check_init_stores_params),
         Check("check_clone", check_clone),
         Check("check_fit_returns_self", check_fit_returns_self),
@@ -371,13 +422,13 @@ def router_checks(router: Any) -> list[Check]:
         Check("check_batch_invariance", check_batch_invariance),
         Check("check_reproducible", check_reproducible,
               None if accepts_random_state(type(router)) else "takes no random_state"),
-        Check("check_no_test_labels", check_no_test_labels,
-              "oracle tag: an upper bound that reads the true outcomes by design" if oracle
-              else None),
+        Check("check_deterministic", check_deterministic,
+              None if deterministic else "not declared deterministic (takes a random_state)"),
+        Check("check_no_test_labels", check_no_test_labels),
         Check("check_dominant_model", check_dominant_model),
         Check("check_cost_monotone", check_cost_monotone),
         Check("check_pickle_roundtrip", check_pickle_roundtrip,
-              None if tags.get("pickle") else "tags do not declare 'pickle': True"),
+              None if tags.pickle else "tags do not declare pickle=True"),
     ]
     return checks
 
@@ -545,7 +596,12 @@ ExpectedFailures = Mapping[str, str] | Callable[[Any], Mapping[str, str]] | None
 def expected_failures_of(obj: Any, expected: ExpectedFailures = None) -> dict[str, str]:
     """Declared expected failures: the object's ``tags["expected_failures"]`` and the
     caller's mapping (or callable ``obj -> mapping``), check name -> reason."""
-    out = dict((getattr(obj, "tags", {}) or {}).get("expected_failures", {}) or {})
+    tags = getattr(obj, "tags", None)
+    if isinstance(tags, Tags) or hasattr(obj, "fit"):
+        out = dict(tags_of(obj).expected_failures)
+    else:  # encoders and task cards may carry a plain mapping
+        out = dict((tags or {}).get("expected_failures", {}) or {}) if isinstance(tags, Mapping) \
+            else {}
     if callable(expected):
         out.update(expected(obj) or {})
     elif expected:
