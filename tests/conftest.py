@@ -1,7 +1,9 @@
-"""Shared fixtures: the real data beside the checkout, a session embedding cache, the CLI."""
+"""Shared fixtures: the real data beside the checkout, a session embedding cache, the CLI;
+and the test tiers: the ``fast`` marker (``pytest -m fast``, see CONTRIBUTING.md)."""
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import subprocess
 import sys
@@ -13,6 +15,65 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("ROUTEHARNESS_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+# --- the fast tier ------------------------------------------------------------------------
+#: files whose tests are pure logic, data and registry checks (metrics, datasets, plugins,
+#: the conformance kit's mutants); their tests are marked ``fast`` unless excluded below
+FAST_FILES = {"test_metrics.py", "test_data.py", "test_bad_data.py", "test_plugins.py",
+              "test_conformance.py", "test_licences.py", "test_docs_snippets.py"}
+#: files other engineers add for the data path, the cache, typed records, the card and
+#: mapping schema and the plugin boundary: fast by their names
+FAST_PATTERNS = ("test_data_*.py", "test_cache.py", "test_records*.py", "test_schema*.py",
+                 "test_plugin_boundary.py")
+#: fixtures that spawn a subprocess (the CLI, pip) or load a model: a test using one is
+#: never fast, whatever its file
+NOT_FAST_FIXTURES = {"cli", "minilm", "mbpp", "installed_plugins", "wheel", "fitted"}
+#: tests in fast files that load a model, start a Python subprocess or take seconds on
+#: their own (measured with ``--durations``): the conformance kit run on every registered
+#: router (learned routers train networks, some load a transformer), the default
+#: encoder's kit run, concurrent cache writers (three processes) and the import-cost probe
+NOT_FAST_TESTS = {"test_conformance.py::test_registered_router_conforms",
+                  "test_conformance.py::test_the_default_encoder_conforms",
+                  "test_cache.py::test_concurrent_writers_never_corrupt_the_store",
+                  "test_plugin_boundary.py::test_import_routeharness_is_instant_and_light"}
+
+
+def is_fast(item: pytest.Item) -> bool:
+    """Whether a collected test belongs to the fast tier (see FAST_FILES)."""
+    filename = item.path.name
+    if filename not in FAST_FILES and not any(fnmatch.fnmatch(filename, pattern)
+                                              for pattern in FAST_PATTERNS):
+        return False
+    if NOT_FAST_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return False
+    name = getattr(item, "originalname", None) or item.name
+    return f"{filename}::{name}" not in NOT_FAST_TESTS and item.get_closest_marker("slow") is None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if is_fast(item):
+            item.add_marker(pytest.mark.fast)
+
+
+#: tests that train a torch network on a busy machine: one intra-op thread, as
+#: ``routeharness.base.one_torch_thread`` does for fits elsewhere (RouterDC's fine-tuning
+#: test: 173 s with every thread spinning on 2 shared cores, 30 s with one)
+ONE_TORCH_THREAD_TESTS = {"test_routers_learned.py::test_routerdc_finetunes_its_text_encoder",
+                          "test_packaging.py::test_listed_tests_run_on_one_torch_thread"}
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread_where_listed(request: pytest.FixtureRequest):
+    item = request.node
+    name = getattr(item, "originalname", None) or item.name
+    if f"{item.path.name}::{name}" not in ONE_TORCH_THREAD_TESTS:
+        yield
+        return
+    from routeharness.base import one_torch_thread
+
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,11 @@
-"""The wheel carries every built-in plugin, task card and the embedded data."""
+"""The wheel carries every built-in plugin, task card and the embedded data it may
+redistribute (and no RouterDC data); CI runs the README's commands; the test tiers."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -34,6 +36,14 @@ def test_wheel_contents(wheel: Path):
         assert f"routeharness/_builtin/tasks/{card}" in names
     assert "routeharness_routerbench/data/routerbench.parquet" in names
     assert not any(n.startswith(("tests/", "plugins/")) for n in names)
+    # licences: alpacaeval (CC BY-NC 4.0) only with its licence beside it; routerdc's data
+    # (no licence upstream) never
+    assert "routeharness_texttasks/data/alpacaeval.parquet" in names
+    assert "routeharness_texttasks/data/alpacaeval.LICENSE.md" in names
+    assert not [n for n in names if "routerdc" in n and n.endswith(
+        (".parquet", ".json", ".jsonl", ".csv", ".arrow"))]
+    assert "twine" in zipfile.ZipFile(wheel).read(
+        next(n for n in names if n.endswith(".dist-info/METADATA"))).decode("utf-8")
 
 
 def test_installed_wheel_finds_plugins_and_cards(wheel: Path, tmp_path: Path):
@@ -57,4 +67,59 @@ def test_installed_wheel_finds_plugins_and_cards(wheel: Path, tmp_path: Path):
     assert info["package"].startswith(str(target))
     assert info["tasks"].startswith(str(target))
     assert info["card"] == "routerbench"
-    assert {"knn", "oracle", "random"} <= set(info["routers"])
+    assert {"knn", "random", "best-single"} <= set(info["routers"])
+
+
+def _readme_commands() -> list[str]:
+    readme = (ROOT / "README.md").read_text("utf-8")
+    return [line for block in re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
+            for line in block.splitlines()]
+
+
+def test_ci_runs_the_readme_commands_and_fails_on_any_pytest_failure():
+    ci = (ROOT / ".ci" / "run").read_text("utf-8").splitlines()
+    commands = [line for line in ci if line.strip() and not line.startswith("#")]
+    assert "set -euo pipefail" in commands
+    # the README's first command, step by step (pip's -q aside), then its test command
+    first = _readme_commands()[0].split(" && ")
+    assert [c.replace(" -q", "") for c in commands[-4:-1]] == first[:3]
+    assert commands[-1] == _readme_commands()[2] == ".venv/bin/python -m pytest"
+    # pytest's status is CI's: nothing may mask exit 5 (no tests collected)
+    assert not any("||" in c or "; true" in c or "$?" in c for c in commands)
+
+
+def test_the_fast_tier_has_no_subprocess_or_model_tests():
+    """`pytest -m fast` collects the pure tests of the fast files and none that use the
+    CLI subprocess, a model or pip (conftest.NOT_FAST_FIXTURES)."""
+    # a module that fails to import is another test's failure, not the tier's
+    result = subprocess.run([sys.executable, "-m", "pytest", "-m", "fast", "--collect-only",
+                             "-q", "-p", "no:cacheprovider", "--continue-on-collection-errors"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert re.search(r"\d+/\d+ tests collected", result.stdout), result.stdout[-2000:]
+    collected = [line for line in result.stdout.splitlines() if "::" in line]
+    files = {line.split("::")[0].split("/")[-1] for line in collected}
+    assert {"test_metrics.py", "test_data.py", "test_bad_data.py", "test_plugins.py",
+            "test_conformance.py"} <= files
+    assert not files & {"test_cli.py", "test_knn.py", "test_routers_learned.py",
+                        "test_packaging.py", "test_example_plugin.py"}
+    names = " ".join(collected)
+    for slow in ("test_the_real_cli_rejects_bad_files", "test_registered_router_conforms",
+                 "test_the_default_encoder_conforms", "test_installed_plugin"):
+        assert slow not in names
+    assert "test_each_check_catches_its_fault" in names  # the mutant kit is fast
+
+
+def test_listed_tests_run_on_one_torch_thread():
+    """conftest's autouse fixture runs ONE_TORCH_THREAD_TESTS (this one among them) on one
+    torch thread; every name listed there is a test that exists."""
+    import ast
+
+    import torch
+    from conftest import ONE_TORCH_THREAD_TESTS
+
+    assert torch.get_num_threads() == 1
+    for listed in ONE_TORCH_THREAD_TESTS:
+        filename, name = listed.split("::")
+        tree = ast.parse((ROOT / "tests" / filename).read_text("utf-8"))
+        assert name in {node.name for node in ast.walk(tree)
+                        if isinstance(node, ast.FunctionDef)}, listed

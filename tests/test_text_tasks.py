@@ -19,6 +19,8 @@ from routeharness.tasks import load_card, load_local, load_task, parse_hub_spec,
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT_TASKS = ("alpacaeval", "llmrouter", "routerdc")
+#: the text tasks shipped in the package (routerdc's data has no licence: never shipped)
+EMBEDDED_TASKS = ("alpacaeval", "llmrouter")
 
 
 def _all_rows(task):
@@ -36,8 +38,8 @@ def mirror_tasks(shared_data: Path):
 
 @pytest.fixture(scope="session")
 def embedded_tasks():
-    """Each text task from the canonical copy embedded in the package."""
-    return {name: load_task(name) for name in TEXT_TASKS}
+    """Each shipped text task from the canonical copy embedded in the package."""
+    return {name: load_task(name) for name in EMBEDDED_TASKS}
 
 
 def test_cards_are_valid_and_state_their_rules():
@@ -57,7 +59,8 @@ def test_cards_are_valid_and_state_their_rules():
 
 
 def test_embedded_copies_equal_a_fresh_build_from_the_mirror(mirror_tasks, embedded_tasks):
-    for name in TEXT_TASKS:
+    assert set(embedded_tasks) == set(EMBEDDED_TASKS)
+    for name in EMBEDDED_TASKS:
         assert embedded_tasks[name].fingerprint() == mirror_tasks[name].fingerprint(), name
 
 
@@ -191,22 +194,22 @@ def test_routerbench_accuracy_per_benchmark_matches_the_csvs(shared_data: Path,
                     (model.name, group)
 
 
-def test_group_subtasks(embedded_tasks):
+def test_group_subtasks(embedded_tasks, shared_data: Path):
     sub = load_task("llmrouter:gsm8k")
     assert sub.name == "llmrouter:gsm8k"
     assert all(set(sub.splits[s].groups) == {"gsm8k"} for s in SPLITS)
     full = embedded_tasks["llmrouter"]
     assert sub.splits["test"].n == int((full.splits["test"].groups == "gsm8k").sum())
     assert set(load_task("alpacaeval:vicuna").groups) == {"vicuna"}
-    assert load_task("routerdc:humaneval").splits["test"].n == 49
+    assert load_task("routerdc:humaneval", data_dir=shared_data).splits["test"].n == 49
     with pytest.raises(UnknownNameError, match="human_eval"):
-        load_task("routerdc:human_eval")
+        load_task("routerdc:human_eval", data_dir=shared_data)
 
 
-def test_per_group_results_for_every_group(embedded_tasks):
+def test_per_group_results_for_every_group(embedded_tasks, mirror_tasks):
     from routeharness.evaluate import DEFAULT_LAMBDAS, score_choices
 
-    for name, task in embedded_tasks.items():
+    for name, task in {**embedded_tasks, "routerdc": mirror_tasks["routerdc"]}.items():
         test = task.splits["test"]
         test = test.subset(test.complete_rows())
         choices = np.tile(np.argmax(test.scores, axis=1), (len(DEFAULT_LAMBDAS), 1))
@@ -308,10 +311,11 @@ def test_hub_dataset_without_network_is_one_clear_line(cli, tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_eval_knn_on_the_three_text_tasks(cli, cache_dir: Path, tmp_path: Path):
+def test_eval_knn_on_the_three_text_tasks(cli, cache_dir: Path, tmp_path: Path,
+                                          shared_data: Path):
     out = tmp_path / "text.json"
     result = cli("eval", "--router", "knn", "--task", "alpacaeval", "--task", "llmrouter",
-                 "--task", "routerdc", "-o", str(out))
+                 "--task", "routerdc", "--data-dir", str(shared_data), "-o", str(out))
     assert result.returncode == 0, result.stderr
     saved = json.loads(out.read_text("utf-8"))
     assert set(saved["tasks"]) == set(TEXT_TASKS)

@@ -43,14 +43,27 @@ def stable_id(prefix: str, text: str) -> str:
     return f"{prefix}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:12]}"
 
 
-def find_source(data_dir: Path, subdir: str, required: Sequence[str], task: str) -> Path:
-    """``data_dir/<subdir>`` or ``data_dir`` itself, whichever holds every required file."""
+def find_source(data_dir: Path, subdirs: str | Sequence[str], required: Sequence[str],
+                task: str, where_to_get: str = "") -> Path:
+    """The first of ``data_dir/<subdir>`` (for each of ``subdirs``) and ``data_dir``
+    itself that holds every required file; else a one-line error ending in
+    ``where_to_get`` (where the files come from), if given."""
     data_dir = Path(data_dir)
-    for candidate in (data_dir / subdir, data_dir):
+    subdirs = [subdirs] if isinstance(subdirs, str) else list(subdirs)
+    candidates = [data_dir / subdir for subdir in subdirs] + [data_dir]
+    for candidate in candidates:
         if all((candidate / name).is_file() for name in required):
             return candidate
+    looked = ", ".join(f"{subdir}/" for subdir in subdirs)
     raise RouteHarnessError(f"{data_dir}: no {task} files ({', '.join(required[:2])}, ...) "
-                            f"here or in {data_dir / subdir}")
+                            f"here or in {looked}" + (f"; {where_to_get}" if where_to_get else ""))
+
+
+def upstream_of(card: Any) -> str:
+    """Where a task's upstream files come from, as its card says: URL (and commit)."""
+    upstream = str(card.source.get("upstream", "")).strip()
+    commit = card.source.get("commit")
+    return f"{upstream} at commit {commit}" if commit else upstream
 
 
 def read_json(path: Path) -> Any:
@@ -283,16 +296,28 @@ def append_costs(columns: dict[str, list[Any]], models: Sequence[str],
 
 
 def mirror_loader(name: str, required: Sequence[str], label: str,
-                  build_columns: Callable[[Path, Any], dict[str, list[Any]]]
+                  build_columns: Callable[[Path, Any], dict[str, list[Any]]], *,
+                  embedded: bool = True, subdirs: Sequence[str] = ()
                   ) -> tuple[Callable[..., RoutingTask], Callable[[str | Path, str | Path], Path]]:
-    """The registered ``load(card, data_dir=None)`` (the mirror layout under ``data_dir``
-    if given, else the copy embedded in the package) and ``build(source_dir, out_dir)``
-    (``routeharness data build``) of a task whose mirror ``build_columns`` reads."""
+    """The registered ``load(card, data_dir=None)`` and ``build(source_dir, out_dir)``
+    (``routeharness data build``) of a task whose mirror ``build_columns`` reads.
+
+    ``load`` reads the mirror layout under ``data_dir`` (in ``data_dir/<name>``, one of
+    ``subdirs`` or ``data_dir`` itself) if given; else the copy embedded in the package,
+    or, for a task whose data may not be redistributed (``embedded=False``), stops with
+    one line saying where to get the files and how to pass them."""
 
     def load(card: Any, data_dir: Path | None = None, **_: Any) -> RoutingTask:
         if data_dir is None:
-            return load_embedded(card)
-        source = find_source(Path(data_dir), name, required, label)
+            if embedded:
+                return load_embedded(card)
+            raise RouteHarnessError(
+                f"task {name} is not shipped with routeharness (its data may not be "
+                f"redistributed): download {upstream_of(card)} and pass --data-dir DIR "
+                "or set ROUTEHARNESS_DATA=DIR, DIR holding those files or a "
+                + " or ".join(f"{d}/" for d in (name, *subdirs)) + " folder of them")
+        source = find_source(Path(data_dir), [name, *subdirs], required, label,
+                             f"get them from {upstream_of(card)}")
         return columns_to_task(build_columns(source, card), card, str(source))
 
     def build(source_dir: str | Path, out_dir: str | Path) -> Path:
@@ -300,8 +325,8 @@ def mirror_loader(name: str, required: Sequence[str], label: str,
         task = load(card, data_dir=Path(source_dir))
         return save_canonical(task, Path(out_dir), card, str(source_dir))
 
+    where = "the copy embedded in the package" if embedded else "nowhere: it is not shipped"
     load.__doc__ = f"The {label} task: from ``data_dir`` (the mirror layout) if given, else " \
-                   "the copy embedded in the package."
+                   f"{where}."
     build.__doc__ = f"``routeharness data build {name}``: mirror layout -> canonical dataset."
     return load, build
-

@@ -1,9 +1,12 @@
 """Rebuild the copies embedded in the package from the upstream mirror.
 
-    python -m routeharness_texttasks.embed ../shared/data [alpacaeval llmrouter routerdc]
+    python -m routeharness_texttasks.embed ../shared/data [alpacaeval llmrouter]
 
 Each copy is the canonical table (id, prompt, group, split, score:*, cost:*) as a zstd
-parquet file in ``data/``; tests check that it equals a fresh load from the mirror.
+parquet file in ``data/``; tests check that it equals a fresh load from the mirror. Only
+tasks whose data may be redistributed are embedded: alpacaeval (CC BY-NC 4.0, with
+``data/alpacaeval.LICENSE.md`` beside it) and llmrouter (MIT). RouterDC's data has no
+licence upstream and is never embedded.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pathlib import Path
 
 from routeharness_texttasks import common
 
-TASK_NAMES = ("alpacaeval", "llmrouter", "routerdc")
+TASK_NAMES = ("alpacaeval", "llmrouter")
 
 
 def columns_for(name: str, data_dir: Path) -> dict[str, list]:
@@ -36,6 +39,10 @@ def main(argv: list[str] | None = None) -> None:
     if not args:
         raise SystemExit(__doc__)
     data_dir, names = Path(args[0]), args[1:] or list(TASK_NAMES)
+    refused = sorted(set(names) - set(TASK_NAMES))
+    if refused:
+        raise SystemExit(f"not embeddable: {', '.join(refused)} (only {', '.join(TASK_NAMES)}"
+                         " may be redistributed in the package)")
     for name in names:
         path = common.write_embedded(columns_for(name, data_dir), name)
         print(f"{name}: {path} ({path.stat().st_size / 1e6:.2f} MB)")

@@ -4,6 +4,10 @@ Mirror layout (../shared/data/routerdc, from ``shuhao02/RouterDC``): a JSON list
 ``[{"question", "scores": {model: value}}]`` per task and part, ``<task>_train.json`` /
 ``<task>_test.json`` (GSM8K: ``gsm8k-train.json`` / ``gsm8k-test.json``).
 
+The data has no licence upstream, so it is not shipped in the package: it is read from
+``--data-dir DIR``, DIR holding these files, a ``routerdc/`` folder of them, or a checkout
+of the upstream repository (``datasets/split2_model7/``).
+
 Scores follow RouterDC's own evaluation: for multiple-choice tasks the stored value is
 the gold option's probability when the argmax was right, else 0, and any value above 0
 counts as correct (1.0); generation tasks (GSM8K, HumanEval) store the fraction of correct
@@ -74,4 +78,7 @@ def build_columns(source: Path, card: Any) -> dict[str, list[Any]]:
     return columns
 
 
-load, build = common.mirror_loader(NAME, REQUIRED, "RouterDC", build_columns)
+# in a checkout of the upstream repository the files are in datasets/split2_model7/
+UPSTREAM_SUBDIR = "datasets/split2_model7"
+load, build = common.mirror_loader(NAME, REQUIRED, "RouterDC", build_columns, embedded=False,
+                                   subdirs=(UPSTREAM_SUBDIR,))

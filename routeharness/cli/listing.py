@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from routeharness.cli._app import _console, _report_failed_plugins, cli
+from routeharness.cli.render import emit, format_option
+from routeharness.tables import ReportTable
 
 
 def _registry_table(kind: str, title: str) -> None:
@@ -35,33 +37,66 @@ def encoders() -> None:
     _registry_table("encoder", "Encoders")
 
 
-@cli.command()
-def tasks() -> None:
-    """List the registered tasks."""
-    _registry_table("task", "Tasks")
+def licence_summary(licence: str) -> str:
+    """A card's licence up to its first sentence or clause end (``. `` or ``; ``): the
+    licence's name and holder, e.g. ``MIT (RouterBench)``; the card has the full text."""
+    import re
+
+    return re.split(r"(?<=\S)[.;]\s", " ".join(licence.split()), maxsplit=1)[0]
+
+
+def task_table() -> ReportTable:
+    """The registered tasks, each with the licence its card states."""
+    from routeharness.errors import RouteHarnessError
+    from routeharness.registry import get_registry
+    from routeharness.tasks import load_card
+
+    table = ReportTable("Tasks", ["name", "description", "licence", "plugin", "distribution"])
+    for entry in get_registry("task").entries():
+        card_path = entry.options.get("card")
+        try:
+            licence = licence_summary(load_card(card_path).license) if card_path else "-"
+        except RouteHarnessError:
+            licence = "(invalid task card)"  # `routeharness data info NAME` says what is wrong
+        table.add([entry.name, entry.description, licence, entry.plugin,
+                   f"{entry.distribution} {entry.version}"])
+    table.note = "licence: the first clause of each task card's licence (tasks/<name>.yaml)"
+    return table
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def plugins(as_json: bool) -> None:
-    """List the loaded plugins: distribution, version and hooks (failed ones too)."""
+@format_option
+def tasks(fmt: str) -> None:
+    """List the registered tasks and the licence of each one's data."""
+    emit([task_table()], fmt)
+    _report_failed_plugins()
+
+
+@cli.command()
+@format_option
+@click.option("--json", "as_json", is_flag=True,
+              help="Print every plugin's full record as JSON (a list of objects).")
+def plugins(fmt: str, as_json: bool) -> None:
+    """List the plugins: distribution, version, hooks and status (failed ones too)."""
     from routeharness.plugins import plugin_infos
+    from routeharness.registry import collect_all
 
+    # run every registration hook first, so that a plugin whose hook fails shows as failed
+    collect_all()
+    cli._load_plugin_commands()
     infos = plugin_infos()
     if as_json:
         import json
 
-        click.echo(json.dumps([vars(i) for i in infos], indent=1))
-        return
-    from rich.table import Table
-
-    table = Table(title="Plugins")
-    for column in ("name", "distribution", "version", "hooks", "status"):
-        table.add_column(column)
-    for info in infos:
-        status = "[red]failed: " + info.error + "[/]" if info.error else (
-            "built-in" if info.builtin else "installed")
-        table.add_row(info.name, info.distribution, info.version, ", ".join(info.hooks), status)
-    _console().print(table)
+        click.echo(json.dumps([vars(i) for i in infos], indent=1, ensure_ascii=False))
+    else:
+        table = ReportTable("Plugins", ["name", "distribution", "version", "hooks", "status"])
+        for info in infos:
+            status = f"failed: {info.error}" if info.error else (
+                "built-in" if info.builtin else "installed")
+            table.add([info.name, info.distribution, info.version, ", ".join(info.hooks),
+                       status])
+        emit([table], fmt)
+    _report_failed_plugins()  # on stderr, as every listing does
 
 
