@@ -22,17 +22,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from routeharness.testing.checks import (
+from routeharness.testing.checks import router_checks
+from routeharness.testing.component_checks import encoder_checks, task_card_checks
+from routeharness.testing.runner import (
     Check,
     CheckResult,
     ConformanceError,
     ExpectedFailures,
     _raise_on_failures,
-    encoder_checks,
     expected_failures_of,
-    router_checks,
     run_checks,
-    task_card_checks,
 )
 
 __all__ = [
