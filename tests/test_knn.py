@@ -11,8 +11,9 @@ from routeharness import metrics
 from routeharness.base import TIE_BREAK, NotFittedError, clone
 from routeharness.embedding import embed_task
 from routeharness.encoders import EmbeddingCache
-from routeharness.evaluate import DEFAULT_LAMBDAS, oracle_choices, route_split
+from routeharness.evaluate import DEFAULT_LAMBDAS, route_split
 from routeharness.progress import Reporter
+from routeharness.scoring import oracle_choices
 
 
 @pytest.fixture(scope="module")

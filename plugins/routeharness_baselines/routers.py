@@ -1,5 +1,5 @@
 """Reference routers (random, best single, cheapest). The oracle is not a router: the
-harness computes it from the test labels as a reference row (``evaluate.oracle_reference``)."""
+harness computes it from the test labels as a reference row (``scoring.oracle_reference``)."""
 
 from __future__ import annotations
 

@@ -69,7 +69,7 @@ def _fit(router: Any, problem: mock.MockProblem) -> Any:
 def _routes(router: Any, problem: mock.MockProblem, X: np.ndarray | None = None,
             data: Any = None, lams: Iterable[float] = LAMBDAS) -> np.ndarray:
     """(L, n) choices through the harness's own path (``evaluate.route_split``)."""
-    from routeharness.evaluate import route_split
+    from routeharness.scoring import route_split
 
     X = problem.X_test if X is None else X
     data = problem.test if data is None else data
@@ -266,7 +266,7 @@ def check_no_test_labels(router: Any) -> None:
     ``Outcomes`` and no ``RoutingData`` go in; and scrambling (or removing) the test
     labels leaves every route unchanged."""
     from routeharness.data import Outcomes, RoutingData
-    from routeharness.evaluate import _labels_free
+    from routeharness.scoring import _labels_free
 
     for method in ("predict", "route", "route_sweep"):
         func = getattr(type(router), method, None)
