@@ -115,8 +115,6 @@ def _ranking_table(summary: dict[str, list[dict[str, Any]]]) -> Any:
     return rich_table(ranking_table(summary))
 
 
-
-
 # --- options shared by several commands -------------------------------------------------------
 data_dir_option = click.option(
     "--data-dir", type=click.Path(file_okay=False), default=None, envvar="ROUTEHARNESS_DATA",
@@ -127,11 +125,26 @@ cache_dir_option = click.option(
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 
 
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str,
+                      lineno: int, file: Any = None, line: str | None = None) -> None:
+    text = " ".join(str(message).split())
+    click.echo(f"warning: {text}", err=True)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors print as one line (exit 1; unknown names exit 2)."""
+    """Entry point: user errors print as one line (exit 1; unknown names exit 2);
+    warnings print as one line; an operating-system error that reaches here (a path that
+    cannot be read or written) is one line naming the path, never a traceback."""
+    import warnings
+
     try:
-        cli.main(args=argv, prog_name="routeharness", standalone_mode=False)
-    except click.exceptions.Abort:
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            from routeharness.cache import CacheWarning
+
+            warnings.simplefilter("default", CacheWarning)
+            cli.main(args=argv, prog_name="routeharness", standalone_mode=False)
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("Aborted.", err=True)
         sys.exit(130)
     except click.ClickException as exc:
@@ -145,4 +158,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        where = exc.filename if exc.filename is not None else ""
+        reason = exc.strerror or type(exc).__name__
+        click.echo(f"Error: {where}: {reason}" if where else f"Error: {reason}", err=True)
+        sys.exit(1)
 

@@ -117,9 +117,9 @@ def check_output_paths(output: Path, plot: Path | None, tasks: tuple[str, ...],
         if _same(output, plot):
             raise RouteHarnessError(f"--output and --plot are the same file ({output})")
     for source in _inputs(tasks, data_dir):
-        where = source.resolve()
+        where = _real(source)
         for option, path in outputs.items():
-            target = path.resolve()
+            target = _real(path)
             if target == where or (where.is_dir() and where in target.parents):
                 raise RouteHarnessError(f"{option} {path} would overwrite the input "
                                         f"{source}: write it elsewhere")
@@ -127,8 +127,14 @@ def check_output_paths(output: Path, plot: Path | None, tasks: tuple[str, ...],
         _check_writable(option, path)
 
 
+def _real(path: Path) -> Path:
+    """The path with symlinks followed; a symlink loop stays as written (``resolve``
+    raises RuntimeError on one, the reader then reports it in one line)."""
+    return Path(os.path.realpath(path))
+
+
 def _same(a: Path, b: Path) -> bool:
-    return a.resolve() == b.resolve()
+    return _real(a) == _real(b)
 
 
 def _check_writable(option: str, path: Path) -> None:
