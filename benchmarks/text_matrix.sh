@@ -6,6 +6,7 @@
 # Output: benchmarks/results/text_matrix.{json,png}; tables on stdout (text_matrix.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export ROUTEHARNESS_DATA=${ROUTEHARNESS_DATA:-../shared/data}  # routerdc is read from there
 out=${OUT:-/tmp/text-matrix}
 mkdir -p "$out" benchmarks/results
 lane() {  # lane NAME EXTRA_FLAGS ROUTER...

@@ -1,9 +1,11 @@
 """Fit time of the learned routers per router and seed on the largest text task.
 
-Usage: ``python benchmarks/train_time.py [--task routerdc] [--seeds 0,1,2]
-[--routers linear,mlp,mlp-select,routerdc,graphrouter,bandit] [--out benchmarks/train_time.md]``
+Usage: ``python benchmarks/train_time.py [--task routerdc] [--data-dir ../shared/data]
+[--seeds 0,1,2] [--routers linear,mlp,mlp-select,routerdc,graphrouter,bandit]
+[--out benchmarks/train_time.md]``
 
-The default task, ``routerdc``, is the largest text task by training prompts (6,838).
+The default task, ``routerdc``, is the largest text task by training prompts (6,838); it
+is not shipped, so it is read from ``--data-dir`` (default: ``ROUTEHARNESS_DATA``).
 
 Embeddings come from the cache (``ROUTEHARNESS_CACHE``), so only ``fit`` is timed, with
 each router's default hyper-parameters (one fit; tuning multiplies it by the grid size).
@@ -28,6 +30,9 @@ import numpy as np
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="routerdc")
+    parser.add_argument("--data-dir", default=os.environ.get("ROUTEHARNESS_DATA"),
+                        help="folder of the upstream task data (routerdc needs it; "
+                             "default: ROUTEHARNESS_DATA)")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--routers",
                         default="linear,mlp,mlp-select,routerdc,graphrouter,bandit")
@@ -47,7 +52,7 @@ def main() -> None:
     from routeharness.registry import get_registry
     from routeharness.tasks import load_task
 
-    task = load_task(args.task)
+    task = load_task(args.task, data_dir=args.data_dir)
     cache = EmbeddingCache(os.environ.get("ROUTEHARNESS_CACHE"))
     embedded = embed_task(task, get_encoder("minilm"), cache, Reporter())
     train = task.splits["train"]

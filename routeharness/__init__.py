@@ -30,6 +30,8 @@ _PUBLIC: dict[str, str] = {
     "RouteHarnessError": "routeharness.errors",
     "DataError": "routeharness.errors",
     "PluginError": "routeharness.errors",
+    "task_from_table": "routeharness.dataio",
+    "write_task": "routeharness.dataio",
 }
 
 __all__ = [
@@ -49,6 +51,8 @@ __all__ = [
     "hookimpl",
     "one_torch_thread",
     "select",
+    "task_from_table",
+    "write_task",
 ]
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -322,10 +323,13 @@ def task_from_table(table: Any, *, name: str, version: int, source: str,
                     models: list[ModelInfo] | None = None, card: Any = None,
                     revision: str | None = None, group_descriptions: dict[str, str] | None
                     = None, notes: list[str] | None = None,
-                    check_leaks: bool = False) -> RoutingTask:
+                    check_leaks: bool = False,
+                    origins: Sequence[tuple[str, int]] | None = None) -> RoutingTask:
     """A table with a ``split`` column (``pyarrow.Table``, ``datasets.Dataset`` or a dict
     of columns) -> a validated ``RoutingTask``: the same checks as ``data validate``.
-    ``models``: metadata and order (default: the table's ``score:`` columns)."""
+    ``models``: metadata and order (default: the table's ``score:`` columns).
+    ``origins``: (file, row) each table row was read from, so that a plugin merging
+    upstream files reports a problem at its upstream file and row."""
     import pyarrow as pa
 
     table = pa.table(table) if isinstance(table, dict) else arrow_table(table)
@@ -333,11 +337,21 @@ def task_from_table(table: Any, *, name: str, version: int, source: str,
     problems = Problems(1)
     try:
         _split_one_file(table, source, raw, problems)
+        return to_task(raw, check_leaks=check_leaks, name=name, version=version, card=card,
+                       revision=revision, group_descriptions=group_descriptions or {},
+                       notes=list(notes or []))
     except Enough:
-        raise problems.items[0] from None
-    return to_task(raw, check_leaks=check_leaks, name=name, version=version, card=card,
-                   revision=revision, group_descriptions=group_descriptions or {},
-                   notes=list(notes or []))
+        raise _at_origin(problems.items[0], origins) from None
+    except DataError as exc:
+        raise _at_origin(exc, origins) from None
+
+
+def _at_origin(exc: DataError, origins: Sequence[tuple[str, int]] | None) -> DataError:
+    """``exc`` at the upstream (file, row) of its table row, when ``origins`` says."""
+    if origins is None or exc.row is None or not 0 <= exc.row < len(origins):
+        return exc
+    source, row = origins[exc.row]
+    return DataError(exc.detail, source=source, row=row, column=exc.column)
 
 
 def write_task(task: RoutingTask, directory: str | Path, *,
@@ -365,7 +379,10 @@ def write_task(task: RoutingTask, directory: str | Path, *,
             columns = data.to_columns()
             if data.images is not None:
                 columns["image"] = list(data.images)
-            splits[split] = datasets.Dataset.from_dict(columns)
+            dataset = datasets.Dataset.from_dict(columns)
+            if "image" in columns:  # stored as images (bytes or path), as they were read
+                dataset = dataset.cast_column("image", datasets.Image())
+            splits[split] = dataset
         datasets.DatasetDict(splits).save_to_disk(str(out))
         (out / SIDECAR).write_bytes(text)
     except OSError as exc:

@@ -3,7 +3,10 @@
     python scripts/build_routerbench_embedded.py ../shared/data/routerbench
 
 Writes plugins/routeharness_routerbench/data/routerbench.parquet: canonical columns
-(id, prompt, group, embed_text, split, score:<model>, cost:<model>), no responses.
+(id, prompt, group, embed_text, split, score:<model>, cost:<model>), no responses. The
+table goes through the one validation (``task_from_table``) first: a bad upstream row is
+one line naming its CSV file, row and column, and nothing is written. The copy is one
+zstd parquet file (what the loader reads), not ``write_task``'s DatasetDict folder.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from routeharness_routerbench.loader import EMBEDDED_PATH, build_columns
+from routeharness_routerbench.loader import EMBEDDED_PATH, build_columns, columns_to_task
 
+from routeharness import RouteHarnessError
 from routeharness.resources import task_card_path
 from routeharness.tasks import load_card
 
@@ -22,7 +26,8 @@ from routeharness.tasks import load_card
 def main(source: str) -> None:
     card = load_card(task_card_path("routerbench"))
     columns = build_columns(Path(source), [m["name"] for m in card.models])
-    table = pa.table(columns)
+    columns_to_task(columns, card.model_infos(), source, card, card.revision)
+    table = pa.table({k: v for k, v in columns.items() if k != "_origin"})
     EMBEDDED_PATH.parent.mkdir(parents=True, exist_ok=True)
     tmp = EMBEDDED_PATH.with_suffix(".tmp")
     pq.write_table(table, tmp, compression="zstd", compression_level=19)
@@ -32,4 +37,7 @@ def main(source: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/routerbench")
+    try:
+        main(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/routerbench")
+    except RouteHarnessError as exc:
+        raise SystemExit(f"Error: {exc}") from None

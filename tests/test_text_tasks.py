@@ -290,7 +290,7 @@ def test_data_build_llmrouter_loads_back_identically(tmp_path: Path, shared_data
     assert loaded.models[0].description.startswith("Llama3-ChatQA-1.5-8B")
     from routeharness.tasks import build_task
 
-    with pytest.raises(RouteHarnessError, match="not empty"):
+    with pytest.raises(RouteHarnessError, match="not an empty directory"):
         build_task("llmrouter", shared_data, tmp_path / "llmrouter")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from routeharness.hookspecs import hookimpl
+from routeharness import hookimpl
 from routeharness.resources import task_card_path
 
 

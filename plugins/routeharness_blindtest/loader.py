@@ -24,16 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from routeharness.data import (
-    COST_PREFIX,
-    SCORE_PREFIX,
-    SPLITS,
-    DataError,
-    RoutingData,
-    RoutingTask,
-    carve_validation,
-)
-from routeharness.errors import RouteHarnessError
+from routeharness import DataError, RouteHarnessError, RoutingTask, task_from_table
+from routeharness.data import COST_PREFIX, SCORE_PREFIX, carve_validation
 
 NAME = "blindtest"
 TEST_FRACTION = 0.3
@@ -139,26 +131,29 @@ def load(card: Any, data_dir: Path | None = None, subset: str | None = None,
                 raise RouteHarnessError(f"{card.path}: model {model['name']!r} needs a numeric "
                                         f"{key} (the cost model)")
     columns = read_items(folder, models)
-    split_of = assign_splits(columns["image"], columns["group"])
+    columns["split"] = list(assign_splits(columns["image"], columns["group"]))
     features = datasets.Features({
         "id": datasets.Value("string"), "prompt": datasets.Value("string"),
         "group": datasets.Value("string"), "image": datasets.Image(),
+        "split": datasets.Value("string"),
         **{k: datasets.Value("float64") for k in columns if k.startswith((SCORE_PREFIX,
                                                                           COST_PREFIX))}})
     datasets.disable_progress_bars()
     table = datasets.Dataset.from_dict(columns, features=features)
-    infos = card.model_infos()
-    splits = {}
-    for split in SPLITS:
-        rows = np.flatnonzero(split_of == split)
-        splits[split] = RoutingData.from_table(table.select(rows), source=f"{folder}[{split}]",
-                                               split=split, models=infos)
-    name = f"{NAME}-ci" if subset == "ci" else NAME
+    items = str(folder / "items.csv")
     notes = ["only 30 distinct question texts: a text-only encoder sees which template a "
              "question is, nothing more; the routing signal beyond that is in the image"]
-    return RoutingTask(name=name, version=card.version, splits=splits, source=str(folder),
-                       card=card, group_descriptions=card.group_descriptions(), notes=notes,
-                       revision=card.revision)
+    try:  # table row i is items.csv row i: a problem is reported there
+        return task_from_table(table, name=f"{NAME}-ci" if subset == "ci" else NAME,
+                               version=card.version, source=str(folder),
+                               models=card.model_infos(), card=card, revision=card.revision,
+                               group_descriptions=card.group_descriptions(), notes=notes,
+                               origins=[(items, row) for row in range(len(table))])
+    except DataError as exc:  # a score is items.csv's model column (costs come from the card)
+        if exc.column is None or not exc.column.startswith(SCORE_PREFIX):
+            raise
+        raise DataError(exc.detail, source=exc.source, row=exc.row,
+                        column=exc.column[len(SCORE_PREFIX):]) from None
 
 
 def load_ci(card: Any, data_dir: Path | None = None, **options: Any) -> RoutingTask:

@@ -16,16 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from routeharness.data import (
-    COST_PREFIX,
-    SCORE_PREFIX,
-    DataError,
-    ModelInfo,
-    RoutingData,
-    RoutingTask,
-    carve_validation,
-)
-from routeharness.errors import RouteHarnessError
+from routeharness import DataError, ModelInfo, RouteHarnessError, RoutingTask, task_from_table
+from routeharness.data import COST_PREFIX, SCORE_PREFIX, carve_validation
 
 FILE_STEMS = ("arc_challenge", "mbpp", "winograde")
 VALIDATION_FRACTION = 0.1
@@ -71,10 +63,12 @@ def _float_cell(raw: str, source: str, row: int, column: str) -> float:
 
 
 def read_upstream_csv(path: Path, models: list[str]) -> dict[str, list[Any]]:
-    """One upstream CSV -> canonical columns (no embed_text yet)."""
+    """One upstream CSV -> canonical columns (no embed_text yet), with ``_index`` (the
+    upstream row index) and ``_origin`` ((file, row) of each row, for messages)."""
     csv.field_size_limit(2**31 - 1)
     source = str(path)
-    columns: dict[str, list[Any]] = {"id": [], "prompt": [], "group": [], "_index": []}
+    columns: dict[str, list[Any]] = {"id": [], "prompt": [], "group": [], "_index": [],
+                                     "_origin": []}
     for name in models:
         columns[SCORE_PREFIX + name] = []
         columns[COST_PREFIX + name] = []
@@ -88,6 +82,7 @@ def read_upstream_csv(path: Path, models: list[str]) -> dict[str, list[Any]]:
         for row, record in enumerate(reader):
             columns["id"].append(record["sample_id"])
             columns["_index"].append(record.get("") or str(row))
+            columns["_origin"].append((source, row))
             columns["prompt"].append(_parse_prompt(record["prompt"], source, row))
             columns["group"].append(record["eval_name"])
             for name in models:
@@ -120,7 +115,8 @@ def shared_prefix_stripped(prompts: list[str], groups: list[str]) -> list[str]:
 
 
 def build_columns(data_dir: Path, models: list[str]) -> dict[str, list[Any]]:
-    """All upstream rows as canonical columns with a ``split`` column (train/validation/test)."""
+    """All upstream rows as canonical columns with a ``split`` column (train/validation/test),
+    and ``_origin``: the upstream (file, row) of each, which is not a data column."""
     directory = _upstream_dir(data_dir)
     merged: dict[str, list[Any]] = {}
     for stem in FILE_STEMS:
@@ -147,45 +143,57 @@ def build_columns(data_dir: Path, models: list[str]) -> dict[str, list[Any]]:
     return merged
 
 
-def _split_task(table: Any, models: list[ModelInfo], source: str, card: Any,
-                revision: str | None) -> RoutingTask:
-    split_values = table["split"]
-    splits = {}
-    for split in ("train", "validation", "test"):
-        rows = [i for i, v in enumerate(split_values) if v == split]
-        part = table.select(rows).remove_columns("split")
-        splits[split] = RoutingData.from_table(part, source=f"{source}[{split}]", split=split,
-                                               models=models)
-    return RoutingTask(name=card.name, version=card.version, splits=splits, source=source,
-                       card=card, group_descriptions=card.group_descriptions(),
-                       revision=revision)
+def columns_to_task(columns: dict[str, list[Any]] | Any, models: list[ModelInfo],
+                    source: str, card: Any, revision: str | None) -> RoutingTask:
+    """Canonical columns (or a table) with a ``split`` column -> the validated task, through
+    the one validation (``task_from_table``). With an ``_origin`` entry (``build_columns``)
+    a problem names the upstream CSV file, row and column."""
+    origins = columns.get("_origin") if isinstance(columns, dict) else None
+    if origins is not None:
+        columns = {k: v for k, v in columns.items() if k != "_origin"}
+    try:
+        return task_from_table(columns, name=card.name, version=card.version, source=source,
+                               models=models, card=card, revision=revision,
+                               group_descriptions=card.group_descriptions(), origins=origins)
+    except DataError as exc:
+        if origins is None or exc.column is None:
+            raise
+        raise DataError(exc.detail, source=exc.source, row=exc.row,
+                        column=upstream_column(exc.column)) from None
+
+
+def upstream_column(column: str) -> str:
+    """The upstream CSV column of a canonical one: ``score:M`` is ``M``, ``cost:M`` is
+    ``M|total_cost``; other columns keep their name."""
+    if column.startswith(SCORE_PREFIX):
+        return column[len(SCORE_PREFIX):]
+    if column.startswith(COST_PREFIX):
+        return f"{column[len(COST_PREFIX):]}|total_cost"
+    return column
 
 
 def load(card: Any, data_dir: Path | None = None, trust_hub_pickle: bool = False,
          **_: Any) -> RoutingTask:
     """The RouterBench task: from ``data_dir`` (upstream CSVs) if given, else the
     embedded copy; ``trust_hub_pickle=True`` reads the Hub's pickled DataFrame instead."""
-    import datasets
-
-    datasets.disable_progress_bars()
     models = card.model_infos()
     names = [m.name for m in models]
     if data_dir is not None:
         columns = build_columns(data_dir, names)
-        table = datasets.Dataset.from_dict(columns)
-        return _split_task(table, models, str(_upstream_dir(data_dir)), card, card.revision)
+        return columns_to_task(columns, models, str(_upstream_dir(data_dir)), card, card.revision)
     if trust_hub_pickle:
         return _load_hub_pickle(card, models)
     if not EMBEDDED_PATH.is_file():
         raise RouteHarnessError(f"the embedded RouterBench copy is missing ({EMBEDDED_PATH}); "
                                 "reinstall routeharness or pass --data-dir")
-    table = datasets.Dataset.from_parquet(str(EMBEDDED_PATH), keep_in_memory=True)
-    return _split_task(table, models, f"embedded:{EMBEDDED_PATH.name}", card, card.revision)
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(EMBEDDED_PATH)
+    return columns_to_task(table, models, f"embedded:{EMBEDDED_PATH.name}", card, card.revision)
 
 
 def _load_hub_pickle(card: Any, models: list[ModelInfo]) -> RoutingTask:
     """Opt-in only: the Hub copy is a pickled pandas DataFrame, and unpickling runs code."""
-    import datasets
     import pandas as pd
     from huggingface_hub import hf_hub_download
 
@@ -216,5 +224,4 @@ def _load_hub_pickle(card: Any, models: list[ModelInfo]) -> RoutingTask:
     split[train_rows[moved]] = "validation"
     columns["split"] = split.tolist()
     columns["embed_text"] = shared_prefix_stripped(columns["prompt"], columns["group"])
-    table = datasets.Dataset.from_dict(columns)
-    return _split_task(table, models, f"hub:{HUB_REPO}/{HUB_FILE}", card, "hub-pickle")
+    return columns_to_task(columns, models, f"hub:{HUB_REPO}/{HUB_FILE}", card, "hub-pickle")

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from routeharness.data import COST_PREFIX, SCORE_PREFIX, DataError, carve_validation
-from routeharness.errors import RouteHarnessError
+from routeharness import DataError, RouteHarnessError
+from routeharness.data import COST_PREFIX, SCORE_PREFIX, carve_validation
 from routeharness_texttasks import common
 
 NAME = "alpacaeval"

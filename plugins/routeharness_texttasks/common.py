@@ -1,6 +1,6 @@
 """Helpers shared by the text task loaders: reading upstream files with one-line errors,
-token estimates, turning canonical columns into a ``RoutingTask``, and writing the
-canonical dataset (``save_to_disk`` + ``routing.json`` + a dataset card)."""
+token estimates, turning canonical columns into a ``RoutingTask`` (``task_from_table``),
+and writing the canonical dataset (``write_task`` + a dataset card)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from routeharness.data import (
-    COST_PREFIX,
-    SCORE_PREFIX,
-    SPLITS,
+from routeharness import (
     DataError,
     ModelInfo,
-    RoutingData,
+    RouteHarnessError,
     RoutingTask,
+    task_from_table,
+    write_task,
 )
-from routeharness.errors import RouteHarnessError
+from routeharness.data import COST_PREFIX, SCORE_PREFIX, SPLITS
 
 DATA_DIR = Path(__file__).parent / "data"
 CHARS_PER_TOKEN = 4.0
@@ -142,36 +141,15 @@ def model_prices(card: Any) -> dict[str, tuple[float, float]]:
     return prices
 
 
-def columns_to_task(columns: dict[str, list[Any]], card: Any, source: str,
+def columns_to_task(columns: dict[str, list[Any]] | Any, card: Any, source: str,
                     models: list[ModelInfo] | None = None,
                     revision: str | None = None) -> RoutingTask:
-    """Canonical columns with a ``split`` column -> a validated ``RoutingTask``."""
-    import datasets
-
-    datasets.disable_progress_bars()
-    table = datasets.Dataset.from_dict(columns)
-    return table_to_task(table, card, source, models, revision)
-
-
-def table_to_task(table: Any, card: Any, source: str, models: list[ModelInfo] | None = None,
-                  revision: str | None = None) -> RoutingTask:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from routeharness.data import arrow_table
-
-    models = models if models is not None else card.model_infos()
-    # split on the Arrow table: datasets' row-wise select/flatten is 100x slower here
-    arrow = arrow_table(table)
-    splits = {}
-    for split in SPLITS:
-        part = arrow.filter(pc.equal(arrow.column("split"), pa.scalar(split)))
-        splits[split] = RoutingData.from_table(part.drop_columns(["split"]),
-                                               source=f"{source}[{split}]", split=split,
-                                               models=models)
-    return RoutingTask(name=card.name, version=card.version, splits=splits, source=source,
-                       card=card, group_descriptions=card.group_descriptions(),
-                       notes=_notes(card), revision=revision or card.revision)
+    """Canonical columns (or a table) with a ``split`` column -> a validated
+    ``RoutingTask``, through the one validation (``task_from_table``)."""
+    return task_from_table(columns, name=card.name, version=card.version, source=source,
+                           models=models if models is not None else card.model_infos(),
+                           card=card, revision=revision or card.revision,
+                           group_descriptions=card.group_descriptions(), notes=_notes(card))
 
 
 def _notes(card: Any) -> list[str]:
@@ -186,15 +164,13 @@ def embedded_path(name: str) -> Path:
 
 def load_embedded(card: Any) -> RoutingTask:
     """The task from the canonical copy shipped in the package (``data/<name>.parquet``)."""
-    import datasets
+    import pyarrow.parquet as pq
 
     path = embedded_path(card.name)
     if not path.is_file():
         raise RouteHarnessError(f"the embedded {card.name} copy is missing ({path}); "
                                 "reinstall routeharness or pass --data-dir")
-    datasets.disable_progress_bars()
-    table = datasets.Dataset.from_parquet(str(path), keep_in_memory=True)
-    return table_to_task(table, card, f"embedded:{path.name}")
+    return columns_to_task(pq.read_table(path), card, f"embedded:{path.name}")
 
 
 def write_embedded(columns: dict[str, list[Any]], name: str) -> Path:
@@ -209,27 +185,17 @@ def write_embedded(columns: dict[str, list[Any]], name: str) -> Path:
 
 
 def save_canonical(task: RoutingTask, out_dir: Path, card: Any, built_from: str) -> Path:
-    """Write ``task`` as a ``datasets`` DatasetDict (``save_to_disk``) with the
-    ``routing.json`` sidecar (name, version, models, groups) and a README.md dataset card.
-    ``routeharness.tasks.load_local`` loads the result."""
-    import datasets
-
-    from routeharness.tasks import SIDECAR
-
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise RouteHarnessError(f"{out_dir}: output directory exists and is not empty")
-    datasets.disable_progress_bars()
-    dataset_dict = datasets.DatasetDict({split: datasets.Dataset.from_dict(
-        task.splits[split].to_columns()) for split in SPLITS})
-    dataset_dict.save_to_disk(str(out_dir))
-    meta = {"name": task.name, "version": task.version, "license": card.license,
-            "source": card.source, "built_from": built_from,
-            "models": [m.to_dict() for m in task.models],
-            "groups": dict(task.group_descriptions)}
-    (out_dir / SIDECAR).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-    (out_dir / "README.md").write_text(dataset_card(task, card, built_from), encoding="utf-8")
-    return out_dir
+    """Write ``task`` as the canonical dataset (``write_task``: a ``datasets`` DatasetDict
+    and the ``routing.json`` sidecar, with the card's license and source) plus a README.md
+    dataset card. ``routeharness.tasks.load_local`` loads the result."""
+    out = write_task(task, out_dir, meta={"license": card.license, "source": card.source,
+                                          "built_from": built_from})
+    try:
+        (out / "README.md").write_text(dataset_card(task, card, built_from), encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"cannot write: {exc.strerror or exc}",
+                        source=str(out / "README.md")) from None
+    return out
 
 
 def dataset_card(task: RoutingTask, card: Any, built_from: str) -> str:

@@ -3,7 +3,9 @@
     python -m routeharness_texttasks.embed ../shared/data [alpacaeval llmrouter]
 
 Each copy is the canonical table (id, prompt, group, split, score:*, cost:*) as a zstd
-parquet file in ``data/``; tests check that it equals a fresh load from the mirror. Only
+parquet file in ``data/`` (the one file the loader reads; ``data build`` writes the
+canonical folder with ``write_task``), validated by ``task_from_table`` before it is
+written; tests check that it equals a fresh load from the mirror. Only
 tasks whose data may be redistributed are embedded: alpacaeval (CC BY-NC 4.0, with
 ``data/alpacaeval.LICENSE.md`` beside it) and llmrouter (MIT). RouterDC's data has no
 licence upstream and is never embedded.
@@ -44,7 +46,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"not embeddable: {', '.join(refused)} (only {', '.join(TASK_NAMES)}"
                          " may be redistributed in the package)")
     for name in names:
-        path = common.write_embedded(columns_for(name, data_dir), name)
+        columns = columns_for(name, data_dir)
+        # the one validation first: a bad mirror row stops here, before anything is written
+        common.columns_to_task(columns, common.load_card_of(name), str(data_dir))
+        path = common.write_embedded(columns, name)
         print(f"{name}: {path} ({path.stat().st_size / 1e6:.2f} MB)")
 
 

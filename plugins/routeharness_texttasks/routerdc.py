@@ -19,7 +19,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from routeharness.data import SCORE_PREFIX, DataError
+from routeharness import DataError
+from routeharness.data import SCORE_PREFIX
 from routeharness_texttasks import common
 
 NAME = "routerdc"

@@ -22,22 +22,25 @@ import hashlib
 import json
 import math
 import shutil
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from routeharness.data import COST_PREFIX, SCORE_PREFIX, DataError, carve_validation
-from routeharness.errors import RouteHarnessError
+from routeharness import DataError, ModelInfo, RouteHarnessError, task_from_table, write_task
+from routeharness.data import COST_PREFIX, SCORE_PREFIX, SPLITS, carve_validation
+from routeharness_vhelm.download import (
+    BASE_URL,
+    fetch_url,
+    image_bytes,
+    mirror_suite,
+    read_json,
+)
 
 NAME = "vhelm-mm"
 DEFAULT_SUITE = "v2.1.0"
-BASE_URL = "https://storage.googleapis.com/crfm-helm-public/vhelm/benchmark_output"
 METRICS_FILE = Path(__file__).parent / "data" / "main_metrics.json"
-RUN_FILES = ("run_spec.json", "per_instance_stats.json", "instances.json")
 # a bias probe whose "correct" reference is "unclear": not an accuracy to route on
 EXCLUDED_SCENARIOS = ("pairs",)
 TEST_FRACTION = 0.3
@@ -47,15 +50,6 @@ BUILD_VERSION = 1
 
 
 # --- reading the run files ----------------------------------------------------------------
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError("file not found", source=str(path)) from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DataError(f"invalid JSON: {exc}", source=str(path)) from None
-
-
 def run_key(run_name: str) -> tuple[str, str]:
     """``"vqa:model=a_b,groups=vqa_base"`` -> (``"vqa:groups=vqa_base"``, ``"vqa"``):
     the run without its model (identical across models), and the scenario."""
@@ -154,9 +148,9 @@ def read_instances(run_dir: Path) -> dict[tuple[str, str], dict[str, Any]]:
     ``scenario_state.json``'s request states."""
     path = run_dir / "instances.json"
     if path.is_file():
-        items = _read_json(path)
+        items = read_json(path)
     elif (run_dir / "scenario_state.json").is_file():
-        state = _read_json(run_dir / "scenario_state.json")
+        state = read_json(run_dir / "scenario_state.json")
         items = [rs["instance"] for rs in state.get("request_states", []) if "instance" in rs]
     else:
         raise DataError("neither instances.json nor scenario_state.json", source=str(run_dir))
@@ -171,7 +165,7 @@ def main_metrics(suite_dir: Path, suite: str) -> dict[str, dict[str, str]]:
     the copy of HELM's schema for this suite (HEAD's for an unknown suite)."""
     schema = suite_dir / "schema.json"
     if schema.is_file():
-        data = _read_json(schema)
+        data = read_json(schema)
         groups = {}
         for group in data.get("run_groups", []):
             env = group.get("environment") or {}
@@ -182,108 +176,6 @@ def main_metrics(suite_dir: Path, suite: str) -> dict[str, dict[str, str]]:
             return groups
     table = json.loads(METRICS_FILE.read_text(encoding="utf-8"))["suites"]
     return table.get(suite, table["HEAD"])["groups"]
-
-
-# --- images ---------------------------------------------------------------------------------
-def image_bytes(location: str, root: Path, fetch: Callable[[str, Path], Path] | None,
-                cache: Path, base_url: str = BASE_URL) -> tuple[bytes, str]:
-    """(bytes, file name) of a MediaObject location: an http(s) URL (downloaded), an
-    existing path, or a path under ``benchmark_output/`` resolved against the local
-    ``root`` (the benchmark_output directory), else downloaded from ``base_url`` (the
-    source URL, or the published bucket), as HELM's frontend serves it."""
-    if location.startswith(("http://", "https://")):
-        if fetch is None:
-            raise DataError(f"image {location} is a URL and downloads are off", source=location)
-        target = cache / hashlib.sha256(location.encode()).hexdigest()[:16] / \
-            Path(urllib.parse.urlparse(location).path).name
-        return fetch(location, target).read_bytes(), target.name
-    relative = location.split("benchmark_output/", 1)[1] if "benchmark_output/" in location \
-        else location
-    for candidate in (Path(location), root / relative):
-        if candidate.is_file():
-            return candidate.read_bytes(), candidate.name
-    if fetch is None:
-        raise DataError(f"image not found under {root} (and downloads are off)",
-                        source=location)
-    url = f"{base_url.rstrip('/')}/" + "/".join(urllib.parse.quote(p) for p in relative.split("/"))
-    target = cache / relative
-    return fetch(url, target).read_bytes(), target.name
-
-
-# --- download with resume -------------------------------------------------------------------
-def fetch_url(url: str, target: Path, *, progress: bool = True, timeout: float = 60) -> Path:
-    """Download ``url`` to ``target`` (kept if already complete). A partial
-    ``target.part`` is resumed with an HTTP Range request; a server that ignores the range
-    (200) restarts it. A progress bar shows bytes done."""
-    if target.is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(target.name + ".part")
-    done = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={done}-"} if done else {})
-    try:
-        response = urllib.request.urlopen(request, timeout=timeout)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 416 and done:  # the range starts at the end: the part is complete
-            part.replace(target)
-            return target
-        raise RouteHarnessError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise RouteHarnessError(f"cannot download {url}: {exc} (offline? build from a local "
-                                "copy: --source DIR)") from None
-    with response:
-        resumed = response.status == 206
-        length = response.headers.get("Content-Length")
-        total = (int(length) + (done if resumed else 0)) if length else None
-        mode = "ab" if resumed else "wb"
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TransferSpeedColumn,
-        )
-
-        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                      TransferSpeedColumn(), disable=not progress, transient=True) as bar:
-            task = bar.add_task(f"downloading {target.name}", total=total,
-                                completed=done if resumed else 0)
-            with part.open(mode) as handle:
-                while True:
-                    chunk = response.read(1 << 16)
-                    if not chunk:
-                        break
-                    handle.write(chunk)
-                    bar.advance(task, len(chunk))
-    part.replace(target)
-    return target
-
-
-def mirror_suite(base_url: str, suite: str, cache: Path,
-                 fetch: Callable[[str, Path], Path]) -> Path:
-    """Download a suite's run list and each run's files under ``cache/runs/<suite>/``;
-    returns ``cache`` (a local benchmark_output root)."""
-    base = base_url.rstrip("/")
-    suite_dir = cache / "runs" / suite
-    for name in ("run_specs.json", "schema.json"):
-        try:
-            fetch(f"{base}/runs/{suite}/{name}", suite_dir / name)
-        except RouteHarnessError:
-            if name == "run_specs.json":
-                raise
-    specs = _read_json(suite_dir / "run_specs.json")
-    for spec in specs:
-        run = spec["name"]
-        quoted = urllib.parse.quote(run, safe="")
-        for file in RUN_FILES[:2]:
-            fetch(f"{base}/runs/{suite}/{quoted}/{file}", suite_dir / run / file)
-        try:  # instances.json is written by helm-summarize; scenario_state.json by helm-run
-            fetch(f"{base}/runs/{suite}/{quoted}/instances.json",
-                  suite_dir / run / "instances.json")
-        except RouteHarnessError:
-            fetch(f"{base}/runs/{suite}/{quoted}/scenario_state.json",
-                  suite_dir / run / "scenario_state.json")
-    return cache
 
 
 # --- the build --------------------------------------------------------------------------------
@@ -317,7 +209,7 @@ def collect(suite_dir: Path, suite: str, root: Path, prices: dict[str, dict[str,
     if not run_dirs:
         raise RouteHarnessError(f"{suite_dir}: no run directories with per_instance_stats.json")
     for run_dir in run_dirs:
-        spec = _read_json(run_dir / "run_spec.json")
+        spec = read_json(run_dir / "run_spec.json")
         run_name = str(spec.get("name") or run_dir.name)
         key, scenario = run_key(run_name)
         if scenario in EXCLUDED_SCENARIOS:
@@ -338,7 +230,7 @@ def collect(suite_dir: Path, suite: str, root: Path, prices: dict[str, dict[str,
             or "data_augmentation=" in run_name
         if model not in models:
             models.append(model)
-        stats = merge_instance_stats(_read_json(run_dir / "per_instance_stats.json"),
+        stats = merge_instance_stats(read_json(run_dir / "per_instance_stats.json"),
                                      str(run_dir / "per_instance_stats.json"))
         instances = read_instances(run_dir)
         for (instance_id, pert), instance_stats in stats.items():
@@ -457,26 +349,24 @@ def build(source: str | Path, out_dir: Path, suite: str | None = None, download:
                                                                           COST_PREFIX))}})
     datasets.disable_progress_bars()
     table = datasets.Dataset.from_dict(columns, features=features)
-    splits = {}
-    for split in ("train", "validation", "test"):
-        rows_of = [i for i, s in enumerate(columns["split"]) if s == split]
-        if not rows_of:
+    for split in SPLITS:
+        if split not in columns["split"]:
             raise RouteHarnessError(f"{suite_dir}: too few instances for a {split} split "
                                     f"({len(ordered)} rows)")
-        splits[split] = table.select(rows_of).remove_columns("split")
-    datasets.DatasetDict(splits).save_to_disk(str(out_dir))
     card_models = {m["name"]: m for m in card.models}
+    model_dicts = [{k: v for k, v in card_models[m].items() if k != "notes"} for m in models]
+    # the one validation, then the one writer: a bad build writes no dataset
+    task = task_from_table(table, name=NAME, version=card.version, source=base_url or str(root),
+                           models=[ModelInfo.from_dict(m) for m in model_dicts], card=card)
     meta = {
-        "name": NAME, "version": card.version, "build_version": BUILD_VERSION,
-        "suite": suite, "source": base_url or str(root),
-        "models": [{k: v for k, v in card_models[m].items() if k != "notes"} for m in models],
-        "groups": {g: "" for g in sorted({complete[r]["group"] for r in ordered})},
+        "build_version": BUILD_VERSION, "suite": suite, "source": base_url or str(root),
+        "models": model_dicts,
         "counts": {"rows": len(ordered), "dropped_incomplete": len(rows) - len(complete),
-                   **{s: len(d) for s, d in splits.items()}},
+                   **{s: task.splits[s].n for s in SPLITS}},
         "notes": ["num_prompt_tokens counts text only: image input tokens are not in the cost",
                   "rows are instances with a main-metric value for every model"],
     }
-    (out_dir / "routing.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-    if cache.is_dir():  # built: the raw copy is no longer needed
+    if cache.is_dir():  # everything is read: the raw copy is no longer needed
         shutil.rmtree(cache, ignore_errors=True)
+    write_task(task, out_dir, meta=meta)
     return out_dir

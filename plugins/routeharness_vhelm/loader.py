@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from routeharness.errors import RouteHarnessError
+from routeharness import RouteHarnessError
 
 NAME = "vhelm-mm"
 HOW_TO_BUILD = ("build it first: routeharness data build vhelm-mm --source DIR_OR_URL "

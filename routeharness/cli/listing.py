@@ -4,37 +4,36 @@ from __future__ import annotations
 
 import click
 
-from routeharness.cli._app import _console, _report_failed_plugins, cli
+from routeharness.cli._app import _report_failed_plugins, cli
 from routeharness.cli.render import emit, format_option
 from routeharness.tables import ReportTable
 
 
-def _registry_table(kind: str, title: str) -> None:
-    from rich.table import Table
-
+def registry_table(kind: str, title: str) -> ReportTable:
+    """The registered ``kind`` entries (router, encoder) as one plain-text table."""
     from routeharness.registry import get_registry
 
-    table = Table(title=title)
-    for column in ("name", "description", "plugin", "distribution"):
-        table.add_column(column)
+    table = ReportTable(title, ["name", "description", "plugin", "distribution"])
     for entry in get_registry(kind).entries():
-        table.add_row(entry.name, entry.description, entry.plugin,
-                      f"{entry.distribution} {entry.version}")
-    _console().print(table)
+        table.add([entry.name, entry.description, entry.plugin,
+                   f"{entry.distribution} {entry.version}"])
+    return table
+
+
+@cli.command()
+@format_option
+def routers(fmt: str) -> None:
+    """List the registered routers."""
+    emit([registry_table("router", "Routers")], fmt)
     _report_failed_plugins()
 
 
-
 @cli.command()
-def routers() -> None:
-    """List the registered routers."""
-    _registry_table("router", "Routers")
-
-
-@cli.command()
-def encoders() -> None:
+@format_option
+def encoders(fmt: str) -> None:
     """List the registered encoders."""
-    _registry_table("encoder", "Encoders")
+    emit([registry_table("encoder", "Encoders")], fmt)
+    _report_failed_plugins()
 
 
 def licence_summary(licence: str) -> str:
