@@ -243,14 +243,14 @@ def test_capabilities_gate_the_checks():
 def test_scrambled_labels_prove_nothing_leaks_through_route_split(monkeypatch):
     """A router that could see test labels through the harness would change its routes
     when they are scrambled; the check scrambles them on the path evaluate uses."""
-    import routeharness.evaluate as evaluate_module
+    import routeharness.scoring as scoring_module
     from routeharness.testing import checks
 
     def leaky_route_split(router, X, data, lams, cost_scale):  # a harness bug, simulated
         best = np.nan_to_num(data.scores, nan=0.0).argmax(axis=1)
         return np.tile(best, (len(lams), 1))
 
-    monkeypatch.setattr(evaluate_module, "route_split", leaky_route_split)
+    monkeypatch.setattr(scoring_module, "route_split", leaky_route_split)
     with pytest.raises(AssertionError, match="test labels were scrambled"):
         checks.check_no_test_labels(_Good())
 
