@@ -79,7 +79,8 @@ def submission_file(boards, tmp_path_factory, minilm) -> Path:
 
 @pytest.fixture
 def submission(submission_file) -> dict[str, Any]:
-    return load_submission(submission_file)
+    """The submission as plain data, for the tests that edit it by hand."""
+    return load_submission(submission_file).to_dict()
 
 
 # --- boards -------------------------------------------------------------------------------
@@ -96,11 +97,11 @@ def test_builtin_boards_parse():
     ({"homepage": "x"}, "unknown key"),
     ({"name": "mbpp"}, "must end in '-v1'"),
     ({"version": 2}, "must end in '-v2'"),
-    ({"main_metric": "accuracy"}, "main_metric must be one of"),
+    ({"main_metric": "accuracy"}, "key 'main_metric' must be one of"),
     ({"protocol": {"tune": False, "bootstrap": 0}}, "protocol: unknown key"),
-    ({"seeds": []}, "seeds must be a non-empty list"),
-    ({"tasks": [{"name": "routerbench"}]}, r"tasks\[0\] must be"),
-    ({"version": True}, "wrong type"),
+    ({"seeds": []}, "key 'seeds' must be a non-empty list"),
+    ({"tasks": [{"name": "routerbench"}]}, r"tasks\[0\] \(routerbench\): missing required"),
+    ({"version": True}, "key 'version' must be int, got bool"),
 ])
 def test_board_schema_is_strict(change, message, tmp_path):
     import yaml
@@ -178,7 +179,7 @@ def _other_protocol(data):
 @pytest.mark.parametrize("edit, messages", [
     (_changed_number, ["record 0 (knn on routerbench:mbpp, seed 0): metrics.auc",
                        "does not match its curve", "checksum mismatch"]),
-    (_missing_task, [f"task '{TASK}' is missing"]),
+    (_missing_task, ["result.tasks: empty"]),  # its records name a task the file lacks
     (_wrong_board_version, [f"board version 2 does not match the local board {BOARD} (version 1)"]),
     (_fingerprint, [f"task '{TASK}': data fingerprint 000000000000... does not match the local data"]),
     (_missing_seed, [f"no record for router 'knn' on task '{TASK}', seed 1"]),
@@ -239,7 +240,7 @@ def populated(boards, submission_file, tmp_path_factory) -> Path:
     shutil.copy(submission_file, folder / "knn.json")
     board = load_board(BOARD, root)
     save_submission(run_board(board, "best-single"), folder / "best-single.json")
-    edited = _changed_number(load_submission(submission_file))
+    edited = _changed_number(load_submission(submission_file).to_dict())
     edited["router"]["name"] = "edited"
     save_submission(edited, folder / "edited.json")
     return root
@@ -255,7 +256,7 @@ def test_show_ranks_the_valid_submissions(populated, cli):
     assert means == sorted(means, reverse=True) and [r["rank"] for r in shown["ranking"]] == [1, 2]
     for row in shown["ranking"]:  # the numbers are the files' own
         data = load_submission(populated / BOARD / "submissions" / f"{row['router']}.json")
-        assert row["main"] == pytest.approx(data["scores"]["overall"]["auc"])
+        assert row["main"] == pytest.approx(data.scores["overall"]["auc"])
     assert [r["file"] for r in shown["rejected"]] == ["edited.json"]
     assert "edited.json is not a valid submission" in done.stderr
 
@@ -309,13 +310,24 @@ def test_html_renders_in_headless_chromium(populated, tmp_path, cli):
 
 
 # --- the seeded boards --------------------------------------------------------------------
+#: seeded files made under protocol version 1 and not yet re-run under version 2 (text-v1
+#: needs its four tasks' data and about an hour of encoding on a busy 2-core machine):
+#: their one problem must be the protocol version, by name. Remove an entry once re-run.
+STALE = {"text-v1/knn.json", "text-v1/best-single.json", "text-v1/random.json"}
+
+
 def _seeded(check_data: bool, boards: set[str] | None = None) -> int:
     checked = 0
     for name in board_names():
         board = load_board(name)
-        for path in sorted(board.submissions_dir.glob("*.json")):
+        for path in board.submission_files():
             data_here = check_data and (boards is None or name in boards)
-            problems = validate_submission(load_submission(path), check_data=data_here)
+            problems = validate_submission(load_submission(path), board=board,
+                                           check_data=data_here)
+            if f"{name}/{path.name}" in STALE:
+                assert len(problems) == 1 and problems[0].startswith(
+                    "made under protocol version 1; board text-v1 runs version 2"), problems
+                continue
             assert problems == [], f"{path}: {problems}"
             checked += 1
     return checked
@@ -324,9 +336,10 @@ def _seeded(check_data: bool, boards: set[str] | None = None) -> int:
 def test_seeded_submissions_are_valid():
     """Every accepted file validates; routerbench-v1's against the local data too (the
     text-v1 tasks take longer to load: see the slow test below)."""
-    assert _seeded(check_data=True, boards={"routerbench-v1"}) >= 6
+    assert _seeded(check_data=True, boards={"routerbench-v1"}) >= 7
     shown = ranking(load_board("routerbench-v1"))
     assert {row["router"] for row in shown.rows} >= {"knn", "best-single"} and not shown.rejected
+    assert shown.rows[-1]["router"] == "oracle" and shown.rows[-1]["rank"] is None
 
 
 @pytest.mark.slow

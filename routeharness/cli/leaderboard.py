@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import math
 import sys
+from typing import Any
 
 import click
 
-from routeharness.cli._app import _console, _RichReporter, cli, print_tables
+from routeharness.cli._app import (
+    _RichReporter,
+    cache_dir_option,
+    cli,
+    data_dir_option,
+    print_tables,
+    quiet_option,
+)
+from routeharness.cli.render import FORMATS, console, emit, format_option
+from routeharness.errors import RouteHarnessError
 
 
 @cli.group()
@@ -19,23 +30,28 @@ _boards_dir_option = click.option(
     envvar="ROUTEHARNESS_LEADERBOARDS", help="Directory of boards (default: the built-in ones).")
 
 
+def _warn(message: str) -> None:
+    """A plain-text warning on stderr (file and router names are never read as markup)."""
+    click.echo(f"warning: {message}", err=True)
+
+
 @leaderboard.command(name="list")
 @_boards_dir_option
-def leaderboard_list(boards_dir: str | None) -> None:
-    """List the boards and how many accepted submissions each has."""
-    from rich.table import Table
-
+@format_option
+def leaderboard_list(boards_dir: str | None, fmt: str) -> None:
+    """List the boards and how many submission files each has."""
     from routeharness.leaderboard import board_names, load_board
+    from routeharness.tables import ReportTable
 
-    table = Table(title="Leaderboards")
-    for column in ("board", "tasks", "seeds", "main metric", "submissions"):
-        table.add_column(column)
+    table = ReportTable(title="Leaderboards",
+                        headers=["board", "tasks", "seeds", "main metric", "submissions"],
+                        right={4})
     for name in board_names(boards_dir):
         board = load_board(name, boards_dir)
-        count = len(list(board.submissions_dir.glob("*.json"))) if board.submissions_dir.is_dir() else 0
-        table.add_row(name, ", ".join(f"{t.name} v{t.version}" for t in board.tasks),
-                      ",".join(map(str, board.seeds)), board.main_metric, str(count))
-    _console().print(table)
+        table.add([name, ", ".join(f"{t.name} v{t.version}" for t in board.tasks),
+                   ",".join(map(str, board.seeds)), board.main_metric,
+                   str(len(board.submission_files()))])
+    emit([table], fmt)
 
 
 @leaderboard.command(name="run")
@@ -44,162 +60,161 @@ def leaderboard_list(boards_dir: str | None) -> None:
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="Submission file (default: submission-BOARD-ROUTER.json).")
 @_boards_dir_option
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              envvar="ROUTEHARNESS_DATA", help="Directory of upstream data.")
-@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
-              envvar="ROUTEHARNESS_CACHE", help="Embedding cache.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@data_dir_option
+@cache_dir_option
+@format_option
+@quiet_option
 def leaderboard_run(board: str, router: str, output: str | None, boards_dir: str | None,
-                    data_dir: str | None, cache_dir: str | None, quiet: bool) -> None:
+                    data_dir: str | None, cache_dir: str | None, fmt: str, quiet: bool) -> None:
     """Run BOARD's full protocol for a router and write a submission file."""
-    from routeharness.leaderboard import load_board, run_board, save_submission
+    from routeharness.leaderboard import load_board, run_board
+    from routeharness.records import check_output_path
     from routeharness.registry import get_registry
 
     get_registry("router").get(router)  # a typo fails before any work
     definition = load_board(board, boards_dir)
+    path = check_output_path(output or f"submission-{definition.name}-{router}.json",
+                             "submission")
     submission = run_board(definition, router, data_dir=data_dir, cache_dir=cache_dir,
                            reporter=_RichReporter(quiet))
-    print_tables(submission["result"])
-    path = save_submission(submission, output or f"submission-{definition.name}-{router}.json")
-    overall = submission["scores"]["overall"][definition.main_metric]
-    _console().print(f"{definition.name}: {router} mean {definition.main_metric} = "
-                     f"{overall:.2f} over {len(definition.tasks)} task(s) x "
-                     f"{len(definition.seeds)} seed(s)")
-    _console(stderr=True).print(f"submission saved to {path}")
+    submission.save(path)  # saved before anything is printed
+    console(stderr=True).print(f"submission saved to {path}")
+    print_tables(submission.result, fmt)
+    overall = submission.scores["overall"].get(definition.main_metric)
+    shown = f"{overall:.2f}" if overall is not None and math.isfinite(overall) else "-"
+    console(stderr=fmt != "rich").print(
+        f"{definition.name}: {router} mean {definition.main_metric} = {shown} over "
+        f"{len(definition.tasks)} task(s) x {len(definition.seeds)} seed(s)")
+
+
+def _board_of(path: str, data: Any, boards_dir: str | None) -> Any:
+    """The board of the folder holding ``path``, else the one ``data`` names."""
+    from routeharness.leaderboard import board_for
+
+    return board_for(data, path=path, directory=boards_dir)
 
 
 @leaderboard.command(name="validate")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path())
 @_boards_dir_option
 @click.option("--no-data", is_flag=True, help="Skip comparing data fingerprints with local data.")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              envvar="ROUTEHARNESS_DATA", help="Directory of upstream data.")
+@data_dir_option
 def leaderboard_validate(file: str, boards_dir: str | None, no_data: bool,
                          data_dir: str | None) -> None:
-    """Check a submission: schema, board version, tasks, numbers, checksum, fingerprints."""
+    """Check a submission: schema, board version, tasks and seeds, numbers, checksum,
+    fingerprints. A file in a board's submissions/ folder is checked against that board."""
     from routeharness.leaderboard import load_submission, validate_submission
 
     data = load_submission(file)
-    problems = validate_submission(data, directory=boards_dir, check_data=not no_data,
+    board = _board_of(file, data, boards_dir)
+    problems = validate_submission(data, board=board, check_data=not no_data,
                                    data_dir=data_dir)
-    console = _console()
+    out = console()
     if problems:
-        console.print(f"[bold red]invalid[/] {file}: {len(problems)} problem(s)")
+        out.print(f"invalid {file}: {len(problems)} problem(s)", style="bold red")
         for problem in problems:
-            console.print(f"  - {problem}", markup=False, highlight=False, soft_wrap=True)
+            out.print(f"  - {problem}", soft_wrap=True)
         sys.exit(1)
-    board = data["board"]
-    console.print(f"[green]valid[/] {file}: router {data['router']['name']} "
-                  f"({data['router']['distribution']} {data['router']['version']}) on "
-                  f"{board['name']} v{board['version']}, {len(data['result']['records'])} "
-                  f"record(s)" + (", data fingerprints match" if not no_data else ""))
+    router = data.router
+    out.print(f"valid {file}: router {data.router_name} ({router.get('distribution')} "
+              f"{router.get('version')}) on {board.name} v{board.version}, "
+              f"{len(data.result.records)} record(s)"
+              + (", data fingerprints match" if not no_data else ""), soft_wrap=True)
 
 
 @leaderboard.command(name="verify")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path())
 @_boards_dir_option
 @click.option("--tolerance", type=float, default=None,
-              help="Relative tolerance per number (default: the board's).")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              envvar="ROUTEHARNESS_DATA", help="Directory of upstream data.")
-@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
-              envvar="ROUTEHARNESS_CACHE", help="Embedding cache.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+              help="Relative tolerance per number, >= 0 (default: the board's).")
+@data_dir_option
+@cache_dir_option
+@format_option
+@quiet_option
 def leaderboard_verify(file: str, boards_dir: str | None, tolerance: float | None,
-                       data_dir: str | None, cache_dir: str | None, quiet: bool) -> None:
+                       data_dir: str | None, cache_dir: str | None, fmt: str,
+                       quiet: bool) -> None:
     """Re-run a submission and report each number that differs beyond the tolerance."""
-    from rich.table import Table
-
-    from routeharness.leaderboard import load_board, load_submission, verify_submission
+    from routeharness.leaderboard import (
+        check_tolerance,
+        load_submission,
+        verify_submission,
+        verify_table,
+    )
     from routeharness.registry import get_registry
 
+    if tolerance is not None:
+        check_tolerance(tolerance)  # before any work
     data = load_submission(file)
-    board = load_board(data["board"]["name"], boards_dir)
-    entry = get_registry("router").get(data["router"]["name"])
-    if (entry.distribution, entry.version) != (data["router"]["distribution"],
-                                               data["router"]["version"]):
-        _console(stderr=True).print(
-            f"[yellow]warning:[/] the submission was made with {data['router']['distribution']} "
-            f"{data['router']['version']}; installed here: {entry.distribution} {entry.version}")
-    rows, _ = verify_submission(data, directory=boards_dir, tolerance=tolerance,
-                                data_dir=data_dir, cache_dir=cache_dir,
-                                reporter=_RichReporter(quiet))
+    board = _board_of(file, data, boards_dir)
+    entry = get_registry("router").get(data.router_name)
+    router = data.router
+    if (entry.distribution, entry.version) != (router.get("distribution"), router.get("version")):
+        _warn(f"the submission was made with {router.get('distribution')} "
+              f"{router.get('version')}; installed here: {entry.distribution} {entry.version}")
+    rows, _ = verify_submission(data, board=board, tolerance=tolerance, data_dir=data_dir,
+                                cache_dir=cache_dir, reporter=_RichReporter(quiet))
     tol = board.tolerance if tolerance is None else tolerance
+    emit([verify_table(rows, f"verify {file}: router {data.router_name} on {board.name} "
+                             f"(relative tolerance {tol:g})")], fmt)
     differing = [r for r in rows if not r.ok]
-    console = _console()
-    table = Table(title=f"verify {file}: router {data['router']['name']} on {board.name} "
-                        f"(relative tolerance {tol:g})", title_justify="left")
-    for column in ("task", "seed", "number", "submitted", "re-run", "status"):
-        table.add_column(column)
-
-    def show(value: object) -> str:
-        if isinstance(value, float):
-            return f"{value:.6g}"
-        if isinstance(value, list):
-            return "[" + ", ".join(show(v) for v in value) + "]"
-        return str(value)
-
-    for r in rows:
-        table.add_row(r.task, str(r.seed), r.metric, show(r.submitted), show(r.rerun),
-                      "[green]same[/]" if r.ok else "[bold red]DIFFERS[/]")
-    console.print(table)
+    out = console(stderr=fmt != "rich")
     if differing:
-        console.print(f"[bold red]{len(differing)} of {len(rows)} number(s) differ[/]")
+        out.print(f"{len(differing)} of {len(rows)} number(s) differ", style="bold red")
         sys.exit(1)
-    console.print(f"[green]verified[/]: all {len(rows)} numbers reproduce")
+    out.print(f"verified: all {len(rows)} numbers reproduce", style="green")
 
 
 @leaderboard.command(name="show")
 @click.argument("board")
-@click.option("--format", "fmt", type=click.Choice(["rich", "markdown", "json", "html"]),
-              default="rich", show_default=True, help="Output format.")
+@click.option("--format", "fmt", type=click.Choice([*FORMATS, "html"]), default="rich",
+              show_default=True, help="Output format: rich, Markdown, JSON or one HTML page.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="Write to this file instead of standard output.")
 @_boards_dir_option
 def leaderboard_show(board: str, fmt: str, output: str | None, boards_dir: str | None) -> None:
-    """Render BOARD's ranking of accepted submissions (leaderboards/BOARD/submissions/)."""
+    """Render BOARD's ranking of accepted submissions (leaderboards/BOARD/submissions/);
+    a file that does not validate against this board is listed as rejected."""
     from routeharness.leaderboard import (
         load_board,
         ranking,
+        ranking_table,
         render_html,
         render_json,
         render_markdown,
-        table_rows,
     )
+    from routeharness.records import check_output_path
 
-    result = ranking(load_board(board, boards_dir))
+    definition = load_board(board, boards_dir)
+    if output is not None:
+        target = check_output_path(output)
+        if any(target.resolve() == p.resolve()
+               for p in [definition.path, *definition.submission_files()]):
+            raise RouteHarnessError(f"--output {output} is one of the board's own files")
+    result = ranking(definition)
     for name, problems in result.rejected:
-        _console(stderr=True).print(f"[yellow]warning:[/] {name} is not a valid submission and "
-                                    f"is left out: {'; '.join(problems)}", markup=True)
+        _warn(f"{name} is not a valid submission and is left out: {'; '.join(problems)}")
     if fmt == "rich":
-        from rich.table import Table
-
-        header, rows = table_rows(result)
-        definition = result.board
-        table = Table(title=f"{definition.name} (v{definition.version}): "
-                            f"{definition.main_metric}, encoder {definition.encoder}, "
-                            f"seeds {list(definition.seeds)}", title_justify="left")
-        for column in header:
-            table.add_column(column, justify="left" if column in ("router", "distribution")
-                             else "right")
-        for row in rows:
-            table.add_row(*row)
-        console = _console(stderr=False) if output is None else None
-        if console is not None:
-            console.print(table)
+        if output is None:
+            emit([ranking_table(result)], "rich")
             return
-        from rich.console import Console
-
-        with open(output, "w", encoding="utf-8") as handle:
-            Console(file=handle, width=160).print(table)
-        return
-    text = {"markdown": render_markdown, "json": render_json, "html": render_html}[fmt](result)
-    if output:
-        from pathlib import Path
-
-        Path(output).write_text(text, encoding="utf-8")
-        _console(stderr=True).print(f"{fmt} leaderboard written to {output}")
+        text = _rich_text(ranking_table(result))
     else:
+        text = {"markdown": render_markdown, "json": render_json,
+                "html": render_html}[fmt](result)
+    if output is None:
         click.echo(text, nl=False)
+        return
+    from routeharness.records import write_text
 
+    write_text(text, output, f"{fmt} leaderboard")
+    console(stderr=True).print(f"{fmt} leaderboard written to {output}")
+
+
+def _rich_text(table: Any) -> str:
+    import io
+
+    buffer = io.StringIO()
+    emit([table], "rich", file=buffer)
+    return buffer.getvalue()
 
