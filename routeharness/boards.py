@@ -18,10 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from routeharness.errors import RouteHarnessError, UnknownNameError
-from routeharness.protocol import SEED_LIMIT
-from routeharness.records import (
+from routeharness.jsonfiles import (
     RecordFormatError,
-    ResultSet,
     encode,
     flag,
     get,
@@ -32,6 +30,8 @@ from routeharness.records import (
     text,
     write_json,
 )
+from routeharness.protocol import SEED_LIMIT
+from routeharness.records import ResultSet
 from routeharness.schema import Field, check_items, check_mapping, non_empty, non_negative, positive
 
 SUBMISSION_SCHEMA = "routeharness.submission/1"

@@ -265,12 +265,14 @@ def evaluate(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | Non
              protocol: Protocol | None = None, data_dir: str | None = None,
              cache_dir: str | None = None, reporter: Reporter | None = None,
              references: bool = True, task_options: dict[str, Any] | None = None,
-             checkpoint: str | Path | None = None, resume: bool = False) -> dict[str, Any]:
+             checkpoint: str | Path | None = None, resume: bool = False,
+             oracle: bool | None = None) -> dict[str, Any]:
     """The router x task matrix over the protocol's seeds -> a result set (dict, JSON-able).
 
     ``routers``: names or specs ``NAME:PARAM=VALUE,...`` (fixed hyper-parameters).
     ``encoder``: None uses the tasks' card default (see ``choose_encoder``).
-    ``references`` adds the best-single and random rows and the oracle reference.
+    ``references`` adds the best-single and random rows and the oracle reference;
+    ``oracle`` (default: ``references``) the oracle reference alone.
     ``checkpoint``: a file the result so far is saved to after every router x task x
     seed (atomically). ``resume=True`` reuses the records saved there for the router x
     task x seed they cover (same protocol, encoder, task data and router distribution,
@@ -304,7 +306,7 @@ def evaluate(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | Non
         reference = task_reference(task, test_eval)
         reference["embeddings"] = {"encoded": embedded.encoded, "cached": embedded.cached,
                                    "notes": embedded.notes}
-        if references:
+        if references if oracle is None else oracle:
             # seed 0's bootstrap stream whatever --seeds: pieces of one matrix run with
             # different seeds hold the same oracle row, so they merge
             reference[ORACLE] = oracle_reference(

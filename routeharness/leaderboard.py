@@ -16,9 +16,8 @@ rendering (boards and the ``Submission`` record: ``routeharness.boards``).
 from __future__ import annotations
 
 import functools
-import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,17 +43,12 @@ from routeharness.boards import (  # noqa: F401 (re-exported)
 )
 from routeharness.errors import RouteHarnessError
 from routeharness.records import RecordFormatError, ResultSet
-from routeharness.results import ranked, summarise_scores
-from routeharness.tables import ReportTable, fmt, to_markdown
+from routeharness.results import summarise_scores
+from routeharness.tables import ReportTable
 
 #: the numbers of a record that verify compares
 VERIFIED_METRICS = ("auc", "quality_at_0", "cost_at_0", "cost_at_0_usd", "auc_ci95", "apgr",
                     "cpt50", "cpt80")
-#: protocol fields not held against an upper bound (an old file's oracle): they describe
-#: the seed streams and the oracle's new home, and do not move an upper bound's AUC or
-#: quality (its lambdas, tie rule and cost normalisation are still compared)
-UPPER_BOUND_EXEMPT = ("version", "seed_streams", "oracle")
-
 
 def as_submission(data: Submission | dict[str, Any]) -> Submission:
     return data if isinstance(data, Submission) else Submission.from_dict(data)
@@ -75,16 +69,21 @@ def save_submission(submission: Submission | dict[str, Any], path: str | Path) -
 
 
 def run_board(board: Board, router: str, *, data_dir: str | None = None,
-              cache_dir: str | None = None, reporter: Any = None) -> Submission:
-    """Run ``board``'s full protocol for ``router`` and return the submission."""
-    from routeharness.evaluate import evaluate
-    from routeharness.records import git_commit, platform_info
-    from routeharness.registry import get_registry
+              cache_dir: str | None = None, reporter: Any = None,
+              checkpoint: str | Path | None = None, resume: bool = False) -> Submission:
+    """Run ``board``'s full protocol for ``router`` (a name or ``NAME:PARAM=VALUE,...``
+    with fixed hyper-parameters) and return the submission; ``checkpoint`` and
+    ``resume`` as in ``evaluate.evaluate``. The oracle reference of each task is kept in
+    the result (the board's upper bound row comes from it)."""
+    from routeharness.evaluate import evaluate, plan_routers
+    from routeharness.jsonfiles import git_commit, platform_info
 
-    entry = get_registry("router").get(router)
+    plan = plan_routers([router], references=False)[0]
+    entry, router = plan.entry, plan.label
     result = ResultSet.from_dict(evaluate(
         [router], board.task_names(), encoder=board.encoder, protocol=board.protocol(),
-        data_dir=data_dir, cache_dir=cache_dir, reporter=reporter, references=False))
+        data_dir=data_dir, cache_dir=cache_dir, reporter=reporter, references=False,
+        oracle=True, checkpoint=checkpoint, resume=resume))
     for task in board.tasks:
         found = result.tasks[task.name].version
         if found != task.version:
@@ -99,7 +98,8 @@ def run_board(board: Board, router: str, *, data_dir: str | None = None,
                    "version": entry.version, "class": f"{cls.__module__}.{cls.__qualname__}",
                    "kind": getattr(cls, "kind", "utility"),
                    "upper_bound": False,  # no router is an upper bound: the oracle is a reference
-                   "params": {f"{r.task}/seed{r.seed}": r.params for r in records}},
+                   "params": {f"{r.task}/seed{r.seed}": r.params for r in records},
+                   **({"fixed_params": plan.fixed} if plan.fixed else {})},
         "provenance": {
             "routeharness_version": result.routeharness_version, "git_commit": git_commit(),
             "created": result.created, "platform": platform_info(),
@@ -208,7 +208,10 @@ def validate_submission(data: Submission | dict[str, Any], *, board: Board | Non
         problems.append(f"board version {data.board_version!r} does not match the local "
                         f"board {board.name} (version {board.version})")
     result, provenance = data.result, data.provenance
-    problems += _protocol_problems(board, result.protocol, data.upper_bound)
+    if data.upper_bound:  # the oracle is the harness's reference row, never a submission
+        problems.append("an upper bound is not a submission: the board shows the oracle "
+                        "computed from the accepted submissions' test labels")
+    problems += _protocol_problems(board, result.protocol)
     if result.encoder.get("name") != board.encoder:
         problems.append(f"encoder {result.encoder.get('name')!r} is not the board's encoder "
                         f"{board.encoder!r}")
@@ -237,18 +240,16 @@ def validate_submission(data: Submission | dict[str, Any], *, board: Board | Non
     return problems
 
 
-def _protocol_problems(board: Board, stated: dict[str, Any], upper_bound: bool) -> list[str]:
+def _protocol_problems(board: Board, stated: dict[str, Any]) -> list[str]:
     """The protocol fields that differ from the board's; a file of another protocol
     version is one problem (every number of it was made another way)."""
     expected = board.protocol().to_dict()
-    exempt = UPPER_BOUND_EXEMPT if upper_bound else ()
-    if stated.get("version") != expected["version"] and "version" not in exempt:
+    if stated.get("version") != expected["version"]:
         return [f"made under protocol version {stated.get('version')!r}; board {board.name} "
                 f"runs version {expected['version']}: re-run it with `routeharness "
                 f"leaderboard run {board.name}`"]
     return [f"protocol.{key} is {stated.get(key)!r}, but board {board.name} requires {value!r}"
-            for key, value in expected.items()
-            if stated.get(key) != value and key not in exempt]
+            for key, value in expected.items() if stated.get(key) != value]
 
 
 def _score_problems(data: Submission) -> list[str]:
@@ -364,92 +365,3 @@ def verify_table(rows: list[Difference], title: str) -> ReportTable:
         table.add([r.task, str(r.seed), r.metric, show(r.submitted), show(r.rerun),
                    "same" if r.ok else "DIFFERS"], None if r.ok else "bold")
     return table
-
-
-# --- ranking and rendering ----------------------------------------------------------------------
-@dataclass
-class Ranking:
-    board: Board
-    rows: list[dict[str, Any]]
-    rejected: list[tuple[str, list[str]]] = field(default_factory=list)
-    submissions: list[Submission] = field(default_factory=list)
-
-
-def ranking(board: Board, *, check_data: bool = False) -> Ranking:
-    """The board's submissions, each validated against this board (the folder holds it),
-    ranked by the main metric (``results.ranked``: higher first; upper bounds last,
-    unranked). Files that fail validation are listed apart, with their problems."""
-    rows, rejected, accepted = [], [], []
-    for path in board.submission_files():
-        try:
-            data = load_submission(path)
-            problems = validate_submission(data, board=board, check_data=check_data)
-        except RouteHarnessError as exc:
-            problems, data = [str(exc)], None
-        if problems or data is None:
-            rejected.append((path.name, problems))
-            continue
-        accepted.append(data)
-        router, scores, metric = data.router, data.scores, board.main_metric
-        rows.append({
-            "router": data.router_name, "distribution": router.get("distribution"),
-            "version": router.get("version"), "upper_bound": data.upper_bound,
-            "main": scores["overall"].get(metric),
-            "tasks": {t: {"mean": scores[t].get(metric), "std": scores[t].get(metric + "_std"),
-                          "quality_at_0": scores[t].get("quality_at_0")}
-                      for t in board.task_names()},
-            "created": data.provenance["created"], "file": path.name,
-            "routeharness_version": data.provenance.get("routeharness_version")})
-    order = ranked(rows, lambda r: r["main"], lambda r: r["upper_bound"])
-    for rank, row in order:
-        row["rank"] = rank
-    return Ranking(board, [row for _, row in order], rejected, accepted)
-
-
-def ranking_table(result: Ranking) -> ReportTable:
-    """The ranking as a table of plain text (rich, Markdown, JSON and HTML render it)."""
-    board = result.board
-    metric = board.main_metric
-    table = ReportTable(
-        title=(f"{board.name} (v{board.version}): {metric}, encoder {board.encoder}, "
-               f"seeds {list(board.seeds)}"),
-        headers=["rank", "router", "distribution", f"mean {metric}",
-                 *[f"{t} {metric}" for t in board.task_names()], "submitted"],
-        right={0, *range(3, 4 + len(board.tasks))}, nowrap={1, 2})
-    for row in result.rows:
-        name = row["router"] + (" (upper bound)" if row["upper_bound"] else "")
-        table.add([str(row["rank"]) if row["rank"] else "-", name,
-                   f"{row['distribution']} {row['version']}", fmt(row["main"]),
-                   *[fmt(row["tasks"][t]["mean"], row["tasks"][t]["std"])
-                     for t in board.task_names()],
-                   row["created"][:10]], "dim" if row["upper_bound"] else None)
-    table.note = (f"Main metric: {metric}, {MAIN_METRICS[metric]}; the mean over tasks of the "
-                  f"mean over seeds {list(board.seeds)}. Upper bounds are shown unranked.")
-    return table
-
-
-def render_markdown(result: Ranking) -> str:
-    from routeharness.tables import markdown_cell
-
-    board = result.board
-    return (f"## {markdown_cell(board.name)}: {markdown_cell(board.description.strip())}\n\n"
-            + to_markdown([ranking_table(result)]))
-
-
-def render_html(result: Ranking) -> str:
-    """One self-contained HTML page (see ``plots.board_page``)."""
-    from routeharness.plots import board_page
-
-    return board_page(result.board, ranking_table(result), result.rejected,
-                      [s.result for s in result.submissions])
-
-
-def render_json(result: Ranking) -> str:
-    board = result.board
-    return json.dumps({"board": {"name": board.name, "version": board.version,
-                                 "main_metric": board.main_metric,
-                                 "tasks": board.task_names(), "seeds": list(board.seeds),
-                                 "encoder": board.encoder},
-                       "ranking": result.rows,
-                       "rejected": [{"file": f, "problems": p} for f, p in result.rejected]},
-                      indent=1, ensure_ascii=False) + "\n"

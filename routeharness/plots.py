@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from routeharness.errors import RouteHarnessError
-from routeharness.records import ResultSet, check_output_path
+from routeharness.jsonfiles import check_output_path
+from routeharness.records import ResultSet
 from routeharness.tables import ReportTable
 
 #: colours (tab20) x line styles: 80 distinct lines before anything repeats

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from routeharness.errors import RouteHarnessError
+from routeharness.jsonfiles import git_commit, platform_info, write_json  # noqa: F401
 from routeharness.protocol import REFERENCE_ROUTERS
 from routeharness.records import (  # noqa: F401 (re-exported)
     ORACLE_KEY,
@@ -19,9 +20,6 @@ from routeharness.records import (  # noqa: F401 (re-exported)
     ResultSet,
     RunRecord,
     TaskReference,
-    git_commit,
-    platform_info,
-    write_json,
 )
 from routeharness.records import incompatibilities as _incompatibilities
 from routeharness.tables import ReportTable, fmt, to_markdown  # noqa: F401 (re-exported)

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from routeharness.embedding import embed_task, identical_embeddings
 from routeharness.cache import COMPACT_AT, CacheWarning, EmbeddingCache
+from routeharness.embedding import embed_task, identical_embeddings
 from routeharness.errors import RouteHarnessError
 from routeharness.progress import Reporter
 

@@ -24,13 +24,13 @@ from routeharness.leaderboard import (
     load_board,
     load_submission,
     parse_board,
-    ranking,
     run_board,
     save_submission,
     summarise_scores,
     validate_submission,
     verify_submission,
 )
+from routeharness.standings import ranking
 
 BOARD = "mbpp-v1"
 TASK = "routerbench:mbpp"
@@ -251,9 +251,13 @@ def test_show_ranks_the_valid_submissions(populated, cli):
     assert done.returncode == 0, done.stderr
     shown = json.loads(done.stdout)
     routers = [row["router"] for row in shown["ranking"]]
-    assert sorted(routers) == ["best-single", "knn"]
+    assert routers[-1] == "oracle"  # the harness's reference row: last, unranked
+    oracle = shown["ranking"].pop()
+    assert oracle["rank"] is None and oracle["upper_bound"] and oracle["file"] is None
+    assert sorted(routers[:-1]) == ["best-single", "knn"]
     means = [row["main"] for row in shown["ranking"]]
     assert means == sorted(means, reverse=True) and [r["rank"] for r in shown["ranking"]] == [1, 2]
+    assert oracle["main"] > means[0]
     for row in shown["ranking"]:  # the numbers are the files' own
         data = load_submission(populated / BOARD / "submissions" / f"{row['router']}.json")
         assert row["main"] == pytest.approx(data.scores["overall"]["auc"])
@@ -265,7 +269,8 @@ def test_show_markdown_and_rich(populated, cli):
     markdown = cli("leaderboard", "show", BOARD, "--boards-dir", str(populated),
                    "--format", "markdown")
     lines = [line for line in markdown.stdout.splitlines() if line.startswith("|")]
-    assert lines[0].startswith("| rank | router |") and len(lines) == 4
+    assert lines[0].startswith("| rank | router |") and len(lines) == 5  # 2 routers, oracle
+    assert lines[-1].startswith("| - | oracle (upper bound) |")
     assert "| 1 |" in lines[2]
     rich = cli("leaderboard", "show", BOARD, "--boards-dir", str(populated))
     assert "knn" in rich.stdout and "best-single" in rich.stdout

@@ -15,7 +15,8 @@ import pytest
 
 from routeharness.boards import LeaderboardError, checksum, load_board
 from routeharness.cli import main
-from routeharness.leaderboard import ranking, validate_submission
+from routeharness.leaderboard import validate_submission
+from routeharness.standings import ranking
 
 ROOT = Path(__file__).resolve().parent.parent
 BOARD = "routerbench-v1"
@@ -141,7 +142,7 @@ def test_a_submission_of_another_board_in_a_boards_folder_is_rejected(boards, ca
                          "--format", "json")
     assert code == 0, err
     shown = json.loads(out)
-    assert [row["router"] for row in shown["ranking"]] == ["random"]
+    assert [row["router"] for row in shown["ranking"]] == ["random", "oracle"]
     assert "for board 'other-v1', not 'routerbench-v1'" in shown["rejected"][0]["problems"][0]
     code, out, _ = run(capsys, "leaderboard", "validate",
                        str(boards / BOARD / "submissions" / "other.json"), "--no-data",
@@ -160,11 +161,23 @@ def test_a_file_of_the_wrong_shape_is_rejected_not_a_crash(boards, capsys):
     assert shown.rejected[0][0] == "bad.json" and not shown.rows
 
 
-def test_the_seeded_oracle_stays_an_unranked_upper_bound():
-    shown = ranking(load_board(BOARD, ROOT / "leaderboards"))
+def test_the_oracle_is_the_boards_reference_row_not_a_submission(tmp_path):
+    """No submission file is an oracle: the board's upper bound is the oracle reference
+    row that `leaderboard run` stores with every task, shown last and unranked; a file
+    claiming to be an upper bound is rejected."""
+    board = load_board(BOARD, ROOT / "leaderboards")
+    assert not any("oracle" in p.name for p in board.submission_files())
+    shown = ranking(board)
     oracle = [row for row in shown.rows if row["router"] == "oracle"]
     assert oracle and oracle[0]["rank"] is None and oracle[0]["upper_bound"]
     assert shown.rows[-1]["router"] == "oracle"
+    reference = shown.submissions[0].result.tasks["routerbench"].oracle
+    assert oracle[0]["main"] == pytest.approx(reference.metrics["auc"])
+    data = shown.submissions[0].to_dict()
+    data["router"]["upper_bound"] = True
+    data["checksum"] = checksum(data)
+    problems = validate_submission(data, board=board)
+    assert any("an upper bound is not a submission" in p for p in problems)
 
 
 # --- board.yaml: numbers accepted until they crash ----------------------------------------------

@@ -56,34 +56,46 @@ def leaderboard_list(boards_dir: str | None, fmt: str) -> None:
 
 @leaderboard.command(name="run")
 @click.argument("board")
-@click.option("--router", "-r", required=True, help="Router name (see `routeharness routers`).")
+@click.option("--router", "-r", required=True,
+              help="Router name, or NAME:PARAM=VALUE,... to fix hyper-parameters "
+                   "(see `routeharness routers`).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="Submission file (default: submission-BOARD-ROUTER.json).")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted run from OUTPUT.partial (written after every "
+                   "task x seed).")
 @_boards_dir_option
 @data_dir_option
 @cache_dir_option
 @format_option
 @quiet_option
-def leaderboard_run(board: str, router: str, output: str | None, boards_dir: str | None,
-                    data_dir: str | None, cache_dir: str | None, fmt: str, quiet: bool) -> None:
+def leaderboard_run(board: str, router: str, output: str | None, resume: bool,
+                    boards_dir: str | None, data_dir: str | None, cache_dir: str | None,
+                    fmt: str, quiet: bool) -> None:
     """Run BOARD's full protocol for a router and write a submission file."""
-    from routeharness.leaderboard import load_board, run_board
-    from routeharness.records import check_output_path
-    from routeharness.registry import get_registry
+    import re
 
-    get_registry("router").get(router)  # a typo fails before any work
+    from routeharness.evaluate import plan_routers
+    from routeharness.jsonfiles import check_output_path
+    from routeharness.leaderboard import load_board, run_board
+
+    label = plan_routers([router], references=False)[0].label  # typos fail before work
     definition = load_board(board, boards_dir)
-    path = check_output_path(output or f"submission-{definition.name}-{router}.json",
-                             "submission")
+    default = f"submission-{definition.name}-{re.sub(r'[^A-Za-z0-9._-]+', '_', label)}.json"
+    path = check_output_path(output or default, "submission")
+    partial = check_output_path(f"{path}.partial", "checkpoint")
+    if resume and not partial.is_file():
+        console(stderr=True).print(f"nothing to resume: no {partial}; running all")
     submission = run_board(definition, router, data_dir=data_dir, cache_dir=cache_dir,
-                           reporter=_RichReporter(quiet))
+                           reporter=_RichReporter(quiet), checkpoint=partial, resume=resume)
     submission.save(path)  # saved before anything is printed
+    partial.unlink(missing_ok=True)
     console(stderr=True).print(f"submission saved to {path}")
     print_tables(submission.result, fmt)
     overall = submission.scores["overall"].get(definition.main_metric)
     shown = f"{overall:.2f}" if overall is not None and math.isfinite(overall) else "-"
     console(stderr=fmt != "rich").print(
-        f"{definition.name}: {router} mean {definition.main_metric} = {shown} over "
+        f"{definition.name}: {label} mean {definition.main_metric} = {shown} over "
         f"{len(definition.tasks)} task(s) x {len(definition.seeds)} seed(s)")
 
 
@@ -175,15 +187,15 @@ def leaderboard_verify(file: str, boards_dir: str | None, tolerance: float | Non
 def leaderboard_show(board: str, fmt: str, output: str | None, boards_dir: str | None) -> None:
     """Render BOARD's ranking of accepted submissions (leaderboards/BOARD/submissions/);
     a file that does not validate against this board is listed as rejected."""
-    from routeharness.leaderboard import (
-        load_board,
+    from routeharness.jsonfiles import check_output_path
+    from routeharness.leaderboard import load_board
+    from routeharness.standings import (
         ranking,
         ranking_table,
         render_html,
         render_json,
         render_markdown,
     )
-    from routeharness.records import check_output_path
 
     definition = load_board(board, boards_dir)
     if output is not None:
@@ -205,7 +217,7 @@ def leaderboard_show(board: str, fmt: str, output: str | None, boards_dir: str |
     if output is None:
         click.echo(text, nl=False)
         return
-    from routeharness.records import write_text
+    from routeharness.jsonfiles import write_text
 
     write_text(text, output, f"{fmt} leaderboard")
     console(stderr=True).print(f"{fmt} leaderboard written to {output}")
