@@ -50,6 +50,7 @@ from routeharness.protocol import (  # noqa: F401 (DEFAULT_LAMBDAS re-exported)
     SeedStreams,
     seed_streams,
 )
+from routeharness.records import ResultSet
 from routeharness.scoring import (
     _labels_free,
     oracle_reference,
@@ -266,8 +267,8 @@ def evaluate(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | Non
              cache_dir: str | None = None, reporter: Reporter | None = None,
              references: bool = True, task_options: dict[str, Any] | None = None,
              checkpoint: str | Path | None = None, resume: bool = False,
-             oracle: bool | None = None) -> dict[str, Any]:
-    """The router x task matrix over the protocol's seeds -> a result set (dict, JSON-able).
+             oracle: bool | None = None) -> ResultSet:
+    """The router x task matrix over the protocol's seeds -> a typed ``ResultSet``.
 
     ``routers``: names or specs ``NAME:PARAM=VALUE,...`` (fixed hyper-parameters).
     ``encoder``: None uses the tasks' card default (see ``choose_encoder``).
@@ -333,7 +334,7 @@ def evaluate(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | Non
                     save_checkpoint(result, checkpoint)
         if reused:
             reporter.log(f"{task.name}: {reused} of {len(runs)} runs reused from {checkpoint}")
-    return result
+    return ResultSet.from_dict(result)
 
 
 # --- checkpoint and resume -------------------------------------------------------------------
@@ -355,7 +356,6 @@ def load_checkpoint(path: str | Path, protocol: Protocol, encoder: Any,
     their task's data fingerprint. Refused in one line when the saved protocol (seeds
     aside) or encoder differ from this run's, or a saved record of a router in ``plans``
     was made by another distribution, version, class or fixed parameters."""
-    from routeharness.records import ResultSet
     from routeharness.results import incompatibilities, load_json
 
     if not Path(path).exists():

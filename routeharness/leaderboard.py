@@ -42,7 +42,7 @@ from routeharness.boards import (  # noqa: F401 (re-exported)
     parse_board,
 )
 from routeharness.errors import RouteHarnessError
-from routeharness.records import RecordFormatError, ResultSet
+from routeharness.records import RecordFormatError
 from routeharness.results import summarise_scores
 from routeharness.tables import ReportTable
 
@@ -80,10 +80,10 @@ def run_board(board: Board, router: str, *, data_dir: str | None = None,
 
     plan = plan_routers([router], references=False)[0]
     entry, router = plan.entry, plan.label
-    result = ResultSet.from_dict(evaluate(
+    result = evaluate(
         [router], board.task_names(), encoder=board.encoder, protocol=board.protocol(),
         data_dir=data_dir, cache_dir=cache_dir, reporter=reporter, references=False,
-        oracle=True, checkpoint=checkpoint, resume=resume))
+        oracle=True, checkpoint=checkpoint, resume=resume)
     for task in board.tasks:
         found = result.tasks[task.name].version
         if found != task.version:

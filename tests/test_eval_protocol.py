@@ -18,6 +18,7 @@ from routeharness import hookimpl
 from routeharness.errors import RouteHarnessError, UnknownNameError
 from routeharness.plugins import get_host, reset_plugin_manager
 from routeharness.progress import Reporter
+from routeharness.records import ResultSet
 
 ENCODER = "hash-test"
 MODELS = ("cheap", "mid", "dear")
@@ -82,8 +83,10 @@ def run(routers, task, tmp_path, **kwargs):
     from routeharness.evaluate import Protocol, evaluate
 
     kwargs.setdefault("protocol", Protocol(n_bootstrap=20))
-    return evaluate(list(routers), [task], encoder=ENCODER,
-                    cache_dir=str(tmp_path / "cache"), **kwargs)
+    result = evaluate(list(routers), [task], encoder=ENCODER,
+                      cache_dir=str(tmp_path / "cache"), **kwargs)
+    assert isinstance(result, ResultSet)  # typed at the boundary; the tests read its JSON
+    return result.to_dict()
 
 
 # --- the oracle: a reference the harness computes, not a router ------------------------

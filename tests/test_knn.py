@@ -92,8 +92,8 @@ def test_knn_beats_the_single_model_frontier_on_full_routerbench(cache_dir):
 
     result = evaluate(["knn"], ["routerbench"], protocol=Protocol(n_bootstrap=0),
                       cache_dir=str(cache_dir))
-    knn = next(r for r in result["records"] if r["router"] == "knn")
-    reference = result["tasks"]["routerbench"]
-    assert knn["metrics"]["auc"] > reference["single_model_frontier_auc"]
-    best = next(r for r in result["records"] if r["router"] == "best-single")
-    assert knn["metrics"]["quality_at_0"] > best["metrics"]["quality_at_0"] - 2.0
+    knn = next(r for r in result.records if r.router == "knn")
+    reference = result.tasks["routerbench"]
+    assert knn.metrics["auc"] > reference.single_model_frontier_auc
+    best = next(r for r in result.records if r.router == "best-single")
+    assert knn.metrics["quality_at_0"] > best.metrics["quality_at_0"] - 2.0

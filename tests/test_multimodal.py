@@ -495,5 +495,5 @@ def test_image_knn_beats_random_on_full_blindtest(shared_data, cache_dir):
 
     result = evaluate(["knn"], ["blindtest"], encoder="effnet", data_dir=str(shared_data),
                       cache_dir=str(cache_dir), protocol=Protocol(n_bootstrap=0))
-    auc = {r["router"]: r["metrics"]["auc"] for r in result["records"]}
+    auc = {r.router: r.metrics["auc"] for r in result.records}
     assert auc["knn"] > auc["random"] + 5

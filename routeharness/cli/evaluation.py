@@ -58,7 +58,7 @@ def eval_command(routers: tuple[str, ...], tasks: tuple[str, ...], encoder: str 
                  trust_hub_pickle: bool, resume: bool, fmt: str, quiet: bool) -> None:
     """Evaluate routers on tasks: every router x task x seed; tables, JSON and plot."""
     from routeharness.evaluate import Protocol, evaluate, plan_routers
-    from routeharness.results import plot_frontiers, save_json
+    from routeharness.results import plot_frontiers
 
     seed_list = _parse_seeds(seeds)
     partial = Path(f"{output}.partial")
@@ -79,10 +79,9 @@ def eval_command(routers: tuple[str, ...], tasks: tuple[str, ...], encoder: str 
         raise
     # saved before anything is printed: a failure while printing never loses the results
     try:
-        save_json(result, output)
-    except OSError as exc:
-        raise RouteHarnessError(f"cannot write {output}: {exc.strerror or exc} (the runs "
-                                f"are in {partial})") from None
+        result.save(output)
+    except RouteHarnessError as exc:
+        raise RouteHarnessError(f"{exc} (the runs are in {partial})") from None
     partial.unlink(missing_ok=True)
     _console(stderr=True).print(f"results saved to {output}", markup=False)
     print_tables(result, fmt)
