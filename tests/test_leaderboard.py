@@ -315,38 +315,28 @@ def test_html_renders_in_headless_chromium(populated, tmp_path, cli):
 
 
 # --- the seeded boards --------------------------------------------------------------------
-#: seeded files made under protocol version 1 and not yet re-run under version 2 (text-v1
-#: needs its four tasks' data and about an hour of encoding on a busy 2-core machine):
-#: their one problem must be the protocol version, by name. Remove an entry once re-run.
-STALE = {"text-v1/knn.json", "text-v1/best-single.json", "text-v1/random.json"}
-
-
-def _seeded(check_data: bool, boards: set[str] | None = None) -> int:
+def _seeded(check_data: bool, data_dir: Path, boards: set[str] | None = None) -> int:
     checked = 0
     for name in board_names():
         board = load_board(name)
         for path in board.submission_files():
             data_here = check_data and (boards is None or name in boards)
             problems = validate_submission(load_submission(path), board=board,
-                                           check_data=data_here)
-            if f"{name}/{path.name}" in STALE:
-                assert len(problems) == 1 and problems[0].startswith(
-                    "made under protocol version 1; board text-v1 runs version 2"), problems
-                continue
+                                           check_data=data_here, data_dir=str(data_dir))
             assert problems == [], f"{path}: {problems}"
             checked += 1
     return checked
 
 
-def test_seeded_submissions_are_valid():
+def test_seeded_submissions_are_valid(shared_data):
     """Every accepted file validates; routerbench-v1's against the local data too (the
     text-v1 tasks take longer to load: see the slow test below)."""
-    assert _seeded(check_data=True, boards={"routerbench-v1"}) >= 7
+    assert _seeded(check_data=True, data_dir=shared_data, boards={"routerbench-v1"}) == 8  # 5 + 3 routers
     shown = ranking(load_board("routerbench-v1"))
     assert {row["router"] for row in shown.rows} >= {"knn", "best-single"} and not shown.rejected
     assert shown.rows[-1]["router"] == "oracle" and shown.rows[-1]["rank"] is None
 
 
 @pytest.mark.slow
-def test_seeded_submissions_match_the_local_data_of_every_board():
-    assert _seeded(check_data=True) >= 6
+def test_seeded_submissions_match_the_local_data_of_every_board(shared_data):
+    assert _seeded(check_data=True, data_dir=shared_data) == 8
