@@ -101,7 +101,7 @@ def report_from_results(files: list[str], task: str, routers: list[str], out: Pa
     from routeharness.results import load_json, merge_results
 
     loaded = [(f, load_json(f)) for f in files]
-    result = merge_results(loaded) if len(loaded) > 1 else loaded[0][1]
+    result = merge_results(loaded).to_dict() if len(loaded) > 1 else loaded[0][1]
     reference = result["tasks"].get(task)
     if reference is None:
         raise SystemExit(f"task {task!r} is not in {', '.join(files)}")
