@@ -13,9 +13,11 @@ from routeharness.errors import RouteHarnessError, UnknownNameError
 
 
 def _console(stderr: bool = False) -> Any:
-    from rich.console import Console
+    """A console that prints text as written: messages carry names from data (paths,
+    models, routers), so markup and emoji codes are never interpreted."""
+    from routeharness.cli.render import console
 
-    return Console(stderr=stderr, highlight=False)
+    return console(stderr=stderr)
 
 
 class _Group(click.Group):
