@@ -52,3 +52,7 @@ class PluginError(RouteHarnessError):
     def __init__(self, message: str, *, plugin: str | None = None):
         self.plugin, self.detail = plugin, message
         super().__init__(f"plugin {plugin!r}: {message}" if plugin is not None else message)
+
+
+class CheckpointError(RouteHarnessError):
+    """A checkpoint (``OUTPUT.partial``) that ``--resume`` cannot continue from."""

@@ -38,6 +38,7 @@ from routeharness.base import (
     spec_label,
     tags_of,
 )
+from routeharness.checkpoint import load_checkpoint, save_checkpoint
 from routeharness.data import Outcomes, RoutingData, RoutingTask
 from routeharness.embedding import EmbeddedTask, embed_task
 from routeharness.errors import RouteHarnessError
@@ -140,7 +141,7 @@ def tune(plan: RouterRun, X_train: np.ndarray, train: Outcomes, X_val: np.ndarra
         value = plan.memo.get(key) if deterministic else None
         if value is None:
             router = _make(plan.router_cls, {**params, **plan.fixed}, streams.router)
-            router.fit(X_train, train)
+            _fit(plan, router, X_train, train)
             choices = route_split(router, X_val, validation, protocol.lambdas, train.cost_scale)
             value = score_choices(validation, choices, protocol.lambdas, per_group=False)["auc"]
             if deterministic:
@@ -150,6 +151,22 @@ def tune(plan: RouterRun, X_train: np.ndarray, train: Outcomes, X_val: np.ndarra
             best, best_auc = params, value
         advance(1)
     return best, table
+
+
+def _fit(plan: RouterRun, router: Any, X: np.ndarray, outcomes: Outcomes) -> None:
+    """``router.fit``; a hyper-parameter the user fixed (``-r NAME:PARAM=VALUE``) that the
+    router refuses (its ``ValueError`` or ``TypeError``) is one line naming the spec, not
+    a traceback. Other errors are the plugin's and keep their traceback."""
+    try:
+        fitted = router.fit(X, outcomes)
+    except (ValueError, TypeError) as exc:
+        if not plan.fixed:
+            raise
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise RouteHarnessError(f"router {plan.label!r}: the router refuses its fixed "
+                                f"hyper-parameters ({_describe(plan.fixed)}): {reason}") from None
+    if fitted is not router:
+        raise RouteHarnessError(f"router {plan.label!r}: fit() must return self")
 
 
 def _describe(params: dict[str, Any]) -> str:
@@ -200,9 +217,7 @@ def run_one(router_name: str | RouterRun, entry: Any, embedded: EmbeddedTask, se
     else:
         router = _make(router_cls, params, streams.router)
         started = time.perf_counter()
-        fitted = router.fit(embedded.X["train"], train_outcomes)
-        if fitted is not router:
-            raise RouteHarnessError(f"router {plan.label!r}: fit() must return self")
+        _fit(plan, router, embedded.X["train"], train_outcomes)
         fit_seconds = time.perf_counter() - started
         started = time.perf_counter()
         choices = route_split(router, X_test, _labels_free(test_eval), protocol.lambdas, scale)
@@ -249,6 +264,19 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _refuse_duplicate_tasks(specs: list[str], loaded: Sequence[RoutingTask]) -> None:
+    """Two task specs that load tasks of one name (the same spec twice, or two folders
+    both named ``data``) would pool their records under that name: refused."""
+    first: dict[str, str] = {}
+    for spec, task in zip(specs, loaded):
+        if task.name in first:
+            raise RouteHarnessError(
+                f"tasks {first[task.name]!r} and {spec!r} are both named {task.name!r}: their "
+                f"results would be pooled; give one task once, or name your datasets apart "
+                f"(routing.json \"name\")")
+        first[task.name] = spec
+
+
 def choose_encoder(encoder: str | None, tasks: Sequence[RoutingTask]) -> str:
     """``encoder`` when given; else the tasks' card default (``card.encoder``), which
     must be one for all tasks run together; else ``DEFAULT_ENCODER``."""
@@ -290,6 +318,7 @@ def evaluate(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | Non
     for spec in tasks:
         reporter.log(f"loading task {spec}")
         loaded.append(load_task(spec, data_dir=data_dir, **(task_options or {})))
+    _refuse_duplicate_tasks(list(tasks), loaded)
     enc = get_encoder(choose_encoder(encoder, loaded))
     cache = EmbeddingCache(cache_dir)
     result = new_result_set(protocol, enc)
@@ -335,56 +364,3 @@ def evaluate(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | Non
         if reused:
             reporter.log(f"{task.name}: {reused} of {len(runs)} runs reused from {checkpoint}")
     return ResultSet.from_dict(result)
-
-
-# --- checkpoint and resume -------------------------------------------------------------------
-def save_checkpoint(result: dict[str, Any], path: str | Path) -> None:
-    """The result so far, written atomically to ``path`` (an OSError: one line)."""
-    from routeharness.results import save_json
-
-    try:
-        save_json(result, path)
-    except OSError as exc:
-        raise RouteHarnessError(f"cannot write the checkpoint {path}: "
-                                f"{exc.strerror or exc}") from None
-
-
-def load_checkpoint(path: str | Path, protocol: Protocol, encoder: Any,
-                    plans: Sequence[RouterRun], reporter: Reporter
-                    ) -> dict[tuple[str, str, int], dict[str, Any]]:
-    """Records saved in the checkpoint ``path``, keyed by (router label, task, seed), with
-    their task's data fingerprint. Refused in one line when the saved protocol (seeds
-    aside) or encoder differ from this run's, or a saved record of a router in ``plans``
-    was made by another distribution, version, class or fixed parameters."""
-    from routeharness.results import incompatibilities, load_json
-
-    if not Path(path).exists():
-        reporter.log(f"nothing to resume: no {path}; running everything")
-        return {}
-    saved = load_json(path)
-    differ = incompatibilities(saved, ResultSet.new(protocol, encoder))
-    if differ:
-        raise RouteHarnessError(f"cannot resume from {path}: it was made with another "
-                                f"{', '.join(differ)}; delete it or run without --resume")
-    by_label = {plan.label: plan for plan in plans}
-    fingerprints = {name: task.get("fingerprint")
-                    for name, task in saved.get("tasks", {}).items()}
-    out: dict[tuple[str, str, int], dict[str, Any]] = {}
-    for record in saved.get("records", []):
-        plan = by_label.get(record.get("router"))
-        if plan is None:
-            continue
-        cls = plan.router_cls
-        now = (plan.entry.distribution, plan.entry.version,
-               f"{cls.__module__}.{cls.__qualname__}", _jsonable(plan.fixed))
-        then = (record.get("distribution"), record.get("version"), record.get("router_class"),
-                record.get("fixed_params", {}))
-        if now != then:
-            raise RouteHarnessError(
-                f"cannot resume from {path}: its runs of router {plan.label!r} were made by "
-                f"{then[0]} {then[1]} ({then[2]}), this is {now[0]} {now[1]} ({now[2]}); "
-                f"delete it or run without --resume")
-        out[(plan.label, record["task"], int(record["seed"]))] = {
-            "record": record, "task_fingerprint": fingerprints.get(record["task"])}
-    reporter.log(f"resuming from {path} ({len(out)} runs saved)")
-    return out

@@ -35,6 +35,9 @@ SEED_STREAMS = ("grid", "router", "bootstrap")
 #: how many seeds one run may have, and their bound (torch and numpy take 32-bit seeds)
 MAX_SEEDS = 1000
 SEED_LIMIT = 2 ** 32
+#: the most bootstrap resamples a run may ask for (each is one pass over the test choices:
+#: 10^5 take minutes on the largest task; 10^8 would run for days)
+MAX_BOOTSTRAP = 100_000
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,25 @@ class Protocol:
     oracle: str = ("reference: each test prompt's best model by its true outcome at every "
                    "lam (train's cost scale), ties by tie_break")
     version: int = 2
+
+    def __post_init__(self) -> None:
+        """Numbers that would crash or hang a run are refused here, whoever builds the
+        protocol (the CLI, a board, Python)."""
+        if isinstance(self.n_bootstrap, bool) or not isinstance(self.n_bootstrap, int) \
+                or not 0 <= self.n_bootstrap <= MAX_BOOTSTRAP:
+            raise RouteHarnessError(f"n_bootstrap must be an integer from 0 to "
+                                    f"{MAX_BOOTSTRAP}, got {self.n_bootstrap!r}")
+        if isinstance(self.max_configs, bool) or not isinstance(self.max_configs, int) \
+                or self.max_configs < 1:
+            raise RouteHarnessError(f"max_configs must be an integer >= 1, got "
+                                    f"{self.max_configs!r}")
+        seeds = list(self.seeds)
+        if not seeds or len(seeds) > MAX_SEEDS or len(set(seeds)) != len(seeds) or any(
+                isinstance(s, bool) or not isinstance(s, (int, np.integer))
+                or not 0 <= s < SEED_LIMIT for s in seeds):
+            raise RouteHarnessError(f"seeds must be 1 to {MAX_SEEDS} distinct integers in "
+                                    f"0..{SEED_LIMIT - 1}, got {seeds[:5]!r}"
+                                    + ("..." if len(seeds) > 5 else ""))
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -107,7 +107,10 @@ def test_an_unwritable_output_is_one_line_even_for_root(capsys, tmp_path, monkey
 
 # --- numbers accepted until they crash ---------------------------------------------------------
 @pytest.mark.parametrize("args, message", [
-    (("--bootstrap", "-1"), "-1 is not in the range x>=0"),
+    (("--bootstrap", "-1"), "-1 is not in the range 0<=x<=100000"),
+    (("--bootstrap", "100000000"), "is not in the range 0<=x<=100000"),
+    (("--bootstrap", "99999999999999999999"), "is not in the range"),
+    (("--seeds", "1,,2"), "an empty seed between commas"),
     (("--seeds", "0-100000000"), "at most 1000 seeds"),
     (("--seeds", "99999999999999"), "below 2**32"),
     (("--seeds", "0-999,1000"), "at most 1000 seeds"),
@@ -128,8 +131,8 @@ def test_a_bad_fixed_parameter_is_one_line_listing_the_parameters(capsys, tmp_pa
 
 
 # --- results saved before anything is printed ---------------------------------------------------
-def test_results_are_saved_before_the_tables_are_printed(capsys, tmp_path, hash_encoder,  # noqa: F811
-                                                         tiny_task, monkeypatch):  # noqa: F811
+def test_results_are_saved_before_the_tables_are_printed(capsys, tmp_path, hash_encoder,
+                                                         tiny_task, monkeypatch):
     import routeharness.cli.evaluation as evaluation
 
     def crashing_print(result, fmt="rich"):

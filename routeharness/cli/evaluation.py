@@ -17,8 +17,8 @@ from routeharness.cli._app import (
     quiet_option,
 )
 from routeharness.cli.render import format_option
-from routeharness.errors import RouteHarnessError
-from routeharness.protocol import MAX_SEEDS, SEED_LIMIT
+from routeharness.errors import CheckpointError, RouteHarnessError
+from routeharness.protocol import MAX_BOOTSTRAP, MAX_SEEDS, SEED_LIMIT
 
 
 @cli.command(name="eval")
@@ -40,7 +40,8 @@ from routeharness.protocol import MAX_SEEDS, SEED_LIMIT
 @data_dir_option
 @cache_dir_option
 @click.option("--no-tune", is_flag=True, help="Use each router's defaults instead of tuning.")
-@click.option("--bootstrap", type=click.IntRange(min=0), default=200, show_default=True,
+@click.option("--bootstrap", type=click.IntRange(min=0, max=MAX_BOOTSTRAP), default=200,
+              show_default=True,
               help="Bootstrap resamples for the AUC confidence interval (0: none).")
 @click.option("--no-references", is_flag=True,
               help="Leave out the best-single and random rows and the oracle.")
@@ -62,7 +63,8 @@ def eval_command(routers: tuple[str, ...], tasks: tuple[str, ...], encoder: str 
 
     seed_list = _parse_seeds(seeds)
     partial = Path(f"{output}.partial")
-    check_output_paths(Path(output), Path(plot) if plot else None, tasks, data_dir)
+    check_output_paths(Path(output), Path(plot) if plot else None, tasks, data_dir,
+                       cache_dir)
     plan_routers(routers, references=False)  # a typo or a bad parameter fails before loading
     protocol = Protocol(seeds=tuple(seed_list), tune=not no_tune, n_bootstrap=bootstrap)
     options = {"trust_hub_pickle": True} if trust_hub_pickle else {}
@@ -71,8 +73,8 @@ def eval_command(routers: tuple[str, ...], tasks: tuple[str, ...], encoder: str 
                           data_dir=data_dir, cache_dir=cache_dir,
                           reporter=_RichReporter(quiet), references=not no_references,
                           task_options=options, checkpoint=partial, resume=resume)
-    except BaseException:
-        if partial.exists():
+    except BaseException as exc:
+        if partial.exists() and not isinstance(exc, CheckpointError):
             _console(stderr=True).print(f"the runs finished so far are in {partial}; the same "
                                         f"command with --resume continues from there",
                                         markup=False)
@@ -94,18 +96,22 @@ def eval_command(routers: tuple[str, ...], tasks: tuple[str, ...], encoder: str 
         _console(stderr=True).print(f"frontier plot saved to {plot}", markup=False)
 
 
-def _inputs(tasks: tuple[str, ...], data_dir: str | None) -> list[Path]:
-    """The files and folders the run reads: local datasets and the data directory."""
+def _inputs(tasks: tuple[str, ...], data_dir: str | None,
+            cache_dir: str | None = None) -> list[Path]:
+    """The files and folders the run reads: local datasets, the data directory and the
+    embedding cache (an output written into it would destroy an entry)."""
+    from routeharness.cache import default_cache_dir
     from routeharness.registry import get_registry
     from routeharness.spec import parse_task_spec
 
     known = set(get_registry("task").names())
     paths = [parse_task_spec(spec, known).path for spec in tasks]
-    return [p for p in [*paths, Path(data_dir) if data_dir else None] if p is not None]
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    return [p for p in [*paths, Path(data_dir) if data_dir else None, cache] if p is not None]
 
 
 def check_output_paths(output: Path, plot: Path | None, tasks: tuple[str, ...],
-                       data_dir: str | None) -> None:
+                       data_dir: str | None, cache_dir: str | None = None) -> None:
     """Refuse, before any work, outputs that would overwrite an input or each other, or
     that cannot be written: the result file (and its ``.partial`` checkpoint) and the
     plot must not be a dataset file or lie inside a dataset folder or the data
@@ -115,7 +121,7 @@ def check_output_paths(output: Path, plot: Path | None, tasks: tuple[str, ...],
         outputs["--plot"] = plot
         if _same(output, plot):
             raise RouteHarnessError(f"--output and --plot are the same file ({output})")
-    for source in _inputs(tasks, data_dir):
+    for source in _inputs(tasks, data_dir, cache_dir):
         where = _real(source)
         for option, path in outputs.items():
             target = _real(path)
@@ -158,7 +164,8 @@ def _parse_seeds(text: str) -> list[int]:
     try:
         for part in (p.strip() for p in text.split(",")):
             if not part:
-                continue
+                raise click.BadParameter(f"{text!r}: an empty seed between commas",
+                                         param_hint="--seeds")
             low, dash, high = part.partition("-")
             first, last = (int(low), int(high)) if dash and low else (int(part), int(part))
             if last < first:
