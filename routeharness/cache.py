@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 import uuid
 import warnings
@@ -58,22 +59,43 @@ def default_cache_dir() -> Path:
     return Path(base) / "routeharness"
 
 
-def image_bytes(image: Any) -> bytes:
-    """The content of one image as the harness passes it (a path, raw bytes, the
-    ``datasets.Image`` dict ``{"bytes", "path"}``, or a PIL image: mode, size, pixels)."""
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def read_regular_file(path: str | Path, what: str = "image") -> bytes:
+    """The bytes of ``path`` if it is a regular file; else one line naming it. Opened
+    without blocking and checked on the open handle: a FIFO, a device (``/dev/zero``) or
+    a directory is refused, never read (it would hang or never end)."""
     try:
-        if isinstance(image, (bytes, bytearray)):
-            return bytes(image)
-        if isinstance(image, (str, Path)):
-            return Path(image).read_bytes()
-        if isinstance(image, dict):  # datasets' Image feature undecoded
-            if image.get("bytes") is not None:
-                return bytes(image["bytes"])
-            if image.get("path"):
-                return Path(image["path"]).read_bytes()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            kind = next((name for test, name in _KINDS if test(mode)), "not a file")
+            raise RouteHarnessError(f"cannot read {what} {path}: it is {kind}, not a "
+                                    "regular file")
+        with os.fdopen(fd, "rb") as handle:
+            return handle.read()
     except OSError as exc:
-        raise RouteHarnessError(f"cannot read image {exc.filename or image}: "
+        raise RouteHarnessError(f"cannot read {what} {exc.filename or path}: "
                                 f"{exc.strerror or exc}") from None
+
+
+def image_bytes(image: Any) -> bytes:
+    """The content of one image as the harness passes it (a path to a regular file, raw
+    bytes, the ``datasets.Image`` dict ``{"bytes", "path"}``, or a PIL image: mode, size,
+    pixels)."""
+    if isinstance(image, (bytes, bytearray)):
+        return bytes(image)
+    if isinstance(image, (str, Path)):
+        return read_regular_file(image)
+    if isinstance(image, dict):  # datasets' Image feature undecoded
+        if image.get("bytes") is not None:
+            return bytes(image["bytes"])
+        if image.get("path"):
+            return read_regular_file(image["path"])
     if hasattr(image, "tobytes") and hasattr(image, "mode"):  # PIL image
         return f"{image.mode}{image.size}".encode() + image.tobytes()
     raise RouteHarnessError(f"cannot read an image from a {type(image).__name__}")
@@ -155,6 +177,12 @@ class _Store:
 
     def forget(self) -> None:
         self.vectors, self.index, self.dim = [], {}, None
+
+
+def encoder_dimension(encoder: Encoder) -> int | None:
+    """The encoder's declared output dimension (``Encoder.dimension``), None if unknown."""
+    dim = getattr(encoder, "dimension", None)
+    return dim if isinstance(dim, int) and not isinstance(dim, bool) and dim > 0 else None
 
 
 def _sha256(array: np.ndarray) -> str:
@@ -239,6 +267,10 @@ class EmbeddingCache:
                                     f"for {len(texts)} inputs")
         if not np.isfinite(array).all():
             raise RouteHarnessError(f"encoder {encoder.name!r} returned NaN or infinite values")
+        declared = encoder_dimension(encoder)
+        if declared is not None and array.shape[1] != declared:
+            raise RouteHarnessError(f"encoder {encoder.name!r} returned vectors of dimension "
+                                    f"{array.shape[1]} but declares dimension {declared}")
         return np.ascontiguousarray(array)
 
     # --- reading ---------------------------------------------------------------------------
@@ -249,6 +281,11 @@ class EmbeddingCache:
         meta = {"encoder": encoder.name, "identity": encoder.identity,
                 "revision": encoder.revision, "modalities": sorted(encoder.modalities)}
         store = self._stores.setdefault(str(path), _Store(path, meta))
+        expected = encoder_dimension(encoder)
+        if expected is not None and store.dim not in (None, expected):
+            _warn(f"embedding cache {path}: stored vectors have dimension {store.dim} but "
+                  f"{encoder.name!r} gives {expected}; the store is discarded and rebuilt")
+            self._discard(store)
         if not path.exists():
             return store
         if not path.is_dir():
@@ -277,16 +314,20 @@ class EmbeddingCache:
                 store.shards[shard] = 0
                 continue
             loaded.append((shard, keys, vectors))
-        if store.dim is None and loaded:  # the dimension most rows agree on
+        if store.dim is None and expected is not None:
+            store.dim = expected  # the encoder's own: never outvoted by the shards
+        elif store.dim is None and loaded:  # unknown: the dimension most rows agree on
             rows_by_dim: dict[int, int] = {}
             for _, _, vectors in loaded:
                 rows_by_dim[vectors.shape[1]] = rows_by_dim.get(vectors.shape[1], 0) + len(vectors)
             store.dim = max(rows_by_dim, key=lambda d: rows_by_dim[d])
         for shard, keys, vectors in loaded:
             if vectors.shape[1] != store.dim:
+                whose = (f"the encoder's dimension {expected}" if expected is not None else
+                         f"the store's other entries ({store.dim})")
                 _warn(f"embedding cache file {path / shard}.npy: dimension "
-                      f"{vectors.shape[1]} differs from the store's other entries "
-                      f"({store.dim}); the shard is discarded and its prompts encoded again")
+                      f"{vectors.shape[1]} differs from {whose}; the shard is discarded "
+                      "and its prompts encoded again")
                 self._delete_shard(path, shard)
                 store.shards[shard] = 0
                 continue
@@ -320,11 +361,12 @@ class EmbeddingCache:
                                 "in its sidecar", keys_file)
             current = vectors_file
             vectors = np.load(vectors_file, allow_pickle=False)
-            if vectors.dtype != np.float32 or vectors.shape != (count, dim) or \
-                    _sha256(vectors) != data["vectors_sha256"]:
-                raise _BadShard(f"the vectors ({vectors.dtype} {vectors.shape}) do not match "
-                                f"the float32 ({count}, {dim}) and sha256 in its sidecar",
-                                vectors_file)
+            if vectors.dtype != np.float32 or vectors.shape != (count, dim):
+                raise _BadShard(f"the vectors are {vectors.dtype} {vectors.shape}, not the "
+                                f"float32 ({count}, {dim}) its sidecar records", vectors_file)
+            if _sha256(vectors) != data["vectors_sha256"]:
+                raise _BadShard("the vectors do not match the sha256 recorded in its "
+                                "sidecar (changed since written?)", vectors_file)
             if count == 0 or dim == 0 or not np.isfinite(vectors).all():
                 raise _BadShard("the vectors are empty or not finite", vectors_file)
         except _BadShard as exc:

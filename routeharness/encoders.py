@@ -25,7 +25,10 @@ class Encoder(Protocol):
     ``(n, d)``; ``images`` (one PIL image, path or None per text) is passed only when the
     encoder takes images and the task has them. ``progress(k)`` is called as k more inputs
     are done. Optional: ``trainable_path``, a local Hugging Face transformer directory
-    holding this encoder's weights, for routers that fine-tune the encoder (RouterDC).
+    holding this encoder's weights, for routers that fine-tune the encoder (RouterDC);
+    ``dimension``, the ``d`` of ``encode``'s output if known without loading the model
+    (None or absent: unknown). The cache trusts it over its own files: a stored vector of
+    another dimension is rebuilt, and an ``encode`` that returns another is an error.
     """
 
     name: str
@@ -46,6 +49,9 @@ def get_encoder(spec: str) -> Encoder:
 
     name, colon, arg = spec.partition(":")
     factory = get_registry("encoder").get(name).load()
+    if colon and not arg.strip():
+        raise RouteHarnessError(f"encoder spec {spec!r} has an empty argument after ':' "
+                                f"(write {name!r} alone, or {name}:ARG)")
     try:
         takes_argument = bool(inspect.signature(factory).parameters)
     except (TypeError, ValueError):  # a builtin or C callable: assume it takes one

@@ -6,10 +6,28 @@ names that come from data are never read as markup by any renderer."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 STYLES = ("bold", "dim", None)
+#: characters a terminal acts on instead of showing: C0 and C1 controls, DEL, and the
+#: bidirectional overrides, embeddings, isolates and marks (and line/paragraph separators)
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f"
+                                "\u2028-\u202e\u2066-\u2069]")
+
+
+def plain(text: object) -> str:
+    """``text`` with every control character shown as its escape (``\\x1b``, ``\\n``,
+    ``\\u202e``): a name from data can never move the cursor, colour the terminal, open a
+    hyperlink or reverse the text around it."""
+    return CONTROL_CHARACTERS.sub(_escape, str(text))
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(
+        char, f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
 
 
 def fmt(mean: float | None, std: float | None = None, digits: int = 2) -> str:
@@ -54,10 +72,11 @@ class ReportTable:
 
 def markdown_cell(text: str) -> str:
     """A cell for a Markdown table: pipes escaped, HTML special characters escaped (a
-    name like ``<script>`` must show as text on any Markdown renderer), no newlines."""
+    name like ``<script>`` must show as text on any Markdown renderer), control
+    characters (newlines, escape sequences) shown escaped (``plain``)."""
     import html
 
-    return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
+    return html.escape(plain(text), quote=False).replace("|", "\\|")
 
 
 def to_markdown(tables: list[ReportTable]) -> str:

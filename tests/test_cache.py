@@ -426,3 +426,89 @@ def test_identical_embeddings_of_empty_and_zero_rows():
     zeros = {"train": np.zeros((3, 4)), "test": np.zeros((2, 4))}
     assert identical_embeddings(zeros) == {"within": {"train": 2, "test": 1},
                                            "across": {"test-train": 2}}
+
+
+# --- hostile #3: an image path that is not a regular file is refused, never read ----------
+@pytest.mark.parametrize("make, kind", [
+    (lambda p: os.mkfifo(p / "fifo.png") or p / "fifo.png", "a FIFO"),
+    (lambda p: Path("/dev/zero"), "a character device"),
+    (lambda p: (p / "folder.png").mkdir() or p / "folder.png", "a directory"),
+])
+def test_image_that_is_not_a_regular_file_is_one_line_not_a_hang(tmp_path, make, kind):
+    from routeharness.cache import image_bytes
+
+    path = make(tmp_path)
+    for image in (str(path), path, {"bytes": None, "path": str(path)}):
+        with pytest.raises(RouteHarnessError, match=f"{kind}, not a regular file") as info:
+            image_bytes(image)
+        assert str(path) in str(info.value) and "\n" not in str(info.value)
+    encoder = CountingEncoder(modalities=frozenset({"text", "image"}))
+    with pytest.raises(RouteHarnessError, match=kind):
+        EmbeddingCache(tmp_path / "cache").embed(encoder, ["q"], [str(path)])
+
+
+# --- hostile #6: the encoder's declared dimension decides, never a vote of the shards -----
+class DeclaringEncoder(CountingEncoder):
+    """A CountingEncoder that declares its dimension (``Encoder.dimension``)."""
+
+    @property
+    def dimension(self):
+        return self.dim
+
+
+def forge_dimension(sidecar: Path, dim: int) -> None:
+    """Cut or widen a shard's vectors to ``dim`` and recompute its sidecar: consistent."""
+    vectors = np.load(sidecar.with_suffix(".npy"))
+    forged = np.ascontiguousarray(np.resize(vectors, (len(vectors), dim)), dtype=np.float32)
+    np.save(sidecar.with_suffix(".npy"), forged)
+    meta = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps({**meta, "dim": dim,
+                                   "vectors_sha256": hashlib.sha256(forged.tobytes()).hexdigest()}))
+
+
+def test_only_shard_of_another_dimension_is_not_served_when_nothing_is_encoded(tmp_path):
+    encoder = DeclaringEncoder()
+    original = EmbeddingCache(tmp_path).embed(encoder, PROMPTS[:16])
+    forge_dimension(sidecars(original)[0], 10)
+    result, messages = embed_warning(EmbeddingCache(tmp_path), encoder, PROMPTS[:16])
+    assert result.embeddings.shape == (16, 8) and result.n_encoded == 16
+    assert np.array_equal(result.embeddings, original.embeddings)
+    assert len(messages) == 1 and "dimension 10 differs from the encoder's dimension 8" \
+        in messages[0]
+    assert EmbeddingCache(tmp_path).embed(encoder, PROMPTS[:16]).from_cache
+
+
+def test_good_shard_is_kept_when_a_forged_one_has_more_rows(tmp_path):
+    encoder = DeclaringEncoder()
+    cache = EmbeddingCache(tmp_path)
+    good = cache.embed(encoder, PROMPTS[:5])
+    bad = cache.embed(encoder, PROMPTS[5:25])
+    forged, = [p for p in sidecars(bad) if json.loads(p.read_text())["count"] == 20]
+    forge_dimension(forged, 10)  # 20 rows of dim 10 outnumber 5 rows of dim 8
+    before = len(encoder.encoded)
+    result, messages = embed_warning(EmbeddingCache(tmp_path), encoder, PROMPTS[:25])
+    assert encoder.encoded[before:] == PROMPTS[5:25]  # the good shard's 5 were loaded
+    assert np.array_equal(result.embeddings[:5], good.embeddings)
+    assert len(messages) == 1 and str(forged.with_suffix(".npy")) in messages[0]
+
+
+def test_encoder_returning_another_dimension_than_it_declares_is_an_error(tmp_path):
+    class Liar(DeclaringEncoder):
+        dimension = 5
+
+    with pytest.raises(RouteHarnessError, match="dimension 8 but declares dimension 5"):
+        EmbeddingCache(tmp_path).embed(Liar(), PROMPTS[:3])
+
+
+def test_vector_warning_says_what_differs(tmp_path):
+    encoder = CountingEncoder()
+    original = EmbeddingCache(tmp_path).embed(encoder, PROMPTS[:10])
+    vectors = sidecars(original)[0].with_suffix(".npy")
+    np.save(vectors, np.load(vectors) + 1)  # same shape and dtype, other content
+    _, messages = embed_warning(EmbeddingCache(tmp_path), encoder, PROMPTS[:10])
+    assert len(messages) == 1 and "do not match the sha256" in messages[0]
+    assert "float32 (10, 8)" not in messages[0]
+    vectors = sidecars(original)[0].with_suffix(".npy")  # the rebuilt shard
+    np.save(vectors, np.load(vectors)[:, :4])
+    _, messages = embed_warning(EmbeddingCache(tmp_path), encoder, PROMPTS[:10])
+    assert len(messages) == 1 and "are float32 (10, 4), not the float32 (10, 8)" in messages[0]

@@ -79,7 +79,9 @@ def test_real_minilm_truncation_gives_identical_embeddings(minilm):
     ("effnet:x", "encoder 'effnet' takes no argument"),
     ("effnet-minilm:heavy", "takes the image weight W"),
     ("effnet-minilm:nan", "image weight must be in"),
-    ("st:", "encoder 'st' needs a model"),
+    ("st:", "encoder spec 'st:' has an empty argument after ':'"),
+    ("minilm:", "encoder spec 'minilm:' has an empty argument after ':'"),
+    ("effnet-minilm: ", "has an empty argument after ':'"),
 ])
 def test_encoder_argument_is_taken_or_refused(spec, message):
     with pytest.raises(RouteHarnessError, match=message):
@@ -171,3 +173,73 @@ def test_third_party_factory_without_a_parameter_refuses_an_argument():
 def test_unknown_encoder():
     with pytest.raises(UnknownNameError, match="Did you mean 'minilm'"):
         get_encoder("minilmm")
+
+
+# --- hostile #6: encoders declare their dimension without loading weights ----------------
+def test_minilm_declares_its_dimension_without_loading_the_model():
+    encoder = get_encoder("minilm")
+    assert encoder.dimension == 384 and encoder._model is None
+
+
+def _st_folder(path, modules, configs):
+    import json
+
+    path.mkdir()
+    if modules is not None:
+        (path / "modules.json").write_text(json.dumps(
+            [{"idx": i, "name": str(i), "path": folder, "type": f"sentence_transformers.{kind}"}
+             for i, (kind, folder) in enumerate(modules)]))
+    for folder, config in configs.items():
+        (path / folder).mkdir(exist_ok=True)
+        (path / folder / "config.json").write_text(json.dumps(config))
+    return path
+
+
+@pytest.mark.parametrize("modules, configs, dim", [
+    (None, {"": {"hidden_size": 768}}, 768),  # a plain transformer, mean-pooled
+    ([("Transformer", ""), ("Pooling", "1_Pooling"), ("Normalize", "2_Normalize")],
+     {"": {"hidden_size": 32}, "1_Pooling": {"word_embedding_dimension": 32,
+                                             "pooling_mode_mean_tokens": True,
+                                             "pooling_mode_max_tokens": True}}, 64),
+    ([("Transformer", ""), ("Pooling", "1"), ("Dense", "2")],
+     {"": {"hidden_size": 32}, "1": {"embedding_dimension": 32, "pooling_mode": "cls"},
+      "2": {"in_features": 32, "out_features": 7}}, 7),
+    ([("Transformer", ""), ("SomethingNew", "1")], {"": {"hidden_size": 32}}, None),
+    ([("Transformer", "")], {"": {"hidden_size": "32"}}, None),
+])
+def test_st_dimension_is_read_from_the_configs(tmp_path, modules, configs, dim):
+    from routeharness_sentence_transformers.encoder import read_dimension
+
+    assert read_dimension(_st_folder(tmp_path / "model", modules, configs)) == dim
+
+
+def test_vision_encoders_declare_their_dimension(tmp_path):
+    import json
+
+    from routeharness_vision.encoders import (
+        EffNetImageEncoder,
+        FusedEncoder,
+        _clip_dimension,
+    )
+
+    assert EffNetImageEncoder.dimension == 1280
+    fused = FusedEncoder(get_encoder("minilm"), EffNetImageEncoder(), 0.5, name="f")
+    assert fused.dimension == 384 + 1280
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "clip",
+                                                      "projection_dim": 512}))
+    assert _clip_dimension(tmp_path) == 512
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "siglip"}))
+    assert _clip_dimension(tmp_path) is None
+
+
+# --- hostile #3: the vision plugin opens regular files only ---------------------------------
+def test_vision_image_path_that_is_a_fifo_is_one_line(tmp_path):
+    import os
+
+    from routeharness_vision.encoders import to_pil
+
+    fifo = tmp_path / "image.png"
+    os.mkfifo(fifo)
+    for image in (str(fifo), {"bytes": None, "path": str(fifo)}, "/dev/zero"):
+        with pytest.raises(RouteHarnessError, match="not a regular file"):
+            to_pil(image)

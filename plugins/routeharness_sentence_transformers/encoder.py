@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable, Sequence
 from importlib import metadata
@@ -27,6 +28,8 @@ class SentenceTransformerEncoder:
         # a local directory with a transformer config can be fine-tuned by a router
         local = Path(model)
         self.trainable_path = str(local) if (local / "config.json").is_file() else None
+        #: the output dimension read from the folder's configs (no weights loaded)
+        self.dimension = read_dimension(local)
 
     def _load(self) -> Any:
         if self._model is None:
@@ -69,6 +72,56 @@ class SentenceTransformerEncoder:
         out = np.empty((len(texts), parts[0].shape[1]), dtype=np.float32)
         out[order] = np.concatenate(parts)
         return out
+
+
+def _json_object(file: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _positive(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 \
+        else None
+
+
+def read_dimension(path: Path) -> int | None:
+    """The dimension a sentence-transformers folder encodes to, from its config files
+    alone: the last module that sets one (``Dense`` out_features, ``Pooling`` input
+    dimension x modes, the ``Transformer``'s hidden_size; ``Normalize`` keeps it). None
+    when any module or value is not one of these (unknown is safe; a wrong guess is not)."""
+    try:
+        modules = json.loads((path / "modules.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:  # a plain transformer: sentence-transformers mean-pools it
+        modules = [{"type": "Transformer", "path": ""}]
+    except (OSError, ValueError):
+        return None
+    if not isinstance(modules, list):
+        return None
+    for module in reversed(modules):
+        if not isinstance(module, dict):
+            return None
+        kind = str(module.get("type", "")).rsplit(".", 1)[-1]
+        config = _json_object(path / str(module.get("path", "")) / "config.json")
+        if kind == "Normalize":
+            continue
+        if kind == "Dense":
+            return _positive(config.get("out_features"))
+        if kind == "Transformer":
+            return _positive(config.get("hidden_size"))
+        if kind != "Pooling":
+            return None
+        dim = _positive(config.get("embedding_dimension", config.get("word_embedding_dimension")))
+        mode = config.get("pooling_mode")
+        if mode is None:  # the legacy flags; none set means mean
+            modes = max(1, sum(1 for k, v in config.items()
+                               if k.startswith("pooling_mode_") and v is True))
+        else:
+            modes = 1 if isinstance(mode, str) else len(mode) if isinstance(mode, list) else 0
+        return dim * modes if dim and modes else None
+    return None
 
 
 def minilm(arg: str | None = None) -> SentenceTransformerEncoder:

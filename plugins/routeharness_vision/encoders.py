@@ -32,8 +32,10 @@ def to_pil(image: Any) -> Any:
     try:
         if isinstance(image, Image.Image):
             return image.convert("RGB")
-        if isinstance(image, (str, Path)):
-            with Image.open(image) as handle:
+        if isinstance(image, (str, Path)):  # a regular file only: never a FIFO or device
+            from routeharness.cache import read_regular_file
+
+            with Image.open(io.BytesIO(read_regular_file(image))) as handle:
                 return handle.convert("RGB")
         if isinstance(image, (bytes, bytearray)):
             return Image.open(io.BytesIO(image)).convert("RGB")
@@ -77,7 +79,7 @@ class EffNetImageEncoder:
     modalities = frozenset({"image"})
     name = "effnet"
     identity = "efficientnet-lite0-imagenet"
-    dim = 1280
+    dim = dimension = 1280
 
     def __init__(self, batch_size: int = 32):
         self.batch_size = batch_size
@@ -156,6 +158,8 @@ class FusedEncoder:
         self.text_encoder, self.image_encoder, self.image_weight = text, image, image_weight
         self.name = name
         self.identity = f"fused[{text.identity}+{image.identity}]"
+        text_dim = getattr(text, "dimension", None)
+        self.dimension = text_dim + image.dim if isinstance(text_dim, int) else None
         self.revision = f"{text.revision}+{image.revision};w_image={image_weight:g}"
 
     def encode(self, texts: Sequence[str], images: Sequence[Any] | None = None, *,
@@ -215,6 +219,7 @@ class ClipEncoder:
         self.ref, self.identity, self.revision = ref, identity, revision
         self.name = f"clip:{identity}"
         self.batch_size = batch_size
+        self.dimension = _clip_dimension(Path(ref))
         self._model: Any = None
         self._processor: Any = None
 
@@ -278,6 +283,20 @@ class ClipEncoder:
             if progress is not None:
                 progress(len(batch))
         return np.concatenate(parts).astype(np.float32)
+
+
+def _clip_dimension(path: Path) -> int | None:
+    """A CLIP checkpoint's ``projection_dim`` from its config.json (no weights loaded);
+    None for anything else (SigLIP, an unreadable config): unknown."""
+    import json
+
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    dim = config.get("projection_dim") if isinstance(config, dict) and \
+        config.get("model_type") == "clip" else None
+    return dim if isinstance(dim, int) and not isinstance(dim, bool) and dim > 0 else None
 
 
 def clip(arg: str | None = None) -> ClipEncoder:

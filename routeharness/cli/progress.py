@@ -5,7 +5,7 @@ batch encoded) and its description names what is running now. When standard erro
 not a terminal (a log file, CI, a pipe) there are no redraws: one plain line when the
 work starts, then one whenever another tenth is done or ``PLAIN_INTERVAL_S`` seconds
 have passed with progress made, and one when it ends. Messages and names are printed as
-plain text, never as rich markup.
+plain text, never as rich markup, their control characters escaped (``tables.plain``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from routeharness.progress import Advance, Reporter, _ignore
+from routeharness.tables import plain
 
 #: at most one plain progress line per this many seconds (besides each tenth done)
 PLAIN_INTERVAL_S = 10.0
@@ -38,7 +39,7 @@ class RichReporter(Reporter):
         if not self.quiet:
             from rich.text import Text
 
-            self.console.print(Text.assemble(("• ", "dim"), str(message)), soft_wrap=True)
+            self.console.print(Text.assemble(("• ", "dim"), plain(message)), soft_wrap=True)
 
     @contextmanager
     def progress(self, description: str, total: int) -> Iterator[Advance]:
@@ -66,13 +67,13 @@ class RichReporter(Reporter):
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), TextColumn("{task.fields[status]}", markup=False),
                       console=self.console, transient=True) as bar:
-            handle = bar.add_task(escape(description), total=total, status="")
+            handle = bar.add_task(escape(plain(description)), total=total, status="")
 
             def advance(steps: int = 1, status: str | None = None) -> None:
                 if status is None:
                     bar.advance(handle, steps)
                 else:
-                    bar.update(handle, advance=steps, status=status)
+                    bar.update(handle, advance=steps, status=plain(status))
 
             yield advance
 
@@ -89,7 +90,8 @@ class RichReporter(Reporter):
             text = f"{description}: {done}/{total} ({100 * done // total}%), {elapsed:.0f} s"
             if state["status"] and not final:
                 text += f"; {state['status']}"
-            self.console.print(Text(text + (" (done)" if final else "")), soft_wrap=True)
+            self.console.print(Text(plain(text) + (" (done)" if final else "")),
+                               soft_wrap=True)
             state["printed"], state["shown"] = time.monotonic(), done
 
         def advance(steps: int = 1, status: str | None = None) -> None:
