@@ -92,9 +92,8 @@ def _report_failed_plugins() -> None:
 
     for info in failed_plugins():
         what = "failed" if info.loaded else "failed to load and was skipped"
-        click.echo(f"warning: plugin {info.name!r} ({info.distribution} {info.version}) "
-                   f"{what}: {info.error}", err=True)
-
+        click.echo(_plain(f"warning: plugin {info.name!r} ({info.distribution} "
+                          f"{info.version}) {what}: {info.error}"), err=True)
 
 
 # the progress reporter lives in routeharness.cli.progress; the old name stays importable
@@ -129,8 +128,18 @@ quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress out
 
 def _one_line_warning(message: Warning | str, category: type[Warning], filename: str,
                       lineno: int, file: Any = None, line: str | None = None) -> None:
+    from routeharness.tables import plain
+
     text = " ".join(str(message).split())
-    click.echo(f"warning: {text}", err=True)
+    click.echo(f"warning: {plain(text)}", err=True)
+
+
+def _plain(message: object) -> str:
+    """An error message as one line of text: names in it (paths, models, plugins) may
+    hold control characters, which are shown escaped, never sent to the terminal."""
+    from routeharness.tables import plain
+
+    return plain(" ".join(str(message).splitlines()) or type(message).__name__)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -153,16 +162,17 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except UnknownNameError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(f"Error: {_plain(exc)}", err=True)
         sys.exit(2)
     except RouteHarnessError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(f"Error: {_plain(exc)}", err=True)
         sys.exit(1)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except OSError as exc:
         where = exc.filename if exc.filename is not None else ""
         reason = exc.strerror or type(exc).__name__
-        click.echo(f"Error: {where}: {reason}" if where else f"Error: {reason}", err=True)
+        message = f"{where}: {reason}" if where else reason
+        click.echo(f"Error: {_plain(message)}", err=True)
         sys.exit(1)
 
