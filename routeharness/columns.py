@@ -6,10 +6,12 @@ out of a ``pyarrow.Table``."""
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 SPLITS = ("train", "validation", "test")
 SCORE_PREFIX = "score:"
@@ -35,9 +37,37 @@ def model_names_of(columns: Sequence[str]) -> list[str]:
 def float_column(arrow: Any, name: str) -> np.ndarray:
     """A score or cost column as float64, NaN for nulls; TypeError/ValueError if a cell is
     not a number."""
+    import numpy as np
+
     column = arrow.column(name)
     values = column.to_numpy(zero_copy_only=False)
     return np.asarray(values, dtype=np.float64)
+
+
+#: Unicode categories that show nothing: control (ESC, newline), format (the zero-width
+#: space U+200B, bidi marks), surrogates, and the line and paragraph separators
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+#: letters and symbols that render as blank (Hangul fillers, the braille blank)
+_BLANK_LOOKING = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def is_blank(text: str) -> bool:
+    """True when ``text`` shows nothing: empty, whitespace, or only invisible characters
+    (the zero-width space U+200B and other format or control characters, separators)."""
+    return all(ch.isspace() or ch in _BLANK_LOOKING
+               or unicodedata.category(ch) in _HIDDEN | {"Zs"} for ch in text)
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a model or group name (None when it can): names are printed
+    in tables and terminals and compared exactly, so no control or invisible format
+    characters (ESC, newline, U+200B) and no leading or trailing whitespace."""
+    for ch in name:
+        if unicodedata.category(ch) in _HIDDEN:
+            return f"holds the control or invisible character U+{ord(ch):04X}"
+    if name != name.strip():
+        return "has leading or trailing whitespace"
+    return None
 
 
 def prompt_key(prompt: str, image: Any = None) -> str:

@@ -9,7 +9,9 @@ validation (``routeharness.validation``): ``validate_path`` collects every probl
 Reading rules (docs/dataset-format.md): regular files only (a FIFO, a folder where a file
 belongs, a symlink loop or an unreadable file is one error naming the path); UTF-8; CSV
 fields of any size; text columns (id, prompt, group, embed_text, split, image) are read as
-written, never as numbers or missing values; a column name may appear once.
+written, never as numbers or missing values; a column name may appear once; in a split's
+own file (or saved split) a ``split`` column may only repeat that split; ``routing.json``
+is strict (no repeated key, at least one model where ``models`` is given).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from routeharness.cards import check_sidecar
 from routeharness.data import (
     SPLITS,
     DataError,
@@ -31,25 +34,11 @@ from routeharness.data import (
     arrow_table,
     model_names_of,
 )
-from routeharness.schema import Field, check_items, check_mapping, non_empty, str_values
-from routeharness.textio import read_csv, read_json_rows
+from routeharness.textio import read_csv, read_json_rows, unique_keys
 from routeharness.validation import Enough, Part, Problems, check_parts, check_table
 
-SIDECAR = "routing.json"
+SIDECAR = "routing.json"  # its schema: routeharness.cards.SIDECAR_FIELDS
 SUFFIXES = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}
-
-
-def _positive_int(value: Any) -> str | None:
-    return None if value >= 1 else "must be a positive integer"
-
-
-SIDECAR_FIELDS = {
-    "name": Field(str, check=non_empty), "version": Field(int, check=_positive_int),
-    "description": Field(str), "license": Field(str), "source": Field((str, dict)),
-    "built_from": Field(str), "revision": Field(str), "models": Field(list),
-    "groups": Field(dict, check=str_values), "suite": Field(str),
-    "build_version": Field((int, str)), "counts": Field(dict), "notes": Field((str, list)),
-}
 
 
 @dataclass
@@ -102,18 +91,10 @@ def read_sidecar(directory: Path, text: bytes | None = None) -> dict[str, Any]:
             raise _os_error(path, exc) from None
         text = read_bytes(path)
     try:
-        data = json.loads(text.decode("utf-8"))
+        data = json.loads(text.decode("utf-8"), object_pairs_hook=unique_keys)
     except (ValueError, UnicodeDecodeError) as exc:
         raise DataError(f"invalid JSON: {exc}", source=str(path)) from None
-    data = check_mapping(data, SIDECAR_FIELDS, str(path), DataError)
-    check_items(data.get("models", []), _model_fields(), f"{path}: models", DataError)
-    return data
-
-
-def _model_fields() -> dict[str, Field]:
-    from routeharness.cards import MODEL_FIELDS
-
-    return MODEL_FIELDS
+    return check_sidecar(data, str(path))
 
 
 def sidecar_models(meta: dict[str, Any]) -> list[ModelInfo] | None:
@@ -159,11 +140,17 @@ def _read_parquet(path: Path) -> Any:
     return table
 
 
-def _split_files(directory: Path) -> dict[str, list[Path]]:
+def _list_folder(directory: Path) -> list[str]:
+    """The names in a dataset folder; a folder that cannot be listed is one error naming
+    the folder (not a file inside it, which may not exist)."""
     try:
-        names = sorted(os.listdir(directory))
+        return sorted(os.listdir(directory))
     except OSError as exc:
-        raise _os_error(directory, exc) from None
+        raise DataError(f"cannot list the dataset folder: {exc.strerror or exc}",
+                        source=str(directory)) from None
+
+
+def _split_files(directory: Path, names: list[str]) -> dict[str, list[Path]]:
     found: dict[str, list[Path]] = {split: [] for split in SPLITS}
     for name in names:
         stem, dot, suffix = name.partition(".")
@@ -182,16 +169,19 @@ def read_local(path: Path, problems: Problems) -> Raw:
     except OSError as exc:
         raise _os_error(path, exc) from None
     is_dir = stat.S_ISDIR(info.st_mode)
-    if not is_dir:
+    if is_dir:
+        names = _list_folder(path)
+        meta = read_sidecar(path) if SIDECAR in names else {}
+    else:
         regular_file(path)
-    meta = read_sidecar(path if is_dir else path.parent)
+        meta = read_sidecar(path.parent)
     raw = Raw(str(path), meta=meta, models=sidecar_models(meta),
               default_name=path.name if is_dir else path.stem)
-    if is_dir and os.path.lexists(path / "dataset_dict.json"):
+    if is_dir and "dataset_dict.json" in names:
         regular_file(path / "dataset_dict.json")
         _read_saved(path, raw, problems)
     elif is_dir:
-        for split, files in _split_files(path).items():
+        for split, files in _split_files(path, names).items():
             if len(files) > 1:
                 problems.add(DataError(f"{len(files)} files for split {split!r}: "
                                        f"{' and '.join(f.name for f in files)}; keep one",
@@ -202,6 +192,7 @@ def read_local(path: Path, problems: Problems) -> Raw:
             else:
                 table = read_file(files[0], problems)
                 if table is not None:
+                    _check_split_column(table, split, str(files[0]), problems)
                     raw.parts[split] = Part(table, str(files[0]))
     else:
         table = read_file(path, problems)
@@ -243,7 +234,21 @@ def _add_dict(dataset_dict: Any, source: str, raw: Raw, problems: Problems) -> N
             problems.add(DataError(f"split {split!r} is missing (has {list(dataset_dict)})",
                                    source=source))
         else:
-            raw.parts[split] = Part(arrow_table(dataset_dict[split]), f"{source}[{split}]")
+            table = arrow_table(dataset_dict[split])
+            _check_split_column(table, split, f"{source}[{split}]", problems)
+            raw.parts[split] = Part(table, f"{source}[{split}]")
+
+
+def _check_split_column(table: Any, split: str, source: str, problems: Problems) -> None:
+    """In a split's own file a ``split`` column may only repeat that split: a row that
+    says another split (or ``banana``) would be silently used as this one."""
+    if "split" not in table.column_names:
+        return
+    for row, value in enumerate(table.column("split").to_pylist()):
+        if value != split:
+            problems.add(DataError(f"split {value!r} in the {split!r} split's file: a split "
+                                   f"column here must say {split!r} on every row (or be "
+                                   "left out)", source=source, row=row, column="split"))
 
 
 def _split_one_file(table: Any, source: str, raw: Raw, problems: Problems) -> None:

@@ -9,7 +9,9 @@ A ``--task`` (or ``data info``) argument is one of:
 
 A registered name wins over a file of the same name in the working directory unless the
 spec holds a path separator. A spec that exists as a path is a path even when it holds a
-':' (``runs:2024/data.csv``); otherwise the text after the last ':' is the group.
+':' (``runs:2024/data.csv``); otherwise the text after the last ':' is the group. A spec
+holds at most one group: an empty one (``data:``), an empty revision (``hub:o/n@``) or a
+second ``:GROUP`` after a dataset path (``data:a:b``) is refused in one line.
 """
 
 from __future__ import annotations
@@ -42,11 +44,22 @@ class TaskSpec:
 def parse_hub_spec(spec: str) -> tuple[str, str | None, str | None]:
     """``hub:org/name[@revision][:group]`` -> (repo, revision, group)."""
     body = spec[len(HUB_PREFIX):] if spec.startswith(HUB_PREFIX) else spec
-    repo_revision, _, group = body.partition(":")
-    repo, _, revision = repo_revision.partition("@")
+    repo_revision, colon, group = body.partition(":")
+    repo, at, revision = repo_revision.partition("@")
     if not repo or repo.count("/") > 1 or repo.startswith("/") or repo.endswith("/"):
         raise RouteHarnessError(f"{spec!r}: a Hub dataset is hub:ORG/NAME[@REVISION][:GROUP]")
+    if at and not revision.strip():
+        raise RouteHarnessError(f"{spec!r}: empty revision after '@' (give a branch, tag or "
+                                "commit, or leave out the '@')")
+    if colon:
+        _check_group(spec, group)
     return repo, (revision or None), (group or None)
+
+
+def _check_group(spec: str, group: str) -> None:
+    if not group.strip():
+        raise RouteHarnessError(f"task spec {spec!r} ends in an empty group: write "
+                                "SPEC:GROUP, or leave out the ':'")
 
 
 def _exists(text: str) -> bool:
@@ -75,13 +88,21 @@ def parse_task_spec(spec: str, known: Collection[str] = ()) -> TaskSpec:
     if _exists(spec):
         return TaskSpec("path", spec, path=Path(spec).expanduser())
     head, colon, group = spec.rpartition(":")
-    if colon and head:
+    if colon and not head:
+        raise RouteHarnessError(f"task spec {spec!r} has no task before ':' (NAME:GROUP or "
+                                "PATH:GROUP)")
+    if colon:
+        _check_group(spec, group)
         if head in known:
-            return TaskSpec("name", head, group or None)
+            return TaskSpec("name", head, group)
         if _exists(head) or _looks_like_path(head):
-            return TaskSpec("path", head, group or None, path=Path(head).expanduser())
+            return TaskSpec("path", head, group, path=Path(head).expanduser())
         first, _, rest = spec.partition(":")
-        return TaskSpec("name", first, rest or None)  # an unknown name: the registry says so
+        if first not in known and (_exists(first) or _looks_like_path(first)):
+            raise RouteHarnessError(
+                f"task spec {spec!r}: {first!r} is a dataset path, and a task spec has at "
+                "most one ':GROUP' (PATH:GROUP)")
+        return TaskSpec("name", first, rest)  # an unknown name: the registry says so
     if _looks_like_path(spec):
         return TaskSpec("path", spec, path=Path(spec).expanduser())
     return TaskSpec("name", spec)

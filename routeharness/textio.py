@@ -148,11 +148,13 @@ def read_csv(data: bytes, source: str,
 
 class _DuplicateKey(ValueError):
     def __init__(self, key: str):
-        super().__init__(key)
+        super().__init__(f"key {key!r} appears twice in one object")
         self.key = key
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json``'s ``object_pairs_hook`` refusing a key given twice in one object (``json``
+    would keep the last): raises a ``ValueError`` naming the key."""
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
@@ -170,7 +172,7 @@ def read_json_rows(data: bytes, source: str,
 
     def parse(chunk: str, row: int | None) -> Any:
         try:
-            return json.loads(chunk, object_pairs_hook=_no_duplicates)
+            return json.loads(chunk, object_pairs_hook=unique_keys)
         except _DuplicateKey as exc:
             problems.append(DataError(f"key {exc.key!r} appears twice in one object: one "
                                       "column per name", source=source, row=row,

@@ -5,7 +5,10 @@ so that a dataset that validates never crashes eval.
 Three layers, each on what the one read produced (``routeharness.dataio``):
 
 - ``validate_table``: one table's columns and cells (schema, ids, prompts, groups,
-  scores in [0, 1], costs finite and >= 0, duplicate columns, empty model names);
+  scores in [0, 1], costs finite and >= 0, duplicate columns, empty model names; model
+  and group names without control or invisible characters or outer whitespace; prompts
+  and ``embed_text`` not blank, invisible characters counting as blank, unless the row
+  has an image; an image path names a readable regular file, checked by ``os.stat``);
 - ``outcome_problems``: what the protocol needs of one split's matrices (every model has
   a score somewhere; validation and test have a row with every score, the rows eval
   scores; the cost scale, the most expensive model's mean cost, is finite and > 0);
@@ -17,6 +20,9 @@ Problems are ``DataError``s naming the file, the 0-based data row and the column
 
 from __future__ import annotations
 
+import os
+import stat
+import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,7 +37,9 @@ from routeharness.columns import (
     SCORE_PREFIX,
     SPLITS,
     float_column,
+    is_blank,
     model_names_of,
+    name_problem,
     prompt_key,
 )
 from routeharness.errors import DataError
@@ -121,6 +129,14 @@ def check_table(arrow: Any, source: str, models: Sequence[ModelInfo] | None,
             if not name.strip():
                 add(f"empty model name in column {prefix + name!r}: write "
                     f"{prefix}<model>", column=prefix + name)
+            elif name_problem(name):
+                add(f"model name {name!r} {name_problem(name)}", column=prefix + name)
+    looks: dict[str, str] = {}
+    for name in names:
+        other = looks.setdefault(unicodedata.normalize("NFC", name), name)
+        if other != name:
+            add(f"models {other!a} and {name!a} look the same (they differ only in "
+                "Unicode normalisation): give them distinct names", column=SCORE_PREFIX + name)
     if not names:
         add(f"no '{SCORE_PREFIX}<model>' columns: a routing dataset needs at least one "
             "model's scores")
@@ -166,18 +182,29 @@ def _check_cells(arrow: Any, names: list[str], add: Any) -> None:
             seen[key] = row
     images = (arrow.column("image").to_pylist() if "image" in arrow.column_names
               else [None] * len(arrow))
+    for row, image in enumerate(images):
+        problem = image_problem(image)
+        if problem:
+            add(problem, row, "image")
     for row, (value, image) in enumerate(zip(arrow.column("prompt").to_pylist(), images)):
         if not isinstance(value, str):
             add(f"prompt must be a string, got {value!r}", row, "prompt")
-        elif not value.strip() and image is None:
-            add("empty prompt (blank, and no image): nothing to route on", row, "prompt")
+        elif is_blank(value) and image is None:
+            add("empty prompt (blank or only invisible characters, and no image): nothing "
+                "to route on", row, "prompt")
     for row, value in enumerate(arrow.column("group").to_pylist()):
-        if value is None or not str(value).strip():
+        if value is None or is_blank(str(value)):
             add("missing group", row, "group")
+        elif name_problem(str(value)):
+            add(f"group name {str(value)!r} {name_problem(str(value))}", row, "group")
     if "embed_text" in arrow.column_names:
-        for row, value in enumerate(arrow.column("embed_text").to_pylist()):
+        texts = arrow.column("embed_text").to_pylist()
+        for row, (value, image) in enumerate(zip(texts, images)):
             if not isinstance(value, str):
                 add(f"embed_text must be a string, got {value!r}", row, "embed_text")
+            elif is_blank(value) and image is None:
+                add("blank embed_text (and no image): nothing to embed; write the text, or "
+                    "drop the embed_text column to embed the prompt", row, "embed_text")
     for name in names:
         score_col, cost_col = SCORE_PREFIX + name, COST_PREFIX + name
         try:
@@ -194,6 +221,33 @@ def _check_cells(arrow: Any, names: list[str], add: Any) -> None:
         for row in np.flatnonzero(np.isinf(costs) | (costs < 0)):
             add(f"cost {float(costs[row])!r} must be a finite number >= 0 (USD)", int(row),
                 cost_col)
+
+
+def image_problem(image: Any) -> str | None:
+    """Why an ``image`` cell cannot be read (None when it can, or holds no path): a path
+    (text, or a ``datasets.Image`` dict without bytes) must name a readable regular file,
+    found as eval reads it (relative to the working directory). Only ``os.stat`` looks
+    at it: a FIFO or a device is never opened."""
+    if isinstance(image, dict) and image.get("bytes"):
+        return None
+    path = image.get("path") if isinstance(image, dict) else image
+    if path is None or isinstance(path, (bytes, bytearray)):
+        return None
+    if not isinstance(path, str):
+        return f"image must be a file path or image bytes, got {type(path).__name__}"
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        return f"cannot read image {path!r}: {reason}"
+    if stat.S_ISDIR(info.st_mode):
+        return f"image {path!r} is a directory, expected an image file"
+    if not stat.S_ISREG(info.st_mode):
+        return (f"image {path!r} is not a regular file (a FIFO, socket or device): only "
+                "regular files are read")
+    if not os.access(path, os.R_OK):
+        return f"cannot read image {path!r}: Permission denied"
+    return None
 
 
 def _first_non_number(arrow: Any, name: str) -> tuple[int | None, str, Any]:
