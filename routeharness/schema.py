@@ -94,7 +94,7 @@ def check_items(items: Any, fields: Mapping[str, Field], where: str,
     for i, item in enumerate(items):
         label = f"{where}[{i}]"
         if isinstance(item, dict) and unique is not None and isinstance(item.get(unique), str):
-            label += f" ({item[unique]})"
+            label += f" ({item[unique]!r})"
         checked = check_mapping(item, fields, label, error)
         if unique is not None and unique in checked:
             if checked[unique] in seen:

@@ -278,3 +278,15 @@ def test_unlistable_dataset_folder_names_the_folder(tmp_path: Path, monkeypatch)
     assert [str(p) for p in problems] == [str(first)]
     assert str(first) == f"{data}: cannot list the dataset folder: Permission denied"
     assert "routing.json" not in str(first)
+
+
+def test_data_validate_says_a_group_does_not_narrow_it(capsys):
+    """``data validate PATH:GROUP`` used to say "no such file" for a folder that exists."""
+    from routeharness.cli import main
+
+    folder = Path(__file__).resolve().parent / "data" / "malformed" / "valid"
+    with pytest.raises(SystemExit) as info:
+        main(["data", "validate", f"{folder}:g1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 1 and len(err) == 1
+    assert "checks a whole dataset; pass" in err[0] and str(folder) in err[0]

@@ -84,8 +84,14 @@ def _plain(value: object) -> object:
 def data_validate(path: str) -> None:
     """Check a dataset (file or directory, canonical layout) and print every problem with
     its file, row and column; exit 1 if there is any."""
+    from pathlib import Path
+
     from routeharness.tasks import validate_path
 
+    base, colon, group = path.rpartition(":")
+    if colon and base and not Path(path).exists() and Path(base).exists():
+        raise RouteHarnessError(f"{path}: data validate checks a whole dataset; pass {base} "
+                                f"(a group such as {group!r} narrows a task in eval, not here)")
     problems = validate_path(path)
     if not problems:
         console().print(f"ok: {path} follows the routeharness dataset schema")
