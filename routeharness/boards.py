@@ -192,7 +192,47 @@ def _read_board(path: Path) -> Board:
                                f"{getattr(exc, 'strerror', None) or exc}") from None
     except yaml.YAMLError as exc:
         raise LeaderboardError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from None
-    return parse_board(data, path)
+    return check_registered(parse_board(data, path))
+
+
+def check_registered(board: Board) -> Board:
+    """``board`` if its encoder and its tasks (each the name before any ':') are registered;
+    else one line naming the board.yaml and the key (a board loaded for use)."""
+    from routeharness.registry import get_registry
+
+    wanted = [("encoder", "encoder", board.encoder.split(":", 1)[0])]
+    wanted += [("task", f"tasks[{i}].name", t.name.split(":", 1)[0])
+               for i, t in enumerate(board.tasks)]
+    for kind, key, name in wanted:
+        registry = get_registry(kind)
+        if name not in registry:
+            known = ", ".join(registry.names()) or "none registered"
+            raise LeaderboardError(f"{board.path}: key '{key}': {name!r} is not a registered "
+                                   f"{kind} (known: {known})")
+    return board
+
+
+def check_board_output(output: str | Path, what: str, directory: str | Path | None = None,
+                       board: Board | None = None) -> Path:
+    """``output`` (``check_output_path``) unless it lies in a board's folder (its
+    ``board.yaml``, a submission, ``submissions/`` or anything else there), of any board in
+    ``boards_dir(directory)`` or of ``board``; checked before any work (``leaderboard run``
+    and ``leaderboard show``). One line naming the path and the board."""
+    from routeharness.jsonfiles import check_output_path
+
+    target = Path(output).expanduser().resolve()
+    root = boards_dir(directory)
+    folders = [(name, (root / name).resolve()) for name in board_names(directory)]
+    if board is not None:
+        folders.append((board.name, board.directory.resolve()))
+    for name, folder in folders:
+        if folder in target.parents:
+            own = target.parent == folder or target.exists()
+            raise LeaderboardError(
+                f"--output {output}: " + ("is one of the board's own files" if own else
+                                          "would write into the board's folder")
+                + f" (board {name}, {folder}); write the {what} elsewhere")
+    return check_output_path(output, what)
 
 
 def board_of_file(path: str | Path) -> Board | None:

@@ -78,6 +78,33 @@ def integer(value: Any, path: str) -> int:
     return int(value)
 
 
+def in_range(value: Any, path: str, low: float = 0.0, high: float | None = None) -> float | None:
+    """``number``, finite and in [low, high] (no upper bound when ``high`` is None), or null."""
+    out = number(value, path)
+    if out is not None and not (math.isfinite(out) and low <= out
+                                and (high is None or out <= high)):
+        upper = "inf)" if high is None else f"{high:g}]"
+        raise shape_error(path, f"a finite number in [{low:g}, {upper} or null", value)
+    return out
+
+
+def seed(value: Any, path: str) -> int:
+    """A seed: an integer in [0, 2**32)."""
+    out = integer(value, path)
+    if out >= 2**32:
+        raise shape_error(path, "an integer seed in [0, 2**32)", value)
+    return out
+
+
+def lambdas(value: Any, path: str) -> tuple[float, ...]:
+    """Trade-off weights: a list of numbers >= 0, "inf" allowed (older files wrote it)."""
+    out = numbers(value, path)
+    for i, lam in enumerate(out):
+        if lam is None or math.isnan(lam) or lam < 0:
+            raise shape_error(f"{path}[{i}]", 'a number >= 0 or "inf"', value[i])
+    return out  # type: ignore[return-value]
+
+
 def _is_bool(value: Any) -> bool:
     return isinstance(value, bool) or type(value).__name__ == "bool_"
 
@@ -148,6 +175,7 @@ def write_text(content: str, path: str | Path, what: str = "output") -> Path:
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 -> what open() would have made
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(content)
         os.replace(tmp, path)
@@ -158,6 +186,12 @@ def write_text(content: str, path: str | Path, what: str = "output") -> Path:
         if tmp is not None and Path(tmp).exists():
             Path(tmp).unlink(missing_ok=True)
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json(data: dict[str, Any], path: str | Path, what: str = "output") -> Path:

@@ -4,6 +4,8 @@ Environment:
 - ``ROUTEHARNESS_LOAD_PLUGINS=a,b``: load only these plugins (built-ins included);
   an empty value loads none.
 - ``ROUTEHARNESS_BLOCK_PLUGINS=a,b``: never load these.
+  A name in either that matches no plugin, or an empty LOAD value, is one warning line on
+  stderr (once per process); an unknown-name error says which of them is set.
 - ``ROUTEHARNESS_TRACE_PLUGINS=1``: print every hook call to stderr (the ``register_*``
   hooks included: each plugin's implementation is called through pluggy on its own).
 A plugin is named by its entry-point name (third party) or its short name (``knn`` for
@@ -91,6 +93,37 @@ def _env_set(var: str) -> set[str] | None:
     return {part.strip() for part in value.split(",") if part.strip()}
 
 
+_ENV_VARS = ("ROUTEHARNESS_LOAD_PLUGINS", "ROUTEHARNESS_BLOCK_PLUGINS")
+_warned: set[str] = set()  # each warning once per process
+
+
+def env_note() -> str:
+    """The plugin-selection variables that are set, for an unknown-name error."""
+    set_vars = [f"{var}={os.environ[var]!r}" for var in _ENV_VARS if var in os.environ]
+    return f"; plugins selected by {', '.join(set_vars)}" if set_vars else ""
+
+
+def _warn_env(candidates: set[str], names_shown: list[str]) -> None:
+    """One line on stderr per variable naming plugins that match none (an empty
+    ``ROUTEHARNESS_LOAD_PLUGINS`` loads none), once per process."""
+    shown = ", ".join(sorted(names_shown)) or "none installed"
+    for var in _ENV_VARS:
+        names = _env_set(var)
+        if names is None:
+            continue
+        unmatched = sorted(names - candidates)
+        if var == _ENV_VARS[0] and not names:
+            message = f"{var} is set but empty: no plugin is loaded"
+        elif unmatched:
+            message = (f"{var}: {', '.join(map(repr, unmatched))} match(es) no plugin "
+                       f"(plugins: {shown})")
+        else:
+            continue
+        if message not in _warned:
+            _warned.add(message)
+            sys.stderr.write(f"warning: {message}\n")
+
+
 def _allowed(name: str, module: str) -> bool:
     load, block = _env_set("ROUTEHARNESS_LOAD_PLUGINS"), _env_set("ROUTEHARNESS_BLOCK_PLUGINS")
     keys = {name, module}
@@ -110,6 +143,8 @@ class PluginHost:
     def __init__(self) -> None:
         self._pm: pluggy.PluginManager | None = None
         self._infos: list[PluginInfo] = []
+        self._candidates: set[str] = set()  # every plugin's names, loaded or not
+        self._names: list[str] = []  # every plugin's name (not its module)
         self.registries: dict[str, Any] = {}
         self.generation = 0
 
@@ -127,10 +162,11 @@ class PluginHost:
         if self._pm is None:
             pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
             pm.add_hookspecs(hookspecs)
-            self._pm, self._infos = pm, []
+            self._pm, self._infos, self._candidates, self._names = pm, [], set(), []
             # built-ins first: a third-party plugin cannot take a built-in's plugin name
             self._load_builtins(pm)
             self._load_entry_points(pm)
+            _warn_env(self._candidates, self._names)
             if os.environ.get("ROUTEHARNESS_TRACE_PLUGINS", "") not in ("", "0"):
                 # sys.stderr looked up per message: the stream in use at call time
                 pm.trace.root.setwriter(lambda msg: sys.stderr.write(str(msg)))
@@ -173,6 +209,8 @@ class PluginHost:
         for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             dist = ep.dist.name if ep.dist is not None else "unknown"
             version = ep.dist.version if ep.dist is not None else "?"
+            self._candidates |= {ep.name, ep.value.split(":")[0]}
+            self._names.append(ep.name)
             if dist == "routeharness" or not _allowed(ep.name, ep.value.split(":")[0]):
                 continue
             info = PluginInfo(ep.name, ep.value, dist, version, builtin=False)
@@ -187,6 +225,8 @@ class PluginHost:
     def _load_builtins(self, pm: pluggy.PluginManager) -> None:
         for module in DEFAULT_PLUGINS:
             name = module.removeprefix(BUILTIN_PREFIX)
+            self._candidates |= {name, module}
+            self._names.append(name)
             if not _allowed(name, module):
                 continue
             info = PluginInfo(name, module, "routeharness", __version__, builtin=True)

@@ -19,14 +19,17 @@ from routeharness.jsonfiles import (
     flag,
     get,
     git_commit,
+    in_range,
     integer,
     items,
+    lambdas,
     mapping,
     number,
     numbers,
     optional_text,
     platform_info,
     read_as,
+    seed,
     shape_error,
     text,
     write_json,
@@ -65,7 +68,7 @@ class Curve:
 
 def read_metrics(data: Any, path: str) -> dict[str, Any]:
     """A metrics mapping: every value a number (or null), ``auc_ci95`` two numbers (or
-    null); ``auc`` and ``quality_at_0`` are required."""
+    null); ``auc`` and ``quality_at_0`` are required, in [0, 100]; costs finite, >= 0."""
     data = mapping(data, path)
     out: dict[str, Any] = {}
     for key, value in data.items():
@@ -74,6 +77,8 @@ def read_metrics(data: Any, path: str) -> dict[str, Any]:
             if ci is not None and len(ci) != 2:
                 raise shape_error(f"{path}.{key}", "two numbers", value)
             out[key] = ci
+        elif key in ("auc", "quality_at_0") or key.startswith("cost"):
+            out[key] = in_range(value, f"{path}.{key}", 0, None if key[0] == "c" else 100)
         else:
             out[key] = number(value, f"{path}.{key}")
     for key in ("auc", "quality_at_0"):
@@ -145,7 +150,7 @@ class RunRecord:
                                 for k, v in values.items()}
         return cls(
             router=router, task=get(data, "task", path, text),
-            seed=get(data, "seed", path, integer),
+            seed=get(data, "seed", path, seed),
             metrics=get(data, "metrics", path, read_metrics),
             curve=Curve.from_dict(get(data, "curve", path, anything), f"{path}.curve"),
             frontier=Curve.from_dict(get(data, "frontier", path, anything), f"{path}.frontier"),
@@ -332,15 +337,21 @@ class ResultSet:
         if not tasks or not records:
             raise RecordFormatError(f"{prefix}{'tasks' if not tasks else 'records'}: empty; "
                                     "a result set holds at least one task and one record")
+        first: dict[tuple[str, str, int], int] = {}
         for i, record in enumerate(records):
             if record.task not in tasks:
                 raise RecordFormatError(f"{prefix}records[{i}].task: {record.task!r} is not "
                                         f"one of the file's tasks {sorted(tasks)}")
+            if first.setdefault(record.key, i) != i:
+                raise RecordFormatError(f"{prefix}records[{first[record.key]}], [{i}]:"
+                                        " the same router x task x seed "
+                                        f"{list(record.key)!r} twice")
         encoder = get(data, "encoder", path, mapping)
         get(encoder, "name", f"{prefix}encoder", text)
         protocol = get(data, "protocol", path, mapping)
-        for i, seed in enumerate(get(protocol, "seeds", f"{prefix}protocol", items)):
-            integer(seed, f"{prefix}protocol.seeds[{i}]")
+        for i, value in enumerate(get(protocol, "seeds", f"{prefix}protocol", items)):
+            seed(value, f"{prefix}protocol.seeds[{i}]")
+        get(protocol, "lambdas", f"{prefix}protocol", lambdas, None)
         merged = get(data, "merged_from", path, items, None)
         return cls(encoder=encoder, protocol=protocol, tasks=tasks, records=records,
                    routeharness_version=get(data, "routeharness_version", path, optional_text,

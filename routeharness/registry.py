@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from routeharness.errors import PluginError, UnknownNameError
-from routeharness.plugins import PluginHost, get_host, hook_failure, one_line
+from routeharness.plugins import PluginHost, env_note, get_host, hook_failure, one_line
 
 KINDS = ("router", "encoder", "task")
 HOOK_OF_KIND = {"router": "register_routers", "encoder": "register_encoders",
@@ -163,6 +163,7 @@ class Registry:
             return self._entries[name]
         except KeyError:
             note = ("; failed plugins: " + "; ".join(self.failures)) if self.failures else ""
+            note += env_note()
             raise UnknownNameError(self.kind, name, self.names(), note=note) from None
 
     def names(self) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,9 +30,13 @@ class Ranking:
 def ranking(board: Board, *, check_data: bool = False) -> Ranking:
     """The board's submissions, each validated against this board (the folder holds it),
     ranked by the main metric (``results.ranked``: higher first; upper bounds last,
-    unranked). Files that fail validation are listed apart, with their problems."""
-    rows, rejected, accepted = [], [], []
-    for path in board.submission_files():
+    unranked). Files that fail validation are listed apart, with their problems. Two
+    valid files of one router (same name and fixed parameters): the newest by
+    ``provenance.created`` is ranked (on a tie, the first by file name), the other is
+    listed as rejected, naming the file kept."""
+    rejected: list[tuple[str, list[str]]] = []
+    valid: dict[str, tuple[Path, Submission]] = {}
+    for path in board.submission_files():  # sorted by file name
         try:
             data = load_submission(path)
             problems = validate_submission(data, board=board, check_data=check_data)
@@ -40,6 +45,20 @@ def ranking(board: Board, *, check_data: bool = False) -> Ranking:
         if problems or data is None:
             rejected.append((path.name, problems))
             continue
+        key = json.dumps([data.router_name, data.router.get("fixed_params")], sort_keys=True,
+                         default=str)
+        if key in valid:
+            kept_path, kept = valid[key]
+            if str(data.provenance.get("created") or "") > str(kept.provenance.get("created")
+                                                                or ""):
+                valid[key], (kept_path, path) = (path, data), (path, kept_path)
+            rejected.append((path.name, [f"a second submission of router "
+                                         f"{data.router_name!r}: {kept_path.name} (newer, or "
+                                         "first by file name) is ranked instead"]))
+            continue
+        valid[key] = (path, data)
+    rows, accepted = [], []
+    for path, data in valid.values():
         accepted.append(data)
         router, scores, metric = data.router, data.scores, board.main_metric
         rows.append({

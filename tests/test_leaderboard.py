@@ -100,7 +100,7 @@ def test_builtin_boards_parse():
     ({"main_metric": "accuracy"}, "key 'main_metric' must be one of"),
     ({"protocol": {"tune": False, "bootstrap": 0}}, "protocol: unknown key"),
     ({"seeds": []}, "key 'seeds' must be a non-empty list"),
-    ({"tasks": [{"name": "routerbench"}]}, r"tasks\[0\] \(routerbench\): missing required"),
+    ({"tasks": [{"name": "routerbench"}]}, r"tasks\[0\] \('routerbench'\): missing required"),
     ({"version": True}, "key 'version' must be int, got bool"),
 ])
 def test_board_schema_is_strict(change, message, tmp_path):

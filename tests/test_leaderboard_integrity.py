@@ -103,7 +103,7 @@ def _other_router(data):
 
 @pytest.mark.parametrize("edit, message", [
     (_extra_seed, "has seed 7, not one of board routerbench-v1's seeds [0, 1, 2]"),
-    (_second_record, "is a second record for task 'routerbench', seed 1"),
+    (_second_record, "records[1], [3]: the same router x task x seed ['random', 'routerbench', 1]"),
     (_other_router, "record 0 is for router 'knn', not 'random'"),
 ])
 def test_records_must_be_exactly_the_boards_set(boards, capsys, edit, message):

@@ -411,3 +411,37 @@ def test_shipped_plugins_import_only_the_public_api():
                     "routeharness."):
                 assert node.module.startswith("routeharness.testing"), (
                     f"{path}: imports {node.module}")
+
+
+# --- plugin selection that matches nothing (hostile #12) ---------------------------------------
+@pytest.mark.parametrize("var, value, message", [
+    ("ROUTEHARNESS_LOAD_PLUGINS", "nosuch", "ROUTEHARNESS_LOAD_PLUGINS: 'nosuch' match(es) no"),
+    ("ROUTEHARNESS_BLOCK_PLUGINS", "knn,nosuch", "ROUTEHARNESS_BLOCK_PLUGINS: 'nosuch' match"),
+    ("ROUTEHARNESS_LOAD_PLUGINS", "", "ROUTEHARNESS_LOAD_PLUGINS is set but empty: no plugin"),
+])
+def test_a_plugin_selection_matching_nothing_warns_once(monkeypatch, capsys, var, value,
+                                                        message):
+    """Before: empty listings and 'Known: none registered', with no word on why."""
+    import routeharness.plugins as plugins
+
+    monkeypatch.setattr(plugins, "_warned", set())
+    monkeypatch.setenv(var, value)
+    reset_plugin_manager()
+    plugin_infos()
+    reset_plugin_manager()
+    plugin_infos()  # once per process
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("warning: ") and message in err, err
+    if var == "ROUTEHARNESS_LOAD_PLUGINS":
+        with pytest.raises(UnknownNameError, match=f"plugins selected by {var}="):
+            get_registry("router").get("knn")
+
+
+def test_a_plugin_selection_that_matches_warns_nothing(monkeypatch, capsys):
+    import routeharness.plugins as plugins
+
+    monkeypatch.setattr(plugins, "_warned", set())
+    monkeypatch.setenv("ROUTEHARNESS_LOAD_PLUGINS", "knn,routeharness_baselines")
+    reset_plugin_manager()
+    plugin_infos()
+    assert capsys.readouterr().err == ""

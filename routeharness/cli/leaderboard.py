@@ -17,7 +17,6 @@ from routeharness.cli._app import (
     quiet_option,
 )
 from routeharness.cli.render import FORMATS, console, emit, format_option
-from routeharness.errors import RouteHarnessError
 
 
 @cli.group()
@@ -75,6 +74,7 @@ def leaderboard_run(board: str, router: str, output: str | None, resume: bool,
     """Run BOARD's full protocol for a router and write a submission file."""
     import re
 
+    from routeharness.boards import check_board_output
     from routeharness.evaluate import plan_routers
     from routeharness.jsonfiles import check_output_path
     from routeharness.leaderboard import load_board, run_board
@@ -82,7 +82,7 @@ def leaderboard_run(board: str, router: str, output: str | None, resume: bool,
     label = plan_routers([router], references=False)[0].label  # typos fail before work
     definition = load_board(board, boards_dir)
     default = f"submission-{definition.name}-{re.sub(r'[^A-Za-z0-9._-]+', '_', label)}.json"
-    path = check_output_path(output or default, "submission")
+    path = check_board_output(output or default, "submission", boards_dir, definition)
     partial = check_output_path(f"{path}.partial", "checkpoint")
     if resume and not partial.is_file():
         console(stderr=True).print(f"nothing to resume: no {partial}; running all")
@@ -187,7 +187,7 @@ def leaderboard_verify(file: str, boards_dir: str | None, tolerance: float | Non
 def leaderboard_show(board: str, fmt: str, output: str | None, boards_dir: str | None) -> None:
     """Render BOARD's ranking of accepted submissions (leaderboards/BOARD/submissions/);
     a file that does not validate against this board is listed as rejected."""
-    from routeharness.jsonfiles import check_output_path
+    from routeharness.boards import check_board_output
     from routeharness.leaderboard import load_board
     from routeharness.standings import (
         ranking,
@@ -199,10 +199,7 @@ def leaderboard_show(board: str, fmt: str, output: str | None, boards_dir: str |
 
     definition = load_board(board, boards_dir)
     if output is not None:
-        target = check_output_path(output)
-        if any(target.resolve() == p.resolve()
-               for p in [definition.path, *definition.submission_files()]):
-            raise RouteHarnessError(f"--output {output} is one of the board's own files")
+        check_board_output(output, f"{fmt} leaderboard", boards_dir, definition)
     result = ranking(definition)
     for name, problems in result.rejected:
         _warn(f"{name} is not a valid submission and is left out: {'; '.join(problems)}")
