@@ -190,6 +190,22 @@ def run_one(router_name: str | RouterRun, entry: Any, embedded: EmbeddedTask, se
     unused)."""
     plan = router_name if isinstance(router_name, RouterRun) else \
         plan_routers([router_name], references=False)[0]
+    return route_one(plan, embedded, seed, protocol, advance).record
+
+
+@dataclass
+class Routed:
+    """One run's record and its test routing: ``choices`` (L, n) on ``test``, the scored
+    (complete) test rows; what paired comparisons between routers resample."""
+
+    record: dict[str, Any]
+    choices: np.ndarray
+    test: RoutingData
+
+
+def route_one(plan: RouterRun, embedded: EmbeddedTask, seed: int, protocol: Protocol,
+              advance: Advance = _ignore) -> Routed:
+    """``run_one`` keeping the test choices (``Routed``)."""
     task = embedded.task
     router_cls = plan.router_cls
     streams = seed_streams(seed)
@@ -230,7 +246,7 @@ def run_one(router_name: str | RouterRun, entry: Any, embedded: EmbeddedTask, se
     advance(1)
     scored = score_choices(test_eval, choices, protocol.lambdas,
                            n_bootstrap=protocol.n_bootstrap, seed=streams.bootstrap)
-    return {
+    return Routed({
         "router": plan.label,
         "router_class": f"{router_cls.__module__}.{router_cls.__qualname__}",
         "router_kind": getattr(router_cls, "kind", "utility"),
@@ -251,7 +267,7 @@ def run_one(router_name: str | RouterRun, entry: Any, embedded: EmbeddedTask, se
         "curve": {"lambda": [("inf" if np.isinf(x) else x) for x in protocol.lambdas],
                   **scored["curve"]},
         "frontier": scored["frontier"],
-    }
+    }, choices, test_eval)
 
 
 def _jsonable(value: Any) -> Any:
@@ -275,6 +291,21 @@ def _refuse_duplicate_tasks(specs: list[str], loaded: Sequence[RoutingTask]) -> 
                 f"results would be pooled; give one task once, or name your datasets apart "
                 f"(routing.json \"name\")")
         first[task.name] = spec
+
+
+def load_tasks(specs: Sequence[str], *, data_dir: str | None = None,
+               reporter: Reporter | None = None,
+               task_options: dict[str, Any] | None = None) -> list[RoutingTask]:
+    """The task specs loaded in order; two that load tasks of one name are refused."""
+    from routeharness.tasks import load_task
+
+    reporter = reporter or Reporter()
+    loaded = []
+    for spec in specs:
+        reporter.log(f"loading task {spec}")
+        loaded.append(load_task(spec, data_dir=data_dir, **(task_options or {})))
+    _refuse_duplicate_tasks(list(specs), loaded)
+    return loaded
 
 
 def choose_encoder(encoder: str | None, tasks: Sequence[RoutingTask]) -> str:
@@ -309,16 +340,11 @@ def evaluate(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | Non
     """
     from routeharness.encoders import EmbeddingCache, get_encoder
     from routeharness.results import new_result_set
-    from routeharness.tasks import load_task
 
     protocol = protocol or Protocol()
     reporter = reporter or Reporter()
     plans = plan_routers(routers, references)  # unknown names and params fail before work
-    loaded = []
-    for spec in tasks:
-        reporter.log(f"loading task {spec}")
-        loaded.append(load_task(spec, data_dir=data_dir, **(task_options or {})))
-    _refuse_duplicate_tasks(list(tasks), loaded)
+    loaded = load_tasks(tasks, data_dir=data_dir, reporter=reporter, task_options=task_options)
     enc = get_encoder(choose_encoder(encoder, loaded))
     cache = EmbeddingCache(cache_dir)
     result = new_result_set(protocol, enc)

@@ -7,6 +7,8 @@ evaluated split is 1) and ``qualities`` are mean scores in [0, 1]; areas are rep
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 MAX_COST = 1.0
@@ -161,3 +163,30 @@ def bootstrap_auc(scores: np.ndarray, costs: np.ndarray, choices: np.ndarray, *,
     alpha = (1.0 - level) / 2.0
     low, high = np.quantile(values, [alpha, 1.0 - alpha])
     return float(low), float(high)
+
+
+def paired_bootstrap_auc(scores: np.ndarray, costs: np.ndarray,
+                         choices_a: Sequence[np.ndarray], choices_b: Sequence[np.ndarray], *,
+                         n_resamples: int = 1000, seed: int = 0,
+                         level: float = 0.95) -> tuple[float, float, float]:
+    """Mean AUC difference a - b over paired runs (``choices_a[i]`` against
+    ``choices_b[i]``, e.g. one per seed), and its percentile interval over resampled
+    evaluation prompts: every replicate draws one set of prompts for all runs, so the
+    interval is of the difference, not of two independent AUCs."""
+    if len(choices_a) != len(choices_b) or not choices_a:
+        raise ValueError("paired_bootstrap_auc needs as many runs of a as of b, at least one")
+    n = scores.shape[0]
+    rows = np.arange(n)
+    chosen = [(scores[rows, np.atleast_2d(c)], costs[rows, np.atleast_2d(c)])
+              for c in [*choices_a, *choices_b]]
+    k = len(choices_a)
+
+    def difference(idx: np.ndarray | slice) -> float:
+        aucs = [auc(c[:, idx].mean(axis=1), s[:, idx].mean(axis=1)) for s, c in chosen]
+        return float(np.mean(aucs[:k]) - np.mean(aucs[k:]))
+
+    rng = np.random.default_rng(seed)
+    values = [difference(rng.integers(0, n, size=n)) for _ in range(n_resamples)]
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(values, [alpha, 1.0 - alpha]) if values else (np.nan, np.nan)
+    return difference(slice(None)), float(low), float(high)

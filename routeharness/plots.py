@@ -85,17 +85,26 @@ def plot_frontiers(result: ResultSet, path: str | Path) -> Path:
             ax.set_title(f"{task}: cost-quality frontiers")
             ax.grid(alpha=0.3)
             ax.legend(handles, labels, fontsize=7, loc="lower right")
-        fig.tight_layout()
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        try:
-            fig.savefig(tmp, dpi=130)
-            os.replace(tmp, path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise RouteHarnessError(f"{path}: cannot write the plot: "
-                                    f"{exc.strerror or exc}") from None
-        finally:
-            plt.close(fig)
+        save_figure(fig, path)
+    return path
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    """``fig`` laid out and written atomically as a PNG at ``path`` (checked by
+    ``check_output_path``), then closed; one line if it cannot be written."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    try:
+        fig.savefig(tmp, dpi=130)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise RouteHarnessError(f"{path}: cannot write the plot: "
+                                f"{exc.strerror or exc}") from None
+    finally:
+        plt.close(fig)
     return path
 
 

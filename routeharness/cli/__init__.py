@@ -6,9 +6,9 @@ imported only inside the commands that need them, so ``--help`` and the listings
 instantly.
 """
 
-from routeharness.cli import check, data, evaluation, leaderboard, listing, results
+from routeharness.cli import check, data, evaluation, leaderboard, listing, results, study
 from routeharness.cli._app import _ranking_table, cli, main
 from routeharness.cli.evaluation import _parse_seeds
 
 __all__ = ["_parse_seeds", "_ranking_table", "check", "cli", "data", "evaluation", "leaderboard", "listing",
-           "main", "results"]
+           "main", "results", "study"]

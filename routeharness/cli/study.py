@@ -1,0 +1,274 @@
+"""``routeharness study``: the paper's questions as commands (``routeharness.study``).
+
+Every study saves a versioned JSON (``--output``), prints its tables (``--format``) and,
+where it has one, saves a PNG (``--plot``). Outputs are checked before any work."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from routeharness.cli._app import (
+    _console,
+    _RichReporter,
+    cache_dir_option,
+    cli,
+    data_dir_option,
+    quiet_option,
+)
+from routeharness.cli.render import emit, format_option
+
+PAIRED_HELP = "Bootstrap resamples over test prompts for the paired comparisons (0: none)."
+
+
+@cli.group()
+def study() -> None:
+    """The paper's questions on any task, router and encoder: locality, sample efficiency,
+    encoders, images, distribution shift, hyper-parameter sweeps, and the full report."""
+
+
+def _common(seeds: str = "0", plot: bool = False) -> Callable[[Any], Any]:
+    """The options every study takes: seeds, tuning, bootstrap, outputs, data, format."""
+    from routeharness.protocol import MAX_BOOTSTRAP
+
+    def wrap(func: Any) -> Any:
+        options = [
+            click.option("--seeds", default=seeds, show_default=True,
+                         help="Seeds: 0,1,2 or a range 0-4 (as eval)."),
+            click.option("--no-tune", is_flag=True,
+                         help="Each router's defaults instead of tuning on validation."),
+            click.option("--bootstrap", type=click.IntRange(0, MAX_BOOTSTRAP), default=1000,
+                         show_default=True, help=PAIRED_HELP),
+            click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+                         help="Where to save the study JSON [default: study-NAME.json]."),
+            data_dir_option, cache_dir_option, format_option, quiet_option,
+        ]
+        if plot:
+            options.append(click.option("--plot", type=click.Path(dir_okay=False),
+                                        default=None, help="Save the study's plot as a PNG."))
+        for option in reversed(options):
+            func = option(func)
+        return func
+    return wrap
+
+
+def _settings(seeds: str, no_tune: bool, bootstrap: int, data_dir: str | None,
+              cache_dir: str | None, quiet: bool) -> Any:
+    from routeharness.cli.evaluation import _parse_seeds
+    from routeharness.protocol import Protocol
+    from routeharness.study.common import StudySettings
+
+    protocol = Protocol(seeds=tuple(_parse_seeds(seeds)), tune=not no_tune, n_bootstrap=0)
+    return StudySettings(protocol=protocol, data_dir=data_dir, cache_dir=cache_dir,
+                         reporter=_RichReporter(quiet), paired_bootstrap=bootstrap)
+
+
+def _outputs(name: str, output: str | None, plot: str | None, tasks: tuple[str, ...],
+             data_dir: str | None, cache_dir: str | None) -> Path:
+    """The JSON path (default ``study-NAME.json``), checked with the plot before work."""
+    from routeharness.cli.evaluation import check_output_paths
+
+    path = Path(output or f"study-{name}.json")
+    check_output_paths(path, Path(plot) if plot else None, tasks, data_dir, cache_dir)
+    return path
+
+
+def _finish(name: str, result: Any, path: Path, fmt: str, plot: str | None) -> None:
+    """Saved before anything is printed; tables; the plot when asked for."""
+    from routeharness.study import study_module
+
+    result.save(path)
+    _console(stderr=True).print(f"study saved to {path}", markup=False)
+    module = study_module(name)
+    emit(module.tables(result), fmt)
+    if plot:
+        module.plot(result, plot)
+        _console(stderr=True).print(f"plot saved to {plot}", markup=False)
+
+
+def _fractions(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: fractions are numbers, e.g. 0.1,0.5,1",
+                                 param_hint="--fractions") from None
+
+
+def _groups(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    groups = [g.strip() for g in text.split(",")]
+    if not all(groups):
+        raise click.BadParameter(f"{text!r}: an empty group name")
+    return groups
+
+
+routers_option = click.option("--router", "-r", "routers", multiple=True, required=True,
+                              help="Router name or NAME:PARAM=VALUE (repeatable); kNN is "
+                                   "added as the reference of every comparison.")
+tasks_option = click.option("--task", "-t", "tasks", multiple=True, required=True,
+                            help="Task name, NAME:GROUP or a dataset path (repeatable).")
+encoder_option = click.option("--encoder", "-e", default=None,
+                              help="Encoder (default: the task card's, else minilm).")
+
+
+@study.command(name="locality")
+@tasks_option
+@encoder_option
+@click.option("--pairs", type=click.IntRange(100, 10_000_000), default=20000, show_default=True,
+              help="Random pairs of training prompts.")
+@_common(plot=True)
+def locality_command(tasks: tuple[str, ...], encoder: str | None, pairs: int, seeds: str,
+                     no_tune: bool, bootstrap: int, output: str | None, data_dir: str | None,
+                     cache_dir: str | None, fmt: str, quiet: bool, plot: str | None) -> None:
+    """Is model performance local in embedding space? Distance against outcome agreement,
+    nearest against random neighbours, intrinsic dimension."""
+    from routeharness.study import neighbours
+
+    path = _outputs("locality", output, plot, tasks, data_dir, cache_dir)
+    settings = _settings(seeds, no_tune, bootstrap, data_dir, cache_dir, quiet)
+    result = neighbours.run(list(tasks), encoder=encoder, n_pairs=pairs, settings=settings)
+    _finish("locality", result, path, fmt, plot)
+
+
+@study.command(name="sample-efficiency")
+@routers_option
+@tasks_option
+@encoder_option
+@click.option("--fractions", default="0.02,0.05,0.1,0.25,0.5,1", show_default=True,
+              help="Shares of the training split, each in (0, 1]; 1 is always run.")
+@_common(seeds="0,1,2", plot=True)
+def efficiency_command(routers: tuple[str, ...], tasks: tuple[str, ...], encoder: str | None,
+                       fractions: str, seeds: str, no_tune: bool, bootstrap: int,
+                       output: str | None, data_dir: str | None, cache_dir: str | None,
+                       fmt: str, quiet: bool, plot: str | None) -> None:
+    """Learning curves: every router tuned and fitted on seeded subsamples of train."""
+    from routeharness.study import efficiency
+
+    chosen = efficiency.check_fractions(_fractions(fractions))
+    path = _outputs("sample-efficiency", output, plot, tasks, data_dir, cache_dir)
+    settings = _settings(seeds, no_tune, bootstrap, data_dir, cache_dir, quiet)
+    result = efficiency.run(list(routers), list(tasks), encoder=encoder, fractions=chosen,
+                            settings=settings)
+    _finish("sample-efficiency", result, path, fmt, plot)
+
+
+@study.command(name="encoders")
+@routers_option
+@tasks_option
+@click.option("--encoder", "-e", "encoders", multiple=True, required=True,
+              help="Encoder (repeatable): minilm, lexical, st:PATH, ...")
+@_common(seeds="0,1,2")
+def encoders_command(routers: tuple[str, ...], tasks: tuple[str, ...],
+                     encoders: tuple[str, ...], seeds: str, no_tune: bool, bootstrap: int,
+                     output: str | None, data_dir: str | None, cache_dir: str | None,
+                     fmt: str, quiet: bool) -> None:
+    """Does the ranking of routers hold across encoders? AUC router x encoder, Kendall's
+    tau between the rankings, kNN's rank under each."""
+    from routeharness.encoders import get_encoder
+    from routeharness.study import encoders as encoder_study
+
+    for spec in encoders:
+        get_encoder(spec)  # an unknown or broken encoder fails before any work
+    path = _outputs("encoders", output, None, tasks, data_dir, cache_dir)
+    settings = _settings(seeds, no_tune, bootstrap, data_dir, cache_dir, quiet)
+    result = encoder_study.run(list(routers), list(tasks), list(encoders), settings=settings)
+    _finish("encoders", result, path, fmt, None)
+
+
+@study.command(name="images")
+@routers_option
+@tasks_option
+@click.option("--encoder", "-e", "encoders", multiple=True,
+              help="Encoders (repeatable) [default: minilm, effnet, effnet-minilm: text "
+                   "only, image only, fused].")
+@click.option("--pairs", type=click.IntRange(100, 10_000_000), default=20000, show_default=True,
+              help="Random pairs of training prompts for the locality statistics.")
+@_common()
+def images_command(routers: tuple[str, ...], tasks: tuple[str, ...],
+                   encoders: tuple[str, ...], pairs: int, seeds: str, no_tune: bool,
+                   bootstrap: int, output: str | None, data_dir: str | None,
+                   cache_dir: str | None, fmt: str, quiet: bool) -> None:
+    """Routers and locality with text-only, image-only and fused encoders on an image task."""
+    from routeharness.study import images
+
+    path = _outputs("images", output, None, tasks, data_dir, cache_dir)
+    settings = _settings(seeds, no_tune, bootstrap, data_dir, cache_dir, quiet)
+    result = images.run(list(routers), list(tasks), encoders=encoders or images.DEFAULT_ENCODERS,
+                        n_pairs=pairs, settings=settings)
+    _finish("images", result, path, fmt, None)
+
+
+@study.command(name="shift")
+@routers_option
+@tasks_option
+@encoder_option
+@click.option("--train-groups", default=None, help="Train on these groups (a,b,...).")
+@click.option("--test-groups", default=None,
+              help="Test on these groups (a,b,...); default: leave each group out in turn.")
+@_common()
+def shift_command(routers: tuple[str, ...], tasks: tuple[str, ...], encoder: str | None,
+                  train_groups: str | None, test_groups: str | None, seeds: str,
+                  no_tune: bool, bootstrap: int, output: str | None, data_dir: str | None,
+                  cache_dir: str | None, fmt: str, quiet: bool) -> None:
+    """Prompts unlike the training ones: leave-one-group-out, or a named split."""
+    from routeharness.study import shift
+
+    train, test = _groups(train_groups), _groups(test_groups)
+    path = _outputs("shift", output, None, tasks, data_dir, cache_dir)
+    settings = _settings(seeds, no_tune, bootstrap, data_dir, cache_dir, quiet)
+    result = shift.run(list(routers), list(tasks), encoder=encoder, train_groups=train,
+                       test_groups=test, settings=settings)
+    _finish("shift", result, path, fmt, None)
+
+
+@study.command(name="sweep")
+@click.option("--router", "-r", "router", required=True, help="One router (NAME or spec).")
+@tasks_option
+@encoder_option
+@click.option("--param", required=True,
+              help="NAME=V1,V2,... (or NAME alone: the router's own grid), e.g. k=1,5,10,50.")
+@_common(plot=True)
+def sweep_command(router: str, tasks: tuple[str, ...], encoder: str | None, param: str,
+                  seeds: str, no_tune: bool, bootstrap: int, output: str | None,
+                  data_dir: str | None, cache_dir: str | None, fmt: str, quiet: bool,
+                  plot: str | None) -> None:
+    """Validation and test AUC across one hyper-parameter; the value tuning picks marked."""
+    from routeharness.study import sweep
+
+    sweep.parse_param(param)
+    path = _outputs("sweep", output, plot, tasks, data_dir, cache_dir)
+    settings = _settings(seeds, no_tune, bootstrap, data_dir, cache_dir, quiet)
+    result = sweep.run(router, list(tasks), param, encoder=encoder, settings=settings)
+    _finish("sweep", result, path, fmt, plot)
+
+
+@study.command(name="show")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Save the study's plot as a PNG (studies that have one).")
+@format_option
+def show_command(file: str, plot: str | None, fmt: str) -> None:
+    """Print a saved study's tables again."""
+    from routeharness.errors import RouteHarnessError
+    from routeharness.jsonfiles import check_output_path
+    from routeharness.study import study_module
+    from routeharness.study.record import StudyResult
+
+    result = StudyResult.load(file)
+    module = study_module(result.study)
+    if plot:
+        check_output_path(plot, "plot")
+        if not hasattr(module, "plot"):
+            raise RouteHarnessError(f"study {result.study!r} has no plot")
+    try:
+        tables = module.tables(result)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise RouteHarnessError(f"{file}: a malformed {result.study} study "
+                                f"({type(exc).__name__}: {exc})") from None
+    emit(tables, fmt)
+    if plot:
+        module.plot(result, plot)

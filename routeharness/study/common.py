@@ -1,0 +1,63 @@
+"""The options every study takes (``StudySettings``), the compact run record a study
+file keeps, and the cells its tables share (mean ± std, a difference with its interval)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from routeharness.evaluate import Routed
+from routeharness.progress import Reporter
+from routeharness.protocol import Protocol
+from routeharness.tables import fmt
+
+#: bootstrap resamples of the paired comparisons (over test prompts)
+PAIRED_BOOTSTRAP = 1000
+#: the record keys a study file keeps of each run (curves and tuning tables stay out)
+RUN_KEYS = ("router", "task", "seed", "params", "fixed_params", "metrics", "timings",
+            "n_test", "plugin", "distribution", "version")
+
+
+@dataclass
+class StudySettings:
+    """What every study shares with ``eval``: the protocol (seeds, tuning, sweep), where
+    data and embeddings live, progress, and the paired bootstrap's size."""
+
+    protocol: Protocol = field(default_factory=Protocol)
+    data_dir: str | None = None
+    cache_dir: str | None = None
+    reporter: Reporter = field(default_factory=Reporter)
+    paired_bootstrap: int = PAIRED_BOOTSTRAP
+    task_options: dict[str, Any] = field(default_factory=dict)
+
+
+def compact(routed: Routed, **condition: Any) -> dict[str, Any]:
+    """A run as a study file keeps it: ``RUN_KEYS`` and the condition it ran under."""
+    record = {k: routed.record[k] for k in RUN_KEYS if k in routed.record}
+    record["condition"] = condition
+    return record
+
+
+def mean_cell(mean: float | None, std: float | None) -> str:
+    return fmt(mean, std)
+
+
+def diff_cell(entry: dict[str, Any] | None) -> str:
+    """``+1.23 [-0.40, 2.90]``: a paired difference and its 95% interval."""
+    if not entry or entry.get("difference") is None:
+        return "-"
+    ci = entry.get("ci95")
+    text = f"{entry['difference']:+.2f}"
+    return text + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci and None not in ci else "")
+
+
+def with_reference(routers: list[str], reference: str) -> list[str]:
+    """The routers with the reference router (kNN) first when it is registered and not
+    already given: every comparison is made against it."""
+    from routeharness.base import parse_router_spec
+    from routeharness.registry import get_registry
+
+    names = [parse_router_spec(r).name for r in routers]
+    if reference in names or reference not in get_registry("router"):
+        return list(routers)
+    return [reference, *routers]

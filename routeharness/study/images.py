@@ -1,0 +1,67 @@
+"""``study images`` (the multimodal claim, and the referees' question: does the image
+embedding separate prompts by which model is best?). On a task with images, the same
+routers under the text-only, image-only and fused encoders (``study encoders``' numbers)
+and the locality statistics of each encoder's embedding (``study locality``'s).
+``results[task]``: ``routing`` (as ``study encoders``) and ``locality`` per encoder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from routeharness.errors import RouteHarnessError
+from routeharness.evaluate import load_tasks
+from routeharness.study import encoders as encoder_study
+from routeharness.study.common import StudySettings
+from routeharness.study.neighbours import SUMMARY_HEADERS, measure, summary_row
+from routeharness.study.record import StudyResult
+from routeharness.study.runs import prepare
+from routeharness.tables import ReportTable
+
+#: text only, image only, image and text fused
+DEFAULT_ENCODERS = ("minilm", "effnet", "effnet-minilm")
+
+
+def check_images(tasks: Sequence[str], settings: StudySettings) -> None:
+    """Every task must have images: one line naming the first that has none."""
+    for task in load_tasks(tasks, data_dir=settings.data_dir, reporter=settings.reporter,
+                           task_options=settings.task_options):
+        if not any(data.has_images for data in task.splits.values()):
+            raise RouteHarnessError(f"study images needs a task with images: {task.name!r} "
+                                    "has none (try blindtest or vhelm-mm)")
+
+
+def run(routers: Sequence[str], tasks: Sequence[str], *,
+        encoders: Sequence[str] = DEFAULT_ENCODERS, n_pairs: int = 20000,
+        settings: StudySettings | None = None) -> StudyResult:
+    """Routers and locality under each encoder, on each image task."""
+    settings = settings or StudySettings()
+    check_images(tasks, settings)
+    result = encoder_study.run(routers, tasks, encoders, settings=settings, study="images")
+    result.params["n_pairs"] = n_pairs
+    routing = result.results
+    result.results = {task: {"routing": summary, "locality": {}}
+                      for task, summary in routing.items()}
+    for spec in encoders:  # embeddings come from the cache the routing runs filled
+        _, embedded_tasks = prepare(tasks, spec, data_dir=settings.data_dir,
+                                    cache_dir=settings.cache_dir, reporter=settings.reporter,
+                                    task_options=settings.task_options)
+        for embedded in embedded_tasks:
+            settings.reporter.log(f"locality of {embedded.task.name} ({spec})")
+            result.results[embedded.task.name]["locality"][spec] = measure(
+                embedded, n_pairs=n_pairs, seed=settings.protocol.seeds[0],
+                n_bootstrap=settings.paired_bootstrap)
+    return result
+
+
+def tables(result: StudyResult) -> list[ReportTable]:
+    """The routing table per task (router x encoder) and the locality of each encoder."""
+    routing = StudyResult(study="encoders", params=result.params, protocol=result.protocol,
+                          results={t: r["routing"] for t, r in result.results.items()})
+    out = encoder_study.tables(routing)
+    for task, entry in result.results.items():
+        table = ReportTable(f"{task}: locality of outcomes under each encoder",
+                            ["encoder", *SUMMARY_HEADERS[1:]], right=set(range(1, 8)))
+        for spec, loc in entry["locality"].items():
+            table.add(summary_row(spec, loc))
+        out.append(table)
+    return out

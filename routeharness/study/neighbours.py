@@ -1,0 +1,98 @@
+"""``study locality``: is model performance local in embedding space? On each task's
+training prompts under one encoder: seeded random pairs (distance against outcome
+agreement, by decile, against a shuffled-pairing null band), each prompt's nearest
+neighbour against a random one, exact duplicates apart, and the intrinsic dimension
+(``routeharness.study.locality`` computes; this module runs it on tasks).
+``results[task]``: ``Locality.to_dict()``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from routeharness.embedding import EmbeddedTask
+from routeharness.study.common import StudySettings
+from routeharness.study.record import StudyResult
+from routeharness.study.runs import prepare
+from routeharness.tables import ReportTable, fmt
+
+DEFAULT_PAIRS = 20000
+
+
+def measure(embedded: EmbeddedTask, *, n_pairs: int = DEFAULT_PAIRS, seed: int = 0,
+            n_bootstrap: int = 1000) -> dict[str, Any]:
+    """The locality statistics of one embedded task's training split."""
+    from routeharness.study.locality import locality
+
+    train = embedded.task.splits["train"]
+    return locality(embedded.X["train"], train.scores, train.texts_to_embed(),
+                    n_pairs=n_pairs, seed=seed, n_bootstrap=n_bootstrap).to_dict()
+
+
+def run(tasks: Sequence[str], *, encoder: str | None = None, n_pairs: int = DEFAULT_PAIRS,
+        settings: StudySettings | None = None) -> StudyResult:
+    """Locality of every task's training prompts under ``encoder``."""
+    settings = settings or StudySettings()
+    seed = settings.protocol.seeds[0]
+    enc, embedded_tasks = prepare(tasks, encoder, data_dir=settings.data_dir,
+                                  cache_dir=settings.cache_dir, reporter=settings.reporter,
+                                  task_options=settings.task_options)
+    result = StudyResult.new("locality", {"tasks": list(tasks), "encoder": enc.name,
+                                          "n_pairs": n_pairs, "seed": seed})
+    result.add_encoder(enc)
+    for embedded in embedded_tasks:
+        result.add_task(embedded.task)
+        settings.reporter.log(f"locality of {embedded.task.name} ({enc.name})")
+        result.results[embedded.task.name] = measure(
+            embedded, n_pairs=n_pairs, seed=seed, n_bootstrap=settings.paired_bootstrap)
+    return result
+
+
+def summary_row(task: str, loc: dict[str, Any]) -> list[str]:
+    """One task's headline numbers as table cells (``SUMMARY_HEADERS``)."""
+    ci = loc.get("spearman_ci95") or [None, None]
+    dims = {d["estimator"] + (f" k={d['k']}" if d.get("k") else ""): d["value"]
+            for d in loc.get("dimensions", [])}
+    return [task, str(loc.get("n_pairs")), str(loc.get("n_duplicate_pairs")),
+            f"{fmt(loc.get('spearman'), digits=3)} [{fmt(ci[0], digits=3)}, "
+            f"{fmt(ci[1], digits=3)}]",
+            fmt(loc.get("nn_agreement"), digits=3), fmt(loc.get("random_agreement"), digits=3),
+            fmt(loc.get("nn_best_same"), digits=3), fmt(loc.get("random_best_same"), digits=3),
+            ", ".join(f"{k} {fmt(v, digits=1)}" for k, v in dims.items()) or "-"]
+
+
+SUMMARY_HEADERS = ["task", "pairs", "duplicate pairs", "Spearman(distance, agreement) [95% CI]",
+                   "agreement: nearest", "agreement: random", "same best: nearest",
+                   "same best: random", "intrinsic dimension"]
+
+
+def tables(result: StudyResult) -> list[ReportTable]:
+    """The headline table (one row per task) and each task's decile table."""
+    head = ReportTable(f"locality of outcomes in embedding space ({result.params.get('encoder')})",
+                       SUMMARY_HEADERS, right=set(range(1, 8)))
+    out = [head]
+    for task, loc in result.results.items():
+        head.add(summary_row(task, loc))
+        deciles = ReportTable(f"{task}: outcome agreement by distance decile",
+                              ["decile", "distance", "agreement", "null band (95%)",
+                               "same best model", "pairs"], right={1, 2, 3, 4, 5})
+        for i, row in enumerate(loc.get("deciles", [])):
+            outside = not (row["null_low"] <= row["agreement"] <= row["null_high"])
+            deciles.add([str(i + 1), f"{row['distance_low']:.3f}-{row['distance_high']:.3f}",
+                         fmt(row["agreement"], digits=3),
+                         f"{row['null_low']:.3f}-{row['null_high']:.3f}",
+                         fmt(row["best_same"], digits=3), str(row["n"])],
+                        "bold" if outside else None)
+        deciles.note = "bold: outside the band of shuffled pairings"
+        out.append(deciles)
+    head.note = ("pairs with identical prompt text are counted apart and left out of every "
+                 "other number; nearest: each prompt's nearest other training prompt")
+    return out
+
+
+def plot(result: StudyResult, path: str | Path) -> Path:
+    """Agreement by distance decile against the null band, one panel per task."""
+    from routeharness.study.figures import deciles
+
+    return deciles({task: loc["deciles"] for task, loc in result.results.items()}, path)

@@ -1,0 +1,182 @@
+"""What every study shares: tasks loaded and embedded as ``eval`` does, tasks derived
+from them (a subsample of the training split, groups held out), router x seed runs
+through ``evaluate.route_one`` (the same tuning, sweep and metrics as ``eval``), and the
+paired comparison of two routers over the same test prompts."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from routeharness import metrics
+from routeharness.data import RoutingData
+from routeharness.embedding import EmbeddedTask, embed_task
+from routeharness.errors import RouteHarnessError
+from routeharness.evaluate import (
+    Routed,
+    RouterRun,
+    _fit,
+    _make,
+    choose_encoder,
+    load_tasks,
+    plan_routers,
+    route_one,
+    tuning_steps,
+)
+from routeharness.progress import Reporter
+from routeharness.protocol import Protocol, seed_streams
+from routeharness.scoring import route_split, score_choices
+
+#: a subsampled training split keeps at least this many prompts
+MIN_TRAIN = 10
+#: the router every paired comparison is made against (the paper's claim is about it)
+REFERENCE_ROUTER = "knn"
+
+
+def prepare(tasks: Sequence[str], encoder: str | None, *, data_dir: str | None = None,
+            cache_dir: str | None = None, reporter: Reporter | None = None,
+            task_options: dict[str, Any] | None = None) -> tuple[Any, list[EmbeddedTask]]:
+    """The tasks loaded (``evaluate.load_tasks``) and embedded with ``encoder`` (None:
+    the cards' default) through the cache: (encoder, embedded tasks)."""
+    from routeharness.cache import EmbeddingCache
+    from routeharness.encoders import get_encoder
+
+    reporter = reporter or Reporter()
+    loaded = load_tasks(tasks, data_dir=data_dir, reporter=reporter, task_options=task_options)
+    enc = get_encoder(choose_encoder(encoder, loaded))
+    cache = EmbeddingCache(cache_dir)
+    return enc, [embed_task(task, enc, cache, reporter) for task in loaded]
+
+
+def derive(embedded: EmbeddedTask, rows: dict[str, tuple[str, np.ndarray]],
+           name: str | None = None) -> EmbeddedTask:
+    """A task whose split ``s`` is ``rows[s] = (source split, row indices or mask)`` of
+    ``embedded``'s, with its embeddings: no prompt is encoded again."""
+    task = embedded.task
+    splits, X = {}, {}
+    for split, (source, index) in rows.items():
+        index = np.flatnonzero(index) if np.asarray(index).dtype == bool else np.asarray(index)
+        data = task.splits[source].subset(index)
+        splits[split] = replace(data, split=split)
+        X[split] = embedded.X[source][index]
+    for split, data in splits.items():
+        if data.n == 0:
+            raise RouteHarnessError(f"task {task.name!r}: the derived {split} split is empty")
+    return replace(embedded, task=replace(task, name=name or task.name, splits=splits), X=X)
+
+
+def train_order(embedded: EmbeddedTask, seed: int) -> np.ndarray:
+    """The training rows in a seeded random order: a subsample of fraction f is the
+    first ``subsample_size(n, f)`` of them, so a larger fraction holds a smaller one."""
+    n = embedded.task.splits["train"].n
+    return np.random.default_rng([seed, 0x5A3E]).permutation(n)
+
+
+def subsample_size(n: int, fraction: float) -> int:
+    """Training prompts kept at ``fraction`` (at least ``MIN_TRAIN``, at most n)."""
+    if not 0 < fraction <= 1:
+        raise RouteHarnessError(f"a fraction must be in (0, 1], got {fraction:g}")
+    return min(n, max(MIN_TRAIN, math.ceil(fraction * n)))
+
+
+def subsample_train(embedded: EmbeddedTask, fraction: float, seed: int) -> EmbeddedTask:
+    """The task with its training split cut to ``fraction`` (seeded, nested across
+    fractions); validation and test unchanged."""
+    n = embedded.task.splits["train"].n
+    keep = np.sort(train_order(embedded, seed)[:subsample_size(n, fraction)])
+    return derive(embedded, {"train": ("train", keep), "validation": ("validation", _all(
+        embedded, "validation")), "test": ("test", _all(embedded, "test"))})
+
+
+def _all(embedded: EmbeddedTask, split: str) -> np.ndarray:
+    return np.arange(embedded.task.splits[split].n)
+
+
+def hold_out(embedded: EmbeddedTask, test_groups: Sequence[str],
+             train_groups: Sequence[str] | None = None) -> EmbeddedTask:
+    """Train and tune on ``train_groups`` (default: every group not tested), test on the
+    test split's rows of ``test_groups``: prompts unlike the training ones."""
+    task = embedded.task
+    known = task.groups
+    for group in [*test_groups, *(train_groups or [])]:
+        if group not in known:
+            raise RouteHarnessError(f"task {task.name!r} has no group {group!r} "
+                                    f"(groups: {', '.join(known)})")
+    tested = set(test_groups)
+    trained = set(train_groups) if train_groups else set(known) - tested
+    if not trained or not tested:
+        raise RouteHarnessError(f"task {task.name!r}: holding out {sorted(tested)} leaves "
+                                "no group to train on" if not trained else "no group to test")
+    if trained & tested:
+        raise RouteHarnessError(f"groups {sorted(trained & tested)} are both trained and tested")
+
+    def rows(split: str, groups: set[str]) -> np.ndarray:
+        return np.isin(task.splits[split].groups.astype(str), sorted(groups))
+
+    return derive(embedded, {"train": ("train", rows("train", trained)),
+                             "validation": ("validation", rows("validation", trained)),
+                             "test": ("test", rows("test", tested))})
+
+
+def plans_for(routers: Sequence[str]) -> list[RouterRun]:
+    """The routers resolved against the registry (unknown names and parameters fail
+    here, before any work); no reference routers."""
+    if not routers:
+        raise RouteHarnessError("give at least one router (-r)")
+    return plan_routers(list(routers), references=False)
+
+
+def run_all(plans: Sequence[RouterRun], embedded: EmbeddedTask, protocol: Protocol,
+            reporter: Reporter, title: str) -> dict[tuple[str, int], Routed]:
+    """Every router x seed on one (possibly derived) task: (label, seed) -> ``Routed``."""
+    out: dict[tuple[str, int], Routed] = {}
+    for plan in plans:
+        plan.memo.clear()  # memoised routes belong to one task
+    steps = sum(tuning_steps(p, protocol) for p in plans) * len(protocol.seeds)
+    with reporter.progress(title, steps) as advance:
+        for seed in protocol.seeds:
+            for plan in plans:
+                out[(plan.label, seed)] = route_one(plan, embedded, seed, protocol, advance)
+    return out
+
+
+def paired(runs: dict[tuple[str, int], Routed], label: str, reference: str,
+           seeds: Sequence[int], *, n_bootstrap: int, seed: int) -> dict[str, float]:
+    """AUC of ``label`` minus ``reference``'s, mean over seeds, with a bootstrap interval
+    over the test prompts (both routers' runs of one seed are on the same prompts)."""
+    a = [runs[(label, s)] for s in seeds]
+    b = [runs[(reference, s)] for s in seeds]
+    test = a[0].test
+    scale = metrics.cost_scale(test.costs)
+    diff, low, high = metrics.paired_bootstrap_auc(
+        test.scores, test.costs / scale, [r.choices for r in a], [r.choices for r in b],
+        n_resamples=n_bootstrap, seed=seed_streams(seed).bootstrap)
+    return {"difference": diff, "ci95": [low, high] if n_bootstrap else None}
+
+
+def validation_auc(plan: RouterRun, embedded: EmbeddedTask, params: dict[str, Any],
+                   seed: int, protocol: Protocol) -> float:
+    """Validation AUC of one configuration (fitted on train), as tuning scores it."""
+    task = embedded.task
+    train, validation = task.splits["train"], task.splits["validation"]
+    scale = metrics.cost_scale(train.costs)
+    outcomes = train.outcomes(scale, task.group_descriptions, embedded.encode_text,
+                              embedded.encoder_path)
+    rows = validation.complete_rows()
+    router = _make(plan.router_cls, {**params, **plan.fixed}, seed_streams(seed).router)
+    _fit(plan, router, embedded.X["train"], outcomes)
+    data: RoutingData = validation.subset(rows)
+    choices = route_split(router, embedded.X["validation"][rows], data, protocol.lambdas, scale)
+    return float(score_choices(data, choices, protocol.lambdas, per_group=False)["auc"])
+
+
+def auc_of(runs: dict[tuple[str, int], Routed], label: str,
+           seeds: Sequence[int], metric: str = "auc") -> tuple[float | None, float | None]:
+    """Mean and standard deviation over seeds of a run metric."""
+    from routeharness.results import mean_std
+
+    return mean_std([runs[(label, s)].record["metrics"].get(metric) for s in seeds])

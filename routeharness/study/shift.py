@@ -1,0 +1,126 @@
+"""``study shift``: routing prompts unlike the training ones, where a lookup table should
+suffer most. Leave-one-group-out (train and tune on the other groups, test on the
+held-out group's test prompts), or one named split (``--train-groups``/``--test-groups``).
+Each held-out result is set against the same routers in distribution (trained on every
+group, scored on the same test prompts), and each router against kNN, paired over the
+test prompts. ``results[task]``: ``folds`` (test groups, train groups, test prompts) and
+per fold and router: AUC and quality at lambda 0 out of and in distribution (mean and
+std over seeds) and the paired difference to kNN out of distribution."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from routeharness.errors import RouteHarnessError
+from routeharness.results import mean_std
+from routeharness.study.common import StudySettings, compact, diff_cell, mean_cell, with_reference
+from routeharness.study.record import StudyResult
+from routeharness.study.runs import (
+    REFERENCE_ROUTER,
+    auc_of,
+    hold_out,
+    paired,
+    plans_for,
+    prepare,
+    run_all,
+)
+from routeharness.tables import ReportTable
+
+
+def run(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | None = None,
+        train_groups: Sequence[str] | None = None, test_groups: Sequence[str] | None = None,
+        settings: StudySettings | None = None) -> StudyResult:
+    """Leave-one-group-out per task, or the named split when ``test_groups`` is given."""
+    settings = settings or StudySettings()
+    if train_groups and not test_groups:
+        raise RouteHarnessError("--train-groups needs --test-groups")
+    protocol, reporter = settings.protocol, settings.reporter
+    routers = with_reference(list(routers), REFERENCE_ROUTER)
+    plans = plans_for(routers)
+    labels = [p.label for p in plans]
+    reference = REFERENCE_ROUTER if REFERENCE_ROUTER in labels else None
+    enc, embedded_tasks = prepare(tasks, encoder, data_dir=settings.data_dir,
+                                  cache_dir=settings.cache_dir, reporter=reporter,
+                                  task_options=settings.task_options)
+    result = StudyResult.new("shift", {"routers": routers, "tasks": list(tasks),
+                                       "train_groups": list(train_groups or []),
+                                       "test_groups": list(test_groups or [])}, protocol)
+    result.add_encoder(enc)
+    for embedded in embedded_tasks:
+        task = embedded.task
+        result.add_task(task)
+        groups = task.groups
+        if test_groups:
+            folds = [(list(test_groups), list(train_groups) if train_groups else
+                      [g for g in groups if g not in test_groups])]
+        elif len(groups) < 2:
+            raise RouteHarnessError(f"task {task.name!r} has one group: nothing to hold out "
+                                    "(study shift needs a task with groups)")
+        else:
+            folds = [([g], [h for h in groups if h != g]) for g in groups]
+        inside = run_all(plans, embedded, protocol, reporter, f"{task.name}: in distribution")
+        result.runs += [compact(r, fold="in distribution") for r in inside.values()]
+        out = []
+        for tested, trained in folds:
+            derived = hold_out(embedded, tested, trained)
+            runs = run_all(plans, derived, protocol, reporter,
+                           f"{task.name}: held out {', '.join(tested)}")
+            result.runs += [compact(r, test_groups=tested) for r in runs.values()]
+            fold: dict[str, Any] = {"test_groups": tested, "train_groups": trained,
+                                    "n_test": derived.task.splits["test"].n,
+                                    "n_train": derived.task.splits["train"].n, "routers": {}}
+            for label in labels:
+                auc, auc_std = auc_of(runs, label, protocol.seeds)
+                q0, q0_std = auc_of(runs, label, protocol.seeds, "quality_at_0")
+                in_auc, in_std = _in_distribution(inside, label, tested, protocol.seeds)
+                fold["routers"][label] = {
+                    "auc": auc, "auc_std": auc_std, "quality_at_0": q0,
+                    "quality_at_0_std": q0_std, "in_distribution_auc": in_auc,
+                    "in_distribution_auc_std": in_std,
+                    "vs_knn": (paired(runs, label, reference, protocol.seeds,
+                                      n_bootstrap=settings.paired_bootstrap,
+                                      seed=protocol.seeds[0])
+                               if reference and label != reference else None)}
+            out.append(fold)
+        result.results[task.name] = {"folds": out, "routers": labels}
+    return result
+
+
+def _in_distribution(runs: dict, label: str, tested: list[str],
+                     seeds: Sequence[int]) -> tuple[float | None, float | None]:
+    """AUC of the in-distribution run on the held-out groups' test prompts (its
+    per-group AUC when one group is held out; else None: not computed)."""
+    if len(tested) != 1:
+        return None, None
+    values = [runs[(label, s)].record.get("per_group", {}).get(tested[0], {}).get("auc")
+              for s in seeds]
+    return mean_std(values)
+
+
+def tables(result: StudyResult) -> list[ReportTable]:
+    """Per task: AUC out of distribution, in distribution, and the paired difference to
+    kNN, per held-out fold and router."""
+    out = []
+    for task, summary in result.results.items():
+        table = ReportTable(f"{task}: test AUC on held-out groups (trained without them)",
+                            ["held out", "test prompts", "router", "held-out AUC",
+                             "in-distribution AUC", "drop", "vs kNN [95% CI]"],
+                            right={1, 3, 4, 5, 6})
+        for i, fold in enumerate(summary["folds"]):
+            for j, (label, entry) in enumerate(fold["routers"].items()):
+                drop = (entry["in_distribution_auc"] - entry["auc"]
+                        if entry["in_distribution_auc"] is not None and entry["auc"] is not None
+                        else None)
+                table.add([", ".join(fold["test_groups"]) if j == 0 else "",
+                           str(fold["n_test"]) if j == 0 else "", label,
+                           mean_cell(entry["auc"], entry["auc_std"]),
+                           mean_cell(entry["in_distribution_auc"],
+                                     entry["in_distribution_auc_std"]),
+                           "-" if drop is None else f"{drop:+.2f}", diff_cell(entry["vs_knn"])])
+            if i < len(summary["folds"]) - 1:
+                table.sections.add(len(table.rows) - 1)
+        table.note = ("drop: in-distribution minus held-out AUC on the same test prompts; "
+                      "vs kNN: AUC minus kNN's, held out, paired over test prompts")
+        out.append(table)
+    return out
