@@ -30,7 +30,7 @@ def study() -> None:
     encoders, images, distribution shift, hyper-parameter sweeps, and the full report."""
 
 
-def _common(seeds: str = "0", plot: bool = False) -> Callable[[Any], Any]:
+def _common(seeds: str = "0", plot: bool = False, output: bool = True) -> Callable[[Any], Any]:
     """The options every study takes: seeds, tuning, bootstrap, outputs, data, format."""
     from routeharness.protocol import MAX_BOOTSTRAP
 
@@ -42,10 +42,12 @@ def _common(seeds: str = "0", plot: bool = False) -> Callable[[Any], Any]:
                          help="Each router's defaults instead of tuning on validation."),
             click.option("--bootstrap", type=click.IntRange(0, MAX_BOOTSTRAP), default=1000,
                          show_default=True, help=PAIRED_HELP),
-            click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
-                         help="Where to save the study JSON [default: study-NAME.json]."),
             data_dir_option, cache_dir_option, format_option, quiet_option,
         ]
+        if output:
+            options.append(click.option("--output", "-o", type=click.Path(dir_okay=False),
+                                        default=None, help="Where to save the study JSON "
+                                        "[default: study-NAME.json]."))
         if plot:
             options.append(click.option("--plot", type=click.Path(dir_okay=False),
                                         default=None, help="Save the study's plot as a PNG."))
@@ -272,3 +274,41 @@ def show_command(file: str, plot: str | None, fmt: str) -> None:
     emit(tables, fmt)
     if plot:
         module.plot(result, plot)
+
+
+@study.command(name="paper")
+@click.option("--output", "-o", "out_dir", type=click.Path(file_okay=False),
+              default="benchmarks/paper", show_default=True,
+              help="Folder for the parts' JSON, the plots and report.md/report.json.")
+@click.option("--router", "-r", "routers", multiple=True,
+              help="Routers [default: knn, linear, mlp, bandit].")
+@click.option("--encoder", "-e", "encoders", multiple=True,
+              help="Encoders of the encoders part [default: minilm, lexical, and "
+                   "all-mpnet-base-v2 when scripts/assemble_mpnet.py has put it in place].")
+@click.option("--part", "parts", multiple=True,
+              help="Run only these parts (repeatable); the report covers every saved part.")
+@click.option("--resume", is_flag=True, help="Reuse parts saved with the same parameters.")
+@click.option("--report-only", is_flag=True, help="Write the report from the saved parts.")
+@_common(seeds="0,1,2", output=False)
+def paper_command(out_dir: str, routers: tuple[str, ...], encoders: tuple[str, ...],
+                  parts: tuple[str, ...], resume: bool, report_only: bool, seeds: str,
+                  no_tune: bool, bootstrap: int, data_dir: str | None,
+                  cache_dir: str | None, fmt: str, quiet: bool) -> None:
+    """Every study on the built-in tasks and a reproduction report, claim by claim."""
+    from routeharness.errors import RouteHarnessError
+    from routeharness.study import paper
+    from routeharness.study.report import claim_table, claims, write_report
+
+    plan = paper.PaperPlan()
+    if routers:
+        plan = paper.replace(plan, routers=tuple(routers))
+    plan = paper.replace(plan, encoders=tuple(encoders) or paper.default_encoders())
+    settings = _settings(seeds, no_tune, bootstrap, data_dir, cache_dir, quiet)
+    if not report_only:
+        paper.run(out_dir, plan, settings=settings, resume=resume, only=parts or None)
+    saved = paper.load_parts(out_dir)
+    if not saved:
+        raise RouteHarnessError(f"{out_dir}: no saved part to report on")
+    path = write_report(saved, out_dir)
+    _console(stderr=True).print(f"report written to {path}", markup=False)
+    emit([claim_table(claims(saved))], fmt)

@@ -1,0 +1,141 @@
+"""``study paper``: every study on the built-in text tasks and an image task, and a
+report that takes arXiv 2505.12601's claims one by one (the claim, the evidence with
+intervals and seeds, a verdict on this data), written as plainly when kNN loses.
+
+Each part is saved as its own study JSON in the output folder as soon as it finishes;
+``resume`` reuses a part whose file holds the same parameters. The verdict rules are
+the ``verdict_*`` functions below, written out in the report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from routeharness.errors import RouteHarnessError
+from routeharness.study.common import StudySettings
+from routeharness.study.record import StudyResult
+
+TEXT_TASKS = ("routerbench", "alpacaeval", "llmrouter", "routerdc")
+IMAGE_TASKS = ("blindtest-ci",)
+ROUTERS = ("knn", "linear", "mlp", "bandit")
+ENCODERS = ("minilm", "lexical")
+SWEEP = "k=1,2,5,10,20,50,100,200"
+
+
+@dataclass
+class PaperPlan:
+    """What ``study paper`` runs. ``efficiency_tasks`` and ``shift_tasks`` default to the
+    text tasks that ship or build without extra data (routerdc is read from --data-dir)."""
+
+    routers: tuple[str, ...] = ROUTERS
+    text_tasks: tuple[str, ...] = TEXT_TASKS
+    efficiency_tasks: tuple[str, ...] = ("routerbench", "alpacaeval", "llmrouter")
+    shift_tasks: tuple[str, ...] = ("routerbench", "llmrouter")
+    image_tasks: tuple[str, ...] = IMAGE_TASKS
+    encoders: tuple[str, ...] = ENCODERS
+    sweep: str = SWEEP
+    fractions: tuple[float, ...] = (0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+    #: parts that run on the first seed only (deterministic routers do not move with it;
+    #: the others' seed spread is measured by sample-efficiency and images)
+    first_seed_only: tuple[str, ...] = ("encoders", "shift", "sweep")
+    parts: tuple[str, ...] = ("locality", "sweep", "sample-efficiency", "encoders", "shift",
+                              "images")
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _calls(plan: PaperPlan) -> dict[str, tuple[dict[str, Any], Callable[..., StudyResult]]]:
+    from routeharness.study import efficiency, encoders, images, neighbours, shift, sweep
+
+    return {
+        "locality": ({"tasks": list(plan.text_tasks)},
+                     lambda s: neighbours.run(list(plan.text_tasks), settings=s)),
+        "sweep": ({"router": "knn", "tasks": list(plan.text_tasks), "param": plan.sweep},
+                  lambda s: sweep.run("knn", list(plan.text_tasks), plan.sweep, settings=s)),
+        "sample-efficiency": (
+            {"routers": list(plan.routers), "tasks": list(plan.efficiency_tasks),
+             "fractions": list(plan.fractions)},
+            lambda s: efficiency.run(list(plan.routers), list(plan.efficiency_tasks),
+                                     fractions=plan.fractions, settings=s)),
+        "encoders": ({"routers": list(plan.routers), "tasks": list(plan.efficiency_tasks),
+                      "encoders": list(plan.encoders)},
+                     lambda s: encoders.run(list(plan.routers), list(plan.efficiency_tasks),
+                                            list(plan.encoders), settings=s)),
+        "shift": ({"routers": list(plan.routers), "tasks": list(plan.shift_tasks)},
+                  lambda s: shift.run(list(plan.routers), list(plan.shift_tasks), settings=s)),
+        "images": ({"routers": list(plan.routers), "tasks": list(plan.image_tasks)},
+                   lambda s: images.run(list(plan.routers), list(plan.image_tasks), settings=s)),
+    }
+
+
+def part_path(out_dir: Path, part: str) -> Path:
+    return out_dir / f"{part}.json"
+
+
+def run(out_dir: str | Path, plan: PaperPlan | None = None, *,
+        settings: StudySettings | None = None, resume: bool = False,
+        only: Sequence[str] | None = None) -> dict[str, StudyResult]:
+    """Every part of ``plan`` (or ``only`` those), each saved to ``OUT/PART.json`` as it
+    finishes; with ``resume`` a saved part of the same parameters is reused."""
+    plan = plan or PaperPlan()
+    settings = settings or StudySettings()
+    out_dir = Path(out_dir)
+    calls = _calls(plan)
+    for name in only or []:
+        if name not in calls:
+            raise RouteHarnessError(f"unknown part {name!r} of study paper (parts: "
+                                    f"{', '.join(calls)})")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done: dict[str, StudyResult] = {}
+    for name in plan.parts:
+        params, call = calls[name]
+        path = part_path(out_dir, name)
+        seeds = settings.protocol.seeds[:1] if name in plan.first_seed_only \
+            else settings.protocol.seeds
+        part_settings = replace(settings, protocol=replace(settings.protocol, seeds=seeds))
+        if resume and path.is_file():
+            saved = StudyResult.load(path)
+            if _same(saved, params, part_settings):
+                settings.reporter.log(f"paper: {name} reused from {path}")
+                done[name] = saved
+                continue
+            settings.reporter.log(f"paper: {path} was run with other parameters: running again")
+        if only and name not in only:
+            continue
+        settings.reporter.log(f"paper: running {name}")
+        result = call(part_settings)
+        result.save(path)
+        done[name] = result
+    return done
+
+
+def _same(saved: StudyResult, params: dict[str, Any], settings: StudySettings) -> bool:
+    wanted = {k: v for k, v in params.items()}
+    have = {k: saved.params.get(k) for k in wanted}
+    if "param" in wanted:  # sweep keeps the parsed name and values
+        have["param"] = f"{saved.params.get('param')}=" + ",".join(
+            map(str, saved.params.get("values") or []))
+    protocol = saved.protocol
+    return have == wanted and (protocol is None or
+                               list(protocol.get("seeds", [])) == list(settings.protocol.seeds))
+
+
+def load_parts(out_dir: str | Path) -> dict[str, StudyResult]:
+    """The parts saved in ``out_dir`` (what the report is written from)."""
+    out = {}
+    for name in PaperPlan().parts:
+        path = part_path(Path(out_dir), name)
+        if path.is_file():
+            out[name] = StudyResult.load(path)
+    return out
+
+
+#: where scripts/assemble_mpnet.py puts all-mpnet-base-v2 by default
+MPNET_DIR = Path("~/.cache/routeharness/models/all-mpnet-base-v2").expanduser()
+
+
+def default_encoders() -> tuple[str, ...]:
+    """``ENCODERS``, and all-mpnet-base-v2 as ``st:DIR`` when it is in place."""
+    return (*ENCODERS, f"st:{MPNET_DIR}") if (MPNET_DIR / "modules.json").is_file() \
+        else ENCODERS

@@ -1,0 +1,181 @@
+"""The studies through the library on a small dataset of its own (3 groups, 3 models;
+group g needs model >= g) and the in-process hash encoder: the same protocol as eval,
+derived tasks (subsamples, held-out groups), paired comparisons and the study file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_eval_protocol import hash_encoder, write_dataset  # noqa: F401 (a fixture)
+
+from routeharness.errors import RouteHarnessError, UnknownNameError
+from routeharness.protocol import Protocol
+from routeharness.study.common import StudySettings
+from routeharness.study.record import STUDY_SCHEMA, StudyResult
+
+
+@pytest.fixture
+def dataset(tmp_path) -> str:
+    return str(write_dataset(tmp_path / "groups.csv", n=240))
+
+
+def settings(seeds=(0,), bootstrap=100) -> StudySettings:
+    return StudySettings(protocol=Protocol(seeds=seeds, n_bootstrap=0),
+                         paired_bootstrap=bootstrap)
+
+
+def embedded(dataset, encoder):
+    from routeharness.study.runs import prepare
+
+    return prepare([dataset], encoder)[1][0]
+
+
+def test_subsamples_are_seeded_nested_and_leave_validation_and_test_alone(hash_encoder,
+                                                                         dataset):
+    from routeharness.study.runs import MIN_TRAIN, subsample_size, subsample_train
+
+    full = embedded(dataset, hash_encoder)
+    n = full.task.splits["train"].n
+    small, large = subsample_train(full, 0.1, 3), subsample_train(full, 0.5, 3)
+    assert small.task.splits["train"].n == max(MIN_TRAIN, int(np.ceil(0.1 * n)))
+    assert set(small.task.splits["train"].ids) <= set(large.task.splits["train"].ids)
+    assert small.task.splits["train"].ids != subsample_train(full, 0.1, 4).task.splits["train"].ids
+    assert small.task.splits["train"].ids == subsample_train(full, 0.1, 3).task.splits["train"].ids
+    for split in ("validation", "test"):
+        assert small.task.splits[split].ids == full.task.splits[split].ids
+    rows = [full.task.splits["train"].ids.index(i) for i in small.task.splits["train"].ids]
+    assert np.array_equal(small.X["train"], full.X["train"][rows])  # embeddings follow rows
+    assert subsample_size(n, 1.0) == n
+    for bad in (0.0, -0.1, 1.5):
+        with pytest.raises(RouteHarnessError, match="in \\(0, 1\\]"):
+            subsample_size(n, bad)
+
+
+def test_holding_out_a_group_keeps_it_out_of_train_and_validation(hash_encoder, dataset):
+    from routeharness.study.runs import hold_out
+
+    full = embedded(dataset, hash_encoder)
+    derived = hold_out(full, ["g2"])
+    assert set(derived.task.splits["train"].groups) == {"g0", "g1"}
+    assert set(derived.task.splits["validation"].groups) == {"g0", "g1"}
+    assert set(derived.task.splits["test"].groups) == {"g2"}
+    with pytest.raises(RouteHarnessError, match="no group 'g9'"):
+        hold_out(full, ["g9"])
+    with pytest.raises(RouteHarnessError, match="both trained and tested"):
+        hold_out(full, ["g1"], ["g1", "g0"])
+
+
+def test_paired_bootstrap_of_identical_routes_is_exactly_zero():
+    from routeharness.metrics import paired_bootstrap_auc
+
+    rng = np.random.default_rng(0)
+    scores = (rng.random((200, 3)) < [0.2, 0.5, 0.9]).astype(float)
+    costs = np.tile([0.1, 0.3, 1.0], (200, 1))
+    same = rng.integers(0, 3, size=(5, 200))
+    assert paired_bootstrap_auc(scores, costs, [same], [same], n_resamples=50) == (0.0, 0.0, 0.0)
+    best = np.tile(np.argmax(scores * 10 - costs, axis=1), (5, 1))
+    diff, low, high = paired_bootstrap_auc(scores, costs, [best], [same], n_resamples=200)
+    assert 0 < low <= diff <= high
+    with pytest.raises(ValueError):
+        paired_bootstrap_auc(scores, costs, [best], [], n_resamples=10)
+
+
+def test_sample_efficiency_runs_the_eval_protocol_and_compares_with_knn(hash_encoder, dataset,
+                                                                        tmp_path):
+    from routeharness.evaluate import evaluate
+    from routeharness.study import efficiency
+
+    result = efficiency.run(["linear"], [dataset], encoder=hash_encoder,
+                            fractions=[0.1, 0.5], settings=settings(seeds=(0, 1)))
+    summary = result.results["groups"]
+    assert summary["fractions"] == [0.1, 0.5, 1.0]  # the full-data reference added
+    assert summary["sizes"] == sorted(summary["sizes"])
+    assert list(summary["routers"]) == ["knn", "linear"]  # kNN: the reference, first
+    knn, linear = summary["routers"]["knn"], summary["routers"]["linear"]
+    assert all(row["vs_knn"] is None for row in knn["by_fraction"])
+    for row in linear["by_fraction"]:
+        low, high = row["vs_knn"]["ci95"]
+        assert low <= row["vs_knn"]["difference"] <= high
+    # full data is eval: the same AUC as `eval` on the same task, encoder and seeds
+    plain = evaluate(["knn", "linear"], [dataset], encoder=hash_encoder, references=False,
+                     protocol=Protocol(seeds=(0, 1), n_bootstrap=0))
+    for label in ("knn", "linear"):
+        aucs = [r.metrics["auc"] for r in plain.records if r.router == label]
+        assert summary["routers"][label]["full_auc"] == pytest.approx(np.mean(aucs))
+    assert len(result.runs) == 3 * 2 * 2  # fractions x routers x seeds
+    assert {r["condition"]["fraction"] for r in result.runs} == {0.1, 0.5, 1.0}
+    path = result.save(tmp_path / "eff.json")
+    assert json.loads(path.read_text())["schema"] == STUDY_SCHEMA
+    again = StudyResult.load(path)
+    assert again.results == json.loads(json.dumps(result.results))
+    tables = efficiency.tables(again)
+    assert [t.rows[0][0] for t in tables] == ["knn", "linear"]
+    assert efficiency.plot(again, tmp_path / "eff.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_shift_holds_each_group_out_and_sets_it_against_in_distribution(hash_encoder,
+                                                                        dataset):
+    from routeharness.study import shift
+
+    result = shift.run(["linear"], [dataset], encoder=hash_encoder, settings=settings())
+    folds = result.results["groups"]["folds"]
+    assert [f["test_groups"] for f in folds] == [["g0"], ["g1"], ["g2"]]
+    for fold in folds:
+        assert fold["test_groups"][0] not in fold["train_groups"]
+        for entry in fold["routers"].values():
+            assert entry["in_distribution_auc"] is not None and entry["auc"] is not None
+    named = shift.run(["linear"], [dataset], encoder=hash_encoder, train_groups=["g0"],
+                      test_groups=["g2"], settings=settings())
+    assert [(f["train_groups"], f["test_groups"]) for f in named.results["groups"]["folds"]] \
+        == [(["g0"], ["g2"])]
+    assert shift.tables(named)[0].rows
+
+
+def test_sweep_marks_the_value_tuning_picks(hash_encoder, dataset, tmp_path):
+    from routeharness.study import sweep
+
+    result = sweep.run("knn", [dataset], "k=1,5,20", encoder=hash_encoder,
+                       settings=settings(seeds=(0, 1)))
+    summary = result.results["groups"]
+    assert summary["values"] == [1, 5, 20]  # typed by the router's parameter
+    assert all(r["validation_auc"] is not None and r["test_auc"] is not None
+               for r in summary["rows"])
+    assert len(summary["tuned"]["picked"]) == 2
+    by_grid = sweep.run("knn", [dataset], "k", encoder=hash_encoder, settings=settings())
+    assert len(by_grid.results["groups"]["values"]) > 3  # the router's own grid
+    with pytest.raises(RouteHarnessError, match="has no parameter 'depth'"):
+        sweep.run("knn", [dataset], "depth=1,2", encoder=hash_encoder, settings=settings())
+    with pytest.raises(RouteHarnessError, match="already fixes 'k'"):
+        sweep.run("knn:k=5", [dataset], "k=1,2", encoder=hash_encoder, settings=settings())
+    with pytest.raises(RouteHarnessError, match="NAME=V1,V2"):
+        sweep.parse_param("k=1,,2")
+
+
+def test_study_inputs_are_refused_in_one_line(hash_encoder, dataset):
+    from routeharness.study import efficiency, images, shift, study_module
+
+    with pytest.raises(UnknownNameError, match="unknown study 'nope'"):
+        study_module("nope")
+    with pytest.raises(UnknownNameError, match="unknown router"):
+        efficiency.run(["nosuch"], [dataset], encoder=hash_encoder, settings=settings())
+    with pytest.raises(RouteHarnessError, match="1.5 is not in"):
+        efficiency.run(["linear"], [dataset], fractions=[1.5], settings=settings())
+    with pytest.raises(RouteHarnessError, match="needs a task with images"):
+        images.run(["linear"], [dataset], settings=settings())
+    with pytest.raises(RouteHarnessError, match="--train-groups needs --test-groups"):
+        shift.run(["linear"], [dataset], train_groups=["g0"], settings=settings())
+
+
+def test_a_study_file_of_another_kind_or_shape_is_one_line(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"schema": "routeharness.results/1"}))
+    with pytest.raises(RouteHarnessError, match="not a routeharness study result"):
+        StudyResult.load(bad)
+    bad.write_text(json.dumps({"schema": STUDY_SCHEMA, "study": "sweep", "params": {},
+                               "results": []}))
+    with pytest.raises(RouteHarnessError, match="results"):
+        StudyResult.load(bad)
+    assert not Path(tmp_path / "nothing.json").exists()
