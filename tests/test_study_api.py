@@ -161,7 +161,7 @@ def test_study_inputs_are_refused_in_one_line(hash_encoder, dataset):
         study_module("nope")
     with pytest.raises(UnknownNameError, match="unknown router"):
         efficiency.run(["nosuch"], [dataset], encoder=hash_encoder, settings=settings())
-    with pytest.raises(RouteHarnessError, match="1.5 is not in"):
+    with pytest.raises(RouteHarnessError, match=r"1\.5 is not in"):
         efficiency.run(["linear"], [dataset], fractions=[1.5], settings=settings())
     with pytest.raises(RouteHarnessError, match="needs a task with images"):
         images.run(["linear"], [dataset], settings=settings())

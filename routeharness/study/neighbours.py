@@ -52,7 +52,7 @@ def run(tasks: Sequence[str], *, encoder: str | None = None, n_pairs: int = DEFA
 def summary_row(task: str, loc: dict[str, Any]) -> list[str]:
     """One task's headline numbers as table cells (``SUMMARY_HEADERS``)."""
     ci = loc.get("spearman_ci95") or [None, None]
-    dims = {d["estimator"] + (f" k={d['k']}" if d.get("k") else ""): d["value"]
+    dims = {d["estimator"] + (f" k={d['k']}" if d["estimator"] != "twonn" else ""): d["value"]
             for d in loc.get("dimensions", [])}
     return [task, str(loc.get("n_pairs")), str(loc.get("n_duplicate_pairs")),
             f"{fmt(loc.get('spearman'), digits=3)} [{fmt(ci[0], digits=3)}, "
@@ -77,9 +77,10 @@ def tables(result: StudyResult) -> list[ReportTable]:
         deciles = ReportTable(f"{task}: outcome agreement by distance decile",
                               ["decile", "distance", "agreement", "null band (95%)",
                                "same best model", "pairs"], right={1, 2, 3, 4, 5})
-        for i, row in enumerate(loc.get("deciles", [])):
+        for row in loc.get("deciles", []):
             outside = not (row["null_low"] <= row["agreement"] <= row["null_high"])
-            deciles.add([str(i + 1), f"{row['distance_low']:.3f}-{row['distance_high']:.3f}",
+            deciles.add([str(row.get("decile", "-")),
+                         f"{row['distance_low']:.3f}-{row['distance_high']:.3f}",
                          fmt(row["agreement"], digits=3),
                          f"{row['null_low']:.3f}-{row['null_high']:.3f}",
                          fmt(row["best_same"], digits=3), str(row["n"])],

@@ -113,7 +113,7 @@ def claim_locality(parts: dict[str, StudyResult], part: str = "locality") -> Cla
         local = (ci[1] is not None and ci[1] < 0
                  and (r.get("nn_agreement") or 0) > (r.get("random_agreement") or 0))
         hits += local
-        dims = ", ".join(f"{d['estimator']}{'' if not d.get('k') else ' k=' + str(d['k'])} "
+        dims = ", ".join(f"{d['estimator']}{'' if d['estimator'] == 'twonn' else ' k=' + str(d['k'])} "
                          f"{fmt(d['value'], digits=1)}" for d in r.get("dimensions", []))
         lines.append(f"{task}: rho {fmt(r.get('spearman'), digits=3)} "
                      f"[{fmt(ci[0], digits=3)}, {fmt(ci[1], digits=3)}], agreement nearest "
