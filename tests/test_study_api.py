@@ -179,3 +179,61 @@ def test_a_study_file_of_another_kind_or_shape_is_one_line(tmp_path):
     with pytest.raises(RouteHarnessError, match="results"):
         StudyResult.load(bad)
     assert not Path(tmp_path / "nothing.json").exists()
+
+
+class LookupEncoder:
+    """The synthetic task's own embeddings, looked up by prompt text."""
+
+    name = identity = "lookup-test"
+    revision = "1"
+    modalities = frozenset({"text"})
+
+    def __init__(self, table: dict[str, np.ndarray]):
+        self.table = table
+
+    def encode(self, texts, images=None, **kwargs):
+        return np.stack([self.table[t] for t in texts]).astype(np.float32)
+
+
+@pytest.fixture
+def synthetic(tmp_path):
+    """A strongly local synthetic task on disk and an encoder that gives back its
+    embeddings: outcomes depend only on a prompt's cluster."""
+    import types
+
+    from routeharness import hookimpl
+    from routeharness.dataio import write_task
+    from routeharness.plugins import get_host, reset_plugin_manager
+    from routeharness.synth import synthetic_task
+
+    task, X = synthetic_task(600, 150, 300, n_models=4, n_clusters=6, locality=1.0, seed=1)
+    table = {t: x for split in X for t, x in zip(task.splits[split].texts_to_embed(), X[split])}
+    module = types.ModuleType("lookup_test_encoder")
+    module.register_encoders = hookimpl(lambda register: register(
+        name="lookup-test", target=lambda: LookupEncoder(table), description="test only"))
+    reset_plugin_manager()
+    get_host().add(module, "lookup-test-encoder")
+    yield str(write_task(task, tmp_path / "synthetic")), task
+    reset_plugin_manager()
+
+
+def test_on_strongly_local_data_knn_nears_the_oracle_from_a_few_outcomes(synthetic):
+    from routeharness import metrics
+    from routeharness.protocol import seed_streams
+    from routeharness.scoring import oracle_reference
+    from routeharness.study import efficiency, neighbours
+
+    path, task = synthetic
+    result = efficiency.run(["linear"], [path], encoder="lookup-test", fractions=[0.05],
+                            settings=settings())
+    summary = result.results["synthetic"]
+    assert summary["sizes"][0] == 30  # 5% of 600 training prompts: 5 per cluster
+    test = task.splits["test"]
+    oracle = oracle_reference(test, metrics.cost_scale(task.splits["train"].costs),
+                              Protocol(n_bootstrap=0), seed_streams(0))
+    knn = summary["routers"]["knn"]["by_fraction"]
+    assert knn[0]["auc"] >= 0.95 * oracle["auc"]
+    assert summary["routers"]["knn"]["fraction_to_95"] == 0.05
+    local = neighbours.run([path], encoder="lookup-test", n_pairs=5000, settings=settings())
+    loc = local.results["synthetic"]
+    assert loc["spearman_ci95"][1] < 0 and loc["nn_agreement"] > loc["random_agreement"]
