@@ -8,6 +8,7 @@ the ``verdict_*`` functions below, written out in the report."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -104,7 +105,9 @@ def run(out_dir: str | Path, plan: PaperPlan | None = None, *,
         if only and name not in only:
             continue
         settings.reporter.log(f"paper: running {name}")
+        started = time.perf_counter()
         result = call(part_settings)
+        result.wall_seconds = time.perf_counter() - started
         result.save(path)
         done[name] = result
     return done

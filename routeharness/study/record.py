@@ -19,6 +19,7 @@ from routeharness.jsonfiles import (
     git_commit,
     items,
     mapping,
+    number,
     optional_text,
     platform_info,
     read_as,
@@ -46,6 +47,8 @@ class StudyResult:
     created: str | None = None
     command: Any = None
     platform: dict[str, Any] = field(default_factory=dict)
+    #: wall time of the study, seconds (set by the caller that timed it)
+    wall_seconds: float | None = None
     schema: str = STUDY_SCHEMA
 
     @classmethod
@@ -80,7 +83,8 @@ class StudyResult:
                 "results": self.results, "runs": self.runs,
                 "routeharness_version": self.routeharness_version,
                 "git_commit": self.git_commit, "created": self.created,
-                "command": self.command, "platform": self.platform}
+                "command": self.command, "platform": self.platform,
+                "wall_seconds": self.wall_seconds}
 
     def save(self, path: str | Path) -> Path:
         """Written atomically (a failure leaves no half-written file)."""
@@ -102,6 +106,7 @@ class StudyResult:
                    created=get(data, "created", path, optional_text, None),
                    command=get(data, "command", path, anything, None),
                    platform=get(data, "platform", path, mapping, {}),
+                   wall_seconds=get(data, "wall_seconds", path, number, None),
                    schema=get(data, "schema", path, text, STUDY_SCHEMA))
 
     @classmethod

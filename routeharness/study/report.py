@@ -214,7 +214,9 @@ def write_report(parts: dict[str, StudyResult], out_dir: str | Path) -> Path:
         module = study_module(result.study)
         lines += [f"## {name}", "",
                   f"Encoders: {', '.join(markdown_cell(e['name']) for e in result.encoders)}; "
-                  f"seeds: {(result.protocol or {}).get('seeds', '-')}; run {result.created}.",
+                  f"seeds: {(result.protocol or {}).get('seeds', '-')}; run {result.created}"
+                  + (f" in {result.wall_seconds / 60:.1f} min" if result.wall_seconds else "")
+                  + ".",
                   "", to_markdown(module.tables(result)), ""]
         if hasattr(module, "plot"):
             module.plot(result, out_dir / f"{name}.png")
