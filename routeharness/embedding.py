@@ -38,8 +38,11 @@ class EmbeddedTask:
 def embed_task(task: RoutingTask, encoder: Any, cache: Any, reporter: Reporter) -> EmbeddedTask:
     """Embeddings of every split (images too, when both the task and encoder have them).
 
-    All splits go through the cache in one call: a prompt is keyed by its content, so one
+    An encoder with a ``fit`` method (``lexical``) is first fitted on the training split's
+    texts; the fitted copy embeds every split. All splits go through the cache in one call: a prompt is keyed by its content, so one
     already embedded under any split, subset or group is loaded, not encoded again."""
+    if callable(getattr(encoder, "fit", None)):  # fitted on the training prompts only
+        encoder = encoder.fit(task.splits["train"].texts_to_embed())
     notes = []
     has_images = any(data.has_images for data in task.splits.values())
     use_images = has_images and "image" in encoder.modalities

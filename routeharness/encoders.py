@@ -29,6 +29,9 @@ class Encoder(Protocol):
     ``dimension``, the ``d`` of ``encode``'s output if known without loading the model
     (None or absent: unknown). The cache trusts it over its own files: a stored vector of
     another dimension is rebuilt, and an ``encode`` that returns another is an error.
+    ``fit(texts) -> Encoder``: an encoder learned from data (``lexical``) returns a fitted
+    copy; ``embed_task`` calls it with the training split's texts only, before embedding
+    any split. The copy's ``identity`` must change with those texts (the cache keys on it).
     """
 
     name: str

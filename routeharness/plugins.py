@@ -44,6 +44,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "routeharness_linear",
     "routeharness_routerdc",
     "routeharness_sentence_transformers",
+    "routeharness_lexical",
     "routeharness_routerbench",
     "routeharness_graphrouter",
     "routeharness_bandit",
