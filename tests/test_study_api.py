@@ -237,3 +237,18 @@ def test_on_strongly_local_data_knn_nears_the_oracle_from_a_few_outcomes(synthet
     local = neighbours.run([path], encoder="lookup-test", n_pairs=5000, settings=settings())
     loc = local.results["synthetic"]
     assert loc["spearman_ci95"][1] < 0 and loc["nn_agreement"] > loc["random_agreement"]
+
+
+def test_a_group_without_test_prompts_is_not_held_out(hash_encoder, tmp_path):
+    from routeharness.study import shift
+
+    path = write_dataset(tmp_path / "d.csv", n=240)
+    lines = path.read_text().splitlines()
+    # g2's test rows move to train: g2 can no longer be held out
+    kept = [lines[0]] + [line.replace(",g2,test,", ",g2,train,") for line in lines[1:]]
+    path.write_text("\n".join(kept) + "\n")
+    result = shift.run(["linear"], [str(path)], encoder=hash_encoder, settings=settings())
+    summary = result.results["d"]
+    assert [f["test_groups"] for f in summary["folds"]] == [["g0"], ["g1"]]
+    assert summary["not_held_out"] == ["g2"]
+    assert "not held out: g2" in shift.tables(result)[0].note

@@ -50,15 +50,21 @@ def run(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | None = N
     for embedded in embedded_tasks:
         task = embedded.task
         result.add_task(task)
-        groups = task.groups
+        groups, skipped = task.groups, []
         if test_groups:
             folds = [(list(test_groups), list(train_groups) if train_groups else
                       [g for g in groups if g not in test_groups])]
         elif len(groups) < 2:
             raise RouteHarnessError(f"task {task.name!r} has one group: nothing to hold out "
                                     "(study shift needs a task with groups)")
-        else:
-            folds = [([g], [h for h in groups if h != g]) for g in groups]
+        else:  # a group with no test prompt (or none scored) cannot be held out
+            tested = {str(g) for g, ok in zip(task.splits["test"].groups,
+                                              task.splits["test"].complete_rows()) if ok}
+            folds = [([g], [h for h in groups if h != g]) for g in groups if g in tested]
+            skipped = [g for g in groups if g not in tested]
+            if skipped:
+                reporter.log(f"{task.name}: groups without scored test prompts are not held "
+                             f"out: {', '.join(skipped)}")
         inside = run_all(plans, embedded, protocol, reporter, f"{task.name}: in distribution")
         result.runs += [compact(r, fold="in distribution") for r in inside.values()]
         out = []
@@ -83,7 +89,8 @@ def run(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | None = N
                                       seed=protocol.seeds[0])
                                if reference and label != reference else None)}
             out.append(fold)
-        result.results[task.name] = {"folds": out, "routers": labels}
+        result.results[task.name] = {"folds": out, "routers": labels,
+                                     "not_held_out": skipped}
     return result
 
 
@@ -122,5 +129,8 @@ def tables(result: StudyResult) -> list[ReportTable]:
                 table.sections.add(len(table.rows) - 1)
         table.note = ("drop: in-distribution minus held-out AUC on the same test prompts; "
                       "vs kNN: AUC minus kNN's, held out, paired over test prompts")
+        if summary.get("not_held_out"):
+            table.note += ("; groups without scored test prompts, not held out: "
+                           + ", ".join(summary["not_held_out"]))
         out.append(table)
     return out
