@@ -27,7 +27,7 @@ FAST_PATTERNS = ("test_data_*.py", "test_cache.py", "test_records*.py", "test_sc
                  "test_plugin_boundary.py", "test_eval_*.py", "test_architecture.py",
                  "test_leaderboard_integrity.py", "test_study_stats.py",
                  "test_study_locality.py", "test_study_api.py", "test_lexical_encoder.py",
-                 "test_assemble_mpnet.py")
+                 "test_assemble_mpnet.py", "test_study_report.py")
 #: fixtures that spawn a subprocess (the CLI, pip) or load a model: a test using one is
 #: never fast, whatever its file
 NOT_FAST_FIXTURES = {"cli", "minilm", "mbpp", "installed_plugins", "wheel", "fitted"}

@@ -29,6 +29,10 @@ RULES = {
                   "smallest share the paired interval of (router - kNN) is below 0. "
                   "Supported: against every learned router on every task; partly: on some "
                   "pairs; not supported: on none.",
+    "shift": "Under shift, kNN matches a router on a held-out group by the rule of the first "
+             "claim (paired over that group's test prompts). Supported: on every (fold, "
+             "router) pair; partly: on most.",
+    "tuning": "Context, not a claim: test AUC at k = 1 and at the k eval's tuning picks.",
     "encoders": "kNN's standing holds under an encoder when kNN matches every learned router "
                 "under it (rule of the first claim). Supported: under every encoder; partly: "
                 "under some.",
@@ -47,10 +51,12 @@ class Claim:
         return {"claim": self.claim, "evidence": self.evidence, "verdict": self.verdict}
 
 
-def _share(hits: int, total: int) -> str:
+def _share(hits: int, total: int, *, partly: str = "most") -> str:
+    """All -> supported; ``partly`` ("most": over half, "some": at least one) -> partly."""
     if total == 0:
         return NOT_RUN
-    return SUPPORTED if hits == total else PARTLY if hits * 2 > total else NOT_SUPPORTED
+    enough = hits * 2 > total if partly == "most" else hits > 0
+    return SUPPORTED if hits == total else PARTLY if enough else NOT_SUPPORTED
 
 
 def _ci(entry: dict[str, Any] | None) -> tuple[float, float] | None:
@@ -119,7 +125,7 @@ def claim_locality(parts: dict[str, StudyResult], part: str = "locality") -> Cla
                      f"[{fmt(ci[0], digits=3)}, {fmt(ci[1], digits=3)}], agreement nearest "
                      f"{fmt(r.get('nn_agreement'), digits=3)} vs random "
                      f"{fmt(r.get('random_agreement'), digits=3)}; dimension {dims}")
-    return Claim(text, " | ".join(lines), _share(hits, len(loc.results)))
+    return Claim(text, " | ".join(lines), _share(hits, len(loc.results), partly="some"))
 
 
 def claim_efficiency(parts: dict[str, StudyResult]) -> Claim:
@@ -149,7 +155,7 @@ def claim_efficiency(parts: dict[str, StudyResult]) -> Claim:
                      f"{summary['fractions'][0]:g} ({summary['sizes'][0]} prompts) router - "
                      f"kNN: {small}")
     return Claim(text, f"{hits} of {total} pairs favour kNN; " + " | ".join(lines),
-                 _share(hits, total) if hits else (NOT_SUPPORTED if total else NOT_RUN))
+                 _share(hits, total, partly="some"))
 
 
 def _diff(entry: dict[str, Any] | None) -> str:
@@ -177,7 +183,46 @@ def claim_encoders(parts: dict[str, StudyResult], part: str = "encoders",
         taus = ", ".join(f"{t['a']}~{t['b']} {fmt(t['tau'])}" for t in summary["kendall_tau"])
         if taus:
             lines.append(f"{task}: Kendall's tau {taus}")
-    return Claim(text, " | ".join(lines), _share(sum(held.values()), len(held)))
+    return Claim(text, " | ".join(lines), _share(sum(held.values()), len(held), partly="some"))
+
+
+def claim_shift(parts: dict[str, StudyResult]) -> Claim:
+    text = ("On prompts unlike the training ones (a held-out group), where a lookup table "
+            "should suffer most, kNN still matches learned routers.")
+    shift = parts.get("shift")
+    if shift is None:
+        return Claim(text, "shift part not run", NOT_RUN)
+    hits = total = 0
+    lines = []
+    for task, summary in shift.results.items():
+        for fold in summary["folds"]:
+            h, t, notes = matches(fold["routers"])
+            hits, total = hits + h, total + t
+            knn = fold["routers"].get(REFERENCE_ROUTER, {})
+            drop = (None if knn.get("in_distribution_auc") is None or knn.get("auc") is None
+                    else knn["in_distribution_auc"] - knn["auc"])
+            lines.append(f"{task}/{'+'.join(fold['test_groups'])}: kNN {fmt(knn.get('auc'))}"
+                         + ("" if drop is None else f" (drop {drop:+.2f})")
+                         + (f" ({'; '.join(notes)})" if notes else ""))
+    return Claim(text, f"kNN matches {hits} of {total} (fold, router) pairs, seeds "
+                       f"{(shift.protocol or {}).get('seeds')}: " + " | ".join(lines),
+                 _share(hits, total))
+
+
+def claim_tuning(parts: dict[str, StudyResult]) -> Claim:
+    text = "(context) kNN is well tuned: how much k matters."
+    sweep = parts.get("sweep")
+    if sweep is None:
+        return Claim(text, "sweep part not run", NOT_RUN)
+    lines = []
+    for task, s in sweep.results.items():
+        first = s["rows"][0]
+        best = max(s["rows"], key=lambda r: r["test_auc"] or -1.0)
+        lines.append(f"{task}: k={first['value']} {fmt(first['test_auc'])}, tuned (k="
+                     f"{', '.join(map(str, s['tuned']['picked']))}) "
+                     f"{fmt(s['tuned']['test_auc'])}, best on test k={best['value']} "
+                     f"{fmt(best['test_auc'])}")
+    return Claim(text, " | ".join(lines), "context")
 
 
 def claims(parts: dict[str, StudyResult]) -> list[Claim]:
@@ -185,7 +230,7 @@ def claims(parts: dict[str, StudyResult]) -> list[Claim]:
     multimodal = claim_encoders(parts, "images", "The same holds on a routing task with "
                                 "images (text-only, image-only and fused encoders).")
     return [claim_matches(parts), claim_locality(parts), claim_efficiency(parts),
-            claim_encoders(parts), multimodal]
+            claim_encoders(parts), multimodal, claim_shift(parts), claim_tuning(parts)]
 
 
 def claim_table(found: Sequence[Claim]) -> ReportTable:
