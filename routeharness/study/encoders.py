@@ -79,13 +79,20 @@ def run(routers: Sequence[str], tasks: Sequence[str], encoders: Sequence[str], *
     return result
 
 
+def short(spec: str) -> str:
+    """An encoder spec as a column name: ``st:/long/path/all-mpnet-base-v2`` ->
+    ``st:all-mpnet-base-v2`` (the file has the whole spec and identity)."""
+    name, colon, arg = spec.partition(":")
+    return f"{name}:{arg.rstrip('/').rsplit('/', 1)[-1]}" if colon and "/" in arg else spec
+
+
 def tables(result: StudyResult) -> list[ReportTable]:
     """Per task: AUC router x encoder (kNN's rank under each) and Kendall's tau."""
     out = []
     for task, summary in result.results.items():
         encoders = list(summary["encoders"])
         table = ReportTable(f"{task}: test AUC by encoder (mean ± std over seeds; vs kNN "
-                            "paired [95% CI])", ["router", *encoders],
+                            "paired [95% CI])", ["router", *map(short, encoders)],
                             right=set(range(1, len(encoders) + 1)))
         for label in summary["routers"]:
             cells = []
@@ -99,7 +106,7 @@ def tables(result: StudyResult) -> list[ReportTable]:
         table.add(["kNN's rank", *(f"{summary['encoders'][e]['knn_rank']} of "
                                    f"{len(summary['routers'])}" for e in encoders)], "bold")
         table.sections.add(len(table.rows) - 2)
-        taus = "; ".join(f"{t['a']} vs {t['b']}: "
+        taus = "; ".join(f"{short(t['a'])} vs {short(t['b'])}: "
                          + ("-" if t["tau"] is None else f"{t['tau']:+.2f}")
                          for t in summary["kendall_tau"])
         table.note = f"Kendall's tau between the rankings of routers: {taus or '-'}"

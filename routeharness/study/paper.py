@@ -16,7 +16,7 @@ from typing import Any
 
 from routeharness.errors import RouteHarnessError
 from routeharness.study.common import StudySettings
-from routeharness.study.record import StudyResult
+from routeharness.study.record import STUDY_SCHEMA, StudyResult
 
 TEXT_TASKS = ("routerbench", "alpacaeval", "llmrouter", "routerdc")
 IMAGE_TASKS = ("blindtest-ci",)
@@ -125,12 +125,26 @@ def _same(saved: StudyResult, params: dict[str, Any], settings: StudySettings) -
 
 
 def load_parts(out_dir: str | Path) -> dict[str, StudyResult]:
-    """The parts saved in ``out_dir`` (what the report is written from)."""
+    """The parts saved in ``out_dir`` (what the report is written from), in the plan's
+    order, then any other study file there (an extra run, e.g. one more encoder on a
+    smaller task), by file name."""
+    import json
+
+    out_dir = Path(out_dir)
     out = {}
     for name in PaperPlan().parts:
-        path = part_path(Path(out_dir), name)
+        path = part_path(out_dir, name)
         if path.is_file():
             out[name] = StudyResult.load(path)
+    for path in sorted(out_dir.glob("*.json")):
+        if path.stem in out or path.name == "report.json":
+            continue
+        try:
+            schema = json.loads(path.read_text(encoding="utf-8")).get("schema")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if schema == STUDY_SCHEMA:
+            out[path.stem] = StudyResult.load(path)
     return out
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from routeharness.study.encoders import short
 from routeharness.study.record import StudyResult
 from routeharness.study.runs import REFERENCE_ROUTER
 from routeharness.tables import ReportTable, fmt, markdown_cell, to_markdown
@@ -165,22 +166,23 @@ def _diff(entry: dict[str, Any] | None) -> str:
     return f"{entry['difference']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]"
 
 
-def claim_encoders(parts: dict[str, StudyResult], part: str = "encoders",
+def claim_encoders(parts: dict[str, StudyResult], study: str = "encoders",
                    text: str = "kNN's standing is not an artefact of one encoder "
                                "(the referees' question).") -> Claim:
-    enc = parts.get(part)
-    if enc is None:
-        return Claim(text, f"{part} part not run", NOT_RUN)
+    """Over every saved part of kind ``study`` (the plan's, and extra runs)."""
+    runs = [p for p in parts.values() if p.study == study]
+    if not runs:
+        return Claim(text, f"{study} part not run", NOT_RUN)
     held: dict[str, bool] = {}
     lines = []
-    for task, summary in enc.results.items():
+    for task, summary in ((t, s) for enc in runs for t, s in enc.results.items()):
         summary = summary.get("routing", summary)
         for spec, entry in summary["encoders"].items():
             h, t, notes = matches(entry["routers"])
             held[spec] = held.get(spec, True) and h == t
-            lines.append(f"{task}/{spec}: kNN rank {entry['knn_rank']} of "
+            lines.append(f"{task}/{short(spec)}: kNN rank {entry['knn_rank']} of "
                          f"{len(entry['routers'])}" + (f" ({'; '.join(notes)})" if notes else ""))
-        taus = ", ".join(f"{t['a']}~{t['b']} {fmt(t['tau'])}" for t in summary["kendall_tau"])
+        taus = ", ".join(f"{short(t['a'])}~{short(t['b'])} {fmt(t['tau'])}" for t in summary["kendall_tau"])
         if taus:
             lines.append(f"{task}: Kendall's tau {taus}")
     return Claim(text, " | ".join(lines), _share(sum(held.values()), len(held), partly="some"))
