@@ -49,15 +49,3 @@ def diff_cell(entry: dict[str, Any] | None) -> str:
     ci = entry.get("ci95")
     text = f"{entry['difference']:+.2f}"
     return text + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci and None not in ci else "")
-
-
-def with_reference(routers: list[str], reference: str) -> list[str]:
-    """The routers with the reference router (kNN) first when it is registered and not
-    already given: every comparison is made against it."""
-    from routeharness.base import parse_router_spec
-    from routeharness.registry import get_registry
-
-    names = [parse_router_spec(r).name for r in routers]
-    if reference in names or reference not in get_registry("router"):
-        return list(routers)
-    return [reference, *routers]

@@ -17,17 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from routeharness.errors import RouteHarnessError
-from routeharness.study.common import StudySettings, compact, diff_cell, mean_cell, with_reference
+from routeharness.study.common import StudySettings, compact, diff_cell, mean_cell
 from routeharness.study.record import StudyResult
 from routeharness.study.runs import (
-    REFERENCE_ROUTER,
     auc_of,
-    paired,
-    plans_for,
+    comparison,
     prepare,
     run_all,
     subsample_size,
     subsample_train,
+    versus,
 )
 from routeharness.tables import ReportTable
 
@@ -50,8 +49,7 @@ def run(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | None = N
     """The learning curves of ``routers`` on each task (see the module's docstring)."""
     settings = settings or StudySettings()
     fractions = check_fractions(fractions)
-    routers = with_reference(list(routers), REFERENCE_ROUTER)
-    plans = plans_for(routers)
+    routers, plans, reference = comparison(routers)
     protocol, reporter = settings.protocol, settings.reporter
     enc, embedded_tasks = prepare(tasks, encoder, data_dir=settings.data_dir,
                                   cache_dir=settings.cache_dir, reporter=reporter,
@@ -74,25 +72,24 @@ def run(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | None = N
                                     f"{task.name}: {fraction:g} of train, seed {seed}"))
             per_fraction.append(runs)
             result.runs += [compact(r, fraction=fraction) for r in runs.values()]
-        result.results[task.name] = _summary(per_fraction, labels, fractions, n,
+        result.results[task.name] = _summary(per_fraction, labels, reference, fractions, n,
                                              protocol.seeds, settings)
     return result
 
 
-def _summary(per_fraction: list[dict], labels: list[str], fractions: Sequence[float], n: int,
-             seeds: Sequence[int], settings: StudySettings) -> dict[str, Any]:
+def _summary(per_fraction: list[dict], labels: list[str], reference: str | None,
+             fractions: Sequence[float], n: int, seeds: Sequence[int],
+             settings: StudySettings) -> dict[str, Any]:
     routers: dict[str, Any] = {}
-    reference = REFERENCE_ROUTER if any(label == REFERENCE_ROUTER for label in labels) else None
     for label in labels:
         rows = []
         for fraction, runs in zip(fractions, per_fraction):
             auc, auc_std = auc_of(runs, label, seeds)
             q0, q0_std = auc_of(runs, label, seeds, "quality_at_0")
-            versus = (paired(runs, label, reference, seeds, n_bootstrap=settings.paired_bootstrap,
-                             seed=seeds[0]) if reference and label != reference else None)
+            compared = versus(runs, label, reference, seeds, settings.paired_bootstrap)
             rows.append({"fraction": fraction, "n_train": subsample_size(n, fraction),
                          "auc": auc, "auc_std": auc_std, "quality_at_0": q0,
-                         "quality_at_0_std": q0_std, "vs_knn": versus})
+                         "quality_at_0_std": q0_std, "vs_knn": compared})
         full = rows[-1]["auc"]
         reached = [r["fraction"] for r in rows
                    if full is not None and r["auc"] is not None and r["auc"] >= TARGET_SHARE * full]

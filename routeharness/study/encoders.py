@@ -13,15 +13,14 @@ from typing import Any
 
 from routeharness.errors import RouteHarnessError
 from routeharness.results import ranked
-from routeharness.study.common import StudySettings, compact, diff_cell, mean_cell, with_reference
+from routeharness.study.common import StudySettings, compact, diff_cell, mean_cell
 from routeharness.study.record import StudyResult
 from routeharness.study.runs import (
-    REFERENCE_ROUTER,
     auc_of,
-    paired,
-    plans_for,
+    comparison,
     prepare,
     run_all,
+    versus,
 )
 from routeharness.tables import ReportTable
 
@@ -35,10 +34,8 @@ def run(routers: Sequence[str], tasks: Sequence[str], encoders: Sequence[str], *
     if len(encoders) < 1 or len(set(encoders)) != len(encoders):
         raise RouteHarnessError("give each encoder once (-e), at least one")
     protocol, reporter = settings.protocol, settings.reporter
-    routers = with_reference(list(routers), REFERENCE_ROUTER)
-    plans = plans_for(routers)
+    routers, plans, reference = comparison(routers)
     labels = [p.label for p in plans]
-    reference = REFERENCE_ROUTER if REFERENCE_ROUTER in labels else None
     result = StudyResult.new(study, {"routers": routers, "tasks": list(tasks),
                                      "encoders": list(encoders)}, protocol)
     per_task: dict[str, dict[str, Any]] = {}
@@ -57,10 +54,8 @@ def run(routers: Sequence[str], tasks: Sequence[str], encoders: Sequence[str], *
                 auc, std = auc_of(runs, label, protocol.seeds)
                 entry["routers"][label] = {
                     "auc": auc, "auc_std": std,
-                    "vs_knn": (paired(runs, label, reference, protocol.seeds,
-                                      n_bootstrap=settings.paired_bootstrap,
-                                      seed=protocol.seeds[0])
-                               if reference and label != reference else None)}
+                    "vs_knn": versus(runs, label, reference, protocol.seeds,
+                                     settings.paired_bootstrap)}
             order = ranked(labels, lambda label, e=entry: e["routers"][label]["auc"],
                            lambda label: False)
             entry["ranking"] = [label for _, label in order]

@@ -130,6 +130,35 @@ def plans_for(routers: Sequence[str]) -> list[RouterRun]:
     return plan_routers(list(routers), references=False)
 
 
+def with_reference(routers: list[str], reference: str = REFERENCE_ROUTER) -> list[str]:
+    """The routers with the reference router (kNN) first when it is registered and not
+    already given: every comparison is made against it."""
+    from routeharness.base import parse_router_spec
+    from routeharness.registry import get_registry
+
+    names = [parse_router_spec(r).name for r in routers]
+    if reference in names or reference not in get_registry("router"):
+        return list(routers)
+    return [reference, *routers]
+
+
+def comparison(routers: Sequence[str]) -> tuple[list[str], list[RouterRun], str | None]:
+    """A comparative study's routers (kNN added, ``with_reference``), their plans, and
+    the label every router is compared with (None when kNN is not registered)."""
+    routers = with_reference(list(routers))
+    plans = plans_for(routers)
+    labels = [p.label for p in plans]
+    return routers, plans, REFERENCE_ROUTER if REFERENCE_ROUTER in labels else None
+
+
+def versus(runs: dict[tuple[str, int], Routed], label: str, reference: str | None,
+           seeds: Sequence[int], n_bootstrap: int) -> dict[str, Any] | None:
+    """``paired`` against the reference; None for the reference itself or without one."""
+    if reference is None or label == reference:
+        return None
+    return paired(runs, label, reference, seeds, n_bootstrap=n_bootstrap, seed=seeds[0])
+
+
 def run_all(plans: Sequence[RouterRun], embedded: EmbeddedTask, protocol: Protocol,
             reporter: Reporter, title: str) -> dict[tuple[str, int], Routed]:
     """Every router x seed on one (possibly derived) task: (label, seed) -> ``Routed``."""

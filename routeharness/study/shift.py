@@ -14,16 +14,15 @@ from typing import Any
 
 from routeharness.errors import RouteHarnessError
 from routeharness.results import mean_std
-from routeharness.study.common import StudySettings, compact, diff_cell, mean_cell, with_reference
+from routeharness.study.common import StudySettings, compact, diff_cell, mean_cell
 from routeharness.study.record import StudyResult
 from routeharness.study.runs import (
-    REFERENCE_ROUTER,
     auc_of,
+    comparison,
     hold_out,
-    paired,
-    plans_for,
     prepare,
     run_all,
+    versus,
 )
 from routeharness.tables import ReportTable
 
@@ -36,10 +35,8 @@ def run(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | None = N
     if train_groups and not test_groups:
         raise RouteHarnessError("--train-groups needs --test-groups")
     protocol, reporter = settings.protocol, settings.reporter
-    routers = with_reference(list(routers), REFERENCE_ROUTER)
-    plans = plans_for(routers)
+    routers, plans, reference = comparison(routers)
     labels = [p.label for p in plans]
-    reference = REFERENCE_ROUTER if REFERENCE_ROUTER in labels else None
     enc, embedded_tasks = prepare(tasks, encoder, data_dir=settings.data_dir,
                                   cache_dir=settings.cache_dir, reporter=reporter,
                                   task_options=settings.task_options)
@@ -84,10 +81,8 @@ def run(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | None = N
                     "auc": auc, "auc_std": auc_std, "quality_at_0": q0,
                     "quality_at_0_std": q0_std, "in_distribution_auc": in_auc,
                     "in_distribution_auc_std": in_std,
-                    "vs_knn": (paired(runs, label, reference, protocol.seeds,
-                                      n_bootstrap=settings.paired_bootstrap,
-                                      seed=protocol.seeds[0])
-                               if reference and label != reference else None)}
+                    "vs_knn": versus(runs, label, reference, protocol.seeds,
+                                     settings.paired_bootstrap)}
             out.append(fold)
         result.results[task.name] = {"folds": out, "routers": labels,
                                      "not_held_out": skipped}
