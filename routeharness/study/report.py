@@ -102,8 +102,10 @@ def claim_matches(parts: dict[str, StudyResult]) -> Claim:
         hits, total = hits + h, total + t
         aucs = ", ".join(f"{label} {fmt(e['auc'])}" for label, e in full.items())
         lines.append(f"{task}: {aucs}" + (f" ({'; '.join(notes)})" if notes else ""))
-    evidence = (f"kNN matches {hits} of {total} (task, router) pairs; full-data test AUC, "
-                f"seeds {eff.protocol['seeds']}: " + " | ".join(lines))
+    beats = sum(line.count("kNN beats") for line in lines)
+    evidence = (f"kNN matches {hits} of {total} (task, router) pairs and is ahead, beyond "
+                f"the interval, in {beats} of them; full-data test AUC, seeds "
+                f"{eff.protocol['seeds']}: " + " | ".join(lines))
     return Claim(text, evidence, _share(hits, total))
 
 
