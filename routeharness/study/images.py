@@ -12,7 +12,7 @@ from routeharness.errors import RouteHarnessError
 from routeharness.evaluate import load_tasks
 from routeharness.study import encoders as encoder_study
 from routeharness.study.common import StudySettings
-from routeharness.study.neighbours import SUMMARY_HEADERS, measure, summary_row
+from routeharness.study.neighbours import SUMMARY_HEADERS, measure, sees_images, summary_row
 from routeharness.study.record import StudyResult
 from routeharness.study.runs import prepare
 from routeharness.tables import ReportTable
@@ -42,14 +42,14 @@ def run(routers: Sequence[str], tasks: Sequence[str], *,
     result.results = {task: {"routing": summary, "locality": {}}
                       for task, summary in routing.items()}
     for spec in encoders:  # embeddings come from the cache the routing runs filled
-        _, embedded_tasks = prepare(tasks, spec, data_dir=settings.data_dir,
+        enc, embedded_tasks = prepare(tasks, spec, data_dir=settings.data_dir,
                                     cache_dir=settings.cache_dir, reporter=settings.reporter,
                                     task_options=settings.task_options)
         for embedded in embedded_tasks:
             settings.reporter.log(f"locality of {embedded.task.name} ({spec})")
             result.results[embedded.task.name]["locality"][spec] = measure(
                 embedded, n_pairs=n_pairs, seed=settings.protocol.seeds[0],
-                n_bootstrap=settings.paired_bootstrap)
+                n_bootstrap=settings.paired_bootstrap, images=sees_images(enc))
     return result
 
 

@@ -21,13 +21,23 @@ DEFAULT_PAIRS = 20000
 
 
 def measure(embedded: EmbeddedTask, *, n_pairs: int = DEFAULT_PAIRS, seed: int = 0,
-            n_bootstrap: int = 1000) -> dict[str, Any]:
-    """The locality statistics of one embedded task's training split."""
+            n_bootstrap: int = 1000, images: bool = False) -> dict[str, Any]:
+    """The locality statistics of one embedded task's training split. Two prompts are
+    duplicates when their text is the same, or, when the encoder sees ``images``, their
+    text and image bytes (BlindTest asks one question of many images)."""
+    from routeharness.cache import input_keys
     from routeharness.study.locality import locality
 
     train = embedded.task.splits["train"]
-    return locality(embedded.X["train"], train.scores, train.texts_to_embed(),
+    texts = train.texts_to_embed()
+    if images and train.has_images:
+        texts = [key.hex() for key in input_keys(texts, train.images)]
+    return locality(embedded.X["train"], train.scores, texts,
                     n_pairs=n_pairs, seed=seed, n_bootstrap=n_bootstrap).to_dict()
+
+
+def sees_images(encoder: Any) -> bool:
+    return "image" in getattr(encoder, "modalities", ())
 
 
 def run(tasks: Sequence[str], *, encoder: str | None = None, n_pairs: int = DEFAULT_PAIRS,
@@ -45,7 +55,8 @@ def run(tasks: Sequence[str], *, encoder: str | None = None, n_pairs: int = DEFA
         result.add_task(embedded.task)
         settings.reporter.log(f"locality of {embedded.task.name} ({enc.name})")
         result.results[embedded.task.name] = measure(
-            embedded, n_pairs=n_pairs, seed=seed, n_bootstrap=settings.paired_bootstrap)
+            embedded, n_pairs=n_pairs, seed=seed, n_bootstrap=settings.paired_bootstrap,
+            images=sees_images(enc))
     return result
 
 
