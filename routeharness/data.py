@@ -10,6 +10,7 @@ On disk (and in any ``datasets.Dataset``) a split is a table with one row per pr
 ``cost:<model>``   float >= 0, USD for that call; null only where the score is
 ``image``          optional: ``datasets.Image`` (or a path) for multimodal tasks
 ``embed_text``     optional string: the text to embed when it differs from the prompt
+``embedding``      optional list of d numbers: the row's own vector (``precomputed``)
 ``split``          optional: train / validation / test, for one-file datasets
 =================  ==========================================================
 
@@ -30,6 +31,7 @@ import numpy as np
 
 from routeharness.columns import (  # noqa: F401  (the column schema, re-exported)
     COST_PREFIX,
+    EMBEDDING,
     OPTIONAL_COLUMNS,
     REQUIRED_COLUMNS,
     SCORE_PREFIX,
@@ -38,6 +40,7 @@ from routeharness.columns import (  # noqa: F401  (the column schema, re-exporte
     float_column,
     model_names_of,
     prompt_key,
+    read_embeddings,
 )
 from routeharness.errors import DataError
 from routeharness.validation import outcome_problems, validate_table
@@ -114,6 +117,8 @@ class RoutingData:
 
     scores: (n, m) float64 in [0, 1], NaN = missing cell. costs: (n, m) float64 USD.
     groups: (n,) str. images: one entry per prompt (PIL image, path or None) or None.
+    embeddings: float32 (n, d), the dataset's own vectors (its ``embedding`` column, read
+    by the ``precomputed`` encoder), or None.
     """
 
     ids: list[str]
@@ -125,6 +130,7 @@ class RoutingData:
     images: list[Any] | None = None
     embed_texts: list[str] | None = None
     split: str = ""
+    embeddings: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -160,6 +166,7 @@ class RoutingData:
             images=[self.images[i] for i in pick] if self.images is not None else None,
             embed_texts=[self.embed_texts[i] for i in pick] if self.embed_texts is not None else None,
             split=self.split,
+            embeddings=self.embeddings[index] if self.embeddings is not None else None,
         )
 
     def complete_rows(self) -> np.ndarray:
@@ -174,7 +181,8 @@ class RoutingData:
                         encode_text, self.texts_to_embed(), encoder_path)
 
     def fingerprint(self) -> str:
-        """sha256 of ids, prompts, groups, scores and costs: identical data, identical hash."""
+        """sha256 of ids, prompts, groups, scores, costs and the ``embedding`` vectors
+        where there are any: identical data, identical hash."""
         digest = hashlib.sha256()
         for text in (*self.ids, "\x00", *self.prompts, "\x00", *map(str, self.groups), "\x00",
                      *self.model_names):
@@ -182,11 +190,15 @@ class RoutingData:
             digest.update(b"\x1f")
         digest.update(np.ascontiguousarray(np.nan_to_num(self.scores, nan=-1.0), "<f8").tobytes())
         digest.update(np.ascontiguousarray(np.nan_to_num(self.costs, nan=-1.0), "<f8").tobytes())
+        if self.embeddings is not None:  # absent: the hash of data without vectors is kept
+            digest.update(b"embedding\x1f")
+            digest.update(np.ascontiguousarray(self.embeddings, "<f4").tobytes())
         return digest.hexdigest()
 
     # --- conversion -------------------------------------------------------------------
     def to_columns(self) -> dict[str, list[Any]]:
-        """Columns in the canonical layout (for ``datasets.Dataset.from_dict``)."""
+        """Columns in the canonical layout (for ``datasets.Dataset.from_dict``), without
+        ``embedding`` (``vectors.embedding_array(self.embeddings)`` is its column)."""
         cols: dict[str, list[Any]] = {"id": list(self.ids), "prompt": list(self.prompts),
                                       "group": [str(g) for g in self.groups]}
         if self.embed_texts is not None:
@@ -225,6 +237,12 @@ class RoutingData:
         if images is None and "image" in columns:
             images = arrow.column("image").to_pylist()
         embed_texts = arrow.column("embed_text").to_pylist() if "embed_text" in columns else None
+        embeddings = None
+        if EMBEDDING in columns:
+            embeddings, problems = read_embeddings(arrow)
+            if problems:  # only when validate=False was given a table never validated
+                row, message = problems[0]
+                raise DataError(message, source=source, row=row + row_offset, column=EMBEDDING)
         data = cls(
             ids=[str(v) for v in arrow.column("id").to_pylist()],
             prompts=arrow.column("prompt").to_pylist(),
@@ -235,6 +253,7 @@ class RoutingData:
             images=images,
             embed_texts=embed_texts,
             split=split,
+            embeddings=embeddings,
         )
         if validate and split:
             data.check_outcomes(source)

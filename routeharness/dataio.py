@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from routeharness.cards import check_sidecar
+from routeharness.columns import EMBEDDING, embedding_array
 from routeharness.data import (
     SPLITS,
     DataError,
@@ -363,7 +364,8 @@ def write_task(task: RoutingTask, directory: str | Path, *,
                meta: dict[str, Any] | None = None) -> Path:
     """The canonical writer: ``task`` as a ``datasets`` DatasetDict (``save_to_disk``)
     in a new or empty ``directory``, with the ``routing.json`` sidecar (name, version,
-    models, groups, and ``meta``'s keys, checked like any sidecar). Loads back with
+    models, groups, and ``meta``'s keys, checked like any sidecar); a split's
+    ``embeddings`` are its ``embedding`` column. Loads back with
     ``--task DIRECTORY``; returns the directory."""
     import datasets
 
@@ -387,6 +389,8 @@ def write_task(task: RoutingTask, directory: str | Path, *,
             dataset = datasets.Dataset.from_dict(columns)
             if "image" in columns:  # stored as images (bytes or path), as they were read
                 dataset = dataset.cast_column("image", datasets.Image())
+            if data.embeddings is not None:  # list<float32>, built without a Python loop
+                dataset = dataset.add_column(EMBEDDING, embedding_array(data.embeddings))
             splits[split] = dataset
         datasets.DatasetDict(splits).save_to_disk(str(out))
         (out / SIDECAR).write_bytes(text)

@@ -1,5 +1,6 @@
-"""Embedding a task: every split's prompts (and images) through an encoder and the cache;
-and which rows of a task end up with the same embedding."""
+"""Embedding a task: every split's prompts (and images) through an encoder and the cache,
+or the dataset's own vectors (the ``precomputed`` encoder); and which rows of a task end
+up with the same embedding."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from routeharness.columns import EMBEDDING
 from routeharness.data import RoutingTask
+from routeharness.errors import RouteHarnessError
 from routeharness.progress import Reporter
 
 #: two embeddings are identical when ||a - b|| <= this x the larger norm: far above the
@@ -24,7 +27,7 @@ SPLIT_PAIRS = (("test", "train"), ("test", "validation"), ("validation", "train"
 class EmbeddedTask:
     """A task's embeddings: ``X[split]`` float32 (n_split, d) in row order. ``encoded``:
     rows computed by the encoder in this call; ``cached``: rows loaded from the cache
-    (the two add up to the task's rows)."""
+    (the two add up to the task's rows; both 0 for the dataset's own vectors)."""
 
     task: RoutingTask
     X: dict[str, np.ndarray]
@@ -39,8 +42,12 @@ def embed_task(task: RoutingTask, encoder: Any, cache: Any, reporter: Reporter) 
     """Embeddings of every split (images too, when both the task and encoder have them).
 
     An encoder with a ``fit`` method (``lexical``) is first fitted on the training split's
-    texts; the fitted copy embeds every split. All splits go through the cache in one call: a prompt is keyed by its content, so one
-    already embedded under any split, subset or group is loaded, not encoded again."""
+    texts; the fitted copy embeds every split. All splits go through the cache in one
+    call: a prompt is keyed by its content, so one already embedded under any split,
+    subset or group is loaded, not encoded again. The ``precomputed`` encoder takes each
+    split's ``embedding`` column instead (no encoding, no cache)."""
+    if isinstance(encoder, PrecomputedEncoder):
+        return _precomputed(task, encoder)
     if callable(getattr(encoder, "fit", None)):  # fitted on the training prompts only
         encoder = encoder.fit(task.splits["train"].texts_to_embed())
     notes = []
@@ -128,3 +135,64 @@ def _identical_components(X: np.ndarray) -> np.ndarray:
             parent[root(i)] = root(j)
         offset += 1
     return np.array([root(i) for i in range(n)])
+
+
+class PrecomputedEncoder:
+    """``--encoder precomputed``: the vectors of the dataset's ``embedding`` column
+    (docs/dataset-format.md), for teams with embeddings from their own encoder. It
+    encodes nothing: ``embed_task`` reads each split's column. ``for_tasks`` gives the
+    copy whose identity names the data (``precomputed:<fingerprint>``, the tasks'
+    fingerprints, which cover the vectors), so results say which vectors were used."""
+
+    name = "precomputed"
+    revision = "1"
+    modalities = frozenset({"text", "image"})  # the vectors stand for the whole row
+    dimension = None
+
+    def __init__(self, identity: str = "precomputed"):
+        self.identity = identity
+
+    def for_tasks(self, tasks: list[RoutingTask]) -> PrecomputedEncoder:
+        """A copy whose identity holds the tasks' fingerprints (order-free)."""
+        import hashlib
+
+        digest = hashlib.sha256("\x1f".join(sorted(t.fingerprint() for t in tasks)).encode())
+        return PrecomputedEncoder(f"precomputed:{digest.hexdigest()[:16]}")
+
+    def encode(self, texts: Any, images: Any = None, *, progress: Any = None) -> np.ndarray:
+        raise RouteHarnessError("the precomputed encoder encodes no text: it reads the "
+                                f"dataset's {EMBEDDING!r} column (embed_task does)")
+
+
+def precomputed_encoder() -> PrecomputedEncoder:
+    """The ``precomputed`` encoder's factory (registered by a built-in plugin)."""
+    return PrecomputedEncoder()
+
+
+def _precomputed(task: RoutingTask, encoder: PrecomputedEncoder) -> EmbeddedTask:
+    """Each split's own vectors, checked as a dataset's column is (so a task built in code
+    is held to the same rules): present in every split, one row each, one dimension."""
+    X: dict[str, np.ndarray] = {}
+    for split, data in task.splits.items():
+        vectors = data.embeddings
+        if vectors is None:
+            raise RouteHarnessError(
+                f"task {task.name!r} has no {EMBEDDING!r} column (split {split!r}): the "
+                "precomputed encoder reads each row's vector from it (docs/dataset-format.md);"
+                " add the column or choose another --encoder")
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or len(vectors) != data.n or vectors.shape[1] < 1:
+            raise RouteHarnessError(f"task {task.name!r}, split {split!r}: embeddings of "
+                                    f"shape {vectors.shape}, expected ({data.n}, d >= 1)")
+        if not np.isfinite(vectors).all():
+            raise RouteHarnessError(f"task {task.name!r}, split {split!r}: an embedding "
+                                    "holds a number that is not finite")
+        X[split] = vectors
+    dims = {split: x.shape[1] for split, x in X.items()}
+    if len(set(dims.values())) > 1:
+        raise RouteHarnessError(f"task {task.name!r}: embeddings of different dimensions "
+                                f"across splits {dims}")
+    bound = encoder.for_tasks([task])
+    note = (f"precomputed: {task.name}'s own {next(iter(dims.values()))}-d vectors "
+            f"({bound.identity}), nothing encoded")
+    return EmbeddedTask(task, X, 0, 0, [note], None, None)

@@ -3,6 +3,8 @@ or ``datasets`` so that each file is read once and read as written:
 
 - text columns (id, prompt, group, embed_text, split, image) stay strings: "NA", "None",
   "null", "" and "01" are text, not missing values or numbers;
+- an ``embedding`` cell is a list of numbers (JSON) or its JSON text (CSV), checked by
+  ``routeharness.columns.read_embeddings``; a JSON ``true`` in it stays refusable;
 - score and cost cells are numbers; an empty cell, "NA", "N/A", "NaN", "null" or "None"
   is a missing cell; anything else stays text for the validator to report with its row;
 - a column name given twice is an error (pandas would rename the second ``score:a.1``);
@@ -20,7 +22,7 @@ import re
 import sys
 from typing import Any
 
-from routeharness.data import COST_PREFIX, SCORE_PREFIX
+from routeharness.data import COST_PREFIX, EMBEDDING, SCORE_PREFIX
 from routeharness.errors import DataError
 
 NA_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none"})
@@ -89,6 +91,9 @@ def _table(columns: dict[str, list[Any]], source: str) -> Any:
     arrays = {}
     for name, values in columns.items():
         cells = _number_cells(values) if _is_number_column(name) else values
+        if name == EMBEDDING and any(isinstance(x, bool) for v in values
+                                     if isinstance(v, list) for x in v):
+            cells = [v if v is None else json.dumps(v) for v in values]  # Arrow: true = 1.0
         try:
             arrays[name] = pa.array(cells)
         except (pa.ArrowException, TypeError, ValueError):

@@ -8,12 +8,14 @@ Three layers, each on what the one read produced (``routeharness.dataio``):
   scores in [0, 1], costs finite and >= 0, duplicate columns, empty model names; model
   and group names without control or invisible characters or outer whitespace; prompts
   and ``embed_text`` not blank, invisible characters counting as blank, unless the row
-  has an image; an image path names a readable regular file, checked by ``os.stat``);
+  has an image; an image path names a readable regular file, checked by ``os.stat``;
+  ``embedding`` cells lists of finite numbers of one dimension: ``routeharness.columns``);
 - ``outcome_problems``: what the protocol needs of one split's matrices (every model has
   a score somewhere; validation and test have a row with every score, the rows eval
   scores; the cost scale, the most expensive model's mean cost, is finite and > 0);
-- ``cross_split_problems``: the same models in every split, ids unique across splits,
-  and (optionally) no test prompt repeated from train or validation.
+- ``cross_split_problems``: the same models in every split, embeddings in every split or
+  none and of one dimension, ids unique across splits, and (optionally) no test prompt
+  repeated from train or validation.
 
 Problems are ``DataError``s naming the file, the 0-based data row and the column.
 """
@@ -32,6 +34,7 @@ import numpy as np
 
 from routeharness.columns import (
     COST_PREFIX,
+    EMBEDDING,
     OPTIONAL_COLUMNS,
     REQUIRED_COLUMNS,
     SCORE_PREFIX,
@@ -41,6 +44,8 @@ from routeharness.columns import (
     model_names_of,
     name_problem,
     prompt_key,
+    read_embeddings,
+    split_problems,
 )
 from routeharness.errors import DataError
 
@@ -160,7 +165,7 @@ def check_table(arrow: Any, source: str, models: Sequence[ModelInfo] | None,
     for column in columns:
         if column not in known and not column.startswith((SCORE_PREFIX, COST_PREFIX)):
             add(f"unknown column {column!r} (expected id, prompt, group, score:<model>, "
-                "cost:<model>, and optionally image, embed_text, split)", column=column)
+                "cost:<model>, and optionally image, embed_text, embedding, split)", column=column)
     if len(problems) > before:
         return False
     if len(arrow) == 0:
@@ -205,6 +210,9 @@ def _check_cells(arrow: Any, names: list[str], add: Any) -> None:
             elif is_blank(value) and image is None:
                 add("blank embed_text (and no image): nothing to embed; write the text, or "
                     "drop the embed_text column to embed the prompt", row, "embed_text")
+    for row, problem in (read_embeddings(arrow)[1] if EMBEDDING in arrow.column_names
+                         else ()):
+        add(problem, row, EMBEDDING)
     for name in names:
         score_col, cost_col = SCORE_PREFIX + name, COST_PREFIX + name
         try:
@@ -351,6 +359,8 @@ def cross_split_problems(parts: dict[str, Part], problems: Problems, *,
                 problems.add(DataError(f"split {split!r} has models {names}, but train has "
                                        f"{reference}", source=parts[split].source,
                                        column=SCORE_PREFIX + odd[0] if odd else None))
+    for split, problem in split_problems({s: parts[s].table for s in present}):
+        problems.add(DataError(problem, source=parts[split].source, column=EMBEDDING))
     owner: dict[str, tuple[str, int]] = {}
     for split in present:
         part = parts[split]
