@@ -20,7 +20,8 @@ from routeharness.data import SPLITS, ModelInfo, RoutingTask
 
 #: USD per call of model m0; each next model costs three times more
 BASE_PRICE = 1e-4
-PRICE_STEP = 3.0
+#: the dearest model's price over the cheapest's, whatever the number of models
+PRICE_RANGE = 100.0
 
 
 def _rates(n_models: int) -> np.ndarray:
@@ -78,7 +79,7 @@ def synthetic_task(n_train: int, n_val: int, n_test: int, *, n_models: int = 5,
 
     Embeddings: (n, dim) float32 unit rows, a cluster's unit centre plus isotropic
     Gaussian noise of root-mean-square length ``noise`` (whatever ``dim``), renormalised. Models ``m0``... cost
-    ``BASE_PRICE * 3**j`` USD per call times a per-prompt length factor in [0.5, 1.5].
+    ``BASE_PRICE * PRICE_RANGE**(j / (m - 1))`` USD per call (geometric, cheapest to dearest) times a per-prompt length factor in [0.5, 1.5].
     Texts are distinct and name the cluster's topic (``topic 3``), so a text encoder
     also finds the clusters. Deterministic for a seed.
     """
@@ -89,7 +90,7 @@ def synthetic_task(n_train: int, n_val: int, n_test: int, *, n_models: int = 5,
     centres = rng.normal(size=(n_clusters, dim))
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     profiles = _profiles(n_clusters, n_models, graded, rng)
-    prices = BASE_PRICE * PRICE_STEP ** np.arange(n_models)
+    prices = BASE_PRICE * PRICE_RANGE ** (np.arange(n_models) / max(n_models - 1, 1))
     names = [f"m{j}" for j in range(n_models)]
     columns: dict[str, list[Any]] = {"id": [], "prompt": [], "group": [], "split": []}
     columns.update({f"score:{name}": [] for name in names})
