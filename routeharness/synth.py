@@ -78,8 +78,9 @@ def synthetic_task(n_train: int, n_val: int, n_test: int, *, n_models: int = 5,
     """A validated ``RoutingTask`` named ``synthetic`` and its embeddings per split.
 
     Embeddings: (n, dim) float32 unit rows, a cluster's unit centre plus isotropic
-    Gaussian noise of root-mean-square length ``noise`` (whatever ``dim``), renormalised. Models ``m0``... cost
-    ``BASE_PRICE * PRICE_RANGE**(j / (m - 1))`` USD per call (geometric, cheapest to dearest) times a per-prompt length factor in [0.5, 1.5].
+    Gaussian noise of root-mean-square length ``noise`` (whatever ``dim``), renormalised.
+    Models ``m0``... cost ``BASE_PRICE * PRICE_RANGE**(j / (m - 1))`` USD per call
+    (geometric, cheapest to dearest) times a per-prompt length factor in [0.5, 1.5].
     Texts are distinct and name the cluster's topic (``topic 3``), so a text encoder
     also finds the clusters. Deterministic for a seed.
     """
