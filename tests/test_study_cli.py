@@ -26,6 +26,7 @@ def test_study_sweep_saves_json_tables_and_plot(cli, env, tmp_path):
     assert result.returncode == 0, result.stderr
     saved = json.loads(out.read_text())
     assert saved["schema"] == STUDY_SCHEMA and saved["study"] == "sweep"
+    assert saved["wall_seconds"] > 0
     assert saved["tasks"][TASK]["sizes"]["test"] == 128
     assert saved["encoders"][0]["identity"] == "sentence-transformers/all-MiniLM-L6-v2"
     rows = saved["results"][TASK]["rows"]

@@ -78,10 +78,14 @@ def _outputs(name: str, output: str | None, plot: str | None, tasks: tuple[str, 
     return path
 
 
-def _finish(name: str, result: Any, path: Path, fmt: str, plot: str | None) -> None:
-    """Saved before anything is printed; tables; the plot when asked for."""
+def _finish(name: str, result: Any, path: Path, fmt: str, plot: str | None,
+            settings: Any) -> None:
+    """Saved (with its wall time) before anything is printed; tables; the plot."""
+    import time
+
     from routeharness.study import study_module
 
+    result.wall_seconds = time.perf_counter() - settings.started
     result.save(path)
     _console(stderr=True).print(f"study saved to {path}", markup=False)
     module = study_module(name)
@@ -133,7 +137,7 @@ def locality_command(tasks: tuple[str, ...], encoder: str | None, pairs: int, se
     path = _outputs("locality", output, plot, tasks, data_dir, cache_dir)
     settings = _settings(seeds, no_tune, bootstrap, data_dir, cache_dir, quiet)
     result = neighbours.run(list(tasks), encoder=encoder, n_pairs=pairs, settings=settings)
-    _finish("locality", result, path, fmt, plot)
+    _finish("locality", result, path, fmt, plot, settings)
 
 
 @study.command(name="sample-efficiency")
@@ -155,7 +159,7 @@ def efficiency_command(routers: tuple[str, ...], tasks: tuple[str, ...], encoder
     settings = _settings(seeds, no_tune, bootstrap, data_dir, cache_dir, quiet)
     result = efficiency.run(list(routers), list(tasks), encoder=encoder, fractions=chosen,
                             settings=settings)
-    _finish("sample-efficiency", result, path, fmt, plot)
+    _finish("sample-efficiency", result, path, fmt, plot, settings)
 
 
 @study.command(name="encoders")
@@ -178,7 +182,7 @@ def encoders_command(routers: tuple[str, ...], tasks: tuple[str, ...],
     path = _outputs("encoders", output, None, tasks, data_dir, cache_dir)
     settings = _settings(seeds, no_tune, bootstrap, data_dir, cache_dir, quiet)
     result = encoder_study.run(list(routers), list(tasks), list(encoders), settings=settings)
-    _finish("encoders", result, path, fmt, None)
+    _finish("encoders", result, path, fmt, None, settings)
 
 
 @study.command(name="images")
@@ -201,7 +205,7 @@ def images_command(routers: tuple[str, ...], tasks: tuple[str, ...],
     settings = _settings(seeds, no_tune, bootstrap, data_dir, cache_dir, quiet)
     result = images.run(list(routers), list(tasks), encoders=encoders or images.DEFAULT_ENCODERS,
                         n_pairs=pairs, settings=settings)
-    _finish("images", result, path, fmt, None)
+    _finish("images", result, path, fmt, None, settings)
 
 
 @study.command(name="shift")
@@ -224,7 +228,7 @@ def shift_command(routers: tuple[str, ...], tasks: tuple[str, ...], encoder: str
     settings = _settings(seeds, no_tune, bootstrap, data_dir, cache_dir, quiet)
     result = shift.run(list(routers), list(tasks), encoder=encoder, train_groups=train,
                        test_groups=test, settings=settings)
-    _finish("shift", result, path, fmt, None)
+    _finish("shift", result, path, fmt, None, settings)
 
 
 @study.command(name="sweep")
@@ -245,7 +249,7 @@ def sweep_command(router: str, tasks: tuple[str, ...], encoder: str | None, para
     path = _outputs("sweep", output, plot, tasks, data_dir, cache_dir)
     settings = _settings(seeds, no_tune, bootstrap, data_dir, cache_dir, quiet)
     result = sweep.run(router, list(tasks), param, encoder=encoder, settings=settings)
-    _finish("sweep", result, path, fmt, plot)
+    _finish("sweep", result, path, fmt, plot, settings)
 
 
 @study.command(name="show")

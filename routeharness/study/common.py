@@ -3,6 +3,7 @@ file keeps, and the cells its tables share (mean ± std, a difference with its i
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,8 @@ class StudySettings:
     reporter: Reporter = field(default_factory=Reporter)
     paired_bootstrap: int = PAIRED_BOOTSTRAP
     task_options: dict[str, Any] = field(default_factory=dict)
+    #: when the study started (``time.perf_counter``), for its wall time
+    started: float = field(default_factory=time.perf_counter)
 
 
 def compact(routed: Routed, **condition: Any) -> dict[str, Any]:

@@ -87,16 +87,19 @@ def tables(result: StudyResult) -> list[ReportTable]:
         head.add(summary_row(task, loc))
         deciles = ReportTable(f"{task}: outcome agreement by distance decile",
                               ["decile", "distance", "agreement", "null band (95%)",
-                               "same best model", "pairs"], right={1, 2, 3, 4, 5})
+                               "against the band", "same best model", "pairs"],
+                              right={1, 2, 3, 5, 6})
         for row in loc.get("deciles", []):
-            outside = not (row["null_low"] <= row["agreement"] <= row["null_high"])
+            side = ("above" if row["agreement"] > row["null_high"] else
+                    "below" if row["agreement"] < row["null_low"] else "inside")
             deciles.add([str(row.get("decile", "-")),
                          f"{row['distance_low']:.3f}-{row['distance_high']:.3f}",
                          fmt(row["agreement"], digits=3),
-                         f"{row['null_low']:.3f}-{row['null_high']:.3f}",
+                         f"{row['null_low']:.3f}-{row['null_high']:.3f}", side,
                          fmt(row["best_same"], digits=3), str(row["n"])],
-                        "bold" if outside else None)
-        deciles.note = "bold: outside the band of shuffled pairings"
+                        None if side == "inside" else "bold")
+        deciles.note = ("null band: the decile's mean agreement when score rows are shuffled "
+                        "across prompts (local outcomes: above it for near pairs, below for far)")
         out.append(deciles)
     head.note = ("pairs with identical prompt text are counted apart and left out of every "
                  "other number; nearest: each prompt's nearest other training prompt")

@@ -252,18 +252,20 @@ def write_report(parts: dict[str, StudyResult], out_dir: str | Path) -> Path:
 
     out_dir = Path(out_dir)
     found = claims(parts)
-    first = next(iter(parts.values()), None)
+    versions = sorted({str(p.routeharness_version) for p in parts.values()})
+    commits = sorted({str(p.git_commit)[:12] for p in parts.values()})
     lines = ["# Reproducing arXiv 2505.12601 with routeharness", "",
-             f"Written by `routeharness study paper` (routeharness "
-             f"{first.routeharness_version if first else '?'}, commit "
-             f"{first.git_commit if first else '?'}). Every number is from the part files "
-             "beside this report; rules for the verdicts are at the end.", "",
+             f"Written by `routeharness study paper` from the part files beside it (run with "
+             f"routeharness {', '.join(versions)}, commits {', '.join(commits)}; each part "
+             "below says when it ran and for how long). Rules for the verdicts are at the "
+             "end.", "",
              to_markdown([claim_table(found)]), ""]
     for name, result in parts.items():
         module = study_module(result.study)
         lines += [f"## {name}", "",
-                  f"Encoders: {', '.join(markdown_cell(e['name']) for e in result.encoders)}; "
-                  f"seeds: {(result.protocol or {}).get('seeds', '-')}; run {result.created}"
+                  f"Encoders: {', '.join(markdown_cell(short(e['name'])) for e in result.encoders)}; "
+                  f"seeds: {(result.protocol or {}).get('seeds', '-')}; commit "
+                  f"{str(result.git_commit)[:12]}; run {result.created}"
                   + (f" in {result.wall_seconds / 60:.1f} min" if result.wall_seconds else "")
                   + ".",
                   "", to_markdown(module.tables(result)), ""]
