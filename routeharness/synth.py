@@ -58,10 +58,21 @@ def _independent(n: int, n_models: int, graded: bool, rng: np.random.Generator) 
     return (rng.random((n, n_models)) < rates).astype(float)
 
 
+#: the most numbers (embedding values and outcome and cost cells) one synthetic task may
+#: hold: about 8 GB in memory while it is built, far more than a test or benchmark needs
+MAX_CELLS = 10**9
+
+
 def _check(n_train: int, n_val: int, n_test: int, n_models: int, dim: int, n_clusters: int,
-           locality: float, noise: float) -> None:
+           locality: float, noise: float, seed: int = 0) -> None:
     from routeharness.errors import RouteHarnessError
 
+    if not 0 <= seed < 2**32:
+        raise RouteHarnessError(f"synthetic task: seed must be in [0, 2**32), got {seed}")
+    cells = (n_train + n_val + n_test) * (dim + 2 * n_models)
+    if cells > MAX_CELLS:
+        raise RouteHarnessError(f"synthetic task: {cells:,} numbers (prompts x (dim + 2 x "
+                                f"models)) is over the limit of {MAX_CELLS:,}")
     if min(n_train, n_val, n_test) < 1:
         raise RouteHarnessError("synthetic task: every split needs at least one prompt")
     if n_models < 1 or dim < 2 or n_clusters < 1:
@@ -86,7 +97,7 @@ def synthetic_task(n_train: int, n_val: int, n_test: int, *, n_models: int = 5,
     """
     from routeharness.dataio import task_from_table
 
-    _check(n_train, n_val, n_test, n_models, dim, n_clusters, locality, noise)
+    _check(n_train, n_val, n_test, n_models, dim, n_clusters, locality, noise, seed)
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(n_clusters, dim))
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)

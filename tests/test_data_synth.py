@@ -63,6 +63,8 @@ def test_the_same_seed_gives_the_same_data_and_another_seed_other_data(tmp_path,
     (["--clusters", "0"], "n_clusters >= 1"),
     (["--locality", "1.5"], "locality must be in [0, 1]"),
     (["--locality", "nan"], "locality must be in [0, 1]"),
+    (["--seed", "-1"], "seed must be in [0, 2**32)"),
+    (["--dim", "100000000"], "is over the limit of"),
 ])
 def test_bad_numbers_are_one_line_and_write_nothing(tmp_path, capsys, args, says):
     out = tmp_path / "never"

@@ -130,7 +130,7 @@ def data_build(task: str, source: str, out: str, suite: str | None) -> None:
 @click.option("--test", "n_test", type=int, default=300, show_default=True,
               help="Test prompts.")
 @click.option("--models", type=int, default=5, show_default=True,
-              help="Candidate models m0, m1, ... (each three times the cost of the last).")
+              help="Candidate models m0, m1, ... (prices spread over 100x, cheapest first).")
 @click.option("--clusters", type=int, default=8, show_default=True,
               help="Clusters of prompts (one group each), each with its own best model.")
 @click.option("--dim", type=int, default=32, show_default=True,
