@@ -7,18 +7,21 @@ difference to kNN, per encoder the ranking and kNN's rank, and ``kendall_tau`` p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import combinations
 from typing import Any
 
+from routeharness.data import RoutingTask
+from routeharness.embedding import EmbeddedTask
 from routeharness.errors import RouteHarnessError
+from routeharness.evaluate import load_tasks
 from routeharness.results import ranked
 from routeharness.study.common import StudySettings, compact, diff_cell, mean_cell
 from routeharness.study.record import StudyResult
 from routeharness.study.runs import (
     auc_of,
     comparison,
-    prepare,
+    embed,
     run_all,
     versus,
 )
@@ -26,8 +29,12 @@ from routeharness.tables import ReportTable
 
 
 def run(routers: Sequence[str], tasks: Sequence[str], encoders: Sequence[str], *,
-        settings: StudySettings | None = None, study: str = "encoders") -> StudyResult:
-    """Routers x encoders on each task (see the module's docstring)."""
+        settings: StudySettings | None = None, study: str = "encoders",
+        loaded: Sequence[RoutingTask] | None = None,
+        each: Callable[[str, Any, EmbeddedTask], None] | None = None) -> StudyResult:
+    """Routers x encoders on each task (see the module's docstring). The tasks are loaded
+    once (or given as ``loaded``); ``each(spec, encoder, embedded)`` is called for every
+    task embedded, for a study that measures more on the same embeddings."""
     from routeharness.study.stats import kendall_tau
 
     settings = settings or StudySettings()
@@ -39,14 +46,18 @@ def run(routers: Sequence[str], tasks: Sequence[str], encoders: Sequence[str], *
     result = StudyResult.new(study, {"routers": routers, "tasks": list(tasks),
                                      "encoders": list(encoders)}, protocol)
     per_task: dict[str, dict[str, Any]] = {}
+    if loaded is None:
+        loaded = load_tasks(tasks, data_dir=settings.data_dir, reporter=reporter,
+                            task_options=settings.task_options)
     for spec in encoders:
-        enc, embedded_tasks = prepare(tasks, spec, data_dir=settings.data_dir,
-                                      cache_dir=settings.cache_dir, reporter=reporter,
-                                      task_options=settings.task_options)
+        enc, embedded_tasks = embed(loaded, spec, cache_dir=settings.cache_dir,
+                                    reporter=reporter)
         result.add_encoder(enc)
         for embedded in embedded_tasks:
             task = embedded.task
             result.add_task(task)
+            if each is not None:
+                each(spec, enc, embedded)
             runs = run_all(plans, embedded, protocol, reporter, f"{task.name} with {spec}")
             result.runs += [compact(r, encoder=spec) for r in runs.values()]
             entry: dict[str, Any] = {"routers": {}}

@@ -7,24 +7,25 @@ and the locality statistics of each encoder's embedding (``study locality``'s).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+from routeharness.data import RoutingTask
+from routeharness.embedding import EmbeddedTask
 from routeharness.errors import RouteHarnessError
 from routeharness.evaluate import load_tasks
 from routeharness.study import encoders as encoder_study
 from routeharness.study.common import StudySettings
 from routeharness.study.neighbours import SUMMARY_HEADERS, measure, sees_images, summary_row
 from routeharness.study.record import StudyResult
-from routeharness.study.runs import prepare
 from routeharness.tables import ReportTable
 
 #: text only, image only, image and text fused
 DEFAULT_ENCODERS = ("minilm", "effnet", "effnet-minilm")
 
 
-def check_images(tasks: Sequence[str], settings: StudySettings) -> None:
+def check_images(loaded: Sequence[RoutingTask]) -> None:
     """Every task must have images: one line naming the first that has none."""
-    for task in load_tasks(tasks, data_dir=settings.data_dir, reporter=settings.reporter,
-                           task_options=settings.task_options):
+    for task in loaded:
         if not any(data.has_images for data in task.splits.values()):
             raise RouteHarnessError(f"study images needs a task with images: {task.name!r} "
                                     "has none (try blindtest or vhelm-mm)")
@@ -33,23 +34,25 @@ def check_images(tasks: Sequence[str], settings: StudySettings) -> None:
 def run(routers: Sequence[str], tasks: Sequence[str], *,
         encoders: Sequence[str] = DEFAULT_ENCODERS, n_pairs: int = 20000,
         settings: StudySettings | None = None) -> StudyResult:
-    """Routers and locality under each encoder, on each image task."""
+    """Routers and locality under each encoder, on each image task: the tasks loaded
+    once, each encoder's embeddings used for both."""
     settings = settings or StudySettings()
-    check_images(tasks, settings)
-    result = encoder_study.run(routers, tasks, encoders, settings=settings, study="images")
+    loaded = load_tasks(tasks, data_dir=settings.data_dir, reporter=settings.reporter,
+                        task_options=settings.task_options)
+    check_images(loaded)
+    locality: dict[str, dict[str, Any]] = {}
+
+    def measure_locality(spec: str, encoder: Any, embedded: EmbeddedTask) -> None:
+        settings.reporter.log(f"locality of {embedded.task.name} ({spec})")
+        locality.setdefault(embedded.task.name, {})[spec] = measure(
+            embedded, n_pairs=n_pairs, seed=settings.protocol.seeds[0],
+            n_bootstrap=settings.paired_bootstrap, images=sees_images(encoder))
+
+    result = encoder_study.run(routers, tasks, encoders, settings=settings, study="images",
+                               loaded=loaded, each=measure_locality)
     result.params["n_pairs"] = n_pairs
-    routing = result.results
-    result.results = {task: {"routing": summary, "locality": {}}
-                      for task, summary in routing.items()}
-    for spec in encoders:  # embeddings come from the cache the routing runs filled
-        enc, embedded_tasks = prepare(tasks, spec, data_dir=settings.data_dir,
-                                    cache_dir=settings.cache_dir, reporter=settings.reporter,
-                                    task_options=settings.task_options)
-        for embedded in embedded_tasks:
-            settings.reporter.log(f"locality of {embedded.task.name} ({spec})")
-            result.results[embedded.task.name]["locality"][spec] = measure(
-                embedded, n_pairs=n_pairs, seed=settings.protocol.seeds[0],
-                n_bootstrap=settings.paired_bootstrap, images=sees_images(enc))
+    result.results = {task: {"routing": summary, "locality": locality.get(task, {})}
+                      for task, summary in result.results.items()}
     return result
 
 

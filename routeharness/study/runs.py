@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from routeharness import metrics
-from routeharness.data import RoutingData
+from routeharness.data import RoutingData, RoutingTask
 from routeharness.embedding import EmbeddedTask, embed_task
 from routeharness.errors import RouteHarnessError
 from routeharness.evaluate import (
@@ -42,11 +42,19 @@ def prepare(tasks: Sequence[str], encoder: str | None, *, data_dir: str | None =
             task_options: dict[str, Any] | None = None) -> tuple[Any, list[EmbeddedTask]]:
     """The tasks loaded (``evaluate.load_tasks``) and embedded with ``encoder`` (None:
     the cards' default) through the cache: (encoder, embedded tasks)."""
+    reporter = reporter or Reporter()
+    loaded = load_tasks(tasks, data_dir=data_dir, reporter=reporter, task_options=task_options)
+    return embed(loaded, encoder, cache_dir=cache_dir, reporter=reporter)
+
+
+def embed(loaded: Sequence[RoutingTask], encoder: str | None, *, cache_dir: str | None = None,
+          reporter: Reporter | None = None) -> tuple[Any, list[EmbeddedTask]]:
+    """Tasks already loaded, embedded with ``encoder`` (None: the cards' default) through
+    the cache: (encoder, embedded tasks). A study of several encoders loads once."""
     from routeharness.cache import EmbeddingCache
     from routeharness.encoders import get_encoder
 
     reporter = reporter or Reporter()
-    loaded = load_tasks(tasks, data_dir=data_dir, reporter=reporter, task_options=task_options)
     enc = get_encoder(choose_encoder(encoder, loaded))
     cache = EmbeddingCache(cache_dir)
     return enc, [embed_task(task, enc, cache, reporter) for task in loaded]
