@@ -19,27 +19,17 @@ validation and test scoring (and counted); routers may train on them.
 
 from __future__ import annotations
 
-import itertools
-import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from routeharness import metrics
-from routeharness.base import (
-    RouterSpec,
-    accepts_random_state,
-    fixed_params,
-    parse_router_spec,
-    spec_label,
-    tags_of,
-)
 from routeharness.checkpoint import load_checkpoint, save_checkpoint
-from routeharness.data import Outcomes, RoutingData, RoutingTask
+from routeharness.data import RoutingData, RoutingTask
 from routeharness.embedding import EmbeddedTask, embed_task
 from routeharness.errors import RouteHarnessError
 from routeharness.progress import Advance, Reporter, _ignore
@@ -59,128 +49,25 @@ from routeharness.scoring import (
     score_choices,
     task_reference,
 )
+from routeharness.tuning import (  # noqa: F401 (the planning names re-exported)
+    RouterRun,
+    TuningInputs,
+    candidate_configs,
+    config_key,
+    describe,
+    fit_router,
+    jsonable,
+    make_router,
+    plan_routers,
+    tune,
+    tuning_steps,
+)
+
+# the names studies and older callers import from here
+_make, _fit, _describe, _key = make_router, fit_router, describe, config_key
 
 #: the encoder a task runs with when neither --encoder nor its card names one
 DEFAULT_ENCODER = "minilm"
-
-
-def candidate_configs(param_grid: dict[str, list[Any]], max_configs: int,
-                      seed: int) -> list[dict[str, Any]]:
-    """The grid's configurations; a seeded sample of ``max_configs`` if there are more
-    (``seed``: the grid-sample stream)."""
-    names = sorted(param_grid)
-    configs = [dict(zip(names, values))
-               for values in itertools.product(*(param_grid[n] for n in names))]
-    if len(configs) > max_configs:
-        rng = np.random.default_rng(seed)
-        keep = sorted(rng.choice(len(configs), size=max_configs, replace=False))
-        configs = [configs[i] for i in keep]
-    return configs or [{}]
-
-
-def _make(router_cls: type, params: dict[str, Any], random_state: int) -> Any:
-    params = dict(params)
-    if accepts_random_state(router_cls):
-        params["random_state"] = random_state
-    return router_cls(**params)
-
-
-@dataclass
-class RouterRun:
-    """One router of the matrix: its registry ``entry``, loaded class, the parameters the
-    user fixed (``-r NAME:PARAM=VALUE``) and the ``label`` its records carry."""
-
-    label: str
-    name: str
-    entry: Any
-    router_cls: type
-    fixed: dict[str, Any] = field(default_factory=dict)
-    #: deterministic routers: (stage, config) -> validation AUC or test routes, per task
-    memo: dict[Any, Any] = field(default_factory=dict)
-
-    @property
-    def grid(self) -> dict[str, list[Any]]:
-        """The tuning grid without the fixed parameters."""
-        grid = getattr(self.router_cls, "param_grid", {}) or {}
-        return {k: v for k, v in grid.items() if k not in self.fixed}
-
-
-def plan_routers(routers: Sequence[str], references: bool = True) -> list[RouterRun]:
-    """The ``-r`` specs (``NAME`` or ``NAME:PARAM=VALUE,...``) resolved against the
-    registry, in order, duplicates dropped; reference routers appended."""
-    from routeharness.registry import get_registry
-
-    registry = get_registry("router")
-    specs = [parse_router_spec(text) for text in routers]
-    if references:
-        specs += [RouterSpec(r) for r in REFERENCE_ROUTERS if r in registry]
-    plans: dict[str, RouterRun] = {}
-    for spec in specs:
-        entry = registry.get(spec.name)
-        router_cls = entry.load()
-        tags_of(router_cls)  # an unknown tag fails here, before any work
-        fixed = fixed_params(router_cls, spec)
-        label = spec_label(spec.name, fixed)
-        plans.setdefault(label, RouterRun(label, spec.name, entry, router_cls, fixed))
-    return list(plans.values())
-
-
-def tune(plan: RouterRun, X_train: np.ndarray, train: Outcomes, X_val: np.ndarray,
-         validation: RoutingData, protocol: Protocol, streams: SeedStreams,
-         advance: Advance = _ignore, status: str = "") -> tuple[dict[str, Any], list[dict]]:
-    """The best configuration by validation AUC (ties to the earlier one), and the table
-    of every configuration. ``advance`` is called once per configuration."""
-    configs = candidate_configs(plan.grid, protocol.max_configs, streams.grid)
-    if not protocol.tune or len(configs) == 1:
-        return (configs[0] if protocol.tune else {}), []
-    deterministic = tags_of(plan.router_cls).deterministic
-    table, best, best_auc = [], configs[0], -np.inf
-    for i, params in enumerate(configs):
-        advance(0, f"{status}tuning {i + 1}/{len(configs)} ({_describe(params)})")
-        key = ("validation", _key(params))
-        value = plan.memo.get(key) if deterministic else None
-        if value is None:
-            router = _make(plan.router_cls, {**params, **plan.fixed}, streams.router)
-            _fit(plan, router, X_train, train)
-            choices = route_split(router, X_val, validation, protocol.lambdas, train.cost_scale)
-            value = score_choices(validation, choices, protocol.lambdas, per_group=False)["auc"]
-            if deterministic:
-                plan.memo[key] = value
-        table.append({"params": params, "validation_auc": value})
-        if value > best_auc + 1e-12:
-            best, best_auc = params, value
-        advance(1)
-    return best, table
-
-
-def _fit(plan: RouterRun, router: Any, X: np.ndarray, outcomes: Outcomes) -> None:
-    """``router.fit``; a hyper-parameter the user fixed (``-r NAME:PARAM=VALUE``) that the
-    router refuses (its ``ValueError`` or ``TypeError``) is one line naming the spec, not
-    a traceback. Other errors are the plugin's and keep their traceback."""
-    try:
-        fitted = router.fit(X, outcomes)
-    except (ValueError, TypeError) as exc:
-        if not plan.fixed:
-            raise
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise RouteHarnessError(f"router {plan.label!r}: the router refuses its fixed "
-                                f"hyper-parameters ({_describe(plan.fixed)}): {reason}") from None
-    if fitted is not router:
-        raise RouteHarnessError(f"router {plan.label!r}: fit() must return self")
-
-
-def _describe(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in params.items()) or "defaults"
-
-
-def _key(params: dict[str, Any]) -> str:
-    return json.dumps(_jsonable(params), sort_keys=True, default=repr)
-
-
-def tuning_steps(plan: RouterRun, protocol: Protocol) -> int:
-    """Progress steps of one run: one per configuration tuned, one for the final fit."""
-    n = min(len(candidate_configs(plan.grid, protocol.max_configs, 0)), protocol.max_configs)
-    return (n if protocol.tune and n > 1 else 0) + 1
 
 
 def run_one(router_name: str | RouterRun, entry: Any, embedded: EmbeddedTask, seed: int,
@@ -203,49 +90,63 @@ class Routed:
     test: RoutingData
 
 
-def route_one(plan: RouterRun, embedded: EmbeddedTask, seed: int, protocol: Protocol,
-              advance: Advance = _ignore) -> Routed:
-    """``run_one`` keeping the test choices (``Routed``)."""
+@dataclass(frozen=True)
+class Fitted:
+    """A run's final fit: the winning configuration (``params``: tuned and fixed), the
+    test choices (L, n) for every lam, the router's own ``get_params()``, the model a
+    single-model router chose, and the fit and route wall times."""
+
+    params: dict[str, Any]
+    choices: np.ndarray
+    final_params: dict[str, Any]
+    chosen: str | None
+    fit_seconds: float
+    route_seconds: float
+
+
+def _test_rows(embedded: EmbeddedTask) -> tuple[np.ndarray, RoutingData, np.ndarray]:
+    test = embedded.task.splits["test"]
+    rows = test.complete_rows()
+    return rows, test.subset(rows), embedded.X["test"][rows]
+
+
+def fit_route(plan: RouterRun, embedded: EmbeddedTask, seed: int, protocol: Protocol,
+              best: dict[str, Any]) -> Fitted:
+    """Refit on train with the winning configuration ``best`` and route the scored test
+    prompts for every lam, labels removed."""
+    task = embedded.task
+    train = task.splits["train"]
+    scale = metrics.cost_scale(train.costs)
+    outcomes = train.outcomes(scale, task.group_descriptions, embedded.encode_text,
+                              embedded.encoder_path)
+    _, test_eval, X_test = _test_rows(embedded)
+    params = {**best, **plan.fixed}
+    router = make_router(plan.router_cls, params, seed_streams(seed).router)
+    started = time.perf_counter()
+    fit_router(plan, router, embedded.X["train"], outcomes)
+    fit_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    choices = route_split(router, X_test, _labels_free(test_eval), protocol.lambdas, scale)
+    route_seconds = time.perf_counter() - started
+    final_params = router.get_params() if hasattr(router, "get_params") else params
+    index = getattr(router, "model_index_", None)
+    chosen = task.models[index].name if isinstance(index, int) else None
+    return Fitted(params, choices, final_params, chosen, fit_seconds, route_seconds)
+
+
+def finish(plan: RouterRun, embedded: EmbeddedTask, seed: int, protocol: Protocol,
+           tuning: list[dict], tune_seconds: float, fitted: Fitted) -> Routed:
+    """A run scored on test (frontier, bootstrap interval from the seed's stream, per
+    group) and its record."""
     task = embedded.task
     router_cls = plan.router_cls
     streams = seed_streams(seed)
-    train, validation, test = (task.splits[s] for s in ("train", "validation", "test"))
-    scale = metrics.cost_scale(train.costs)
-    train_outcomes = train.outcomes(scale, task.group_descriptions, embedded.encode_text,
-                                    embedded.encoder_path)
-    val_rows, test_rows = validation.complete_rows(), test.complete_rows()
-    validation_eval = validation.subset(val_rows)
-    test_eval = test.subset(test_rows)
-    X_val = embedded.X["validation"][val_rows]
-    X_test = embedded.X["test"][test_rows]
-    status = f"{plan.label} on {task.name}, seed {seed}: "
-
-    started = time.perf_counter()
-    best, tuning = tune(plan, embedded.X["train"], train_outcomes, X_val, validation_eval,
-                        protocol, streams, advance, status)
-    tune_seconds = time.perf_counter() - started
-    params = {**best, **plan.fixed}
-    advance(0, f"{status}fitting ({_describe(params)})")
-    key = ("test", _key(params))
-    deterministic = tags_of(router_cls).deterministic
-    if deterministic and key in plan.memo:
-        choices, final_params, chosen, fit_seconds, route_seconds = plan.memo[key]
-    else:
-        router = _make(router_cls, params, streams.router)
-        started = time.perf_counter()
-        _fit(plan, router, embedded.X["train"], train_outcomes)
-        fit_seconds = time.perf_counter() - started
-        started = time.perf_counter()
-        choices = route_split(router, X_test, _labels_free(test_eval), protocol.lambdas, scale)
-        route_seconds = time.perf_counter() - started
-        final_params = router.get_params() if hasattr(router, "get_params") else params
-        index = getattr(router, "model_index_", None)
-        chosen = task.models[index].name if isinstance(index, int) else None
-        if deterministic:
-            plan.memo[key] = (choices, final_params, chosen, fit_seconds, route_seconds)
-    advance(1)
-    scored = score_choices(test_eval, choices, protocol.lambdas,
+    test_rows, test_eval, _ = _test_rows(embedded)
+    scored = score_choices(test_eval, fitted.choices, protocol.lambdas,
                            n_bootstrap=protocol.n_bootstrap, seed=streams.bootstrap)
+    params = dict(fitted.final_params)
+    if "random_state" in params:  # a deterministic router's fit is shared by its seeds
+        params["random_state"] = streams.router
     return Routed({
         "router": plan.label,
         "router_class": f"{router_cls.__module__}.{router_cls.__qualname__}",
@@ -253,31 +154,46 @@ def route_one(plan: RouterRun, embedded: EmbeddedTask, seed: int, protocol: Prot
         "plugin": plan.entry.plugin, "distribution": plan.entry.distribution,
         "version": plan.entry.version,
         "upper_bound": False,  # no router is an upper bound: the oracle is a reference
-        "deterministic": deterministic,
-        "chosen_model": chosen,
-        "task": task.name, "seed": seed, "params": _jsonable(final_params),
-        "fixed_params": _jsonable(plan.fixed),
+        "deterministic": plan.deterministic,
+        "chosen_model": fitted.chosen,
+        "task": task.name, "seed": seed, "params": jsonable(params),
+        "fixed_params": jsonable(plan.fixed),
         "seed_streams": {"grid": streams.grid, "router": streams.router,
                          "bootstrap": streams.bootstrap},
-        "tuning": _jsonable(tuning),
+        "tuning": jsonable(tuning),
         "n_test": int(test_eval.n), "n_test_excluded": int((~test_rows).sum()),
-        "timings": {"tune_s": tune_seconds, "fit_s": fit_seconds, "route_s": route_seconds},
+        "timings": {"tune_s": tune_seconds, "fit_s": fitted.fit_seconds,
+                    "route_s": fitted.route_seconds},
         "metrics": {k: v for k, v in scored.items() if k not in ("curve", "frontier", "per_group")},
         "per_group": scored.get("per_group", {}),
         "curve": {"lambda": [("inf" if np.isinf(x) else x) for x in protocol.lambdas],
                   **scored["curve"]},
         "frontier": scored["frontier"],
-    }, choices, test_eval)
+    }, fitted.choices, test_eval)
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+def route_one(plan: RouterRun, embedded: EmbeddedTask, seed: int, protocol: Protocol,
+              advance: Advance = _ignore) -> Routed:
+    """One router x task x seed in this process: tune (``tuning.tune``), refit and route
+    test (``fit_route``, memoised in ``plan.memo`` for a deterministic router), score
+    (``finish``)."""
+    streams = seed_streams(seed)
+    status = f"{plan.label} on {embedded.task.name}, seed {seed}: "
+    started = time.perf_counter()
+    best, table = tune(plan, TuningInputs.of(embedded), protocol, streams, advance, status)
+    tune_seconds = time.perf_counter() - started
+    advance(0, f"{status}fitting ({describe({**best, **plan.fixed})})")
+    key = ("test", config_key({**best, **plan.fixed}))
+    fitted = plan.memo.get(key) if plan.deterministic else None
+    if fitted is None:
+        fitted = fit_route(plan, embedded, seed, protocol, best)
+        if plan.deterministic:
+            plan.memo[key] = fitted
+    advance(1)
+    return finish(plan, embedded, seed, protocol, table, tune_seconds, fitted)
+
+
+_jsonable = jsonable  # the name checkpoint and older callers import
 
 
 def _refuse_duplicate_tasks(specs: list[str], loaded: Sequence[RoutingTask]) -> None:
@@ -326,7 +242,7 @@ def evaluate(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | Non
              cache_dir: str | None = None, reporter: Reporter | None = None,
              references: bool = True, task_options: dict[str, Any] | None = None,
              checkpoint: str | Path | None = None, resume: bool = False,
-             oracle: bool | None = None) -> ResultSet:
+             oracle: bool | None = None, executor: Any = None) -> ResultSet:
     """The router x task matrix over the protocol's seeds -> a typed ``ResultSet``.
 
     ``routers``: names or specs ``NAME:PARAM=VALUE,...`` (fixed hyper-parameters).
@@ -337,56 +253,81 @@ def evaluate(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | Non
     seed (atomically). ``resume=True`` reuses the records saved there for the router x
     task x seed they cover (same protocol, encoder, task data and router distribution,
     version and fixed parameters, else an error) and runs only the rest.
+    ``executor``: where the runs execute (``routeharness.executors``: an ``Executor``, or
+    ``"local"`` (default) / ``"ray"``, then started and stopped here); the records come
+    out in the same order, with the same numbers, whichever runs them.
     """
     from routeharness.encoders import EmbeddingCache, get_encoder
+    from routeharness.executors import Executor, Job, get_executor
     from routeharness.results import new_result_set
 
     protocol = protocol or Protocol()
     reporter = reporter or Reporter()
     plans = plan_routers(routers, references)  # unknown names and params fail before work
+    owned = not isinstance(executor, Executor)
+    runner = get_executor(executor or "local") if owned else executor
     loaded = load_tasks(tasks, data_dir=data_dir, reporter=reporter, task_options=task_options)
     enc = get_encoder(choose_encoder(encoder, loaded))
     cache = EmbeddingCache(cache_dir)
     result = new_result_set(protocol, enc)
     reusable = load_checkpoint(checkpoint, protocol, enc, plans, reporter) \
         if resume and checkpoint is not None else {}
+    order: list[tuple[str, str, int]] = []  # the records' order, whatever runs them
+    done: dict[tuple[str, str, int], dict[str, Any]] = {}
+    jobs = []
     for task in loaded:
         embedded = embed_task(task, enc, cache, reporter)
-        reporter.log(f"embeddings for {task.name} ({enc.name}): {embedded.encoded} prompts "
-                     f"encoded, {embedded.cached} loaded from cache"
-                     + (" (nothing encoded)" if embedded.encoded == 0 else ""))
-        for note in embedded.notes:
-            reporter.log(note)
-        test = task.splits["test"]
-        test_eval = test.subset(test.complete_rows())
-        reference = task_reference(task, test_eval)
-        reference["embeddings"] = {"encoded": embedded.encoded, "cached": embedded.cached,
-                                   "notes": embedded.notes}
-        if references if oracle is None else oracle:
-            # seed 0's bootstrap stream whatever --seeds: pieces of one matrix run with
-            # different seeds hold the same oracle row, so they merge
-            reference[ORACLE] = oracle_reference(
-                test_eval, metrics.cost_scale(task.splits["train"].costs), protocol,
-                seed_streams(0))
-        result["tasks"][task.name] = reference
-        for plan in plans:
-            plan.memo.clear()  # routes are per task
-        runs = [(plan, seed) for seed in protocol.seeds for plan in plans]
-        steps = {plan.label: tuning_steps(plan, protocol) for plan in plans}
+        result["tasks"][task.name] = _reference(embedded, enc.name, protocol, reporter,
+                                                references if oracle is None else oracle)
+        fingerprint = result["tasks"][task.name]["fingerprint"]
         reused = 0
-        with reporter.progress(f"routing {task.name}",
-                               sum(steps[p.label] for p, _ in runs)) as advance:
-            for plan, seed in runs:
-                record = reusable.get((plan.label, task.name, seed))
-                if record is not None and record["task_fingerprint"] == reference["fingerprint"]:
+        for seed in protocol.seeds:
+            for plan in plans:
+                key = (plan.label, task.name, seed)
+                order.append(key)
+                record = reusable.get(key)
+                if record is not None and record["task_fingerprint"] == fingerprint:
+                    done[key] = record["record"]
                     reused += 1
-                    result["records"].append(record["record"])
-                    advance(steps[plan.label], f"{plan.label}, seed {seed}: reused")
                 else:
-                    result["records"].append(run_one(plan, plan.entry, embedded, seed,
-                                                     protocol, advance))
-                if checkpoint is not None:
-                    save_checkpoint(result, checkpoint)
+                    jobs.append(Job(plan, embedded, seed))
         if reused:
-            reporter.log(f"{task.name}: {reused} of {len(runs)} runs reused from {checkpoint}")
+            reporter.log(f"{task.name}: {reused} of {len(plans) * len(protocol.seeds)} runs "
+                         f"reused from {checkpoint}")
+    total = sum(tuning_steps(job.plan, protocol) for job in jobs)
+    try:
+        with reporter.progress(f"routing {', '.join(t.name for t in loaded)}", total) as advance:
+            for job, routed in runner.run(jobs, protocol, advance):
+                done[job.key] = routed.record
+                if checkpoint is not None:
+                    result["records"] = [done[k] for k in order if k in done]
+                    save_checkpoint(result, checkpoint)
+    finally:
+        if owned:
+            runner.close()
+    result["records"] = [done[k] for k in order]
     return ResultSet.from_dict(result)
+
+
+def _reference(embedded: EmbeddedTask, encoder_name: str, protocol: Protocol,
+               reporter: Reporter, oracle: bool) -> dict[str, Any]:
+    """A task's reference facts (``scoring.task_reference``), how its embeddings were
+    obtained, and the oracle row when asked for."""
+    task = embedded.task
+    reporter.log(f"embeddings for {task.name} ({encoder_name}): {embedded.encoded} prompts "
+                 f"encoded, {embedded.cached} loaded from cache"
+                 + (" (nothing encoded)" if embedded.encoded == 0 else ""))
+    for note in embedded.notes:
+        reporter.log(note)
+    test = task.splits["test"]
+    test_eval = test.subset(test.complete_rows())
+    reference = task_reference(task, test_eval)
+    reference["embeddings"] = {"encoded": embedded.encoded, "cached": embedded.cached,
+                               "notes": embedded.notes}
+    if oracle:
+        # seed 0's bootstrap stream whatever --seeds: pieces of one matrix run with
+        # different seeds hold the same oracle row, so they merge
+        reference[ORACLE] = oracle_reference(
+            test_eval, metrics.cost_scale(task.splits["train"].costs), protocol,
+            seed_streams(0))
+    return reference

@@ -124,6 +124,39 @@ cache_dir_option = click.option(
     "--cache-dir", type=click.Path(file_okay=False), default=None, envvar="ROUTEHARNESS_CACHE",
     help="Embedding cache (default ~/.cache/routeharness).")
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+#: ``routeharness.executors.EXECUTORS`` (not imported: the CLI starts without numpy)
+EXECUTOR_NAMES = ("local", "ray")
+
+
+def executor_option_list(expose: bool = True) -> list[Any]:
+    """``--executor local|ray`` and ``--address`` (an existing Ray cluster). Unexposed,
+    their values go to ``ctx.meta["routeharness.executor"]`` and ``["routeharness.address"]``
+    (commands that build the executor in a shared helper)."""
+
+    def keep(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        ctx.meta[f"routeharness.{param.name}"] = value
+        return value
+
+    extra: dict[str, Any] = {} if expose else {"expose_value": False, "callback": keep}
+    return [
+        click.option(
+            "--executor", type=click.Choice(EXECUTOR_NAMES), default="local",
+            show_default=True,
+            help="Where the runs execute: one after another here, or as tasks on Ray "
+                 "(pip install 'routeharness[ray]'); the same numbers either way.", **extra),
+        click.option(
+            "--address", default=None, metavar="HOST:PORT",
+            help="An existing Ray cluster (with --executor ray; 'auto' finds a running "
+                 "one). Without it Ray starts a local cluster with this machine's cores.",
+            **extra),
+    ]
+
+
+def executor_options(command: Any) -> Any:
+    """``executor_option_list``'s options as parameters of ``command``."""
+    for option in reversed(executor_option_list()):
+        command = option(command)
+    return command
 
 
 def _one_line_warning(message: Warning | str, category: type[Warning], filename: str,

@@ -13,6 +13,7 @@ from routeharness.cli._app import (
     cache_dir_option,
     cli,
     data_dir_option,
+    executor_options,
     print_tables,
     quiet_option,
 )
@@ -51,14 +52,17 @@ from routeharness.protocol import MAX_BOOTSTRAP, MAX_SEEDS, SEED_LIMIT
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run: reuse the runs saved in OUTPUT.partial "
                    "(written after every router x task x seed).")
+@executor_options
 @format_option
 @quiet_option
 def eval_command(routers: tuple[str, ...], tasks: tuple[str, ...], encoder: str | None,
                  seeds: str, output: str, plot: str | None, data_dir: str | None,
                  cache_dir: str | None, no_tune: bool, bootstrap: int, no_references: bool,
-                 trust_hub_pickle: bool, resume: bool, fmt: str, quiet: bool) -> None:
+                 trust_hub_pickle: bool, resume: bool, executor: str, address: str | None,
+                 fmt: str, quiet: bool) -> None:
     """Evaluate routers on tasks: every router x task x seed; tables, JSON and plot."""
     from routeharness.evaluate import Protocol, evaluate, plan_routers
+    from routeharness.executors import get_executor
     from routeharness.results import plot_frontiers
 
     seed_list = _parse_seeds(seeds)
@@ -68,11 +72,14 @@ def eval_command(routers: tuple[str, ...], tasks: tuple[str, ...], encoder: str 
     plan_routers(routers, references=False)  # a typo or a bad parameter fails before loading
     protocol = Protocol(seeds=tuple(seed_list), tune=not no_tune, n_bootstrap=bootstrap)
     options = {"trust_hub_pickle": True} if trust_hub_pickle else {}
+    runner = get_executor(executor, address)
     try:
-        result = evaluate(list(routers), list(tasks), encoder=encoder, protocol=protocol,
-                          data_dir=data_dir, cache_dir=cache_dir,
-                          reporter=_RichReporter(quiet), references=not no_references,
-                          task_options=options, checkpoint=partial, resume=resume)
+        with runner:
+            result = evaluate(list(routers), list(tasks), encoder=encoder, protocol=protocol,
+                              data_dir=data_dir, cache_dir=cache_dir,
+                              reporter=_RichReporter(quiet), references=not no_references,
+                              task_options=options, checkpoint=partial, resume=resume,
+                              executor=runner)
     except BaseException as exc:
         if partial.exists() and not isinstance(exc, CheckpointError):
             _console(stderr=True).print(f"the runs finished so far are in {partial}; the same "

@@ -17,6 +17,7 @@ from routeharness.cli._app import (
     cache_dir_option,
     cli,
     data_dir_option,
+    executor_option_list,
     quiet_option,
 )
 from routeharness.cli.render import emit, format_option
@@ -30,8 +31,10 @@ def study() -> None:
     encoders, images, distribution shift, hyper-parameter sweeps, and the full report."""
 
 
-def _common(seeds: str = "0", plot: bool = False, output: bool = True) -> Callable[[Any], Any]:
-    """The options every study takes: seeds, tuning, bootstrap, outputs, data, format."""
+def _common(seeds: str = "0", plot: bool = False, output: bool = True,
+            runs: bool = True) -> Callable[[Any], Any]:
+    """The options every study takes: seeds, tuning, bootstrap, outputs, data, format;
+    the executor of its runs (``runs``)."""
     from routeharness.protocol import MAX_BOOTSTRAP
 
     def wrap(func: Any) -> Any:
@@ -44,6 +47,8 @@ def _common(seeds: str = "0", plot: bool = False, output: bool = True) -> Callab
                          show_default=True, help=PAIRED_HELP),
             data_dir_option, cache_dir_option, format_option, quiet_option,
         ]
+        if runs:
+            options += executor_option_list(expose=False)
         if output:
             options.append(click.option("--output", "-o", type=click.Path(dir_okay=False),
                                         default=None, help="Where to save the study JSON "
@@ -64,8 +69,16 @@ def _settings(seeds: str, no_tune: bool, bootstrap: int, data_dir: str | None,
     from routeharness.study.common import StudySettings
 
     protocol = Protocol(seeds=tuple(_parse_seeds(seeds)), tune=not no_tune, n_bootstrap=0)
+    meta = click.get_current_context().meta
+    executor = None
+    if "routeharness.executor" in meta:  # the study routes: its runs go to the executor
+        from routeharness.executors import get_executor
+
+        executor = get_executor(meta["routeharness.executor"], meta["routeharness.address"])
+        click.get_current_context().call_on_close(executor.close)
     return StudySettings(protocol=protocol, data_dir=data_dir, cache_dir=cache_dir,
-                         reporter=_RichReporter(quiet), paired_bootstrap=bootstrap)
+                         reporter=_RichReporter(quiet), paired_bootstrap=bootstrap,
+                         executor=executor)
 
 
 def _outputs(name: str, output: str | None, plot: str | None, tasks: tuple[str, ...],
@@ -126,7 +139,7 @@ encoder_option = click.option("--encoder", "-e", default=None,
 @encoder_option
 @click.option("--pairs", type=click.IntRange(100, 10_000_000), default=20000, show_default=True,
               help="Random pairs of training prompts.")
-@_common(plot=True)
+@_common(plot=True, runs=False)
 def locality_command(tasks: tuple[str, ...], encoder: str | None, pairs: int, seeds: str,
                      no_tune: bool, bootstrap: int, output: str | None, data_dir: str | None,
                      cache_dir: str | None, fmt: str, quiet: bool, plot: str | None) -> None:

@@ -32,6 +32,8 @@ class StudySettings:
     task_options: dict[str, Any] = field(default_factory=dict)
     #: when the study started (``time.perf_counter``), for its wall time
     started: float = field(default_factory=time.perf_counter)
+    #: where the runs execute (``routeharness.executors``; None: in this process)
+    executor: Any = None
 
 
 def compact(routed: Routed, **condition: Any) -> dict[str, Any]:

@@ -69,7 +69,8 @@ def run(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | None = N
                 one = replace(protocol, seeds=(seed,))
                 sub = subsample_train(embedded, fraction, seed)
                 runs.update(run_all(plans, sub, one, reporter,
-                                    f"{task.name}: {fraction:g} of train, seed {seed}"))
+                                    f"{task.name}: {fraction:g} of train, seed {seed}",
+                                    executor=settings.executor))
             per_fraction.append(runs)
             result.runs += [compact(r, fraction=fraction) for r in runs.values()]
         result.results[task.name] = _summary(per_fraction, labels, reference, fractions, n,

@@ -58,7 +58,8 @@ def run(routers: Sequence[str], tasks: Sequence[str], encoders: Sequence[str], *
             result.add_task(task)
             if each is not None:
                 each(spec, enc, embedded)
-            runs = run_all(plans, embedded, protocol, reporter, f"{task.name} with {spec}")
+            runs = run_all(plans, embedded, protocol, reporter, f"{task.name} with {spec}",
+                           executor=settings.executor)
             result.runs += [compact(r, encoder=spec) for r in runs.values()]
             entry: dict[str, Any] = {"routers": {}}
             for label in labels:

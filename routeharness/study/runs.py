@@ -13,23 +13,19 @@ from typing import Any
 import numpy as np
 
 from routeharness import metrics
-from routeharness.data import RoutingData, RoutingTask
+from routeharness.data import RoutingTask
 from routeharness.embedding import EmbeddedTask, embed_task
 from routeharness.errors import RouteHarnessError
-from routeharness.evaluate import (
-    Routed,
-    RouterRun,
-    _fit,
-    _make,
-    choose_encoder,
-    load_tasks,
-    plan_routers,
-    route_one,
-    tuning_steps,
-)
+from routeharness.evaluate import Routed, choose_encoder, load_tasks
 from routeharness.progress import Reporter
 from routeharness.protocol import Protocol, seed_streams
-from routeharness.scoring import route_split, score_choices
+from routeharness.tuning import (
+    RouterRun,
+    TuningInputs,
+    config_auc,
+    plan_routers,
+    tuning_steps,
+)
 
 #: a subsampled training split keeps at least this many prompts
 MIN_TRAIN = 10
@@ -168,17 +164,18 @@ def versus(runs: dict[tuple[str, int], Routed], label: str, reference: str | Non
 
 
 def run_all(plans: Sequence[RouterRun], embedded: EmbeddedTask, protocol: Protocol,
-            reporter: Reporter, title: str) -> dict[tuple[str, int], Routed]:
-    """Every router x seed on one (possibly derived) task: (label, seed) -> ``Routed``."""
-    out: dict[tuple[str, int], Routed] = {}
-    for plan in plans:
-        plan.memo.clear()  # memoised routes belong to one task
+            reporter: Reporter, title: str, executor: Any = None) -> dict[tuple[str, int], Routed]:
+    """Every router x seed on one (possibly derived) task: (label, seed) -> ``Routed``,
+    run by ``executor`` (``routeharness.executors``; default: in this process)."""
+    from routeharness.executors import Job, LocalExecutor
+
+    runner = executor or LocalExecutor()
+    jobs = [Job(plan, embedded, seed) for seed in protocol.seeds for plan in plans]
     steps = sum(tuning_steps(p, protocol) for p in plans) * len(protocol.seeds)
     with reporter.progress(title, steps) as advance:
-        for seed in protocol.seeds:
-            for plan in plans:
-                out[(plan.label, seed)] = route_one(plan, embedded, seed, protocol, advance)
-    return out
+        done = {(job.plan.label, job.seed): routed
+                for job, routed in runner.run(jobs, protocol, advance)}
+    return {(job.plan.label, job.seed): done[(job.plan.label, job.seed)] for job in jobs}
 
 
 def paired(runs: dict[tuple[str, int], Routed], label: str, reference: str,
@@ -198,17 +195,8 @@ def paired(runs: dict[tuple[str, int], Routed], label: str, reference: str,
 def validation_auc(plan: RouterRun, embedded: EmbeddedTask, params: dict[str, Any],
                    seed: int, protocol: Protocol) -> float:
     """Validation AUC of one configuration (fitted on train), as tuning scores it."""
-    task = embedded.task
-    train, validation = task.splits["train"], task.splits["validation"]
-    scale = metrics.cost_scale(train.costs)
-    outcomes = train.outcomes(scale, task.group_descriptions, embedded.encode_text,
-                              embedded.encoder_path)
-    rows = validation.complete_rows()
-    router = _make(plan.router_cls, {**params, **plan.fixed}, seed_streams(seed).router)
-    _fit(plan, router, embedded.X["train"], outcomes)
-    data: RoutingData = validation.subset(rows)
-    choices = route_split(router, embedded.X["validation"][rows], data, protocol.lambdas, scale)
-    return float(score_choices(data, choices, protocol.lambdas, per_group=False)["auc"])
+    return config_auc(plan, params, TuningInputs.of(embedded), protocol,
+                      seed_streams(seed).router)
 
 
 def auc_of(runs: dict[tuple[str, int], Routed], label: str,

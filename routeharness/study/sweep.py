@@ -69,7 +69,8 @@ def run(router: str, tasks: Sequence[str], param: str, *, encoder: str | None = 
         task = embedded.task
         result.add_task(task)
         runs = run_all([*plans, free], embedded, protocol, reporter,
-                       f"{task.name}: {free.label} across {name}")
+                       f"{task.name}: {free.label} across {name}",
+                       executor=settings.executor)
         result.runs += [compact(r, param=name) for r in runs.values()]
         rows = []
         for plan in plans:
