@@ -1,10 +1,8 @@
 """The one reader of routing datasets, the canonical writer, and the table -> task helper.
 
-Every layout is read here, each file once: one file with a ``split`` column, a folder of
-split files (``train.csv``, ``validation.jsonl``, ``test.parquet``, ...), a folder saved
-with ``datasets`` (``save_to_disk``), and a Hub dataset. What is read goes through the one
-validation (``routeharness.validation``): ``validate_path`` collects every problem,
-``load_path`` stops at the first; both run the same checks.
+Every layout is read here, each file once: one file with a ``split`` column, a folder of split
+files (``train.csv``, ...), a ``datasets`` folder, LLMRouter's files (``llmrouter_format``) and
+the Hub, through one validation (``validate_path``: every problem; ``load_path``: the first).
 
 Reading rules (docs/dataset-format.md): regular files only (a FIFO, a folder where a file
 belongs, a symlink loop or an unreadable file is one error naming the path); UTF-8; CSV
@@ -35,6 +33,7 @@ from routeharness.data import (
     arrow_table,
     model_names_of,
 )
+from routeharness.llmrouter_format import is_llmrouter_folder, read_folder
 from routeharness.textio import read_csv, read_json_rows, unique_keys
 from routeharness.validation import Enough, Part, Problems, check_parts, check_table
 
@@ -178,7 +177,9 @@ def read_local(path: Path, problems: Problems) -> Raw:
         meta = read_sidecar(path.parent)
     raw = Raw(str(path), meta=meta, models=sidecar_models(meta),
               default_name=path.name if is_dir else path.stem)
-    if is_dir and "dataset_dict.json" in names:
+    if is_dir and is_llmrouter_folder(names):  # a .pt beside routing JSON lines
+        read_folder(path, names, raw, problems)
+    elif is_dir and "dataset_dict.json" in names:
         regular_file(path / "dataset_dict.json")
         _read_saved(path, raw, problems)
     elif is_dir:

@@ -169,3 +169,43 @@ def data_synth(out: str, n_train: int, n_val: int, n_test: int, models: int, clu
     sizes = ", ".join(f"{s} {d.n}" for s, d in task.splits.items())
     click.echo(f"wrote {task.name} to {out}: {sizes}; {len(task.models)} models, {dim}-d "
                f"embeddings; evaluate with --task {out} --encoder precomputed")
+
+
+@data.command(name="export")
+@click.argument("task")
+@click.option("--format", "fmt", type=click.Choice(["llmrouter"]), default="llmrouter",
+              show_default=True, help="The format to write: LLMRouter's routing data "
+                                      "(docs/formats/llmrouter.md).")
+@click.option("--output", "-o", "out", required=True, type=click.Path(),
+              help="New (or empty) directory to write.")
+@click.option("--encoder", "-e", default=None,
+              help="Encoder of the query embeddings written to the .pt file (default: the "
+                   "task's own vectors if it has them, else the task's default encoder).")
+@data_dir_option
+@cache_dir_option
+def data_export(task: str, fmt: str, out: str, encoder: str | None, data_dir: str | None,
+                cache_dir: str | None) -> None:
+    """Write TASK (a name, NAME:GROUP, a path or PATH:GROUP) in another tool's format:
+    LLMRouter's routing JSON lines, its .pt of query embeddings and its candidate file,
+    written to a temporary folder then renamed; `eval -t OUT -e precomputed` reads it back."""
+    from pathlib import Path
+
+    from routeharness.embedding import embed_task
+    from routeharness.encoders import EmbeddingCache, get_encoder
+    from routeharness.evaluate import choose_encoder
+    from routeharness.llmrouter_format import write_llmrouter
+    from routeharness.tasks import load_task
+
+    target = Path(out).expanduser()
+    if target.is_symlink() or (target.exists() and (not target.is_dir() or any(target.iterdir()))):
+        raise RouteHarnessError(f"{out}: exists and is not an empty directory; data export "
+                                "writes a new one")
+    loaded = load_task(task, data_dir=data_dir)
+    own = all(split.embeddings is not None for split in loaded.splits.values())
+    name = choose_encoder(encoder or ("precomputed" if own else None), [loaded])
+    embedded = embed_task(loaded, get_encoder(name), EmbeddingCache(cache_dir), _RichReporter())
+    write_llmrouter(loaded, target, embeddings=embedded.X)
+    sizes = ", ".join(f"{s} {d.n}" for s, d in loaded.splits.items())
+    click.echo(f"wrote {loaded.name} to {out} in {fmt}'s format: {sizes}; "
+               f"{len(loaded.models)} models, {embedded.X['train'].shape[1]}-d embeddings from "
+               f"{name}; evaluate with --task {out} --encoder precomputed")
