@@ -55,6 +55,13 @@ class Tags:
     - ``needs_texts``: the routing methods take ``texts=`` (the prompts as the encoder
       saw them), for routers with their own text encoder.
     - ``pickle``: a fitted router survives a pickle round trip (the kit checks it).
+    - ``saveable``: ``get_state()``/``set_state()`` save and restore the fitted router
+      as plain data (``routeharness.state``; ``routeharness fit`` writes it, ``route``
+      loads it); the kit checks that a restored router routes identically.
+    - ``updatable``: new outcomes are added without refitting (``routeharness update``):
+      ``outcome_table() -> (scores, costs)`` (n, m) as fitted, and
+      ``update_outcomes(X_new, scores, costs)`` taking the merged table (old rows first,
+      new models as appended columns) and the new rows' vectors (``routeharness.maintain``).
     - ``check_params``: hyper-parameters the kit sets for its checks (fewer epochs).
     - ``expected_failures``: check name -> reason, reported by the kit as ``xfail``.
     """
@@ -63,6 +70,8 @@ class Tags:
     needs_groups: bool = False
     needs_texts: bool = False
     pickle: bool = False
+    saveable: bool = False
+    updatable: bool = False
     check_params: Mapping[str, Any] = field(default_factory=dict)
     expected_failures: Mapping[str, str] = field(default_factory=dict)
 
@@ -176,6 +185,21 @@ class BaseRouter:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+    def get_state(self) -> Any:
+        """The fitted state as plain data (``routeharness.state.RouterState``): by default
+        every fitted attribute, arrays and JSON values; override for anything else."""
+        from routeharness.state import default_state
+
+        self._check_fitted()
+        return default_state(self)
+
+    def set_state(self, state: Any) -> BaseRouter:
+        """Restores ``get_state()``'s output on a router built with the same
+        hyper-parameters; returns ``self``."""
+        from routeharness.state import restore
+
+        return restore(self, state)
 
     def _check_fitted(self) -> None:
         if not any(name.endswith("_") and not name.startswith("_") for name in vars(self)):

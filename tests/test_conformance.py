@@ -71,7 +71,7 @@ class _Good(BaseRouter):
 
     kind = UTILITY
     param_grid: ClassVar[dict[str, list[Any]]] = {"shrink": [0.0, 0.5]}
-    tags: ClassVar[dict[str, Any]] = {"pickle": True}
+    tags: ClassVar[dict[str, Any]] = {"pickle": True, "saveable": True}
 
     def __init__(self, shrink: float = 0.0, random_state: int | None = None):
         self.shrink = shrink
@@ -356,7 +356,7 @@ def test_an_unknown_or_ill_typed_tag_is_a_one_line_error_naming_the_class():
         check_router(_TypoTag())
     with pytest.raises(RouterContractError, match=r"_BadTagType\.tags\['pickle'\] must be a bool"):
         tags_of(_BadTagType)
-    assert tags_of(_Good) == Tags(pickle=True)  # a plain dict of known tags converts
+    assert tags_of(_Good) == Tags(pickle=True, saveable=True)  # a plain dict converts
 
 
 class _FalselyDeterministic(_Good):
@@ -416,3 +416,53 @@ def test_the_harness_passes_groups_only_to_routers_that_declare_them():
         router = cls().fit(problem.X_train, problem.train)
         route_split(router, problem.X_test, problem.test, [0.0, 1.0], 1.0)
         assert (cls.seen[-1] is not None) is wants, cls.__name__
+
+
+# --- the saved-state check: a state that lies is caught, with a clear message --------------
+class _ForgetfulState(_Good):
+    """Declares saveable, but its state forgets ``costs_``, which routing reads."""
+
+    def get_state(self):
+        from routeharness.state import default_state
+
+        self._check_fitted()
+        return default_state(self, skip=("costs_",))
+
+
+class _StaleState(_Good):
+    """Its state holds every name, but the scores it saves are not the fitted ones."""
+
+    def get_state(self):
+        state = super().get_state()
+        state.arrays["scores_"] = state.arrays["scores_"][::-1].copy()
+        return state
+
+
+class _StateBeforeFit(_Good):
+    """get_state() before fit returns an empty state instead of raising NotFittedError."""
+
+    def get_state(self):
+        from routeharness.state import RouterState
+
+        return RouterState() if not hasattr(self, "scores_") else super().get_state()
+
+
+def _message(router: Any, check: str) -> str:
+    by_name = {r.name: r for r in check_router(router, raise_on_failure=False)}
+    assert by_name[check].status == "failed", by_name[check]
+    return by_name[check].message
+
+
+def test_the_state_check_catches_a_state_that_lies():
+    assert _statuses(_Good())["check_state_roundtrip"] == "passed"
+    forgot = _message(_ForgetfulState(), "check_state_roundtrip")
+    assert "failed to route" in forgot and "costs_" in forgot, forgot
+    assert "get_state() must hold everything routing reads" in forgot
+    stale = _message(_StaleState(), "check_state_roundtrip")
+    assert "routes on test prompts differ after get_state() -> write_state" in stale, stale
+    early = _message(_StateBeforeFit(), "check_state_roundtrip")
+    assert early == "get_state() before fit() did not raise NotFittedError"
+    # a router that does not declare saveable is not asked to round-trip
+    skipped = {r.name: r for r in check_router(_SlowByDefault(), raise_on_failure=False)}
+    assert skipped["check_state_roundtrip"].status == "skipped"
+    assert skipped["check_state_roundtrip"].message == "tags do not declare saveable=True"

@@ -33,6 +33,14 @@ from routeharness.base import SELECTION, BaseRouter, Tags, one_torch_thread
 from routeharness.data import ModelInfo
 from routeharness.errors import DataError
 from routeharness.protocol import LOG10_LAMBDA_RANGE  # the training lams' range
+from routeharness.state import (
+    RouterState,
+    StateError,
+    default_state,
+    load_module,
+    module_arrays,
+    restore,
+)
 
 
 def _l2_normalise(X: np.ndarray) -> np.ndarray:
@@ -55,6 +63,40 @@ def preference_features(lams: np.ndarray) -> np.ndarray:
     return np.column_stack([w, scaled]).astype(np.float32)
 
 
+
+
+#: what a saved bandit holds besides its two networks: name -> the dimensions each array
+#: must have (n training prompts, m models, k = irt_dim; None: any), or None for a value
+_STATE_SHAPES: dict[str, tuple[str | None, ...] | None] = {
+    "X_train_": ("n", None), "model_costs_": ("m",), "identity_a_": ("m", "k"),
+    "identity_b_": ("m",), "irt_loss_history_": (None,), "loss_history_": (None,),
+    "models_": None, "irt_best_epoch_": None}
+
+
+def _check_state(state: RouterState, irt_dim: int) -> None:
+    """A one-line ``StateError`` unless ``state`` holds exactly the networks' arrays and
+    ``_STATE_SHAPES`` with consistent dimensions, one model record per model."""
+    names = set(state.arrays) | set(state.values)
+    odd = sorted(n for n in names - set(_STATE_SHAPES)
+                 if not n.startswith(("theta_net_.", "policy_.")))
+    if odd or not set(_STATE_SHAPES) <= names:
+        raise StateError(f"bandit: the state lacks {sorted(set(_STATE_SHAPES) - names)} or "
+                         f"holds unknown {odd}")
+    models = state.values["models_"]
+    sizes: dict[str, int] = {"k": irt_dim, "m": len(models) if isinstance(models, list) else -1}
+    for name, dims in _STATE_SHAPES.items():
+        if dims is None:
+            continue
+        shape = np.shape(state.arrays.get(name))
+        ok = len(shape) == len(dims)
+        for size, dim in zip(shape, dims):
+            ok = ok and (dim is None or sizes.setdefault(dim, size) == size)
+        if not ok:
+            raise StateError(f"bandit: the state's {name} has shape {shape}, which does not "
+                             f"fit {sizes} (expected {dims}; m: one per models_ record)")
+    if not all(isinstance(model, dict) and isinstance(model.get("name"), str)
+               for model in models):
+        raise StateError("bandit: the state's models_ must be model records with a name")
 
 
 def _build_networks(input_dim: int, irt_dim: int, hidden_dim: int) -> tuple[Any, Any]:
@@ -129,7 +171,7 @@ class BanditRouter(BaseRouter):
     param_grid: ClassVar[dict[str, list[Any]]] = {
         "irt_dim": [8, 16], "entropy_weight": [0.001, 0.01], "epochs": [10, 30]}
     # check_params: the conformance kit's settings (seconds on its mock problems)
-    tags: ClassVar[Tags] = Tags(check_params={"irt_epochs": 100, "epochs": 10})
+    tags: ClassVar[Tags] = Tags(saveable=True, check_params={"irt_epochs": 100, "epochs": 10})
 
     def __init__(self, irt_dim: int = 16, hidden_dim: int = 64, irt_epochs: int = 300,
                  epochs: int = 20, learning_rate: float = 3e-3, weight_decay: float = 1e-4,
@@ -147,6 +189,37 @@ class BanditRouter(BaseRouter):
         self.model_dropout = model_dropout
         self.identity_prior = identity_prior
         self.random_state = random_state
+
+    # --- saved state -----------------------------------------------------------------------
+    def get_state(self) -> RouterState:
+        """theta and the policy as ``theta_net_.*`` and ``policy_.*`` arrays, the models as
+        records (``ModelInfo.to_dict``), the rest as it is (models added by ``add_model``
+        included)."""
+        self._check_fitted()
+        rest = default_state(self, skip=("theta_net_", "policy_", "models_"))
+        return RouterState({**rest.arrays, **module_arrays("theta_net_", self.theta_net_),
+                            **module_arrays("policy_", self.policy_)},
+                           {**rest.values, "models_": [m.to_dict() for m in self.models_]})
+
+    def set_state(self, state: RouterState) -> BanditRouter:
+        """Checks the shapes, rebuilds both networks from them and the hyper-parameters
+        and loads their weights (strict); a misfit is a one-line ``StateError``."""
+        import torch
+
+        _check_state(state, int(self.irt_dim))
+        with torch.random.fork_rng(devices=[]):  # the random init is overwritten
+            theta, policy = _build_networks(state.arrays["X_train_"].shape[1],
+                                            int(self.irt_dim), int(self.hidden_dim))
+        theta = load_module("bandit", "theta_net_", theta, state.arrays)
+        policy = load_module("bandit", "policy_", policy, state.arrays)
+        for parameter in theta.parameters():
+            parameter.requires_grad_(False)  # frozen after fit, as in fit
+        restore(self, RouterState(
+            {k: v for k, v in state.arrays.items() if k in _STATE_SHAPES},
+            {k: v for k, v in state.values.items() if k != "models_"}))
+        self.theta_net_, self.policy_ = theta, policy
+        self.models_ = [ModelInfo.from_dict(record) for record in state.values["models_"]]
+        return self
 
     # --- stage 1: IRT ----------------------------------------------------------------------
     def _fit_irt(self, x: Any, scores: np.ndarray, known: np.ndarray,

@@ -8,13 +8,25 @@ from typing import Any, ClassVar
 import numpy as np
 
 from routeharness.base import SELECTION, BaseRouter, Tags, select
+from routeharness.state import RouterState, StateError, restore
+
+
+def _restore_index(router: BaseRouter, state: RouterState, name: str) -> BaseRouter:
+    """``restore`` of a state holding one non-negative integer ``name`` and nothing else."""
+    names = sorted(set(state.arrays) | set(state.values))
+    value = state.values.get(name)
+    if names != [name] or isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise StateError(f"{type(router).__name__}: the state must hold one non-negative "
+                         f"integer {name!r}, got {names} ({value!r})")
+    return restore(router, state)
 
 
 class RandomRouter(BaseRouter):
     """A uniformly random model per prompt, whatever the trade-off."""
 
     kind = SELECTION
-    tags: ClassVar[Tags] = Tags(pickle=True)
+    #: saveable: the state is ``n_models_``; routing draws from ``random_state`` as before
+    tags: ClassVar[Tags] = Tags(pickle=True, saveable=True)
 
     def __init__(self, random_state: int | None = None):
         self.random_state = random_state
@@ -29,10 +41,14 @@ class RandomRouter(BaseRouter):
         rng = np.random.default_rng(self.random_state)
         return rng.integers(0, self.n_models_, size=len(X))
 
+    def set_state(self, state: RouterState) -> RandomRouter:
+        """Restores ``n_models_`` (checked: one non-negative integer)."""
+        return _restore_index(self, state, "n_models_")
+
 
 class _ConstantRouter(BaseRouter):
     kind = SELECTION
-    tags: ClassVar[Tags] = Tags(deterministic=True, pickle=True)
+    tags: ClassVar[Tags] = Tags(deterministic=True, pickle=True, saveable=True)
 
     def __init__(self, random_state: int | None = None):
         self.random_state = random_state
@@ -40,6 +56,10 @@ class _ConstantRouter(BaseRouter):
     def route(self, X: np.ndarray, lam: float, groups: np.ndarray | None = None) -> np.ndarray:
         self._check_fitted()
         return np.full(len(X), self.model_index_, dtype=np.int64)
+
+    def set_state(self, state: RouterState) -> BaseRouter:
+        """Restores ``model_index_`` (checked: one non-negative integer)."""
+        return _restore_index(self, state, "model_index_")
 
 
 class BestSingleRouter(_ConstantRouter):

@@ -37,6 +37,14 @@ import numpy as np
 
 from routeharness.base import UTILITY, BaseRouter, Tags, one_torch_thread
 from routeharness.errors import DataError
+from routeharness.state import (
+    RouterState,
+    StateError,
+    default_state,
+    load_module,
+    module_arrays,
+    restore,
+)
 
 #: edge feature layout: [score, cost, is_query_llm_edge, is_task_query_edge]
 EDGE_DIM = 4
@@ -59,6 +67,40 @@ def text_node_features(texts: list[str], encode_text: Any) -> tuple[np.ndarray, 
     return _l2_normalise(np.asarray(encode_text(list(texts)), dtype=np.float32)), "encoded"
 
 
+
+
+#: what a saved GraphRouter holds besides its network: name -> the dimensions each array
+#: must have (n training queries, m models, t tasks; None: any), or None for a JSON value
+_STATE_SHAPES: dict[str, tuple[str | None, ...] | None] = {
+    "X_train_": ("n", None), "scores_": ("n", "m"), "costs_": ("n", "m"), "known_": ("n", "m"),
+    "train_task_": ("n",), "llm_features_": ("m", None), "task_features_": ("t", None),
+    "loss_history_": (None,), "n_models_": None, "task_index_": None,
+    "llm_featurisation_": None, "task_featurisation_": None}
+
+
+def _check_state(state: RouterState) -> None:
+    """A one-line ``StateError`` unless ``state`` holds exactly the network's arrays and
+    ``_STATE_SHAPES``, with consistent dimensions: routing reads the training graph."""
+    names = set(state.arrays) | set(state.values)
+    odd = sorted(n for n in names - set(_STATE_SHAPES) if not n.startswith("network_."))
+    if odd or not set(_STATE_SHAPES) <= names:
+        raise StateError(f"graphrouter: the state lacks {sorted(set(_STATE_SHAPES) - names)} "
+                         f"or holds unknown {odd}")
+    sizes: dict[str, int] = {"m": state.values["n_models_"]}
+    for name, dims in _STATE_SHAPES.items():
+        if dims is None:
+            continue
+        shape = np.shape(state.arrays.get(name))
+        ok = len(shape) == len(dims)
+        for size, dim in zip(shape, dims):
+            ok = ok and (dim is None or sizes.setdefault(dim, size) == size)
+        if not ok:
+            raise StateError(f"graphrouter: the state's {name} has shape {shape}, which does "
+                             f"not fit {sizes} (expected {dims})")
+    index = state.values["task_index_"]
+    if not isinstance(index, dict) or sorted(index.values()) != list(range(sizes["t"])):
+        raise StateError(f"graphrouter: the state's task_index_ must map group names to "
+                         f"0..{sizes['t'] - 1}")
 
 
 def _build_network(query_dim: int, llm_dim: int, task_dim: int, hidden_dim: int) -> Any:
@@ -115,7 +157,7 @@ class GraphRouter(BaseRouter):
         "hidden_dim": [32, 64], "learning_rate": [1e-3, 5e-3]}
     # the prompts' groups are task nodes of the graph; check_params: the conformance kit's
     # settings (seconds on its mock problems)
-    tags: ClassVar[Tags] = Tags(needs_groups=True, check_params={"epochs": 60})
+    tags: ClassVar[Tags] = Tags(needs_groups=True, saveable=True, check_params={"epochs": 60})
 
     def __init__(self, hidden_dim: int = 64, epochs: int = 100, learning_rate: float = 5e-3,
                  weight_decay: float = 1e-4, mask_rate: float = 0.3, cost_weight: float = 1.0,
@@ -161,6 +203,32 @@ class GraphRouter(BaseRouter):
             return np.full(n, -1, dtype=np.int64)
         lookup = self.task_index_
         return np.asarray([lookup.get(str(g), -1) for g in groups], dtype=np.int64)
+
+    # --- saved state --------------------------------------------------------------------
+    def get_state(self) -> RouterState:
+        """The network as ``network_.*`` arrays; the training graph (embeddings, outcomes,
+        node features, task index) as it is: routing a new query runs the GNN over it."""
+        self._check_fitted()
+        rest = default_state(self, skip=("network_",))
+        return RouterState({**rest.arrays, **module_arrays("network_", self.network_)},
+                           rest.values)
+
+    def set_state(self, state: RouterState) -> GraphRouter:
+        """Checks the training graph's shapes, rebuilds the network from them and
+        ``hidden_dim`` and loads its weights (strict); a misfit is a one-line
+        ``StateError``."""
+        import torch
+
+        _check_state(state)
+        arrays = state.arrays
+        with torch.random.fork_rng(devices=[]):  # the random init is overwritten
+            net = _build_network(arrays["X_train_"].shape[1], arrays["llm_features_"].shape[1],
+                                 arrays["task_features_"].shape[1], int(self.hidden_dim))
+        network = load_module("graphrouter", "network_", net, arrays)
+        restore(self, RouterState({k: v for k, v in arrays.items()
+                                   if not k.startswith("network_.")}, state.values))
+        self.network_ = network
+        return self
 
     # --- estimator contract -------------------------------------------------------------
     def fit(self, X: np.ndarray, outcomes: Any) -> GraphRouter:

@@ -13,6 +13,7 @@ import numpy as np
 
 from routeharness.base import BaseRouter, Tags
 from routeharness.errors import DataError
+from routeharness.state import RouterState, StateError, restore
 
 
 def ridge_fit(X: np.ndarray, Y: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
@@ -55,7 +56,7 @@ class RidgeRouter(BaseRouter):
     most expensive model look free at large trade-offs)."""
 
     param_grid: ClassVar[dict[str, list[Any]]] = {"alpha": [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]}
-    tags: ClassVar[Tags] = Tags(deterministic=True, pickle=True)
+    tags: ClassVar[Tags] = Tags(deterministic=True, pickle=True, saveable=True)
 
     def __init__(self, alpha: float = 1.0, random_state: int | None = None):
         self.alpha = alpha
@@ -82,3 +83,19 @@ class RidgeRouter(BaseRouter):
         out = np.asarray(X, dtype=np.float64) @ self.coef_ + self.intercept_
         m = self.n_models_
         return np.clip(out[:, :m], 0.0, 1.0), np.maximum(out[:, m:], 1e-6)
+
+    def set_state(self, state: RouterState) -> RidgeRouter:
+        """``get_state()``'s ``coef_`` (d, 2m), ``intercept_`` (2m,) and ``n_models_`` m,
+        checked against each other; anything else is a one-line ``StateError``."""
+        names = set(state.arrays) | set(state.values)
+        if names != {"coef_", "intercept_", "n_models_"}:
+            raise StateError(f"linear: the state holds {sorted(names)}, expected "
+                             "['coef_', 'intercept_', 'n_models_']")
+        coef, intercept, m = state.arrays.get("coef_"), state.arrays.get("intercept_"), \
+            state.values.get("n_models_")
+        if (coef is None or intercept is None or not isinstance(m, int) or coef.ndim != 2
+                or coef.shape[1] != 2 * m or intercept.shape != (2 * m,)):
+            raise StateError(f"linear: the state's coef_ {getattr(coef, 'shape', None)} and "
+                             f"intercept_ {getattr(intercept, 'shape', None)} do not fit "
+                             f"n_models_={m!r} (expected (d, 2m) and (2m,))")
+        return restore(self, state)

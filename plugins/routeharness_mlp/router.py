@@ -17,6 +17,14 @@ import numpy as np
 from routeharness.base import SELECTION, BaseRouter, Tags, best_models, one_torch_thread
 from routeharness.errors import DataError
 from routeharness.protocol import lambda_sweep
+from routeharness.state import (
+    RouterState,
+    StateError,
+    default_state,
+    load_module,
+    module_arrays,
+    restore,
+)
 
 #: trade-offs the selection network is trained on (cost units: normalised, see base.py):
 #: the harness's sweep range, 25 steps
@@ -61,8 +69,18 @@ def _network(d_in: int, hidden: int, layers: int, d_out: int, dropout: float) ->
     return nn.Sequential(*blocks)
 
 
+
+
 class _TorchRouter(BaseRouter):
-    """Shared training loop: mini-batch Adam with weight decay, early stopping."""
+    """Shared training loop: mini-batch Adam with weight decay, early stopping; the saved
+    state (``get_state``): the network as ``net_.*`` arrays, its input and output widths
+    as the value ``net_.dims``, and the other fitted attributes as they are."""
+
+    #: the fitted attributes besides the network that a state must hold
+    _state_names: ClassVar[tuple[str, ...]] = ("best_val_loss_", "loss_history_", "n_models_")
+    #: the network's outputs per model (a state's ``net_.dims`` must agree with n_models_)
+    _outputs_per_model: ClassVar[int] = 1
+    tags: ClassVar[Tags] = Tags(saveable=True)
 
     def __init__(self, hidden: int = 256, layers: int = 1, dropout: float = 0.1,
                  lr: float = 1e-3, weight_decay: float = 1e-4, batch_size: int = 64,
@@ -116,6 +134,50 @@ class _TorchRouter(BaseRouter):
         self.best_val_loss_ = best
         return history
 
+    def get_state(self) -> RouterState:
+        """The fitted router as plain data (see the class docstring)."""
+        self._check_fitted()
+        rest = default_state(self, skip=("net_", "best_val_loss_"))
+        linears = [layer for layer in self.net_ if hasattr(layer, "in_features")]
+        return RouterState(
+            {**rest.arrays, **module_arrays("net_", self.net_),
+             # an array, not a value: it is inf when no epoch improved (not JSON)
+             "best_val_loss_": np.asarray([self.best_val_loss_], dtype=np.float64)},
+            {**rest.values, "net_.dims": [linears[0].in_features, linears[-1].out_features]})
+
+    def set_state(self, state: RouterState) -> _TorchRouter:
+        """Rebuilds the network from ``net_.dims`` and this router's hyper-parameters, loads
+        its weights (strict) and restores the rest; a state that does not fit is a one-line
+        ``StateError``."""
+        import torch
+
+        owner = type(self).__name__
+        names = set(state.arrays) | set(state.values)
+        wanted = {*self._state_names, "net_.dims"}
+        odd = sorted(names - wanted - {n for n in names if n.startswith("net_.")})
+        if not wanted <= names or odd:
+            raise StateError(f"{owner}: the state lacks {sorted(wanted - names)} or holds "
+                             f"unknown {odd}")
+        dims, m = state.values["net_.dims"], state.values["n_models_"]
+        if not (isinstance(dims, list) and len(dims) == 2 and isinstance(m, int)
+                and all(isinstance(d, int) and d > 0 for d in dims)
+                and dims[1] == self._outputs_per_model * m):
+            raise StateError(f"{owner}: the state's net_.dims must be [inputs, "
+                             f"{self._outputs_per_model} x n_models_], got {dims!r} for "
+                             f"n_models_={m!r}")
+        if np.shape(state.arrays.get("cost_means_", np.zeros(m))) != (m,) \
+                or np.shape(state.arrays.get("best_val_loss_")) != (1,):
+            raise StateError(f"{owner}: the state's cost_means_ must have shape ({m},) and "
+                             "best_val_loss_ (1,)")
+        with torch.random.fork_rng(devices=[]):  # the random init is overwritten
+            net = _network(dims[0], self.hidden, self.layers, dims[1], self.dropout)
+        net = load_module(owner, "net_", net, state.arrays)
+        restore(self, RouterState(
+            {k: v for k, v in state.arrays.items() if not k.startswith("net_.")},
+            {k: v for k, v in state.values.items() if k != "net_.dims"}))
+        self.net_, self.best_val_loss_ = net, float(self.best_val_loss_[0])
+        return self
+
 
 class MLPRouter(_TorchRouter):
     """Utility router: one multi-output network predicts every model's score and cost.
@@ -126,8 +188,10 @@ class MLPRouter(_TorchRouter):
 
     param_grid: ClassVar[dict[str, list[Any]]] = {
         "hidden": [128, 512], "lr": [1e-3, 3e-4], "dropout": [0.0, 0.2]}
+    _state_names: ClassVar[tuple[str, ...]] = (*_TorchRouter._state_names, "cost_means_")
+    _outputs_per_model: ClassVar[int] = 2  # a score and a cost
     #: the conformance kit's settings (seconds on its mock problems)
-    tags: ClassVar[Tags] = Tags(check_params={"max_epochs": 30})
+    tags: ClassVar[Tags] = Tags(saveable=True, check_params={"max_epochs": 30})
 
     def fit(self, X: np.ndarray, outcomes: Any) -> MLPRouter:
         """``X``: (n, d) embeddings; ``outcomes``: scores (n, m) in [0, 1], normalised costs."""
@@ -197,7 +261,7 @@ class MLPSelectRouter(_TorchRouter):
     kind = SELECTION
     param_grid: ClassVar[dict[str, list[Any]]] = {
         "hidden": [128, 512], "lr": [1e-3, 3e-4], "tie_break": ["cheapest", "best-average"]}
-    tags: ClassVar[Tags] = Tags(check_params={"max_epochs": 10})
+    tags: ClassVar[Tags] = Tags(saveable=True, check_params={"max_epochs": 10})
 
     def __init__(self, hidden: int = 256, layers: int = 1, dropout: float = 0.1,
                  lr: float = 1e-3, weight_decay: float = 1e-4, batch_size: int = 512,

@@ -37,6 +37,14 @@ import numpy as np
 
 from routeharness.base import SELECTION, BaseRouter, Tags, one_torch_thread
 from routeharness.errors import DataError, RouteHarnessError
+from routeharness.state import (
+    RouterState,
+    StateError,
+    default_state,
+    load_module,
+    module_arrays,
+    restore,
+)
 
 _NEG_INF = float("-inf")
 
@@ -159,7 +167,9 @@ class RouterDCRouter(BaseRouter):
         "lr": [5e-4, 5e-3], "temperature": [1.0, 0.2]}
     #: needs_texts: a fine-tuned encoder (finetune_encoder=True) reads the prompt texts;
     #: check_params: the conformance kit's settings (seconds on its mock problems)
-    tags: ClassVar[Tags] = Tags(needs_texts=True, check_params={"training_steps": 50})
+    #: saveable: on frozen embeddings (a fine-tuned text encoder is refused by get_state)
+    tags: ClassVar[Tags] = Tags(needs_texts=True, saveable=True,
+                                check_params={"training_steps": 50})
 
     def __init__(self, top_k: int = 3, last_k: int = 3, temperature: float = 1.0,
                  lr: float = 5e-5, weight_decay: float = 0.01, batch_size: int = 64,
@@ -217,8 +227,7 @@ class RouterDCRouter(BaseRouter):
             torch.manual_seed(seed)
             encoder = None if text_tower is None else copy.deepcopy(text_tower[1])
             d_in = X.shape[1] if encoder is None else int(encoder.config.hidden_size)
-            head = nn.Sequential(nn.Linear(d_in, self.hidden), nn.GELU(),
-                                 nn.Linear(self.hidden, self.proj_dim))
+            head = self._head(d_in)
             llm = nn.Parameter(torch.randn(target.shape[1], self.proj_dim) * 0.78)
         generator = torch.Generator().manual_seed(seed)
         groups = [{"params": [*head.parameters(), llm], "lr": self.lr}]
@@ -257,6 +266,70 @@ class RouterDCRouter(BaseRouter):
         if encoder is not None:
             encoder.eval()
         return (head, llm.detach(), encoder), history
+
+    def _head(self, d_in: int) -> Any:
+        import torch.nn as nn
+
+        return nn.Sequential(nn.Linear(d_in, self.hidden), nn.GELU(),
+                             nn.Linear(self.hidden, self.proj_dim))
+
+    def get_state(self) -> RouterState:
+        """The frozen-embedding router as plain data: per trained rate i, the head as
+        ``routers_.<i>.head.*`` arrays and the LLM embeddings as ``routers_.<i>.llm``; the
+        head's input width as the value ``routers_.d_in``; the rest as it is. A fine-tuned
+        text encoder (``finetune_encoder=True``) is refused: a transformer and its
+        tokenizer are not plain arrays this router could rebuild honestly."""
+        self._check_fitted()
+        if any(encoder is not None for _, _, encoder in self.routers_):
+            raise StateError("routerdc: a router with a fine-tuned text encoder "
+                             "(finetune_encoder=True) cannot be saved; save one on frozen "
+                             "embeddings (finetune_encoder=False)")
+        rest = default_state(self, skip=("routers_",))
+        arrays = dict(rest.arrays)
+        for i, (head, llm, _) in enumerate(self.routers_):
+            arrays.update(module_arrays(f"routers_.{i}.head", head))
+            arrays[f"routers_.{i}.llm"] = llm.numpy().copy()
+        return RouterState(arrays, {**rest.values,
+                                    "routers_.d_in": int(self.routers_[0][0][0].in_features)})
+
+    def set_state(self, state: RouterState) -> RouterDCRouter:
+        """Rebuilds one head per trained rate from ``routers_.d_in`` and this router's
+        hyper-parameters and loads the arrays (strict); a state that does not fit is a
+        one-line ``StateError``."""
+        import torch
+
+        if self.finetune_encoder:
+            raise StateError("routerdc: finetune_encoder=True routers cannot be restored "
+                             "(their text encoder is not saved)")
+        names = set(state.arrays) | set(state.values)
+        wanted = {"cost_rates_", "loss_history_", "n_models_", "routers_.d_in"}
+        rates, m, d_in = (state.arrays.get("cost_rates_"), state.values.get("n_models_"),
+                          state.values.get("routers_.d_in"))
+        if not wanted <= names or not isinstance(m, int) or not isinstance(d_in, int) \
+                or d_in < 1 or rates is None or rates.ndim != 1 or not len(rates):
+            raise StateError(f"routerdc: the state needs {sorted(wanted)} (cost_rates_ a "
+                             f"non-empty array, the others positive integers); it holds "
+                             f"{sorted(names)}")
+        wanted |= {f"routers_.{i}.llm" for i in range(len(rates))}
+        odd = sorted(n for n in names - wanted
+                     if not any(n.startswith(f"routers_.{i}.head.") for i in range(len(rates))))
+        if odd or not wanted <= names:
+            raise StateError(f"routerdc: the state lacks {sorted(wanted - names)} or holds "
+                             f"unknown {odd}")
+        routers = []
+        for i in range(len(rates)):
+            with torch.random.fork_rng(devices=[]):  # the random init is overwritten
+                head = load_module("routerdc", f"routers_.{i}.head", self._head(d_in),
+                                   state.arrays)
+            llm = state.arrays[f"routers_.{i}.llm"]
+            if llm.shape != (m, self.proj_dim) or llm.dtype.kind != "f":
+                raise StateError(f"routerdc: the state's routers_.{i}.llm has shape {llm.shape}, "
+                                 f"expected ({m}, {self.proj_dim}) floats")
+            routers.append((head, torch.from_numpy(np.array(llm, dtype=np.float32)), None))
+        restore(self, RouterState({"cost_rates_": rates},
+                                  {k: state.values[k] for k in ("loss_history_", "n_models_")}))
+        self.routers_ = routers
+        return self
 
     def fit(self, X: np.ndarray, outcomes: Any) -> RouterDCRouter:
         """``X``: (n, d) frozen embeddings; ``outcomes``: scores (n, m), normalised costs."""

@@ -375,6 +375,7 @@ def check_pickle_roundtrip(router: Any) -> None:
 
 def router_checks(router: Any) -> list[Check]:
     """The checks for ``router``, gated by its kind and tags (skipped ones say why)."""
+    from routeharness.testing.state_checks import check_state_roundtrip  # it imports this
     tags: Tags = tags_of(router)  # an unknown tag: RouterContractError, one line
     deterministic = tags.deterministic or not accepts_random_state(type(router))
     checks = [
@@ -396,6 +397,8 @@ def router_checks(router: Any) -> list[Check]:
         Check("check_cost_monotone", check_cost_monotone),
         Check("check_pickle_roundtrip", check_pickle_roundtrip,
               None if tags.pickle else "tags do not declare pickle=True"),
+        Check("check_state_roundtrip", check_state_roundtrip,
+              None if tags.saveable else "tags do not declare saveable=True"),
     ]
     return checks
 
