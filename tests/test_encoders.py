@@ -75,7 +75,7 @@ def test_real_minilm_truncation_gives_identical_embeddings(minilm):
 
 # --- encoder specs: an argument is taken or refused, never dropped ------------------------
 @pytest.mark.parametrize("spec, message", [
-    ("minilm:OTHER", "encoder 'minilm' takes no argument"),
+    ("minilm:OTHER", "'OTHER' is not PARAM=VALUE"),
     ("effnet:x", "encoder 'effnet' takes no argument"),
     ("effnet-minilm:heavy", "takes the image weight W"),
     ("effnet-minilm:nan", "image weight must be in"),
@@ -96,8 +96,9 @@ def test_encoder_argument_refused_in_the_cli(capsys):
               "-q"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 1
-    assert err.strip() == "Error: encoder 'minilm' takes no argument, got 'minilm:OTHER' " \
-                          "(another sentence-transformers model: --encoder st:PATH)"
+    assert err.strip() == ("Error: encoder 'minilm:OTHER': 'OTHER' is not PARAM=VALUE (minilm "
+                           "takes backend=torch|onnx and quantize=none|int8; another "
+                           "sentence-transformers model: --encoder st:PATH)")
 
 
 @pytest.fixture

