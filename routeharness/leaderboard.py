@@ -8,7 +8,9 @@ rendering (boards and the ``Submission`` record: ``routeharness.boards``).
   records must be exactly the board's task x seed set for its router; each record's
   numbers must follow from its curve, the scores from the records, the checksum from
   the content and (``check_data``) the fingerprints from the local data;
-- ``verify_submission`` re-runs the protocol and compares every number;
+- ``verify_submission`` re-runs the protocol and compares every number (each record's
+  and each task's oracle reference row); the record of its outcome that a board keeps,
+  and what makes a row verified, are ``routeharness.verification``'s;
 - ``ranking`` / ``render_*`` turn a board's submissions into a ``ReportTable``, Markdown,
   JSON or one self-contained HTML page; files that fail validation are listed apart.
 """
@@ -70,10 +72,11 @@ def save_submission(submission: Submission | dict[str, Any], path: str | Path) -
 
 def run_board(board: Board, router: str, *, data_dir: str | None = None,
               cache_dir: str | None = None, reporter: Any = None,
-              checkpoint: str | Path | None = None, resume: bool = False) -> Submission:
+              checkpoint: str | Path | None = None, resume: bool = False,
+              executor: Any = None) -> Submission:
     """Run ``board``'s full protocol for ``router`` (a name or ``NAME:PARAM=VALUE,...``
-    with fixed hyper-parameters) and return the submission; ``checkpoint`` and
-    ``resume`` as in ``evaluate.evaluate``. The oracle reference of each task is kept in
+    with fixed hyper-parameters) and return the submission; ``checkpoint``, ``resume``
+    and ``executor`` (local or Ray) as in ``evaluate.evaluate``. The oracle reference of each task is kept in
     the result (the board's upper bound row comes from it)."""
     from routeharness.evaluate import evaluate, plan_routers
     from routeharness.jsonfiles import git_commit, platform_info
@@ -83,7 +86,7 @@ def run_board(board: Board, router: str, *, data_dir: str | None = None,
     result = evaluate(
         [router], board.task_names(), encoder=board.encoder, protocol=board.protocol(),
         data_dir=data_dir, cache_dir=cache_dir, reporter=reporter, references=False,
-        oracle=True, checkpoint=checkpoint, resume=resume)
+        oracle=True, checkpoint=checkpoint, resume=resume, executor=executor)
     for task in board.tasks:
         found = result.tasks[task.name].version
         if found != task.version:
@@ -298,7 +301,7 @@ class Difference:
     """One number compared by ``verify``."""
 
     task: str
-    seed: int
+    seed: int | None  # None: the task's oracle reference row (the same for every seed)
     metric: str
     submitted: Any
     rerun: Any
@@ -330,7 +333,8 @@ def verify_submission(data: Submission | dict[str, Any], *, board: Board | None 
                       directory: str | Path | None = None, tolerance: float | None = None,
                       data_dir: str | None = None, cache_dir: str | None = None,
                       reporter: Any = None) -> tuple[list[Difference], Submission]:
-    """Re-run the submission's board for its router; compare every verified number.
+    """Re-run the submission's board for its router; compare every verified number of
+    each record, and each task's oracle reference row (the board's upper bound).
 
     Returns the comparisons (``ok`` False where the numbers differ beyond the relative
     ``tolerance``, default the board's) and the re-run submission.
@@ -348,7 +352,26 @@ def verify_submission(data: Submission | dict[str, Any], *, board: Board | None 
             rows.append(Difference(key[0], key[1], "record", "present", "missing", False))
             continue
         rows.extend(compare_records(record, fresh[key], tolerance))
+    for task, reference in data.result.tasks.items():  # the board's upper bound row
+        mine = rerun.result.tasks.get(task)
+        if reference.oracle is not None or (mine is not None and mine.oracle is not None):
+            rows.extend(_compare_oracle(task, reference.oracle, mine and mine.oracle,
+                                        tolerance))
     return rows, rerun
+
+
+def _compare_oracle(task: str, submitted: Any, rerun: Any, tolerance: float) -> list[Difference]:
+    """The oracle reference row's main numbers (the board shows it as its upper bound)."""
+    if submitted is None or rerun is None:
+        return [Difference(task, None, "oracle", "present" if submitted else "missing",
+                           "present" if rerun else "missing", False)]
+    rows = []
+    for metric in ("auc", "quality_at_0", "cost_at_0"):
+        a, b = submitted.metrics.get(metric), rerun.metrics.get(metric)
+        ok = isinstance(a, (int, float)) and isinstance(b, (int, float)) and \
+            _close(a, b, tolerance)
+        rows.append(Difference(task, None, f"oracle {metric}", a, b, ok or a is b is None))
+    return rows
 
 
 def verify_table(rows: list[Difference], title: str) -> ReportTable:
@@ -362,6 +385,6 @@ def verify_table(rows: list[Difference], title: str) -> ReportTable:
     table = ReportTable(title=title, headers=["task", "seed", "number", "submitted", "re-run",
                                               "status"], nowrap={0, 2})
     for r in rows:
-        table.add([r.task, str(r.seed), r.metric, show(r.submitted), show(r.rerun),
+        table.add([r.task, "-" if r.seed is None else str(r.seed), r.metric, show(r.submitted), show(r.rerun),
                    "same" if r.ok else "DIFFERS"], None if r.ok else "bold")
     return table

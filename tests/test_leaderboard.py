@@ -232,13 +232,19 @@ def test_verify_catches_a_consistent_forgery(submission, boards):
 # --- show ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def populated(boards, submission_file, tmp_path_factory) -> Path:
-    """The test board with two real submissions (knn, best-single) and one edited file."""
+    """The test board with two real submissions (knn, verified: re-run and recorded;
+    best-single, unverified) and one edited file."""
+    from routeharness.verification import make_record, save_record
+
     root = tmp_path_factory.mktemp("populated")
     shutil.copytree(boards / BOARD, root / BOARD)
     folder = root / BOARD / "submissions"
     folder.mkdir()
     shutil.copy(submission_file, folder / "knn.json")
     board = load_board(BOARD, root)
+    knn = load_submission(folder / "knn.json")
+    rows, rerun = verify_submission(knn, board=board)
+    save_record(make_record(board, folder / "knn.json", knn, rows, rerun, board.tolerance), board)
     save_submission(run_board(board, "best-single"), folder / "best-single.json")
     edited = _changed_number(load_submission(submission_file).to_dict())
     edited["router"]["name"] = "edited"
@@ -251,14 +257,14 @@ def test_show_ranks_the_valid_submissions(populated, cli):
     assert done.returncode == 0, done.stderr
     shown = json.loads(done.stdout)
     routers = [row["router"] for row in shown["ranking"]]
-    assert routers[-1] == "oracle"  # the harness's reference row: last, unranked
+    assert routers == ["knn", "oracle"]  # the verified rows, then the reference row
     oracle = shown["ranking"].pop()
     assert oracle["rank"] is None and oracle["upper_bound"] and oracle["file"] is None
-    assert sorted(routers[:-1]) == ["best-single", "knn"]
-    means = [row["main"] for row in shown["ranking"]]
-    assert means == sorted(means, reverse=True) and [r["rank"] for r in shown["ranking"]] == [1, 2]
-    assert oracle["main"] > means[0]
-    for row in shown["ranking"]:  # the numbers are the files' own
+    [apart] = shown["unverified"]  # listed apart, unranked
+    assert (apart["router"], apart["rank"], apart["verified"]) == ("best-single", None, False)
+    assert shown["ranking"][0]["rank"] == 1 and shown["ranking"][0]["verified"]
+    assert oracle["main"] > shown["ranking"][0]["main"]
+    for row in shown["ranking"] + shown["unverified"]:  # the numbers are the files' own
         data = load_submission(populated / BOARD / "submissions" / f"{row['router']}.json")
         assert row["main"] == pytest.approx(data.scores["overall"]["auc"])
     assert [r["file"] for r in shown["rejected"]] == ["edited.json"]
@@ -268,10 +274,13 @@ def test_show_ranks_the_valid_submissions(populated, cli):
 def test_show_markdown_and_rich(populated, cli):
     markdown = cli("leaderboard", "show", BOARD, "--boards-dir", str(populated),
                    "--format", "markdown")
-    lines = [line for line in markdown.stdout.splitlines() if line.startswith("|")]
-    assert lines[0].startswith("| rank | router |") and len(lines) == 5  # 2 routers, oracle
+    board, apart = markdown.stdout.split("unverified submissions (not ranked)")
+    lines = [line for line in board.splitlines() if line.startswith("|")]
+    assert lines[0].startswith("| rank | router |") and len(lines) == 4  # knn, oracle
     assert lines[-1].startswith("| - | oracle (upper bound) |")
-    assert "| 1 |" in lines[2]
+    assert lines[2].startswith("| 1 | knn |")
+    assert [line.split(" | ")[0] for line in apart.splitlines()
+            if line.startswith("|")][2:] == ["| best-single"]
     rich = cli("leaderboard", "show", BOARD, "--boards-dir", str(populated))
     assert "knn" in rich.stdout and "best-single" in rich.stdout
 
@@ -334,7 +343,7 @@ def test_seeded_submissions_are_valid(shared_data):
     assert _seeded(check_data=True, data_dir=shared_data, boards={"routerbench-v1"}) == 8  # 5 + 3 routers
     shown = ranking(load_board("routerbench-v1"))
     assert {row["router"] for row in shown.rows} >= {"knn", "best-single"} and not shown.rejected
-    assert shown.rows[-1]["router"] == "oracle" and shown.rows[-1]["rank"] is None
+    assert shown.board_rows[-1]["router"] == "oracle" and shown.board_rows[-1]["rank"] is None
 
 
 @pytest.mark.slow

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -13,6 +13,7 @@ from routeharness.cli._app import (
     cache_dir_option,
     cli,
     data_dir_option,
+    executor_options,
     print_tables,
     quiet_option,
 )
@@ -66,16 +67,18 @@ def leaderboard_list(boards_dir: str | None, fmt: str) -> None:
 @_boards_dir_option
 @data_dir_option
 @cache_dir_option
+@executor_options
 @format_option
 @quiet_option
 def leaderboard_run(board: str, router: str, output: str | None, resume: bool,
                     boards_dir: str | None, data_dir: str | None, cache_dir: str | None,
-                    fmt: str, quiet: bool) -> None:
+                    executor: str, address: str | None, fmt: str, quiet: bool) -> None:
     """Run BOARD's full protocol for a router and write a submission file."""
     import re
 
     from routeharness.boards import check_board_output
     from routeharness.evaluate import plan_routers
+    from routeharness.executors import get_executor
     from routeharness.jsonfiles import check_output_path
     from routeharness.leaderboard import load_board, run_board
 
@@ -86,8 +89,10 @@ def leaderboard_run(board: str, router: str, output: str | None, resume: bool,
     partial = check_output_path(f"{path}.partial", "checkpoint")
     if resume and not partial.is_file():
         console(stderr=True).print(f"nothing to resume: no {partial}; running all")
-    submission = run_board(definition, router, data_dir=data_dir, cache_dir=cache_dir,
-                           reporter=_RichReporter(quiet), checkpoint=partial, resume=resume)
+    with get_executor(executor, address) as runner:
+        submission = run_board(definition, router, data_dir=data_dir, cache_dir=cache_dir,
+                               reporter=_RichReporter(quiet), checkpoint=partial,
+                               resume=resume, executor=runner)
     submission.save(path)  # saved before anything is printed
     partial.unlink(missing_ok=True)
     console(stderr=True).print(f"submission saved to {path}")
@@ -139,42 +144,96 @@ def leaderboard_validate(file: str, boards_dir: str | None, no_data: bool,
 @_boards_dir_option
 @click.option("--tolerance", type=float, default=None,
               help="Relative tolerance per number, >= 0 (default: the board's).")
+@click.option("--no-record", is_flag=True,
+              help="Do not write the board's verification record (verifications/FILE).")
+@click.option("--check-record", is_flag=True,
+              help="CI: write nothing; also fail unless the board's committed record "
+                   "marks FILE verified, naming the versions used here.")
 @data_dir_option
 @cache_dir_option
 @format_option
 @quiet_option
 def leaderboard_verify(file: str, boards_dir: str | None, tolerance: float | None,
-                       data_dir: str | None, cache_dir: str | None, fmt: str,
-                       quiet: bool) -> None:
-    """Re-run a submission and report each number that differs beyond the tolerance."""
+                       no_record: bool, check_record: bool, data_dir: str | None,
+                       cache_dir: str | None, fmt: str, quiet: bool) -> None:
+    """Validate, then re-run a submission and report each number that differs beyond the
+    tolerance. A file in a board's submissions/ folder gets its outcome recorded in the
+    board (verifications/FILE): only such a record makes its row verified."""
+    from routeharness.base import parse_router_spec
+    from routeharness.boards import board_of_file
     from routeharness.leaderboard import (
         check_tolerance,
         load_submission,
+        validate_submission,
         verify_submission,
         verify_table,
     )
     from routeharness.registry import get_registry
+    from routeharness.verification import make_record, save_record
 
     if tolerance is not None:
         check_tolerance(tolerance)  # before any work
     data = load_submission(file)
     board = _board_of(file, data, boards_dir)
-    entry = get_registry("router").get(data.router_name)
+    in_board = board_of_file(file) is not None
+    if check_record and not in_board:
+        _fail(f"{file}: --check-record needs a file in a board's submissions/ folder")
+    problems = validate_submission(data, board=board, data_dir=data_dir)
+    if problems:
+        out = console(stderr=True)
+        for problem in problems:
+            out.print(f"  - {problem}", soft_wrap=True)
+        _fail(f"not verified: {file} is invalid: {problems[0]}"
+              + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+    entry = get_registry("router").get(parse_router_spec(data.router_name).name)
     router = data.router
     if (entry.distribution, entry.version) != (router.get("distribution"), router.get("version")):
         _warn(f"the submission was made with {router.get('distribution')} "
               f"{router.get('version')}; installed here: {entry.distribution} {entry.version}")
-    rows, _ = verify_submission(data, board=board, tolerance=tolerance, data_dir=data_dir,
-                                cache_dir=cache_dir, reporter=_RichReporter(quiet))
+    rows, rerun = verify_submission(data, board=board, tolerance=tolerance, data_dir=data_dir,
+                                    cache_dir=cache_dir, reporter=_RichReporter(quiet))
     tol = board.tolerance if tolerance is None else tolerance
     emit([verify_table(rows, f"verify {file}: router {data.router_name} on {board.name} "
                              f"(relative tolerance {tol:g})")], fmt)
-    differing = [r for r in rows if not r.ok]
+    record = make_record(board, file, data, rows, rerun, tol)
     out = console(stderr=fmt != "rich")
+    if in_board and not (no_record or check_record):
+        where = save_record(record, board)
+        out.print(f"verification record written to {where}", soft_wrap=True)
+    elif not (no_record or check_record):
+        out.print(f"no verification record written: {file} is not in a board's submissions/ "
+                  "folder (verify it there to record the outcome)", soft_wrap=True)
+    differing = [r for r in rows if not r.ok]
     if differing:
-        out.print(f"{len(differing)} of {len(rows)} number(s) differ", style="bold red")
-        sys.exit(1)
+        first = differing[0]
+        _fail(f"not verified: {len(differing)} of {len(rows)} number(s) differ (first: "
+              f"{first.task}" + ("" if first.seed is None else f" seed {first.seed}")
+              + f" {first.metric})")
+    if check_record:
+        _check_committed_record(board, file, data, record)
     out.print(f"verified: all {len(rows)} numbers reproduce", style="green")
+
+
+def _fail(message: str) -> NoReturn:
+    """The one last line a failed verify prints (CI shows it), then exit status 1."""
+    click.echo(message, err=True)
+    sys.exit(1)
+
+
+def _check_committed_record(board: Any, file: str, data: Any, fresh: Any) -> None:
+    """CI: the board's committed record must mark ``file`` verified and name the versions
+    this re-run used."""
+    from routeharness.verification import (
+        installed_version_problems,
+        verification_status,
+    )
+
+    status = verification_status(board, file, data)
+    if not status.verified:
+        _fail(f"{status.reason}; commit the record `leaderboard verify` writes")
+    problems = installed_version_problems(status.record, fresh)
+    if problems:
+        _fail(f"not verified: {'; '.join(problems)}")
 
 
 @leaderboard.command(name="show")
@@ -185,13 +244,14 @@ def leaderboard_verify(file: str, boards_dir: str | None, tolerance: float | Non
               help="Write to this file instead of standard output.")
 @_boards_dir_option
 def leaderboard_show(board: str, fmt: str, output: str | None, boards_dir: str | None) -> None:
-    """Render BOARD's ranking of accepted submissions (leaderboards/BOARD/submissions/);
+    """Render BOARD's ranking of accepted submissions (leaderboards/BOARD/submissions/):
+    verified ones ranked, unverified ones listed apart below (see `leaderboard verify`);
     a file that does not validate against this board is listed as rejected."""
     from routeharness.boards import check_board_output
     from routeharness.leaderboard import load_board
     from routeharness.standings import (
         ranking,
-        ranking_table,
+        ranking_tables,
         render_html,
         render_json,
         render_markdown,
@@ -205,9 +265,9 @@ def leaderboard_show(board: str, fmt: str, output: str | None, boards_dir: str |
         _warn(f"{name} is not a valid submission and is left out: {'; '.join(problems)}")
     if fmt == "rich":
         if output is None:
-            emit([ranking_table(result)], "rich")
+            emit(ranking_tables(result), "rich")
             return
-        text = _rich_text(ranking_table(result))
+        text = _rich_text(ranking_tables(result))
     else:
         text = {"markdown": render_markdown, "json": render_json,
                 "html": render_html}[fmt](result)
@@ -220,10 +280,10 @@ def leaderboard_show(board: str, fmt: str, output: str | None, boards_dir: str |
     console(stderr=True).print(f"{fmt} leaderboard written to {output}")
 
 
-def _rich_text(table: Any) -> str:
+def _rich_text(tables: list[Any]) -> str:
     import io
 
     buffer = io.StringIO()
-    emit([table], "rich", file=buffer)
+    emit(tables, "rich", file=buffer)
     return buffer.getvalue()
 
