@@ -6,9 +6,19 @@ imported only inside the commands that need them, so ``--help`` and the listings
 instantly.
 """
 
-from routeharness.cli import check, data, evaluation, leaderboard, listing, results, study
+from routeharness.cli import (
+    check,
+    data,
+    deploy,
+    evaluation,
+    leaderboard,
+    listing,
+    results,
+    serve,
+    study,
+)
 from routeharness.cli._app import _ranking_table, cli, main
 from routeharness.cli.evaluation import _parse_seeds
 
-__all__ = ["_parse_seeds", "_ranking_table", "check", "cli", "data", "evaluation", "leaderboard", "listing",
-           "main", "results", "study"]
+__all__ = ["_parse_seeds", "_ranking_table", "check", "cli", "data", "deploy", "evaluation", "leaderboard", "listing",
+           "main", "results", "serve", "study"]

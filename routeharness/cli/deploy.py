@@ -1,0 +1,176 @@
+"""From a leaderboard to production: ``fit`` (a router saved as a folder) and ``route``
+(new prompts through a saved router)."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from routeharness.cli._app import (
+    _console,
+    _RichReporter,
+    cache_dir_option,
+    cli,
+    data_dir_option,
+    quiet_option,
+)
+from routeharness.errors import RouteHarnessError
+
+#: what ``route --format`` writes
+ROUTE_FORMATS = ("rich", "markdown", "jsonl")
+
+
+@cli.command(name="fit")
+@click.option("--router", "-r", required=True,
+              help="Router name, or NAME:PARAM=VALUE,... to fix hyper-parameters.")
+@click.option("--task", "-t", required=True, help="Task name, NAME:GROUP or a dataset path.")
+@click.option("--encoder", "-e", default=None,
+              help="Encoder (default: the task card's, else minilm).")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="The seed whose streams tune and fit (as eval's --seeds).")
+@click.option("--no-tune", is_flag=True, help="The router's defaults instead of tuning.")
+@click.option("--output", "-o", required=True, type=click.Path(),
+              help="A new folder for the saved router.")
+@data_dir_option
+@cache_dir_option
+@quiet_option
+def fit_command(router: str, task: str, encoder: str | None, seed: int, no_tune: bool,
+                output: str, data_dir: str | None, cache_dir: str | None, quiet: bool) -> None:
+    """Tune a router on a task's validation split, fit it on train (as eval does) and save
+    it as a folder: manifest.json and the state in safetensors (no pickle)."""
+    from routeharness import saved
+    from routeharness.evaluate import plan_routers
+
+    plan = plan_routers([router], references=False)[0]  # typos fail before any work
+    saved._check_saveable(plan)
+    folder = Path(output)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise RouteHarnessError(f"{folder}: exists and is not an empty folder (a saved router "
+                                "is written to a new folder)")
+    fitted = saved.fit(router, task, encoder=encoder, seed=seed, tune=not no_tune,
+                       data_dir=data_dir, cache_dir=cache_dir, reporter=_RichReporter(quiet))
+    saved.save(fitted, folder)
+    training = fitted.manifest["training"]
+    _console(stderr=True).print(
+        f"saved {fitted.manifest['router']['label']} (fitted on {training['n_train']} "
+        f"prompts of {fitted.manifest['task']['name']}, validation AUC "
+        f"{training['validation_auc']:.2f}) to {folder}", markup=False)
+
+
+@cli.command(name="route")
+@click.argument("folder", type=click.Path())
+@click.argument("prompt", required=False)
+@click.option("--file", "prompts_file", type=click.Path(dir_okay=False), default=None,
+              help="Prompts as JSON lines: {\"prompt\": ..., \"id\"?, \"group\"?, "
+                   "\"embedding\"?}; '-' or no PROMPT: standard input (JSON lines or "
+                   "one prompt per line).")
+@click.option("--lam", type=float, default=None,
+              help="Trade-off: utility = score - lam x cost (normalised). Default 0.")
+@click.option("--budget", type=float, default=None, metavar="USD_PER_1K",
+              help="Mean cost per 1,000 prompts: the trade-off of highest validation "
+                   "quality within it.")
+@click.option("--format", "fmt", type=click.Choice(ROUTE_FORMATS), default="rich",
+              show_default=True, help="A table, Markdown, or one JSON object per prompt.")
+def route_command(folder: str, prompt: str | None, prompts_file: str | None,
+                  lam: float | None, budget: float | None, fmt: str) -> None:
+    """Route prompts with a saved router: the chosen model per prompt, with the predicted
+    scores and costs (utility routers)."""
+    from routeharness import saved
+    from routeharness.routing_input import read_prompts
+
+    if lam is not None and budget is not None:
+        raise click.UsageError("give --lam or --budget, not both")
+    if lam is not None and (math.isnan(lam) or lam < 0):
+        raise click.BadParameter(f"{lam}: a trade-off is a number >= 0", param_hint="--lam")
+    if prompt is not None and prompts_file is not None:
+        raise click.UsageError("give a PROMPT or --file, not both")
+    router = saved.load(folder)
+    if budget is not None:
+        point, met = router.lam_for_budget(budget)
+        chosen = point.lam
+        note = (f"--budget {budget:g} USD per 1,000 prompts: lam = {chosen:g} (validation: "
+                f"{point.cost_usd * 1000:.4g} USD per 1,000 prompts, quality "
+                f"{point.quality:.2f})")
+        if not met:
+            note += "; no trade-off meets the budget on validation: the cheapest is used"
+        _console(stderr=True).print(note, markup=False)
+    else:
+        chosen = 0.0 if lam is None else lam
+    if prompt is not None:
+        items = read_prompts([json.dumps({"prompt": prompt})], "PROMPT")
+    elif prompts_file not in (None, "-"):
+        path = Path(prompts_file)
+        try:
+            lines = path.read_text("utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RouteHarnessError(f"{path}: cannot read the prompts ({exc})") from None
+        items = read_prompts(lines, str(path))
+    else:
+        items = read_prompts(sys.stdin.read().splitlines(), "standard input")
+    routes = router_routes(router, items, chosen)
+    _print_routes(items, routes.rows(), fmt)
+
+
+@cli.command(name="update")
+@click.argument("folder", type=click.Path())
+@click.argument("outcomes", type=click.Path())
+def update_command(folder: str, outcomes: str) -> None:
+    """Add new evaluations to a saved kNN router without retraining: new prompts for the
+    pool's models, or a new model evaluated on some prompts (a file of the canonical
+    columns: id, prompt, group, score:<model>, cost:<model>, optional embedding)."""
+    from routeharness.maintain import update
+
+    report = update(folder, outcomes)
+    models = f", new model(s) {', '.join(report.new_models)}" if report.new_models else ""
+    _console(stderr=True).print(
+        f"updated {folder}: {report.new_prompts} new prompt(s), {report.filled_cells} "
+        f"cell(s) filled on known prompts{models}; {report.n_train} training prompts now",
+        markup=False)
+
+
+def router_routes(router: Any, items: list[Any], lam: float) -> Any:
+    """Routes of parsed prompts: their own vectors, or the saved encoder's."""
+    import numpy as np
+
+    if router.manifest["encoder"]["name"] == "precomputed" or items[0].embedding is not None:
+        missing = [i for i, item in enumerate(items) if item.embedding is None]
+        if missing:
+            raise RouteHarnessError(f"prompt {missing[0] + 1} has no \"embedding\" (this "
+                                    "router routes the dataset's own vectors)")
+        X = np.asarray([item.embedding for item in items], dtype=np.float32)
+    else:
+        X = router.encoder().encode([item.prompt for item in items])
+    groups = [item.group for item in items] if router.tags.needs_groups else None
+    if groups is not None and any(g is None for g in groups):
+        raise RouteHarnessError(f"router {router.manifest['router']['label']!r} needs a "
+                                "\"group\" with every prompt")
+    return router.route_vectors(X, lam, groups, [item.prompt for item in items])
+
+
+def _print_routes(items: list[Any], rows: list[dict[str, Any]], fmt: str) -> None:
+    from routeharness.cli.render import emit
+    from routeharness.tables import ReportTable
+
+    if fmt == "jsonl":
+        for item, row in zip(items, rows):
+            click.echo(json.dumps({"id": item.id, "prompt": item.prompt, **row},
+                                  ensure_ascii=False))
+        return
+    has_predictions = bool(rows) and "predicted_score" in rows[0]
+    headers = ["id", "prompt", "model"] + (["predicted score", "predicted cost (USD)"]
+                                          if has_predictions else [])
+    body = []
+    for item, row in zip(items, rows):
+        text = item.prompt if len(item.prompt) <= 60 else item.prompt[:57] + "..."
+        cells = [item.id, " ".join(text.split()), row["model"]]
+        if has_predictions:
+            cells += [f"{row['predicted_score']:.3f}", f"{row['predicted_cost_usd']:.6f}"]
+        body.append(cells)
+    lam = rows[0]["lam"] if rows else 0.0
+    emit([ReportTable(f"routes at lam = {lam:g}", headers, body,
+                      right={3, 4} if has_predictions else set(), nowrap={0, 2})], fmt)

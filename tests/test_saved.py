@@ -1,0 +1,165 @@
+"""``routeharness fit`` and ``route``: a router saved as a folder (manifest + safetensors,
+no pickle) routes exactly as eval's test routing for the same router, seed and trade-off;
+loading refuses what it cannot honour; bad prompts are one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from routeharness.errors import RouteHarnessError
+from routeharness.evaluate import Protocol, plan_routers, route_one
+from routeharness.routing_input import read_prompts
+
+SAVEABLE = ["linear", "best-single"]
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory) -> str:
+    from routeharness.cli import main
+
+    out = tmp_path_factory.mktemp("saved") / "synth"
+    try:
+        main(["data", "synth", str(out), "--train", "200", "--validation", "80", "--test",
+              "80", "--models", "4", "--clusters", "5", "--dim", "12", "--locality", "0.8"])
+    except SystemExit as exc:
+        assert not exc.code
+    return str(out)
+
+
+def _routes_equal_eval(router: str, task: str, folder: Path, seed: int) -> None:
+    from routeharness import saved
+    from routeharness.cache import EmbeddingCache
+    from routeharness.embedding import embed_task
+    from routeharness.encoders import get_encoder
+    from routeharness.tasks import load_task
+
+    loaded = saved.load(folder)
+    task_data = load_task(task)
+    enc = get_encoder(loaded.manifest["encoder"]["spec"])
+    embedded = embed_task(task_data, enc, EmbeddingCache(None), _quiet())
+    protocol = Protocol(seeds=(seed,), n_bootstrap=0)
+    routed = route_one(plan_routers([router], references=False)[0], embedded, seed, protocol)
+    test = task_data.splits["test"]
+    X = embedded.X["test"][test.complete_rows()]
+    for i, lam in enumerate(protocol.lambdas):
+        got = loaded.route_vectors(X, float(lam)).choices
+        np.testing.assert_array_equal(got, routed.choices[i], err_msg=f"{router} lam={lam}")
+
+
+def _quiet():
+    from routeharness.progress import Reporter
+
+    return Reporter()
+
+
+@pytest.mark.parametrize("router", SAVEABLE)
+def test_fit_then_route_gives_evals_test_routes(router, synth, tmp_path):
+    from routeharness import saved
+
+    folder = tmp_path / router
+    saved.save(saved.fit(router, synth, encoder="precomputed", seed=1), folder)
+    manifest = json.loads((folder / "manifest.json").read_text("utf-8"))
+    assert manifest["schema"] == "routeharness.router/1"
+    assert manifest["training"]["seed"] == 1 and manifest["encoder"]["name"] == "precomputed"
+    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "state.json",
+                                                         "state.safetensors", "train_ids.json"]
+    _routes_equal_eval(router, synth, folder, seed=1)
+
+
+def test_the_cli_fits_and_routes_prompts_with_their_vectors(synth, cli, tmp_path):
+    folder = tmp_path / "lin"
+    done = cli("fit", "-r", "linear", "-t", synth, "-e", "precomputed", "-o", str(folder), "-q")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "saved linear" in done.stderr
+    from routeharness.tasks import load_task
+
+    test = load_task(synth).splits["test"]
+    lines = [json.dumps({"id": f"p{i}", "prompt": test.prompts[i],
+                         "embedding": test.embeddings[i].tolist()}) for i in range(5)]
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    done = cli("route", str(folder), "--file", str(prompts), "--lam", "0.5",
+               "--format", "jsonl")
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["id"] for r in rows] == [f"p{i}" for i in range(5)]
+    from routeharness import saved
+
+    expected = saved.load(folder).route_vectors(test.embeddings[:5], 0.5).rows()
+    assert [r["model"] for r in rows] == [r["model"] for r in expected]
+    for row in rows:  # the chosen model's predictions are the best utility at lam 0.5
+        assert row["predicted_score"] == row["predicted"][row["model"]]["score"]
+    # --budget picks a trade-off on validation and says which
+    done = cli("route", str(folder), "--file", str(prompts), "--budget", "0", "--format",
+               "jsonl")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "--budget 0 USD per 1,000 prompts: lam = " in done.stderr
+    # bad input: one line, non-zero
+    prompts.write_text('{"prompt": "x", "embedding": [1, 2]}\n{"prompt": "y"}\n',
+                       encoding="utf-8")
+    done = cli("route", str(folder), "--file", str(prompts))
+    assert done.returncode != 0
+    assert "some prompts have an \"embedding\" and some do not" in done.stderr.splitlines()[-1]
+
+
+def test_loading_refuses_what_it_cannot_honour(synth, tmp_path):
+    from routeharness import saved
+
+    folder = tmp_path / "lin"
+    saved.save(saved.fit("linear", synth, encoder="precomputed"), folder)
+    state = folder / "state.safetensors"
+    blob = bytearray(state.read_bytes())
+    blob[-1] ^= 0xFF
+    state.write_bytes(bytes(blob))
+    with pytest.raises(RouteHarnessError, match="sha256 is not the one the manifest records"):
+        saved.load(folder)
+    state.write_bytes(bytes(blob[:-1]) + bytes([blob[-1] ^ 0xFF]))  # restored
+    saved.load(folder)
+    manifest = json.loads((folder / "manifest.json").read_text("utf-8"))
+    manifest["router"]["version"] = "0.0.1"
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(RouteHarnessError, match=r"saved with version '0\.0\.1'.*refit"):
+        saved.load(folder)
+    with pytest.raises(RouteHarnessError, match="exists and is not an empty folder"):
+        saved.save(saved.fit("linear", synth, encoder="precomputed"), folder)
+    with pytest.raises(RouteHarnessError, match="not a saved router"):
+        saved.load(tmp_path / "nothing")
+
+
+def test_a_router_that_is_not_saveable_is_refused_before_work(cli, tmp_path,
+                                                               tmp_path_factory):
+    from plugin_site import env_with, plugin_site
+
+    # the third-party test plugin's router declares no saveable tag
+    done = cli("fit", "-r", "second-cheapest", "-t", "routerbench", "-o", str(tmp_path / "x"),
+               env=env_with(plugin_site(tmp_path_factory)))
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1] == (
+        "Error: router 'second-cheapest' cannot be saved: its tags do not declare "
+        "saveable=True (see docs/writing-a-router.md)")
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("lines, message", [
+    (['{"prompt": ""}'], "non-blank"),
+    (['{"prompt": "a", "colour": 1}'], "unknown key"),
+    (['{"prompt": "a", "id": 1}', '{"prompt": "b", "id": 1}'], "given twice"),
+    (['{"prompt": "a", "embedding": [1, "x"]}'], "finite numbers"),
+    (['{"prompt": "a", "embedding": [1, 2]}', '{"prompt": "b", "embedding": [1]}'],
+     "different lengths"),
+    (['{"prompt": "a"'], "not valid JSON"),
+    ([], "no prompt"),
+])
+def test_prompt_input_problems_are_one_line(lines, message):
+    with pytest.raises(RouteHarnessError, match=message):
+        read_prompts(lines, "input")
+
+
+def test_plain_lines_are_prompts():
+    items = read_prompts(["hello there", "", '{"prompt": "x", "id": "q", "group": "g"}'], "in")
+    assert [(i.id, i.prompt, i.group) for i in items] == [("1", "hello there", None),
+                                                          ("q", "x", "g")]
