@@ -5,9 +5,11 @@ out of a ``pyarrow.Table``."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
+import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -55,9 +57,16 @@ _HIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 _BLANK_LOOKING = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 
+#: an ASCII letter or digit: a text holding one shows something (the fast answer for
+#: nearly every prompt, without a Unicode lookup per character)
+_VISIBLE_ASCII = re.compile(r"[A-Za-z0-9]")
+
+
 def is_blank(text: str) -> bool:
     """True when ``text`` shows nothing: empty, whitespace, or only invisible characters
     (the zero-width space U+200B and other format or control characters, separators)."""
+    if _VISIBLE_ASCII.search(text):
+        return False
     return all(ch.isspace() or ch in _BLANK_LOOKING
                or unicodedata.category(ch) in _HIDDEN | {"Zs"} for ch in text)
 
@@ -72,6 +81,16 @@ def name_problem(name: str) -> str | None:
     if name != name.strip():
         return "has leading or trailing whitespace"
     return None
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def group_problem(name: str | None) -> str | None:
+    """Why a row's group (as text, None when missing) cannot be used; None when it can.
+    Cached: a million rows hold a few group names."""
+    if name is None or is_blank(name):
+        return "missing group"
+    why = name_problem(name)
+    return f"group name {name!r} {why}" if why else None
 
 
 def prompt_key(prompt: str, image: Any = None) -> str:
@@ -116,23 +135,32 @@ def read_embeddings(arrow: Any) -> tuple[np.ndarray | None, list[Problem]]:
 
     Arrow lists of numbers (parquet, ``datasets``, JSON lines) are read without a Python
     loop (2 x 10^5 rows of 384 in 0.1 s on 2 cores); text cells (CSV) are parsed as JSON
-    arrays row by row (about 3,000 rows of 384 a second)."""
+    arrays row by row (about 3,000 rows of 384 a second). ``embedding_problems`` checks
+    without building the matrix."""
     column = arrow.column(EMBEDDING)
     if _numeric_lists(column.type):
-        return _from_arrow_lists(column.combine_chunks())
+        return _from_arrow_lists(column.chunks)
     return _from_cells(column.to_pylist())
 
 
-def _from_arrow_lists(array: Any) -> tuple[np.ndarray | None, list[Problem]]:
+def _from_arrow_lists(chunks: Sequence[Any]) -> tuple[np.ndarray | None, list[Problem]]:
+    """Each chunk's list lengths and flat values, joined: one copy for several chunks, a
+    view of Arrow's read-only buffer for one (which ``_finish`` copies)."""
     import numpy as np
     import pyarrow.compute as pc
 
-    missing = array.is_null().to_numpy(zero_copy_only=False)
-    lengths = pc.list_value_length(array).fill_null(0).to_numpy(zero_copy_only=False)
-    lengths = np.asarray(lengths, dtype=np.int64)
-    flat = pc.list_flatten(array)
-    values = flat.to_numpy(zero_copy_only=False)  # float32 stays float32: no copy
-    null_values = flat.is_null().to_numpy(zero_copy_only=False) if flat.null_count else None
+    def joined(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+
+    missing = joined([c.is_null().to_numpy(zero_copy_only=False) for c in chunks], bool)
+    lengths = joined([np.asarray(pc.list_value_length(c).fill_null(0).to_numpy(
+        zero_copy_only=False), dtype=np.int64) for c in chunks], np.int64)
+    flats = [pc.list_flatten(c) for c in chunks]
+    values = joined([f.to_numpy(zero_copy_only=False) for f in flats], np.float32)
+    null_values = (joined([f.is_null().to_numpy(zero_copy_only=False) for f in flats], bool)
+                   if any(f.null_count for f in flats) else None)
     return _finish(values, lengths, missing, null_values)
 
 
@@ -186,14 +214,11 @@ def _cell(cell: Any) -> tuple[list[Any] | None, str | None]:
     return list(cell), None
 
 
-def _finish(values: np.ndarray, lengths: np.ndarray, missing: np.ndarray,
-            null_values: np.ndarray | None, skip: set[int] | None = None
-            ) -> tuple[np.ndarray | None, list[Problem]]:
-    """Check rows given as flat values and per-row lengths (0 for a missing row);
-    ``null_values`` marks nulls inside the lists (None: there are none)."""
+def _row_problems(lengths: np.ndarray, missing: np.ndarray, skip: set[int]
+                  ) -> tuple[list[Problem], int]:
+    """Rows missing a vector, empty, or of another length than the first: (problems, d)."""
     import numpy as np
 
-    skip = skip or set()
     problems: list[Problem] = [(int(r), "missing embedding: every row needs a list of "
                                 "numbers when the dataset has an embedding column")
                                for r in np.flatnonzero(missing) if int(r) not in skip]
@@ -207,10 +232,53 @@ def _finish(values: np.ndarray, lengths: np.ndarray, missing: np.ndarray,
         problems.append((int(r), f"embedding has {count} number{'s' * (count != 1)}, but row "
                                  f"{int(sized[0])} has {dimension}: one dimension for "
                                  "every row"))
+    return problems, dimension
+
+
+def _all_finite(values: np.ndarray) -> bool:
+    """Every number finite as float32, without a mask of the array's size: a float64 sum
+    of float32 numbers cannot overflow, so it is finite exactly when every number is."""
+    import numpy as np
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        as32 = values.astype(np.float32, copy=False).reshape(-1)
+        return bool(np.isfinite(np.add.reduce(as32, dtype=np.float64)))
+
+
+def embedding_problems(arrow: Any) -> list[Problem]:
+    """The problems ``read_embeddings`` finds, without building the matrix when every
+    number is present and finite (the validation's case: no copy of 10^6 vectors)."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    column = arrow.column(EMBEDDING)
+    if _numeric_lists(column.type):
+        flats = [pc.list_flatten(c) for c in column.chunks]
+        if not any(f.null_count for f in flats) and all(
+                _all_finite(f.to_numpy(zero_copy_only=False)) for f in flats):
+            missing = np.concatenate([np.zeros(0, bool)] + [
+                c.is_null().to_numpy(zero_copy_only=False) for c in column.chunks])
+            lengths = np.concatenate([np.zeros(0, np.int64)] + [np.asarray(
+                pc.list_value_length(c).fill_null(0).to_numpy(zero_copy_only=False),
+                dtype=np.int64) for c in column.chunks])
+            return sorted(_row_problems(lengths, missing, set())[0])
+    return read_embeddings(arrow)[1]
+
+
+def _finish(values: np.ndarray, lengths: np.ndarray, missing: np.ndarray,
+            null_values: np.ndarray | None, skip: set[int] | None = None
+            ) -> tuple[np.ndarray | None, list[Problem]]:
+    """Check rows given as flat values and per-row lengths (0 for a missing row);
+    ``null_values`` marks nulls inside the lists (None: there are none)."""
+    import numpy as np
+
+    skip = skip or set()
+    problems, dimension = _row_problems(lengths, missing, skip)
     with np.errstate(over="ignore", invalid="ignore"):
         as32 = values.astype(np.float32, copy=False)
-    finite = np.isfinite(as32)
-    bad = np.flatnonzero(~finite if null_values is None else ~finite | null_values)
+    clean = null_values is None and _all_finite(as32)
+    bad = np.empty(0, dtype=np.int64) if clean else np.flatnonzero(
+        ~np.isfinite(as32) if null_values is None else ~np.isfinite(as32) | null_values)
     if bad.size:
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         owner = np.repeat(np.arange(len(lengths)), lengths)

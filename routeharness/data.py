@@ -45,6 +45,15 @@ from routeharness.columns import (  # noqa: F401  (the column schema, re-exporte
 from routeharness.errors import DataError
 from routeharness.validation import outcome_problems, validate_table
 
+#: texts hashed per ``update`` by ``RoutingData.fingerprint``
+_FINGERPRINT_BLOCK = 1 << 16
+
+
+def _raw_bytes(values: np.ndarray, dtype: str) -> np.ndarray:
+    """The bytes of ``values`` as ``dtype``, C order (what ``tobytes`` gives), uncopied
+    where they already are."""
+    return np.ascontiguousarray(values, dtype).reshape(-1).view(np.uint8)
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -184,15 +193,18 @@ class RoutingData:
         """sha256 of ids, prompts, groups, scores, costs and the ``embedding`` vectors
         where there are any: identical data, identical hash."""
         digest = hashlib.sha256()
-        for text in (*self.ids, "\x00", *self.prompts, "\x00", *map(str, self.groups), "\x00",
-                     *self.model_names):
-            digest.update(text.encode("utf-8", "surrogatepass"))
-            digest.update(b"\x1f")
-        digest.update(np.ascontiguousarray(np.nan_to_num(self.scores, nan=-1.0), "<f8").tobytes())
-        digest.update(np.ascontiguousarray(np.nan_to_num(self.costs, nan=-1.0), "<f8").tobytes())
+        texts = (*self.ids, "\x00", *self.prompts, "\x00", *map(str, self.groups), "\x00",
+                 *self.model_names)
+        # each text then a unit separator, as bytes: joined in blocks (the same bytes as
+        # one update per text, a few calls instead of millions)
+        for start in range(0, len(texts), _FINGERPRINT_BLOCK):
+            block = texts[start:start + _FINGERPRINT_BLOCK]
+            digest.update(("\x1f".join(block) + "\x1f").encode("utf-8", "surrogatepass"))
+        for values in (self.scores, self.costs):  # buffers hashed in place, not copied
+            digest.update(_raw_bytes(np.nan_to_num(values, nan=-1.0), "<f8"))
         if self.embeddings is not None:  # absent: the hash of data without vectors is kept
             digest.update(b"embedding\x1f")
-            digest.update(np.ascontiguousarray(self.embeddings, "<f4").tobytes())
+            digest.update(_raw_bytes(self.embeddings, "<f4"))
         return digest.hexdigest()
 
     # --- conversion -------------------------------------------------------------------

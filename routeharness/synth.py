@@ -12,6 +12,7 @@ models better); in between each cell comes from the profile with probability
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -58,6 +59,9 @@ def _independent(n: int, n_models: int, graded: bool, rng: np.random.Generator) 
     return (rng.random((n, n_models)) < rates).astype(float)
 
 
+#: rows drawn per block: 10^6 prompts of 384 without 3 GB float64 temporaries
+_BLOCK = 1 << 15
+
 #: the most numbers (embedding values and outcome and cost cells) one synthetic task may
 #: hold: about 8 GB in memory while it is built, far more than a test or benchmark needs
 MAX_CELLS = 10**9
@@ -82,6 +86,51 @@ def _check(n_train: int, n_val: int, n_test: int, n_models: int, dim: int, n_clu
         raise RouteHarnessError("synthetic task: locality must be in [0, 1] and noise >= 0")
 
 
+@dataclass(frozen=True)
+class SynthSplit:
+    """One synthetic split as arrays: ``X`` (n, dim) float32 unit rows, each row's
+    ``cluster`` (its group), ``scores`` and ``costs`` (n, m) in USD."""
+
+    X: np.ndarray
+    cluster: np.ndarray
+    scores: np.ndarray
+    costs: np.ndarray
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": int(self.X.shape[0]), "dim": int(self.X.shape[1]),
+                "models": int(self.scores.shape[1])}
+
+
+def synthetic_arrays(n_train: int, n_val: int, n_test: int, *, n_models: int = 5,
+                     dim: int = 32, n_clusters: int = 8, locality: float = 1.0,
+                     graded: bool = False, seed: int = 0, noise: float = 0.1
+                     ) -> tuple[dict[str, SynthSplit], np.ndarray]:
+    """The numbers of ``synthetic_task`` (the same random stream, so the same values)
+    without its texts and table: (splits, the models' prices), for benchmarks at 10^6
+    prompts that need only vectors and outcomes."""
+    _check(n_train, n_val, n_test, n_models, dim, n_clusters, locality, noise, seed)
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_clusters, dim))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    profiles = _profiles(n_clusters, n_models, graded, rng)
+    prices = BASE_PRICE * PRICE_RANGE ** (np.arange(n_models) / max(n_models - 1, 1))
+    splits = {}
+    for split, n in zip(SPLITS, (n_train, n_val, n_test)):
+        clusters = rng.integers(0, n_clusters, size=n)
+        X = np.empty((n, dim), dtype=np.float32)
+        for start in range(0, n, _BLOCK):  # the same draws as one call, less memory
+            rows = slice(start, min(start + _BLOCK, n))
+            points = centres[clusters[rows]] + noise / np.sqrt(dim) * rng.normal(
+                size=(rows.stop - rows.start, dim))
+            norms = np.linalg.norm(points, axis=1, keepdims=True)
+            X[rows] = points / np.where(norms > 0, norms, 1.0)
+        local = rng.random((n, n_models)) < locality
+        scores = np.where(local, profiles[clusters], _independent(n, n_models, graded, rng))
+        costs = prices[None, :] * rng.uniform(0.5, 1.5, size=(n, 1))
+        splits[split] = SynthSplit(X, clusters, scores, costs)
+    return splits, prices
+
+
 def synthetic_task(n_train: int, n_val: int, n_test: int, *, n_models: int = 5,
                    dim: int = 32, n_clusters: int = 8, locality: float = 1.0,
                    graded: bool = False, seed: int = 0, noise: float = 0.1
@@ -97,34 +146,23 @@ def synthetic_task(n_train: int, n_val: int, n_test: int, *, n_models: int = 5,
     """
     from routeharness.dataio import task_from_table
 
-    _check(n_train, n_val, n_test, n_models, dim, n_clusters, locality, noise, seed)
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(n_clusters, dim))
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    profiles = _profiles(n_clusters, n_models, graded, rng)
-    prices = BASE_PRICE * PRICE_RANGE ** (np.arange(n_models) / max(n_models - 1, 1))
+    splits, prices = synthetic_arrays(n_train, n_val, n_test, n_models=n_models, dim=dim,
+                                      n_clusters=n_clusters, locality=locality,
+                                      graded=graded, seed=seed, noise=noise)
     names = [f"m{j}" for j in range(n_models)]
     columns: dict[str, list[Any]] = {"id": [], "prompt": [], "group": [], "split": []}
     columns.update({f"score:{name}": [] for name in names})
     columns.update({f"cost:{name}": [] for name in names})
-    embeddings: dict[str, np.ndarray] = {}
-    for split, n in zip(SPLITS, (n_train, n_val, n_test)):
-        clusters = rng.integers(0, n_clusters, size=n)
-        points = centres[clusters] + noise / np.sqrt(dim) * rng.normal(size=(n, dim))
-        norms = np.linalg.norm(points, axis=1, keepdims=True)
-        embeddings[split] = (points / np.where(norms > 0, norms, 1.0)).astype(np.float32)
-        local = rng.random((n, n_models)) < locality
-        scores = np.where(local, profiles[clusters],
-                          _independent(n, n_models, graded, rng))
-        costs = prices[None, :] * rng.uniform(0.5, 1.5, size=(n, 1))
+    for split, part in splits.items():
+        n = part.X.shape[0]
         columns["id"] += [f"{split}-{i}" for i in range(n)]
         columns["prompt"] += [f"Synthetic {split} prompt {i} about topic {c}."
-                              for i, c in enumerate(clusters)]
-        columns["group"] += [f"g{c}" for c in clusters]
+                              for i, c in enumerate(part.cluster)]
+        columns["group"] += [f"g{c}" for c in part.cluster]
         columns["split"] += [split] * n
         for j, name in enumerate(names):
-            columns[f"score:{name}"] += scores[:, j].tolist()
-            columns[f"cost:{name}"] += costs[:, j].tolist()
+            columns[f"score:{name}"] += part.scores[:, j].tolist()
+            columns[f"cost:{name}"] += part.costs[:, j].tolist()
     models = [ModelInfo(name, description=f"synthetic model {j}, {prices[j]:.4g} USD per call")
               for j, name in enumerate(names)]
     descriptions = {f"g{c}": f"synthetic topic {c}" for c in range(n_clusters)}
@@ -133,4 +171,4 @@ def synthetic_task(n_train: int, n_val: int, n_test: int, *, n_models: int = 5,
                            group_descriptions=descriptions,
                            notes=[f"synthetic: {n_clusters} clusters, locality {locality}, "
                                   f"{'graded' if graded else '0/1'} scores, seed {seed}"])
-    return task, embeddings
+    return task, {split: part.X for split, part in splits.items()}

@@ -39,12 +39,13 @@ from routeharness.columns import (
     REQUIRED_COLUMNS,
     SCORE_PREFIX,
     SPLITS,
+    embedding_problems,
     float_column,
+    group_problem,
     is_blank,
     model_names_of,
     name_problem,
     prompt_key,
-    read_embeddings,
     split_problems,
 )
 from routeharness.errors import DataError
@@ -198,10 +199,9 @@ def _check_cells(arrow: Any, names: list[str], add: Any) -> None:
             add("empty prompt (blank or only invisible characters, and no image): nothing "
                 "to route on", row, "prompt")
     for row, value in enumerate(arrow.column("group").to_pylist()):
-        if value is None or is_blank(str(value)):
-            add("missing group", row, "group")
-        elif name_problem(str(value)):
-            add(f"group name {str(value)!r} {name_problem(str(value))}", row, "group")
+        problem = group_problem(None if value is None else str(value))  # cached per name
+        if problem:
+            add(problem, row, "group")
     if "embed_text" in arrow.column_names:
         texts = arrow.column("embed_text").to_pylist()
         for row, (value, image) in enumerate(zip(texts, images)):
@@ -210,7 +210,7 @@ def _check_cells(arrow: Any, names: list[str], add: Any) -> None:
             elif is_blank(value) and image is None:
                 add("blank embed_text (and no image): nothing to embed; write the text, or "
                     "drop the embed_text column to embed the prompt", row, "embed_text")
-    for row, problem in (read_embeddings(arrow)[1] if EMBEDDING in arrow.column_names
+    for row, problem in (embedding_problems(arrow) if EMBEDDING in arrow.column_names
                          else ()):
         add(problem, row, EMBEDDING)
     for name in names:

@@ -16,6 +16,7 @@ from routeharness_knn.router import (
     plan_index,
     recall_at_k,
 )
+from routeharness_knn.search import TARGET_RECALL
 
 from routeharness import metrics
 from routeharness.base import clone
@@ -42,18 +43,37 @@ def task():
 def test_plan_follows_the_rules():
     assert plan_index(20_000, 10, "ivf") == plan_index(20_000, 10, "ivf", nprobe=None)
     ivf = plan_index(20_000, 10, "ivf")
-    assert (ivf.nlist, ivf.nprobe) == (512, 64)  # 4 sqrt(n) = 566, capped at n / 39 = 512
-    assert plan_index(10**6, 10, "ivf").nlist == 4000
-    assert plan_index(10, 10, "ivf").nlist == 1 and plan_index(10, 10, "ivf").nprobe == 1
-    assert plan_index(20_000, 10, "ivf", nprobe=10**6).nprobe == 512  # never above nlist
-    small = plan_index(3000, 100, "ivf")  # 76 lists of ~39: an eighth would find ~370
-    assert (small.nlist, small.nprobe) == (76, 26)  # enough lists for ~10 k candidates
+    assert (ivf.nlist, ivf.nprobe) == (141, None)  # sqrt(n); nprobe chosen at the build
+    assert plan_index(10**6, 10, "ivf").nlist == 1000
+    assert plan_index(1000, 10, "ivf").nlist == 25  # sqrt(n) = 32, capped at n / 39
+    assert plan_index(10, 10, "ivf").nlist == 1
+    assert plan_index(20_000, 10, "ivf", nprobe=10**6).nprobe == 141  # never above nlist
+    assert plan_index(3000, 100, "ivf", nprobe=7).nprobe == 7  # given: used as is
     hnsw = plan_index(1000, 100, "hnsw", ef_search=16)
     assert (hnsw.m, hnsw.ef_construction, hnsw.ef_search) == (32, 80, 100)  # efSearch >= k
     assert plan_index(AUTO_HNSW_FROM - 1, 10, "auto").kind == "flat"
     assert plan_index(AUTO_HNSW_FROM, 10, "auto").kind == "hnsw"
     assert plan_index(5, 3).to_dict() == {"kind": "flat", "n": 5, "nlist": None, "nprobe": None,
-                                          "m": None, "ef_construction": None, "ef_search": None}
+                                          "m": None, "ef_construction": None, "ef_search": None,
+                                          "recall": None}
+
+
+def test_ivf_nprobe_is_chosen_by_measured_recall():
+    points = _clustered(20_000, 64, 50, seed=1)
+    outcomes = SimpleNamespace(n=20_000, m=2, scores=np.zeros((20_000, 2)),
+                               costs=np.ones((20_000, 2)))
+    clear_index_cache()
+    router = KNNRouter(k=10, index="ivf").fit(points, outcomes)
+    plan = router.search_settings()
+    assert plan["kind"] == "ivf" and plan["recall"] >= TARGET_RECALL
+    assert 1 <= plan["nprobe"] <= plan["nlist"] and plan["nprobe"] & (plan["nprobe"] - 1) == 0
+    if plan["nprobe"] > 1:  # the fewest lists: half as many find less
+        halved = recall_at_k(points, points[:300], 10, index="ivf", nprobe=plan["nprobe"] // 2)
+        assert halved < recall_at_k(points, points[:300], 10, index="ivf",
+                                    nprobe=plan["nprobe"])
+    given = KNNRouter(k=10, index="ivf", nprobe=3).fit(points, outcomes).search_settings()
+    assert (given["nprobe"], given["recall"]) == (3, None)
+    clear_index_cache()
 
 
 @pytest.mark.parametrize("cls", [KNNRouter, KNNVoteRouter])
