@@ -102,6 +102,9 @@ class Fitted:
     chosen: str | None
     fit_seconds: float
     route_seconds: float
+    #: the search the router resolved (kNN's index: kind, nlist/nprobe and the recall
+    #: that chose it, hnsw's settings), when it says (``search_settings()``)
+    search: dict[str, Any] | None = None
 
 
 def _test_rows(embedded: EmbeddedTask) -> tuple[np.ndarray, RoutingData, np.ndarray]:
@@ -131,7 +134,9 @@ def fit_route(plan: RouterRun, embedded: EmbeddedTask, seed: int, protocol: Prot
     final_params = router.get_params() if hasattr(router, "get_params") else params
     index = getattr(router, "model_index_", None)
     chosen = task.models[index].name if isinstance(index, int) else None
-    return Fitted(params, choices, final_params, chosen, fit_seconds, route_seconds)
+    settings = getattr(router, "search_settings", None)
+    search = jsonable(settings()) if callable(settings) else None
+    return Fitted(params, choices, final_params, chosen, fit_seconds, route_seconds, search)
 
 
 def finish(plan: RouterRun, embedded: EmbeddedTask, seed: int, protocol: Protocol,
@@ -169,6 +174,7 @@ def finish(plan: RouterRun, embedded: EmbeddedTask, seed: int, protocol: Protoco
         "curve": {"lambda": [("inf" if np.isinf(x) else x) for x in protocol.lambdas],
                   **scored["curve"]},
         "frontier": scored["frontier"],
+        **({"search": fitted.search} if fitted.search is not None else {}),
     }, fitted.choices, test_eval)
 
 

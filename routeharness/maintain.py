@@ -166,13 +166,13 @@ def update(folder: str | Path, outcomes: str | Path) -> UpdateReport:
 
 def _vectors(current: Any, new: Any, added: np.ndarray) -> np.ndarray:
     """The new prompts' vectors: their ``embedding`` column, or the saved encoder's."""
+    if not len(added):
+        return np.zeros((0, int(current.manifest["encoder"]["dimension"])), np.float32)
     if current.manifest["encoder"]["name"] == "precomputed" or new.embeddings is not None:
         if new.embeddings is None:
             raise RouteHarnessError("this router routes the dataset's own vectors: the new "
                                     "outcomes need an \"embedding\" column")
         return np.asarray(new.embeddings[added], dtype=np.float32)
-    if not len(added):
-        return np.zeros((0, int(current.manifest["encoder"]["dimension"])), np.float32)
     texts = new.subset(added).texts_to_embed()
     return np.asarray(current.encoder().encode(texts), dtype=np.float32)
 

@@ -14,7 +14,7 @@ from routeharness.errors import RouteHarnessError
 from routeharness.evaluate import Protocol, plan_routers, route_one
 from routeharness.routing_input import read_prompts
 
-SAVEABLE = ["linear", "best-single"]
+SAVEABLE = ["knn", "knn-vote", "linear", "mlp", "best-single"]
 
 
 @pytest.fixture(scope="module")
