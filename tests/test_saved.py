@@ -163,3 +163,38 @@ def test_plain_lines_are_prompts():
     items = read_prompts(["hello there", "", '{"prompt": "x", "id": "q", "group": "g"}'], "in")
     assert [(i.id, i.prompt, i.group) for i in items] == [("1", "hello there", None),
                                                           ("q", "x", "g")]
+
+
+#: every built-in router; the learned ones with their defaults (tuning them on top adds
+#: minutes, not coverage: tuning is the same code path as eval's, checked above)
+BUILT_IN = ["knn", "knn-vote", "linear", "mlp", "mlp-select", "routerdc", "graphrouter",
+            "bandit", "best-single", "cheapest", "random"]
+
+
+@pytest.mark.parametrize("router", BUILT_IN)
+def test_every_built_in_router_routes_routerbench_as_eval_after_fit(router, mbpp, tmp_path):
+    """fit then route on RouterBench (its MBPP group, real MiniLM embeddings) gives eval's
+    test routes for the same router, seed and trade-off."""
+    from routeharness import saved
+    from routeharness.base import one_torch_thread
+
+    tune = router in ("knn", "knn-vote", "linear")
+    with one_torch_thread():
+        fitted = saved.fit(router, "routerbench:mbpp", encoder="minilm", seed=2, tune=tune)
+        saved.save(fitted, tmp_path / "r")
+        loaded = saved.load(tmp_path / "r")
+        embedded = _embedded(mbpp)
+        protocol = Protocol(seeds=(2,), n_bootstrap=0, tune=tune)
+        routed = route_one(plan_routers([router], references=False)[0], embedded, 2, protocol)
+    rows = mbpp.test.complete_rows()
+    X, groups = mbpp.X["test"][rows], list(mbpp.test.groups[rows])
+    for i, lam in enumerate(protocol.lambdas):
+        got = loaded.route_vectors(X, float(lam), groups=groups).choices
+        np.testing.assert_array_equal(got, routed.choices[i], err_msg=f"{router} lam={lam}")
+
+
+def _embedded(problem):
+    from routeharness.embedding import EmbeddedTask
+
+    return EmbeddedTask(problem.task, problem.X, 0, 0, [], problem.train.encode_text,
+                        problem.train.encoder_path)
