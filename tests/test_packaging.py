@@ -80,6 +80,10 @@ def test_ci_runs_the_readme_commands_and_fails_on_any_pytest_failure():
     ci = (ROOT / ".ci" / "run").read_text("utf-8").splitlines()
     commands = [line for line in ci if line.strip() and not line.startswith("#")]
     assert "set -euo pipefail" in commands
+    # the leaderboard check runs after the install, before the tests (pytest stays last)
+    verify = [i for i, c in enumerate(commands) if c.endswith(".ci/verify_submissions")]
+    assert verify == [len(commands) - 2], commands
+    commands = commands[:verify[0]] + commands[verify[0] + 1:]
     # the README's first command, step by step (pip's -q aside), then its test command
     first = _readme_commands()[0].split(" && ")
     assert [c.replace(" -q", "") for c in commands[-4:-1]] == first[:3]
