@@ -21,6 +21,7 @@ from routeharness.errors import RouteHarnessError, UnknownNameError
 from routeharness.jsonfiles import (
     RecordFormatError,
     encode,
+    exact_keys,
     flag,
     get,
     mapping,
@@ -285,12 +286,7 @@ class Submission:
     @classmethod
     def from_dict(cls, data: Any) -> Submission:
         data = mapping(data, "submission")
-        missing = [k for k in SUBMISSION_KEYS if k not in data]
-        unknown = sorted(set(data) - set(SUBMISSION_KEYS))
-        if missing or unknown:
-            raise RecordFormatError(", ".join(
-                ([f"missing key(s) {missing}"] if missing else [])
-                + ([f"unknown key(s) {unknown}"] if unknown else [])))
+        exact_keys(data, SUBMISSION_KEYS)
         board = get(data, "board", "", mapping)
         router = get(data, "router", "", mapping)
         for key in ("name", "distribution", "version"):

@@ -121,6 +121,17 @@ def mapping(value: Any, path: str) -> dict[str, Any]:
     return value
 
 
+def exact_keys(data: dict[str, Any], keys: tuple[str, ...]) -> None:
+    """A ``RecordFormatError`` naming the keys of ``keys`` that ``data`` lacks and the
+    ones it has beyond them."""
+    missing = [k for k in keys if k not in data]
+    unknown = sorted(set(data) - set(keys))
+    if missing or unknown:
+        raise RecordFormatError(", ".join(
+            ([f"missing key(s) {missing}"] if missing else [])
+            + ([f"unknown key(s) {unknown}"] if unknown else [])))
+
+
 def items(value: Any, path: str) -> list[Any]:
     if not isinstance(value, list):
         raise shape_error(path, "a list", value)

@@ -86,6 +86,32 @@ def plain(value: Any) -> Any:
     return value
 
 
+def check_layout(owner: str, state: RouterState,
+                 layout: Mapping[str, tuple[str | None, ...] | None], prefixes: tuple[str, ...],
+                 sizes: dict[str, int]) -> dict[str, int]:
+    """A one-line ``StateError`` unless ``state`` holds exactly ``layout``'s names and
+    arrays named with ``prefixes`` (a network's), each array of ``layout`` with the
+    dimensions it names (``"n"``, ``"m"``...: equal wherever they appear, seeded from
+    ``sizes``; None: any; a layout entry of None is a JSON value). Returns the sizes."""
+    names = set(state.arrays) | set(state.values)
+    odd = sorted(n for n in names - set(layout) if not n.startswith(prefixes))
+    if odd or not set(layout) <= names:
+        raise StateError(f"{owner}: the state lacks {sorted(set(layout) - names)} or holds "
+                         f"unknown {odd}")
+    sizes = dict(sizes)
+    for name, dims in layout.items():
+        if dims is None:
+            continue
+        shape = np.shape(state.arrays.get(name))
+        ok = len(shape) == len(dims)
+        for size, dim in zip(shape, dims):
+            ok = ok and (dim is None or sizes.setdefault(dim, size) == size)
+        if not ok:
+            raise StateError(f"{owner}: the state's {name} has shape {shape}, which does not "
+                             f"fit {sizes} (expected {dims})")
+    return sizes
+
+
 def fitted_names(router: Any) -> list[str]:
     """The router's fitted attributes: public names ending in ``_``."""
     return sorted(n for n in vars(router) if n.endswith("_") and not n.startswith("_"))

@@ -17,18 +17,15 @@ refuses one whose committed record would not mark it verified.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from routeharness.boards import Board, LeaderboardError, Submission
+from routeharness.boards import Board, LeaderboardError, Submission, checksum
 from routeharness.errors import RouteHarnessError
 from routeharness.jsonfiles import (
-    RecordFormatError,
-    encode,
+    exact_keys,
     flag,
     get,
     integer,
@@ -98,20 +95,12 @@ class VerificationRecord:
 
     def computed_checksum(self) -> str:
         """sha256 over the record's canonical JSON, its checksum field left out."""
-        body = {k: v for k, v in self.to_dict().items() if k != "checksum"}
-        canonical = json.dumps(encode(body), sort_keys=True, separators=(",", ":"),
-                               allow_nan=False).encode("utf-8")
-        return "sha256:" + hashlib.sha256(canonical).hexdigest()
+        return checksum(self.to_dict())  # the submissions' rule
 
     @classmethod
     def from_dict(cls, data: Any) -> VerificationRecord:
         data = mapping(data, "verification")
-        missing = [k for k in RECORD_KEYS if k not in data]
-        unknown = sorted(set(data) - set(RECORD_KEYS))
-        if missing or unknown:
-            raise RecordFormatError(", ".join(
-                ([f"missing key(s) {missing}"] if missing else [])
-                + ([f"unknown key(s) {unknown}"] if unknown else [])))
+        exact_keys(data, RECORD_KEYS)
         board = get(data, "board", "", mapping)
         plugins = []
         for i, row in enumerate(get(data, "plugins", "", items)):

@@ -36,6 +36,7 @@ from routeharness.protocol import LOG10_LAMBDA_RANGE  # the training lams' range
 from routeharness.state import (
     RouterState,
     StateError,
+    check_layout,
     default_state,
     load_module,
     module_arrays,
@@ -76,24 +77,9 @@ _STATE_SHAPES: dict[str, tuple[str | None, ...] | None] = {
 def _check_state(state: RouterState, irt_dim: int) -> None:
     """A one-line ``StateError`` unless ``state`` holds exactly the networks' arrays and
     ``_STATE_SHAPES`` with consistent dimensions, one model record per model."""
-    names = set(state.arrays) | set(state.values)
-    odd = sorted(n for n in names - set(_STATE_SHAPES)
-                 if not n.startswith(("theta_net_.", "policy_.")))
-    if odd or not set(_STATE_SHAPES) <= names:
-        raise StateError(f"bandit: the state lacks {sorted(set(_STATE_SHAPES) - names)} or "
-                         f"holds unknown {odd}")
-    models = state.values["models_"]
-    sizes: dict[str, int] = {"k": irt_dim, "m": len(models) if isinstance(models, list) else -1}
-    for name, dims in _STATE_SHAPES.items():
-        if dims is None:
-            continue
-        shape = np.shape(state.arrays.get(name))
-        ok = len(shape) == len(dims)
-        for size, dim in zip(shape, dims):
-            ok = ok and (dim is None or sizes.setdefault(dim, size) == size)
-        if not ok:
-            raise StateError(f"bandit: the state's {name} has shape {shape}, which does not "
-                             f"fit {sizes} (expected {dims}; m: one per models_ record)")
+    models = state.values.get("models_")
+    check_layout("bandit", state, _STATE_SHAPES, ("theta_net_.", "policy_."),
+                 {"k": irt_dim, "m": len(models) if isinstance(models, list) else -1})
     if not all(isinstance(model, dict) and isinstance(model.get("name"), str)
                for model in models):
         raise StateError("bandit: the state's models_ must be model records with a name")

@@ -40,6 +40,7 @@ from routeharness.errors import DataError
 from routeharness.state import (
     RouterState,
     StateError,
+    check_layout,
     default_state,
     load_module,
     module_arrays,
@@ -81,22 +82,8 @@ _STATE_SHAPES: dict[str, tuple[str | None, ...] | None] = {
 def _check_state(state: RouterState) -> None:
     """A one-line ``StateError`` unless ``state`` holds exactly the network's arrays and
     ``_STATE_SHAPES``, with consistent dimensions: routing reads the training graph."""
-    names = set(state.arrays) | set(state.values)
-    odd = sorted(n for n in names - set(_STATE_SHAPES) if not n.startswith("network_."))
-    if odd or not set(_STATE_SHAPES) <= names:
-        raise StateError(f"graphrouter: the state lacks {sorted(set(_STATE_SHAPES) - names)} "
-                         f"or holds unknown {odd}")
-    sizes: dict[str, int] = {"m": state.values["n_models_"]}
-    for name, dims in _STATE_SHAPES.items():
-        if dims is None:
-            continue
-        shape = np.shape(state.arrays.get(name))
-        ok = len(shape) == len(dims)
-        for size, dim in zip(shape, dims):
-            ok = ok and (dim is None or sizes.setdefault(dim, size) == size)
-        if not ok:
-            raise StateError(f"graphrouter: the state's {name} has shape {shape}, which does "
-                             f"not fit {sizes} (expected {dims})")
+    sizes = check_layout("graphrouter", state, _STATE_SHAPES, ("network_.",),
+                         {"m": state.values.get("n_models_", -1)})
     index = state.values["task_index_"]
     if not isinstance(index, dict) or sorted(index.values()) != list(range(sizes["t"])):
         raise StateError(f"graphrouter: the state's task_index_ must map group names to "
