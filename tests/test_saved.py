@@ -199,3 +199,14 @@ def _embedded(problem):
 
     return EmbeddedTask(problem.task, problem.X, 0, 0, [], problem.train.encode_text,
                         problem.train.encoder_path)
+
+
+def test_fit_never_writes_into_the_dataset(synth, capsys):
+    from routeharness.cli import main
+
+    inside = Path(synth) / "train" / "router"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "-r", "linear", "-t", synth, "-e", "precomputed", "-o", str(inside), "-q"])
+    assert exit_info.value.code == 1
+    assert "would overwrite the input" in capsys.readouterr().err
+    assert not inside.exists()
