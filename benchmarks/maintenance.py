@@ -28,17 +28,17 @@ from pathlib import Path
 
 import numpy as np
 
-from routeharness import metrics
-from routeharness.base import best_models, one_torch_thread
-from routeharness.cache import EmbeddingCache
-from routeharness.embedding import embed_task
-from routeharness.encoders import get_encoder
-from routeharness.progress import Reporter
-from routeharness.protocol import Protocol, seed_streams
-from routeharness.scoring import route_split, score_choices
+from routeharness.common.progress import Reporter
+from routeharness.data.tasks import load_task
+from routeharness.embedding.cache import EmbeddingCache
+from routeharness.embedding.embed import embed_task
+from routeharness.embedding.encoders import get_encoder
+from routeharness.evaluation import metrics
+from routeharness.evaluation.protocol import Protocol, seed_streams
+from routeharness.evaluation.scoring import route_split, score_choices
+from routeharness.evaluation.tuning import TuningInputs, fit_router, make_router, plan_routers, tune
+from routeharness.routers.base import best_models, one_torch_thread
 from routeharness.study.runs import derive
-from routeharness.tasks import load_task
-from routeharness.tuning import TuningInputs, fit_router, make_router, plan_routers, tune
 
 HERE = Path(__file__).resolve().parent
 STEPS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -174,7 +174,7 @@ def part_new_model(embedded, protocol, seed) -> list[dict]:
 def _pool(outcomes, scores, costs):
     from dataclasses import replace
 
-    from routeharness.data import ModelInfo
+    from routeharness.data.dataset import ModelInfo
 
     models = [ModelInfo(f"m{j}") for j in range(scores.shape[1])]
     return replace(outcomes, scores=scores, costs=costs, models=models)
@@ -214,7 +214,7 @@ def report(result: dict, md: Path, png: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from routeharness.plots import save_figure
+    from routeharness.results.plots import save_figure
 
     prompts, models = result["prompts"], result["new_model"]
     lines = [f"Task {result['task']}, seeds {result['seeds']}, wall {result['wall_seconds']:.0f} s, "

@@ -87,7 +87,7 @@ def measure(folder: Path, prompts: list[str], calls: int, batch: int,
     """The numbers of one saved router (see the module doc); seconds."""
     import httpx
 
-    from routeharness import saved
+    from routeharness.deploy import saved
 
     started = time.perf_counter()
     router = saved.load(folder)
@@ -209,11 +209,11 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.torch_threads)
-    from routeharness import saved
-    from routeharness.base import tags_of
-    from routeharness.evaluate import plan_routers
-    from routeharness.progress import Reporter
-    from routeharness.tasks import load_task
+    from routeharness.common.progress import Reporter
+    from routeharness.data.tasks import load_task
+    from routeharness.deploy import saved
+    from routeharness.evaluation.matrix import plan_routers
+    from routeharness.routers.base import tags_of
 
     before = _uptime()
     prompts = _prompts(load_task(args.task), max(args.calls + 5, args.batch))

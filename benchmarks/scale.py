@@ -7,7 +7,7 @@ Usage: ``python benchmarks/scale.py [--sizes 10000,100000,1000000] [--queries 20
 [--timeout 1200] [--work /tmp/routeharness-scale] [--out benchmarks/scale.md]``;
 ``--rows LOG``: the report again from the JSON lines a run printed (an interrupted run).
 
-Data: ``routeharness.synth.synthetic_arrays`` (clustered unit vectors, d = ``--dim``,
+Data: ``routeharness.data.synth.synthetic_arrays`` (clustered unit vectors, d = ``--dim``,
 outcomes with locality 0.8), written once per size to ``--work`` as ``.npy`` files; the
 test prompts come from the same clusters. Every method does a router's whole job on them:
 fit, then route the test prompts (ours and NearestNeighbors: the neighbours' mean score
@@ -73,7 +73,7 @@ def _rss_mb() -> float:
 
 def write_data(n: int, args: argparse.Namespace) -> Path:
     """The synthetic training and test arrays of one size, written once."""
-    from routeharness.synth import synthetic_arrays
+    from routeharness.data.synth import synthetic_arrays
 
     folder = Path(args.work) / f"n{n}-q{args.queries}-d{args.dim}-c{args.clusters}"
     if (folder / "done").is_file():
@@ -212,7 +212,7 @@ def report(rows: list[Timing], args: argparse.Namespace, loads: list[str],
              f"`python benchmarks/scale.py --sizes {args.sizes} --queries {args.queries} "
              f"--k {args.k} --dim {args.dim} --clusters {args.clusters} --models "
              f"{args.models} --methods {args.methods}`", "",
-             f"- data: `routeharness.synth.synthetic_arrays` (seed 12), d = {args.dim}, "
+             f"- data: `routeharness.data.synth.synthetic_arrays` (seed 12), d = {args.dim}, "
              f"{args.clusters} clusters, {args.models} models, locality 0.8; "
              f"{args.queries} test prompts from the same clusters; k = {args.k}",
              f"- machine: {platform.platform()}, {os.cpu_count()} CPUs, faiss "

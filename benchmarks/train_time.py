@@ -45,12 +45,12 @@ def main() -> None:
                             Path(args.out))
         return
 
-    from routeharness import metrics
-    from routeharness.embedding import embed_task
-    from routeharness.encoders import EmbeddingCache, get_encoder
-    from routeharness.progress import Reporter
-    from routeharness.registry import get_registry
-    from routeharness.tasks import load_task
+    from routeharness.common.progress import Reporter
+    from routeharness.data.tasks import load_task
+    from routeharness.embedding.embed import embed_task
+    from routeharness.embedding.encoders import EmbeddingCache, get_encoder
+    from routeharness.evaluation import metrics
+    from routeharness.plugins.registry import get_registry
 
     task = load_task(args.task, data_dir=args.data_dir)
     cache = EmbeddingCache(os.environ.get("ROUTEHARNESS_CACHE"))
@@ -98,7 +98,7 @@ def main() -> None:
 
 def report_from_results(files: list[str], task: str, routers: list[str], out: Path) -> None:
     """The report from ``routeharness eval`` result files (merged if several)."""
-    from routeharness.results import load_json, merge_results
+    from routeharness.results.sets import load_json, merge_results
 
     loaded = [(f, load_json(f)) for f in files]
     result = merge_results(loaded).to_dict() if len(loaded) > 1 else loaded[0][1]

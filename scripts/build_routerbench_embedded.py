@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 from routeharness_routerbench.loader import EMBEDDED_PATH, build_columns, columns_to_task
 
 from routeharness import RouteHarnessError
-from routeharness.resources import task_card_path
-from routeharness.tasks import load_card
+from routeharness.common.resources import task_card_path
+from routeharness.data.tasks import load_card
 
 
 def main(source: str) -> None:

@@ -60,7 +60,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 #: tests that train a torch network on a busy machine: one intra-op thread, as
-#: ``routeharness.base.one_torch_thread`` does for fits elsewhere (RouterDC's fine-tuning
+#: ``routeharness.routers.base.one_torch_thread`` does for fits elsewhere (RouterDC's fine-tuning
 #: test: 173 s with every thread spinning on 2 shared cores, 30 s with one)
 ONE_TORCH_THREAD_TESTS = {"test_routers_learned.py::test_routerdc_finetunes_its_text_encoder",
                           "test_packaging.py::test_listed_tests_run_on_one_torch_thread"}
@@ -73,7 +73,7 @@ def _one_torch_thread_where_listed(request: pytest.FixtureRequest):
     if f"{item.path.name}::{name}" not in ONE_TORCH_THREAD_TESTS:
         yield
         return
-    from routeharness.base import one_torch_thread
+    from routeharness.routers.base import one_torch_thread
 
     with one_torch_thread():
         yield
@@ -98,7 +98,7 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def minilm():
     """The real default encoder (all-MiniLM-L6-v2 from its PyPI package)."""
-    from routeharness.encoders import get_encoder
+    from routeharness.embedding.encoders import get_encoder
 
     return get_encoder("minilm")
 
@@ -106,7 +106,7 @@ def minilm():
 @pytest.fixture(scope="session")
 def routerbench_embedded():
     """The RouterBench task from the copy embedded in the package."""
-    from routeharness.tasks import load_task
+    from routeharness.data.tasks import load_task
 
     return load_task("routerbench")
 
@@ -137,11 +137,11 @@ class RoutingProblem:
 @pytest.fixture(scope="session")
 def mbpp(cache_dir, minilm) -> RoutingProblem:
     """RouterBench's MBPP group (269 train / 128 test prompts), embedded with MiniLM."""
-    from routeharness import metrics
-    from routeharness.embedding import embed_task
-    from routeharness.encoders import EmbeddingCache
-    from routeharness.progress import Reporter
-    from routeharness.tasks import load_task
+    from routeharness.common.progress import Reporter
+    from routeharness.data.tasks import load_task
+    from routeharness.embedding.embed import embed_task
+    from routeharness.embedding.encoders import EmbeddingCache
+    from routeharness.evaluation import metrics
 
     task = load_task("routerbench:mbpp")
     embedded = embed_task(task, minilm, EmbeddingCache(cache_dir), Reporter())

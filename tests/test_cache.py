@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from routeharness.cache import COMPACT_AT, CacheWarning, EmbeddingCache
-from routeharness.embedding import embed_task, identical_embeddings
-from routeharness.errors import RouteHarnessError
-from routeharness.progress import Reporter
+from routeharness.common.errors import RouteHarnessError
+from routeharness.common.progress import Reporter
+from routeharness.embedding.cache import COMPACT_AT, CacheWarning, EmbeddingCache
+from routeharness.embedding.embed import embed_task, identical_embeddings
 
 PROMPTS = [f"prompt number {i}: {'why ' * (i % 7)}is the sky blue?" for i in range(40)]
 
@@ -137,7 +137,7 @@ def test_unreadable_image_is_one_line(tmp_path):
 
 def test_embed_task_counts_prompts_and_a_resplit_task_is_all_cached(tmp_path,
                                                                      routerbench_embedded):
-    from routeharness.data import RoutingTask
+    from routeharness.data.dataset import RoutingTask
 
     task = routerbench_embedded
     encoder = CountingEncoder()
@@ -317,7 +317,7 @@ WRITER = textwrap.dedent("""
     import sys, numpy as np
     sys.path.insert(0, {tests!r})
     from test_cache import CountingEncoder, PROMPTS
-    from routeharness.encoders import EmbeddingCache
+    from routeharness.embedding.encoders import EmbeddingCache
     start = int(sys.argv[1])
     for round in range(6):
         EmbeddingCache(sys.argv[2]).embed(CountingEncoder(), PROMPTS[start + round:start + round + 20])
@@ -435,7 +435,7 @@ def test_identical_embeddings_of_empty_and_zero_rows():
     (lambda p: (p / "folder.png").mkdir() or p / "folder.png", "a directory"),
 ])
 def test_image_that_is_not_a_regular_file_is_one_line_not_a_hang(tmp_path, make, kind):
-    from routeharness.cache import image_bytes
+    from routeharness.embedding.cache import image_bytes
 
     path = make(tmp_path)
     for image in (str(path), path, {"bytes": None, "path": str(path)}):

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from routeharness.results import RESULT_SCHEMA
+from routeharness.results.sets import RESULT_SCHEMA
 
 
 def test_help_is_fast_and_imports_nothing_heavy():

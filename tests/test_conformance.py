@@ -10,9 +10,16 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from routeharness.base import SELECTION, UTILITY, BaseRouter, RouterContractError, Tags, tags_of
-from routeharness.registry import get_registry
-from routeharness.resources import builtin_dir
+from routeharness.common.resources import builtin_dir
+from routeharness.plugins.registry import get_registry
+from routeharness.routers.base import (
+    SELECTION,
+    UTILITY,
+    BaseRouter,
+    RouterContractError,
+    Tags,
+    tags_of,
+)
 from routeharness.testing import (
     ConformanceError,
     check_encoder,
@@ -243,7 +250,7 @@ def test_capabilities_gate_the_checks():
 def test_scrambled_labels_prove_nothing_leaks_through_route_split(monkeypatch):
     """A router that could see test labels through the harness would change its routes
     when they are scrambled; the check scrambles them on the path evaluate uses."""
-    import routeharness.scoring as scoring_module
+    import routeharness.evaluation.scoring as scoring_module
     from routeharness.testing import checks
 
     def leaky_route_split(router, X, data, lams, cost_scale):  # a harness bug, simulated
@@ -408,7 +415,7 @@ def test_tag_checks_catch_a_router_whose_tags_lie():
 
 
 def test_the_harness_passes_groups_only_to_routers_that_declare_them():
-    from routeharness.evaluate import route_split
+    from routeharness.evaluation.matrix import route_split
     from routeharness.testing import mock
 
     problem = mock.tradeoff_problem()
@@ -423,7 +430,7 @@ class _ForgetfulState(_Good):
     """Declares saveable, but its state forgets ``costs_``, which routing reads."""
 
     def get_state(self):
-        from routeharness.state import default_state
+        from routeharness.routers.state import default_state
 
         self._check_fitted()
         return default_state(self, skip=("costs_",))
@@ -442,7 +449,7 @@ class _StateBeforeFit(_Good):
     """get_state() before fit returns an empty state instead of raising NotFittedError."""
 
     def get_state(self):
-        from routeharness.state import RouterState
+        from routeharness.routers.state import RouterState
 
         return RouterState() if not hasattr(self, "scores_") else super().get_state()
 

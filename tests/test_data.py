@@ -9,9 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from routeharness.data import RoutingData, carve_validation, validate_table
-from routeharness.errors import DataError, TaskCardError
-from routeharness.tasks import load_card, load_local, load_task
+from routeharness.common.errors import DataError, TaskCardError
+from routeharness.data.dataset import RoutingData, carve_validation, validate_table
+from routeharness.data.tasks import load_card, load_local, load_task
 
 
 def _table(**overrides):
@@ -63,7 +63,7 @@ def test_missing_and_unknown_columns():
 
 
 def test_models_must_match_the_task(tmp_path: Path):
-    from routeharness.data import ModelInfo
+    from routeharness.data.dataset import ModelInfo
 
     with pytest.raises(DataError, match="unknown model 'm2'"):
         RoutingData.from_table(_table(), source="x", models=[ModelInfo("m1")])
@@ -182,7 +182,7 @@ def test_card_nested_values_are_type_checked(tmp_path: Path, old: str, new: str,
 
 
 def test_multimodal_cards_declare_the_offline_image_text_encoder():
-    from routeharness.registry import get_registry
+    from routeharness.plugins.registry import get_registry
 
     tasks = Path(__file__).resolve().parent.parent / "tasks"
     for name in ("blindtest", "vhelm-mm"):

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from routeharness.cards import parse_card
 from routeharness.cli import main
-from routeharness.errors import DataError, RouteHarnessError, TaskCardError
-from routeharness.spec import parse_hub_spec, parse_task_spec
-from routeharness.tasks import load_task, validate_path
+from routeharness.common.errors import DataError, RouteHarnessError, TaskCardError
+from routeharness.data.cards import parse_card
+from routeharness.data.spec import parse_hub_spec, parse_task_spec
+from routeharness.data.tasks import load_task, validate_path
 
 HEADER = ["id", "prompt", "group", "score:small", "cost:small", "score:large", "cost:large"]
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from routeharness.cli import main
-from routeharness.dataio import task_from_table, write_task
-from routeharness.errors import DataError, RouteHarnessError, UnknownNameError
-from routeharness.spec import parse_task_spec
-from routeharness.tasks import load_local, load_task, validate_path
+from routeharness.common.errors import DataError, RouteHarnessError, UnknownNameError
+from routeharness.data.readers import task_from_table, write_task
+from routeharness.data.spec import parse_task_spec
+from routeharness.data.tasks import load_local, load_task, validate_path
 
 CORPUS = Path(__file__).resolve().parent / "data" / "malformed"
 HEADER = ["id", "prompt", "group", "score:small", "cost:small", "score:large", "cost:large"]

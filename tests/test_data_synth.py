@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from routeharness.cli import main
-from routeharness.dataio import load_path, validate_path
+from routeharness.data.readers import load_path, validate_path
 
 SMALL = ["--train", "120", "--validation", "40", "--test", "40", "--models", "3",
          "--clusters", "4", "--dim", "8"]

@@ -77,7 +77,7 @@ def test_the_pivot_snippet_builds_a_dataset_that_validates_and_loads(
     assert code == 0, err
     assert out.strip().startswith("ok:")
 
-    from routeharness.tasks import load_task
+    from routeharness.data.tasks import load_task
 
     task = load_task("mydata")
     assert task.name == "mydata" and [m.name for m in task.models] == ["small-7b", "large-70b"]

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from routeharness.cache import CacheWarning, EmbeddingCache
-from routeharness.encoders import get_encoder
-from routeharness.errors import RouteHarnessError
+from routeharness.common.errors import RouteHarnessError
+from routeharness.embedding.cache import CacheWarning, EmbeddingCache
+from routeharness.embedding.encoders import get_encoder
 
 HAS_ORT = importlib.util.find_spec("onnxruntime") is not None
 needs_ort = pytest.mark.skipif(not HAS_ORT, reason="onnxruntime not installed "

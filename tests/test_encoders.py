@@ -7,8 +7,8 @@ import warnings
 import numpy as np
 import pytest
 
-from routeharness.encoders import EmbeddingCache, get_encoder
-from routeharness.errors import RouteHarnessError, UnknownNameError
+from routeharness.common.errors import RouteHarnessError, UnknownNameError
+from routeharness.embedding.encoders import EmbeddingCache, get_encoder
 
 TEXTS = ["What is the capital of France?", "Write a function that reverses a list.",
          "Which option completes the sentence?"]
@@ -64,7 +64,7 @@ def test_real_minilm_swapped_entry_is_rebuilt(minilm, tmp_path):
 
 def test_real_minilm_truncation_gives_identical_embeddings(minilm):
     """Two prompts sharing a long passage differ only past MiniLM's 256-token window."""
-    from routeharness.embedding import identical_embeddings
+    from routeharness.embedding.embed import identical_embeddings
 
     passage = " ".join(f"sentence {i} of a long reading passage." for i in range(120))
     X = minilm.encode([passage + " Question: who wrote it?", passage + " Question: when?",
@@ -145,14 +145,14 @@ def test_clip_missing_path_is_one_line_without_the_hub(tmp_path, no_hub):
 
 
 def _zero_argument_factory():
-    from routeharness.encoders import get_encoder
+    from routeharness.embedding.encoders import get_encoder
 
     return get_encoder("minilm")
 
 
 def test_third_party_factory_without_a_parameter_refuses_an_argument():
-    from routeharness.hookspecs import hookimpl
-    from routeharness.plugins import get_plugin_manager, reset_plugin_manager
+    from routeharness.plugins.hookspecs import hookimpl
+    from routeharness.plugins.host import get_plugin_manager, reset_plugin_manager
 
     class PlainEncoderPlugin:
         @staticmethod

@@ -17,8 +17,8 @@ from test_eval_protocol import (  # noqa: F401 (fixtures)
     write_dataset,
 )
 
-from routeharness.errors import RouteHarnessError
-from routeharness.protocol import MAX_BOOTSTRAP, Protocol
+from routeharness.common.errors import RouteHarnessError
+from routeharness.evaluation.protocol import MAX_BOOTSTRAP, Protocol
 
 
 def _args(tmp_path, task: str, *extra: str) -> list[str]:

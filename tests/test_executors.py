@@ -16,16 +16,16 @@ import pytest
 
 from routeharness import SELECTION, BaseRouter, hookimpl
 from routeharness.cli import main
-from routeharness.errors import RouteHarnessError
-from routeharness.evaluate import Protocol, evaluate
-from routeharness.executors import (
+from routeharness.common.errors import RouteHarnessError
+from routeharness.evaluation.executors import (
     EXECUTORS,
     LocalExecutor,
     PreparedTexts,
     RayExecutor,
     get_executor,
 )
-from routeharness.plugins import get_host, reset_plugin_manager
+from routeharness.evaluation.matrix import Protocol, evaluate
+from routeharness.plugins.host import get_host, reset_plugin_manager
 
 ray = pytest.importorskip("ray")
 
@@ -113,7 +113,7 @@ def test_studies_run_on_ray_with_the_same_choices(synth, on_ray):
     _, embedded = prepare([synth], "precomputed")
     _, plans, _ = comparison(["linear"])
     sub = subsample_train(embedded[0], 0.5, 0)
-    from routeharness.progress import Reporter
+    from routeharness.common.progress import Reporter
 
     here = run_all(plans, sub, PROTOCOL, Reporter(), "local")
     there = run_all(plans, sub, PROTOCOL, Reporter(), "ray", executor=on_ray)
@@ -150,7 +150,7 @@ def test_executor_names_and_bad_choices():
 
 
 def test_the_default_path_never_imports_ray(synth):
-    code = ("import sys; from routeharness.evaluate import evaluate, Protocol; "
+    code = ("import sys; from routeharness.evaluation.matrix import evaluate, Protocol; "
             f"evaluate(['knn'], [{synth!r}], encoder='precomputed', "
             "protocol=Protocol(n_bootstrap=0)); "
             "print('ray' in sys.modules)")

@@ -7,13 +7,13 @@ import pytest
 from routeharness_baselines.routers import BestSingleRouter, CheapestRouter
 from routeharness_knn.router import KNNRouter, KNNVoteRouter
 
-from routeharness import metrics
-from routeharness.base import TIE_BREAK, NotFittedError, clone
-from routeharness.embedding import embed_task
-from routeharness.encoders import EmbeddingCache
-from routeharness.evaluate import DEFAULT_LAMBDAS, route_split
-from routeharness.progress import Reporter
-from routeharness.scoring import oracle_choices
+from routeharness.common.progress import Reporter
+from routeharness.embedding.embed import embed_task
+from routeharness.embedding.encoders import EmbeddingCache
+from routeharness.evaluation import metrics
+from routeharness.evaluation.matrix import DEFAULT_LAMBDAS, route_split
+from routeharness.evaluation.scoring import oracle_choices
+from routeharness.routers.base import TIE_BREAK, NotFittedError, clone
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_knn_beats_random_and_oracle_bounds_everything(mbpp):
 @pytest.mark.slow
 def test_knn_beats_the_single_model_frontier_on_full_routerbench(cache_dir):
     """The README's claim, on all 3,178 prompts (encodes them once: minutes on 2 cores)."""
-    from routeharness.evaluate import Protocol, evaluate
+    from routeharness.evaluation.matrix import Protocol, evaluate
 
     result = evaluate(["knn"], ["routerbench"], protocol=Protocol(n_bootstrap=0),
                       cache_dir=str(cache_dir))

@@ -18,10 +18,10 @@ from routeharness_knn.router import (
 )
 from routeharness_knn.search import TARGET_RECALL
 
-from routeharness import metrics
-from routeharness.base import clone
-from routeharness.protocol import DEFAULT_LAMBDAS
-from routeharness.synth import synthetic_task
+from routeharness.data.synth import synthetic_task
+from routeharness.evaluation import metrics
+from routeharness.evaluation.protocol import DEFAULT_LAMBDAS
+from routeharness.routers.base import clone
 
 
 def _clustered(n: int, d: int, n_clusters: int, seed: int) -> np.ndarray:

@@ -15,9 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from routeharness import metrics
-from routeharness.errors import UnknownNameError
-from routeharness.leaderboard import (
+from routeharness.boards.run import (
     LeaderboardError,
     board_names,
     checksum,
@@ -30,7 +28,9 @@ from routeharness.leaderboard import (
     validate_submission,
     verify_submission,
 )
-from routeharness.standings import ranking
+from routeharness.boards.standings import ranking
+from routeharness.common.errors import UnknownNameError
+from routeharness.evaluation import metrics
 
 BOARD = "mbpp-v1"
 TASK = "routerbench:mbpp"
@@ -63,8 +63,8 @@ def submission_file(boards, tmp_path_factory, minilm) -> Path:
     them in the session cache instead of loading the model again."""
     from conftest import run_cli
 
-    from routeharness.encoders import EmbeddingCache
-    from routeharness.tasks import load_task
+    from routeharness.data.tasks import load_task
+    from routeharness.embedding.encoders import EmbeddingCache
 
     cache = EmbeddingCache()  # the session cache (the cache_dir fixture set it)
     for data in load_task(TASK).splits.values():
@@ -234,7 +234,7 @@ def test_verify_catches_a_consistent_forgery(submission, boards):
 def populated(boards, submission_file, tmp_path_factory) -> Path:
     """The test board with two real submissions (knn, verified: re-run and recorded;
     best-single, unverified) and one edited file."""
-    from routeharness.verification import make_record, save_record
+    from routeharness.boards.verification import make_record, save_record
 
     root = tmp_path_factory.mktemp("populated")
     shutil.copytree(boards / BOARD, root / BOARD)

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from routeharness.boards import LeaderboardError, checksum, load_board
+from routeharness.boards.definition import LeaderboardError, checksum, load_board
+from routeharness.boards.run import validate_submission
+from routeharness.boards.standings import ranking
 from routeharness.cli import main
-from routeharness.leaderboard import validate_submission
-from routeharness.standings import ranking
 
 ROOT = Path(__file__).resolve().parent.parent
 BOARD = "routerbench-v1"

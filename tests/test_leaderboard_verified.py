@@ -22,19 +22,19 @@ from typing import Any
 import numpy as np
 import pytest
 
-from routeharness import metrics
-from routeharness.boards import LeaderboardError, Submission, checksum, load_board
-from routeharness.cli import main
-from routeharness.leaderboard import run_board, validate_submission, verify_submission
-from routeharness.results import summarise_scores
-from routeharness.standings import ranking, render_html
-from routeharness.verification import (
+from routeharness.boards.definition import LeaderboardError, Submission, checksum, load_board
+from routeharness.boards.run import run_board, validate_submission, verify_submission
+from routeharness.boards.standings import ranking, render_html
+from routeharness.boards.verification import (
     load_record,
     make_record,
     record_path,
     save_record,
     verification_status,
 )
+from routeharness.cli import main
+from routeharness.evaluation import metrics
+from routeharness.results.sets import summarise_scores
 
 ROOT = Path(__file__).resolve().parent.parent
 BOARD = "mbpp-v1"
@@ -83,8 +83,8 @@ def made(tmp_path_factory, cache_dir, minilm) -> dict[str, Any]:
     and a board folder (``root``) holding knn and cheapest, each verified (re-run, record
     written), and the forged knn-vote, unverified. The prompts are embedded once, in the
     session cache that subprocesses read too."""
-    from routeharness.encoders import EmbeddingCache
-    from routeharness.tasks import load_task
+    from routeharness.data.tasks import load_task
+    from routeharness.embedding.encoders import EmbeddingCache
 
     cache = EmbeddingCache()
     for split in load_task(TASK).splits.values():

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from test_eval_protocol import write_dataset
 
-from routeharness.encoders import get_encoder
-from routeharness.errors import RouteHarnessError
+from routeharness.common.errors import RouteHarnessError
+from routeharness.embedding.encoders import get_encoder
 
 TRAIN = ["the cat sat on the mat", "a dog ran in the park", "the cat chased the dog",
          "stocks fell on monday", "markets rallied on friday", "bond yields rose again"]
@@ -42,10 +42,10 @@ def test_unfitted_or_misconfigured_lexical_is_one_line():
 
 
 def test_embed_task_fits_on_train_only_and_caches_per_fit(tmp_path):
-    from routeharness.cache import EmbeddingCache
-    from routeharness.embedding import embed_task
-    from routeharness.progress import Reporter
-    from routeharness.tasks import load_task
+    from routeharness.common.progress import Reporter
+    from routeharness.data.tasks import load_task
+    from routeharness.embedding.cache import EmbeddingCache
+    from routeharness.embedding.embed import embed_task
 
     path = write_dataset(tmp_path / "d.csv", n=120)
     # row 15 is a test row (write_dataset's split rule): its word is in no training prompt

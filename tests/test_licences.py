@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from routeharness.cli import main
-from routeharness.errors import RouteHarnessError
-from routeharness.tasks import load_card, load_task
+from routeharness.common.errors import RouteHarnessError
+from routeharness.data.tasks import load_card, load_task
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXTTASKS_DATA = ROOT / "plugins" / "routeharness_texttasks" / "data"
@@ -114,7 +114,7 @@ def test_data_info_without_routerdc_data_is_one_line(command, capsys, no_data_en
 
 def test_eval_without_routerdc_data_stops_before_any_work(capsys, tmp_path: Path,
                                                          no_data_env, monkeypatch):
-    import routeharness.evaluate as evaluate_module
+    import routeharness.evaluation.matrix as evaluate_module
 
     def must_not_encode(*args, **kwargs):  # the old code went on to embed the shipped copy
         raise AssertionError("eval reached the embedding step")
@@ -182,7 +182,7 @@ def test_alpacaeval_licence_and_attribution_beside_the_data_and_in_the_card():
 # --- `routeharness tasks` shows each licence -------------------------------------------------
 def test_tasks_lists_the_licence_of_every_task_from_its_card(capsys):
     from routeharness.cli.listing import licence_summary
-    from routeharness.registry import get_registry
+    from routeharness.plugins.registry import get_registry
 
     code, out, _ = _run(["tasks", "--format", "json"], capsys)
     assert code == 0

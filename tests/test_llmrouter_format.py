@@ -1,4 +1,4 @@
-"""LLMRouter's routing-data format (``routeharness.llmrouter_format``): a built-in task
+"""LLMRouter's routing-data format (``routeharness.data.llmrouter``): a built-in task
 exported to it comes back with the same outcomes (missing cells stay missing), a deleted
 record is a missing cell that eval excludes, prices in the candidate file give the costs,
 and every bad input is one line naming its file and row. The real CLI exports, refuses an
@@ -15,17 +15,17 @@ import numpy as np
 import pytest
 import torch
 
-from routeharness.data import RoutingTask, check_task
-from routeharness.dataio import load_path, validate_path, write_task
-from routeharness.errors import DataError
-from routeharness.llmrouter_format import (
+from routeharness.common.errors import DataError
+from routeharness.data.dataset import RoutingTask, check_task
+from routeharness.data.llmrouter import (
     EMBEDDINGS_FILE,
     ROUTING_FILE,
     VALIDATION_FRACTION,
     read_llmrouter,
     write_llmrouter,
 )
-from routeharness.tasks import load_task
+from routeharness.data.readers import load_path, validate_path, write_task
+from routeharness.data.tasks import load_task
 
 SPLITS = ("train", "validation", "test")
 
@@ -321,9 +321,9 @@ def test_the_cli_exports_a_datasets_own_vectors_and_refuses_a_full_output(tmp_pa
 def _three_folders(tmp_path: Path) -> tuple[Path, Path, Path]:
     """A slice of RouterBench's Winogrande with lexical vectors, written by ``write_task``
     and by ``write_llmrouter``, and that export less its first test record."""
-    from routeharness.embedding import embed_task
-    from routeharness.encoders import EmbeddingCache, get_encoder
-    from routeharness.progress import Reporter
+    from routeharness.common.progress import Reporter
+    from routeharness.embedding.embed import embed_task
+    from routeharness.embedding.encoders import EmbeddingCache, get_encoder
 
     task = load_task("routerbench:winogrande")
     for split, n in (("train", 240), ("validation", 60), ("test", 120)):

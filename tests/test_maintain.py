@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from routeharness.errors import DataError, RouteHarnessError
+from routeharness.common.errors import DataError, RouteHarnessError
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +51,8 @@ def _fit_half(synth: Path, tmp_path: Path, keep_models=None) -> tuple[Path, obje
     """kNN fitted on the first half of train (and, optionally, a subset of the models)."""
     from dataclasses import replace
 
-    from routeharness import saved
-    from routeharness.dataio import load_path, write_task
+    from routeharness.data.readers import load_path, write_task
+    from routeharness.deploy import saved
 
     task = load_path(synth)
     train = task.splits["train"]
@@ -70,8 +70,8 @@ def _fit_half(synth: Path, tmp_path: Path, keep_models=None) -> tuple[Path, obje
 
 
 def test_new_prompts_give_the_routes_of_a_fit_on_all_of_them(synth, tmp_path):
-    from routeharness import saved
-    from routeharness.maintain import update
+    from routeharness.deploy import saved
+    from routeharness.deploy.update import update
 
     folder, task = _fit_half(synth, tmp_path)
     train = task.splits["train"]
@@ -97,8 +97,8 @@ def test_new_prompts_give_the_routes_of_a_fit_on_all_of_them(synth, tmp_path):
 
 
 def test_a_new_model_on_some_prompts_is_added_with_its_other_cells_missing(synth, tmp_path):
-    from routeharness import saved
-    from routeharness.maintain import update
+    from routeharness.deploy import saved
+    from routeharness.deploy.update import update
 
     names = [f"m{j}" for j in range(4)]
     folder, task = _fit_half(synth, tmp_path, keep_models=names[:3])
@@ -124,8 +124,8 @@ def test_a_new_model_on_some_prompts_is_added_with_its_other_cells_missing(synth
 
 
 def test_parametric_routers_are_told_to_refit(synth, tmp_path):
-    from routeharness import saved
-    from routeharness.maintain import update
+    from routeharness.deploy import saved
+    from routeharness.deploy.update import update
 
     folder = tmp_path / "linear"
     saved.save(saved.fit("linear", str(synth), encoder="precomputed", tune=False), folder)
@@ -135,7 +135,7 @@ def test_parametric_routers_are_told_to_refit(synth, tmp_path):
 
 
 def _train(synth: Path):
-    from routeharness.dataio import load_path
+    from routeharness.data.readers import load_path
 
     return load_path(synth).splits["train"]
 

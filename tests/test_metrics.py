@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from routeharness import metrics
-from routeharness.base import best_models, select
+from routeharness.evaluation import metrics
+from routeharness.routers.base import best_models, select
 
 
 def test_single_point_area_is_flat_extension_to_max_cost():

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from routeharness.errors import RouteHarnessError
+from routeharness.common.errors import RouteHarnessError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "vhelm"
 SKLEARN_IMAGES = Path(__import__("sklearn").__file__).parent / "datasets" / "images"
@@ -61,7 +61,7 @@ def test_effnet_classifies_real_photos(effnet_model):
 def test_effnet_encoder_dedups_images_and_zeroes_missing(tmp_path):
     from PIL import Image
 
-    from routeharness.encoders import get_encoder
+    from routeharness.embedding.encoders import get_encoder
 
     encoder = get_encoder("effnet")
     assert encoder.modalities == frozenset({"image"})
@@ -83,7 +83,7 @@ def test_fused_encoder_rule(tmp_path, minilm):
     """cos(fused) = (1 - w) cos(text) + w cos(image) for prompts with images."""
     from PIL import Image
 
-    from routeharness.encoders import get_encoder
+    from routeharness.embedding.encoders import get_encoder
 
     paths = []
     for i, colour in enumerate(("red", "green")):
@@ -143,7 +143,7 @@ def test_clip_loads_and_encodes_a_local_checkpoint(tmp_path):
     """Mechanics only: random weights, so the vectors mean nothing."""
     from PIL import Image
 
-    from routeharness.encoders import EmbeddingCache, get_encoder
+    from routeharness.embedding.encoders import EmbeddingCache, get_encoder
 
     path = make_tiny_clip(tmp_path / "tiny-clip")
     encoder = get_encoder(f"clip:{path}")
@@ -165,7 +165,7 @@ def test_clip_loads_and_encodes_a_local_checkpoint(tmp_path):
 
 
 def test_clip_rejects_a_non_clip_directory(tmp_path):
-    from routeharness.encoders import get_encoder
+    from routeharness.embedding.encoders import get_encoder
 
     (tmp_path / "empty").mkdir()
     with pytest.raises(RouteHarnessError, match="cannot load CLIP/SigLIP checkpoint"):
@@ -175,7 +175,7 @@ def test_clip_rejects_a_non_clip_directory(tmp_path):
 # --- blindtest ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def blindtest_ci(shared_data):
-    from routeharness.tasks import load_task
+    from routeharness.data.tasks import load_task
 
     return load_task("blindtest-ci", data_dir=shared_data)
 
@@ -215,7 +215,7 @@ def test_blindtest_ci_loads_real_items(blindtest_ci, shared_data):
 
 
 def test_blindtest_without_data_fails_with_one_clear_message(monkeypatch):
-    from routeharness.tasks import load_task
+    from routeharness.data.tasks import load_task
 
     monkeypatch.delenv("ROUTEHARNESS_DATA", raising=False)
     with pytest.raises(RouteHarnessError, match=r"--data-dir DIR.*ROUTEHARNESS_DATA"):
@@ -223,9 +223,9 @@ def test_blindtest_without_data_fails_with_one_clear_message(monkeypatch):
 
 
 def test_text_only_encoder_says_images_are_ignored(blindtest_ci, minilm, cache_dir):
-    from routeharness.embedding import embed_task
-    from routeharness.encoders import EmbeddingCache
-    from routeharness.progress import Reporter
+    from routeharness.common.progress import Reporter
+    from routeharness.embedding.embed import embed_task
+    from routeharness.embedding.encoders import EmbeddingCache
 
     embedded = embed_task(blindtest_ci, minilm, EmbeddingCache(cache_dir), Reporter())
     assert any("text-only" in note and "images are ignored" in note for note in embedded.notes)
@@ -236,17 +236,17 @@ def test_text_only_encoder_says_images_are_ignored(blindtest_ci, minilm, cache_d
 @pytest.fixture(scope="module")
 def ci_fused(blindtest_ci, cache_dir):
     """blindtest-ci embedded once with the offline default (effnet-minilm)."""
-    from routeharness.embedding import embed_task
-    from routeharness.encoders import EmbeddingCache, get_encoder
-    from routeharness.progress import Reporter
+    from routeharness.common.progress import Reporter
+    from routeharness.embedding.embed import embed_task
+    from routeharness.embedding.encoders import EmbeddingCache, get_encoder
 
     return embed_task(blindtest_ci, get_encoder("effnet-minilm"), EmbeddingCache(cache_dir),
                       Reporter())
 
 
 def _run(names, embedded):
-    from routeharness.evaluate import Protocol, run_one
-    from routeharness.registry import get_registry
+    from routeharness.evaluation.matrix import Protocol, run_one
+    from routeharness.plugins.registry import get_registry
 
     registry, protocol = get_registry("router"), Protocol(tune=False, n_bootstrap=0)
     return {name: run_one(name, registry.get(name), embedded, 0, protocol) for name in names}
@@ -270,7 +270,7 @@ FAST_PLUGINS = ("knn", "baselines")  # the learned routers train for minutes on 
 
 
 def test_knn_and_baseline_routers_run_on_blindtest(ci_fused):
-    from routeharness.registry import get_registry
+    from routeharness.plugins.registry import get_registry
 
     registry = get_registry("router")
     names = [n for n in registry.names() if registry.get(n).plugin in FAST_PLUGINS]
@@ -282,15 +282,15 @@ def test_knn_and_baseline_routers_run_on_blindtest(ci_fused):
 
 @pytest.mark.slow
 def test_every_router_runs_on_blindtest(ci_fused):
-    from routeharness.registry import get_registry
+    from routeharness.plugins.registry import get_registry
 
     names = get_registry("router").names()
     records = _run(names, ci_fused)
     for name in names:
         assert np.isfinite(records[name]["metrics"]["auc"]), name
-    from routeharness import metrics
-    from routeharness.evaluate import oracle_reference
-    from routeharness.protocol import Protocol, seed_streams
+    from routeharness.evaluation import metrics
+    from routeharness.evaluation.matrix import oracle_reference
+    from routeharness.evaluation.protocol import Protocol, seed_streams
 
     test = ci_fused.task.splits["test"]
     train_scale = metrics.cost_scale(ci_fused.task.splits["train"].costs)
@@ -314,7 +314,7 @@ def _fixture_runs():
 
 
 def test_vhelm_builder_reads_the_helm_layout(vhelm_built):
-    from routeharness.tasks import load_local
+    from routeharness.data.tasks import load_local
 
     task = load_local(vhelm_built)
     data = {s: task.splits[s] for s in task.splits}
@@ -392,7 +392,7 @@ def test_vhelm_build_then_eval_end_to_end(cli, tmp_path, cache_dir):
 
 
 def test_vhelm_eval_without_a_build_says_how_to_build(tmp_path, monkeypatch):
-    from routeharness.tasks import load_task
+    from routeharness.data.tasks import load_task
 
     monkeypatch.delenv("ROUTEHARNESS_DATA", raising=False)
     with pytest.raises(RouteHarnessError, match="routeharness data build vhelm-mm --source"):
@@ -468,7 +468,7 @@ def test_vhelm_build_from_a_url_downloads_runs_and_images(tmp_path, vhelm_built)
 
     from routeharness_vhelm.build import build
 
-    from routeharness.tasks import load_local
+    from routeharness.data.tasks import load_local
 
     handler = functools.partial(_QuietFiles, directory=str(FIXTURE / "benchmark_output"))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -491,7 +491,7 @@ class _QuietFiles(http.server.SimpleHTTPRequestHandler):
 
 @pytest.mark.slow
 def test_image_knn_beats_random_on_full_blindtest(shared_data, cache_dir):
-    from routeharness.evaluate import Protocol, evaluate
+    from routeharness.evaluation.matrix import Protocol, evaluate
 
     result = evaluate(["knn"], ["blindtest"], encoder="effnet", data_dir=str(shared_data),
                       cache_dir=str(cache_dir), protocol=Protocol(n_bootstrap=0))

@@ -26,7 +26,7 @@ def wheel(tmp_path_factory) -> Path:
 
 
 def test_wheel_contents(wheel: Path):
-    from routeharness.plugins import DEFAULT_PLUGINS
+    from routeharness.plugins.host import DEFAULT_PLUGINS
 
     names = zipfile.ZipFile(wheel).namelist()
     for module in DEFAULT_PLUGINS:
@@ -51,9 +51,9 @@ def test_installed_wheel_finds_plugins_and_cards(wheel: Path, tmp_path: Path):
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
                     str(target), str(wheel)], check=True, capture_output=True)
     code = ("import json, routeharness\n"
-            "from routeharness.registry import get_registry\n"
-            "from routeharness.resources import builtin_dir\n"
-            "from routeharness.tasks import load_card\n"
+            "from routeharness.plugins.registry import get_registry\n"
+            "from routeharness.common.resources import builtin_dir\n"
+            "from routeharness.data.tasks import load_card\n"
             "entry = get_registry('task').get('routerbench')\n"
             "card = load_card(entry.options['card'])\n"
             "print(json.dumps({'package': routeharness.__file__, 'tasks': str(builtin_dir('tasks')),"

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 import routeharness
-from routeharness import hookimpl, hookspecs
+from routeharness import hookimpl
 from routeharness.cli import main
-from routeharness.errors import PluginError, UnknownNameError
-from routeharness.plugins import get_host, plugin_infos, reset_plugin_manager
-from routeharness.registry import KEYWORDS, Registrar, get_registry
+from routeharness.common.errors import PluginError, UnknownNameError
+from routeharness.plugins import hookspecs
+from routeharness.plugins.host import get_host, plugin_infos, reset_plugin_manager
+from routeharness.plugins.registry import KEYWORDS, Registrar, get_registry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -130,7 +131,7 @@ def test_every_hookspec_has_a_test_and_a_documented_signature():
     tests = {node.name for node in ast.parse(Path(__file__).read_text(encoding="utf-8")).body
              if isinstance(node, ast.FunctionDef)}
     assert set(HOOK_TESTS.values()) <= tests
-    tree = ast.parse((ROOT / "routeharness" / "hookspecs.py").read_text(encoding="utf-8"))
+    tree = ast.parse((ROOT / "routeharness" / "plugins" / "hookspecs.py").read_text(encoding="utf-8"))
     signatures = [f"{n.name}({ast.unparse(n.args)}) -> {ast.unparse(n.returns)}"
                   for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in declared]
     assert len(signatures) == len(declared)
@@ -236,7 +237,7 @@ def test_a_raising_register_hook_is_one_plain_line(capsys):
 def test_a_failed_import_is_reported_as_plain_text(capsys):
     host = get_host()
     host.infos()
-    from routeharness.plugins import PluginInfo
+    from routeharness.plugins.host import PluginInfo
 
     # what an entry point whose import raised leaves behind (the real one: test_plugins.py)
     host._infos.append(PluginInfo("weird", "weird_mod", "weird-dist", "1.0", builtin=False,
@@ -353,7 +354,7 @@ def test_one_reset_forgets_manager_infos_registries_and_commands(capsys):
 
 def test_plugins_and_registry_do_not_import_each_other():
     def imported(module: str) -> set[str]:
-        tree = ast.parse((ROOT / "routeharness" / f"{module}.py").read_text(encoding="utf-8"))
+        tree = ast.parse((ROOT / "routeharness" / "plugins" / f"{module}.py").read_text(encoding="utf-8"))
         found = set()
         for node in ast.walk(tree):  # function-level imports count as well
             if isinstance(node, ast.ImportFrom) and node.module:
@@ -362,8 +363,8 @@ def test_plugins_and_registry_do_not_import_each_other():
                 found |= {a.name for a in node.names}
         return {name for name in found if name.startswith("routeharness")}
 
-    assert "routeharness.registry" not in imported("plugins")
-    assert "routeharness.plugins" in imported("registry")
+    assert "routeharness.plugins.registry" not in imported("host")
+    assert "routeharness.plugins.host" in imported("registry")
     assert imported("hookspecs") == set()
 
 
@@ -374,7 +375,9 @@ def test_every_public_name_resolves_to_its_defining_module():
                 "PluginError", "NotFittedError", "one_torch_thread", "__version__"}
     assert expected <= set(routeharness.__all__)
     assert len(set(routeharness.__all__)) == len(routeharness.__all__)
-    from routeharness import base, data, errors
+    from routeharness.common import errors
+    from routeharness.data import dataset as data
+    from routeharness.routers import base
 
     for name in routeharness.__all__:
         value = getattr(routeharness, name)
@@ -384,9 +387,9 @@ def test_every_public_name_resolves_to_its_defining_module():
     assert set(routeharness.__all__) <= set(dir(routeharness))
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         routeharness.nope  # noqa: B018
-    from routeharness import tasks  # submodules still import through the package
+    from routeharness.data import tasks  # submodules still import through the package
 
-    assert tasks.__name__ == "routeharness.tasks"
+    assert tasks.__name__ == "routeharness.data.tasks"
 
 
 def test_import_routeharness_is_instant_and_light():
@@ -422,7 +425,7 @@ def test_shipped_plugins_import_only_the_public_api():
 def test_a_plugin_selection_matching_nothing_warns_once(monkeypatch, capsys, var, value,
                                                         message):
     """Before: empty listings and 'Known: none registered', with no word on why."""
-    import routeharness.plugins as plugins
+    import routeharness.plugins.host as plugins
 
     monkeypatch.setattr(plugins, "_warned", set())
     monkeypatch.setenv(var, value)
@@ -438,7 +441,7 @@ def test_a_plugin_selection_matching_nothing_warns_once(monkeypatch, capsys, var
 
 
 def test_a_plugin_selection_that_matches_warns_nothing(monkeypatch, capsys):
-    import routeharness.plugins as plugins
+    import routeharness.plugins.host as plugins
 
     monkeypatch.setattr(plugins, "_warned", set())
     monkeypatch.setenv("ROUTEHARNESS_LOAD_PLUGINS", "knn,routeharness_baselines")

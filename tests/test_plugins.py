@@ -12,9 +12,9 @@ import pytest
 from plugin_site import env_with, plugin_site
 
 from routeharness import hookimpl
-from routeharness.errors import PluginError
-from routeharness.plugins import get_host, reset_plugin_manager
-from routeharness.registry import get_registry
+from routeharness.common.errors import PluginError
+from routeharness.plugins.host import get_host, reset_plugin_manager
+from routeharness.plugins.registry import get_registry
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def _module(name: str, **hooks: object) -> types.ModuleType:
 
 def test_builtins_are_loaded_with_their_hooks():
     reset_plugin_manager()
-    from routeharness.plugins import plugin_infos
+    from routeharness.plugins.host import plugin_infos
 
     infos = {i.name: i for i in plugin_infos()}
     assert infos["knn"].hooks == ["register_routers"]

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from routeharness.base import one_torch_thread
-from routeharness.dataio import load_path, validate_path, write_task
-from routeharness.embedding import PrecomputedEncoder, embed_task
-from routeharness.encoders import get_encoder
-from routeharness.errors import DataError, RouteHarnessError
-from routeharness.progress import Reporter
-from routeharness.synth import synthetic_task
+from routeharness.common.errors import DataError, RouteHarnessError
+from routeharness.common.progress import Reporter
+from routeharness.data.readers import load_path, validate_path, write_task
+from routeharness.data.synth import synthetic_task
+from routeharness.embedding.embed import PrecomputedEncoder, embed_task
+from routeharness.embedding.encoders import get_encoder
+from routeharness.routers.base import one_torch_thread
 
 SPLITS = ("train", "validation", "test")
 
@@ -229,8 +229,8 @@ def test_the_precomputed_encoder_takes_the_column_and_refuses_a_task_without_it(
 
 
 def test_knn_is_near_the_oracle_on_a_strongly_local_task_with_its_own_vectors(tmp_path):
-    from routeharness.evaluate import evaluate
-    from routeharness.protocol import Protocol
+    from routeharness.evaluation.matrix import evaluate
+    from routeharness.evaluation.protocol import Protocol
 
     task, X = synthetic_task(300, 100, 200, n_models=4, n_clusters=6, dim=16,
                              locality=1.0, seed=5)

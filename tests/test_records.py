@@ -13,18 +13,24 @@ from typing import Any
 import numpy as np
 import pytest
 
-from routeharness import metrics
 from routeharness.cli import main
-from routeharness.errors import RouteHarnessError
-from routeharness.records import RESULT_SCHEMA, RecordFormatError, ResultSet, RunRecord, encode
-from routeharness.results import (
+from routeharness.common.errors import RouteHarnessError
+from routeharness.evaluation import metrics
+from routeharness.results.records import (
+    RESULT_SCHEMA,
+    RecordFormatError,
+    ResultSet,
+    RunRecord,
+    encode,
+)
+from routeharness.results.sets import (
     merge_results,
     plot_frontiers,
     ranked,
     report_tables,
     summarise,
 )
-from routeharness.tables import to_markdown
+from routeharness.results.tables import to_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 MATRIX = ROOT / "benchmarks" / "results" / "text_matrix.json"
@@ -288,7 +294,7 @@ def test_plot_shows_names_as_written_and_many_routers_apart(tmp_path, monkeypatc
     the eleventh router reused the first one's colour."""
     import matplotlib.axes
 
-    from routeharness.plots import line_styles
+    from routeharness.results.plots import line_styles
 
     routers = [*MARKUP_NAMES, *(f"r{i}" for i in range(10))]
     labels: list[list[str]] = []

@@ -13,9 +13,9 @@ import pytest
 from test_leaderboard_integrity import BOARD, ROOT, _resign, make_submission, put, run
 from test_records import make_result, write
 
-from routeharness.boards import LeaderboardError, load_board
-from routeharness.records import RecordFormatError, ResultSet
-from routeharness.standings import ranking
+from routeharness.boards.definition import LeaderboardError, load_board
+from routeharness.boards.standings import ranking
+from routeharness.results.records import RecordFormatError, ResultSet
 
 
 @pytest.fixture

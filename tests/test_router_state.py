@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from routeharness.base import UTILITY, NotFittedError, one_torch_thread, tags_of
-from routeharness.protocol import DEFAULT_LAMBDAS
-from routeharness.registry import get_registry
-from routeharness.state import RouterState, StateError, read_state, write_state
+from routeharness.evaluation.protocol import DEFAULT_LAMBDAS
+from routeharness.plugins.registry import get_registry
+from routeharness.routers.base import UTILITY, NotFittedError, one_torch_thread, tags_of
+from routeharness.routers.state import RouterState, StateError, read_state, write_state
 from routeharness.testing.mock import hash_encode
 
 #: the built-in routers that must be saveable (knn: another change; it is not yet)
@@ -32,8 +32,8 @@ SMALL = {"mlp": {"max_epochs": 8}, "mlp-select": {"max_epochs": 4},
 def task() -> dict[str, Any]:
     """A synthetic task (5 models, 8 topics, 16-d vectors): training outcomes as the
     harness hands them to a router, and the test prompts."""
-    from routeharness import metrics
-    from routeharness.synth import synthetic_task
+    from routeharness.data.synth import synthetic_task
+    from routeharness.evaluation import metrics
 
     routing, X = synthetic_task(160, 10, 50, n_models=5, dim=16, seed=3)
     train, test = routing.splits["train"], routing.splits["test"]

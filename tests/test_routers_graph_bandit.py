@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from routeharness.data import RoutingData
-from routeharness.errors import DataError
+from routeharness.common.errors import DataError
+from routeharness.data.dataset import RoutingData
 
 LAMS = np.array([0.0, 0.01, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0, np.inf])
 GRAPH_EPOCHS = 60  # enough to beat random on MBPP; keeps the default tests fast
@@ -19,7 +19,7 @@ GRAPH_EPOCHS = 60  # enough to beat random on MBPP; keeps the default tests fast
 
 
 def auc_on_test(router: Any, problem: Any) -> float:
-    from routeharness.evaluate import DEFAULT_LAMBDAS, route_split, score_choices
+    from routeharness.evaluation.matrix import DEFAULT_LAMBDAS, route_split, score_choices
 
     test = problem.test.subset(problem.test.complete_rows())
     X = problem.X["test"][problem.test.complete_rows()]
@@ -216,8 +216,8 @@ def test_bandit_add_model_rejects_bad_input(bandit, mbpp):
 
 
 def test_both_registered_as_plugins():
-    from routeharness.plugins import plugin_infos
-    from routeharness.registry import get_registry
+    from routeharness.plugins.host import plugin_infos
+    from routeharness.plugins.registry import get_registry
 
     registry = get_registry("router")
     assert "graphrouter" in registry and "bandit" in registry

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from routeharness.data import Outcomes, RoutingData
-from routeharness.errors import DataError
+from routeharness.common.errors import DataError
+from routeharness.data.dataset import Outcomes, RoutingData
 
 LAMS = np.array([0.0, 0.01, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0, np.inf])
 # short schedules keep the default tests fast; the defaults are tuned in the harness
@@ -25,7 +25,7 @@ FAST = {
 
 
 def make(name: str, seed: int = 0, **extra: Any) -> Any:
-    from routeharness.registry import get_registry
+    from routeharness.plugins.registry import get_registry
 
     return get_registry("router").get(name).load()(**{**FAST[name], **extra, "random_state": seed})
 
@@ -36,7 +36,7 @@ def fitted(mbpp) -> dict[str, Any]:
 
 
 def test_registered_through_the_plugin_hook():
-    from routeharness.registry import get_registry
+    from routeharness.plugins.registry import get_registry
 
     registry = get_registry("router")
     for name, plugin in [("mlp", "mlp"), ("mlp-select", "mlp"), ("linear", "linear"),
@@ -49,7 +49,7 @@ def test_registered_through_the_plugin_hook():
 
 
 def auc_on_test(router: Any, problem: Any) -> float:
-    from routeharness.evaluate import DEFAULT_LAMBDAS, route_split, score_choices
+    from routeharness.evaluation.matrix import DEFAULT_LAMBDAS, route_split, score_choices
 
     rows = problem.test.complete_rows()
     choices = route_split(router, problem.X["test"][rows], problem.test.subset(rows),
@@ -176,7 +176,7 @@ def test_routerdc_finetunes_its_text_encoder(mbpp):
     import torch
     from routeharness_routerdc.router import load_transformer
 
-    from routeharness.evaluate import route_split
+    from routeharness.evaluation.matrix import route_split
 
     assert mbpp.train.encoder_path and mbpp.train.texts is not None
     rows = np.arange(48)

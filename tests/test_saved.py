@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from routeharness.errors import RouteHarnessError
-from routeharness.evaluate import Protocol, plan_routers, route_one
-from routeharness.routing_input import read_prompts
+from routeharness.common.errors import RouteHarnessError
+from routeharness.deploy.routing_input import read_prompts
+from routeharness.evaluation.matrix import Protocol, plan_routers, route_one
 
 SAVEABLE = ["knn", "knn-vote", "linear", "best-single"]
 
@@ -31,11 +31,11 @@ def synth(tmp_path_factory) -> str:
 
 
 def _routes_equal_eval(router: str, task: str, folder: Path, seed: int) -> None:
-    from routeharness import saved
-    from routeharness.cache import EmbeddingCache
-    from routeharness.embedding import embed_task
-    from routeharness.encoders import get_encoder
-    from routeharness.tasks import load_task
+    from routeharness.data.tasks import load_task
+    from routeharness.deploy import saved
+    from routeharness.embedding.cache import EmbeddingCache
+    from routeharness.embedding.embed import embed_task
+    from routeharness.embedding.encoders import get_encoder
 
     loaded = saved.load(folder)
     task_data = load_task(task)
@@ -51,14 +51,14 @@ def _routes_equal_eval(router: str, task: str, folder: Path, seed: int) -> None:
 
 
 def _quiet():
-    from routeharness.progress import Reporter
+    from routeharness.common.progress import Reporter
 
     return Reporter()
 
 
 @pytest.mark.parametrize("router", SAVEABLE)
 def test_fit_then_route_gives_evals_test_routes(router, synth, tmp_path):
-    from routeharness import saved
+    from routeharness.deploy import saved
 
     folder = tmp_path / router
     saved.save(saved.fit(router, synth, encoder="precomputed", seed=1), folder)
@@ -75,7 +75,7 @@ def test_the_cli_fits_and_routes_prompts_with_their_vectors(synth, cli, tmp_path
     done = cli("fit", "-r", "linear", "-t", synth, "-e", "precomputed", "-o", str(folder), "-q")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "saved linear" in done.stderr
-    from routeharness.tasks import load_task
+    from routeharness.data.tasks import load_task
 
     test = load_task(synth).splits["test"]
     lines = [json.dumps({"id": f"p{i}", "prompt": test.prompts[i],
@@ -87,7 +87,7 @@ def test_the_cli_fits_and_routes_prompts_with_their_vectors(synth, cli, tmp_path
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert [r["id"] for r in rows] == [f"p{i}" for i in range(5)]
-    from routeharness import saved
+    from routeharness.deploy import saved
 
     expected = saved.load(folder).route_vectors(test.embeddings[:5], 0.5).rows()
     assert [r["model"] for r in rows] == [r["model"] for r in expected]
@@ -107,7 +107,7 @@ def test_the_cli_fits_and_routes_prompts_with_their_vectors(synth, cli, tmp_path
 
 
 def test_loading_refuses_what_it_cannot_honour(synth, tmp_path):
-    from routeharness import saved
+    from routeharness.deploy import saved
 
     folder = tmp_path / "lin"
     saved.save(saved.fit("linear", synth, encoder="precomputed"), folder)
@@ -176,8 +176,8 @@ BUILT_IN = ["knn", "knn-vote", "linear", "mlp", "mlp-select",
 def test_every_built_in_router_routes_routerbench_as_eval_after_fit(router, mbpp, tmp_path):
     """fit then route on RouterBench (its MBPP group, real MiniLM embeddings) gives eval's
     test routes for the same router, seed and trade-off."""
-    from routeharness import saved
-    from routeharness.base import one_torch_thread
+    from routeharness.deploy import saved
+    from routeharness.routers.base import one_torch_thread
 
     tune = router in ("knn", "knn-vote", "linear")
     with one_torch_thread():
@@ -195,7 +195,7 @@ def test_every_built_in_router_routes_routerbench_as_eval_after_fit(router, mbpp
 
 
 def _embedded(problem):
-    from routeharness.embedding import EmbeddedTask
+    from routeharness.embedding.embed import EmbeddedTask
 
     return EmbeddedTask(problem.task, problem.X, 0, 0, [], problem.train.encode_text,
                         problem.train.encoder_path)

@@ -14,9 +14,9 @@ import routeharness_knn.search as knn_search
 from routeharness_knn.router import KNNRouter, KNNVoteRouter, clear_index_cache
 from routeharness_knn.search import TIE_MARGIN
 
-import routeharness.synth as synth
-from routeharness.columns import embedding_problems, group_problem, read_embeddings
-from routeharness.protocol import DEFAULT_LAMBDAS
+import routeharness.data.synth as synth
+from routeharness.data.columns import embedding_problems, group_problem, read_embeddings
+from routeharness.evaluation.protocol import DEFAULT_LAMBDAS
 
 
 def _problem(n: int = 600, d: int = 16, m: int = 4, seed: int = 0):

@@ -30,7 +30,7 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
-from routeharness.errors import RouteHarnessError
+from routeharness.common.errors import RouteHarnessError
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -57,7 +57,7 @@ class HashWords:
 def register() -> None:
     """Registers the ``serve-hash`` encoder in this process (the subprocess too)."""
     from routeharness import hookimpl
-    from routeharness.plugins import get_host, reset_plugin_manager
+    from routeharness.plugins.host import get_host, reset_plugin_manager
 
     module = types.ModuleType("serve_test_plugin")
     module.register_encoders = hookimpl(lambda register: register(
@@ -68,7 +68,7 @@ def register() -> None:
 
 @pytest.fixture(scope="module")
 def plugins() -> Iterator[None]:
-    from routeharness.plugins import reset_plugin_manager
+    from routeharness.plugins.host import reset_plugin_manager
 
     register()
     yield
@@ -77,8 +77,8 @@ def plugins() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def folder(plugins, tmp_path_factory) -> Path:
-    from routeharness import saved
     from routeharness.cli import main
+    from routeharness.deploy import saved
 
     base = tmp_path_factory.mktemp("serve")
     try:
@@ -92,7 +92,7 @@ def folder(plugins, tmp_path_factory) -> Path:
 
 
 def _expected(folder: Path, texts: list[str], lam: float) -> list[str]:
-    from routeharness import saved
+    from routeharness.deploy import saved
 
     routes = saved.load(folder).route_vectors(HashWords().encode(texts), lam)
     return [row["model"] for row in routes.rows()]
@@ -105,7 +105,7 @@ TEXTS = [f"Synthetic test prompt {i} about topic {i % 5}." for i in range(10)]
 def client(folder):
     from fastapi.testclient import TestClient
 
-    from routeharness.serve import create_app
+    from routeharness.deploy.serve import create_app
 
     with TestClient(create_app(folder, default_lam=0.0), raise_server_exceptions=False) as c:
         yield c
@@ -133,7 +133,7 @@ def test_route_health_and_models_answer_with_the_saved_router(client, folder):
     first = routes[0]
     assert first["predicted_score"] == first["predicted"][first["model"]]["score"]
     # a budget picks the validation trade-off route's --budget picks
-    from routeharness import saved
+    from routeharness.deploy import saved
 
     point, met = saved.load(folder).lam_for_budget(0.0)
     answer = client.post("/route", json={"prompts": TEXTS, "budget": 0.0}).json()
@@ -189,7 +189,7 @@ def test_other_bad_requests_are_json_errors(client):
     ("models: [m0]", "key 'models' must be dict"),
 ])
 def test_the_upstreams_file_is_checked_at_start(folder, tmp_path, text, says):
-    from routeharness.serve import create_app
+    from routeharness.deploy.serve import create_app
 
     path = tmp_path / "up.yaml"
     path.write_text(text, encoding="utf-8")
@@ -201,7 +201,7 @@ def test_the_upstreams_file_is_checked_at_start(folder, tmp_path, text, says):
 def test_an_unreachable_upstream_is_a_502_and_a_bad_lam_header_a_400(folder, tmp_path):
     from fastapi.testclient import TestClient
 
-    from routeharness.serve import create_app
+    from routeharness.deploy.serve import create_app
 
     config = tmp_path / "up.yaml"
     config.write_text(f"models:\n  m1: {{base_url: 'http://127.0.0.1:{_free_port()}/v1'}}\n",
@@ -225,7 +225,7 @@ def test_an_unreachable_upstream_is_a_502_and_a_bad_lam_header_a_400(folder, tmp
 
 
 def test_without_the_web_stack_the_error_names_the_extra(folder, monkeypatch):
-    from routeharness.serve import create_app
+    from routeharness.deploy.serve import create_app
 
     monkeypatch.setitem(sys.modules, "fastapi", None)
     with pytest.raises(RouteHarnessError, match=r"pip install 'routeharness\[serve\]'"):

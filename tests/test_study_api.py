@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from test_eval_protocol import hash_encoder, write_dataset  # noqa: F401 (a fixture)
 
-from routeharness.errors import RouteHarnessError, UnknownNameError
-from routeharness.protocol import Protocol
+from routeharness.common.errors import RouteHarnessError, UnknownNameError
+from routeharness.evaluation.protocol import Protocol
 from routeharness.study.common import StudySettings
 from routeharness.study.record import STUDY_SCHEMA, StudyResult
 
@@ -69,7 +69,7 @@ def test_holding_out_a_group_keeps_it_out_of_train_and_validation(hash_encoder, 
 
 
 def test_paired_bootstrap_of_identical_routes_is_exactly_zero():
-    from routeharness.metrics import paired_bootstrap_auc
+    from routeharness.evaluation.metrics import paired_bootstrap_auc
 
     rng = np.random.default_rng(0)
     scores = (rng.random((200, 3)) < [0.2, 0.5, 0.9]).astype(float)
@@ -85,7 +85,7 @@ def test_paired_bootstrap_of_identical_routes_is_exactly_zero():
 
 def test_sample_efficiency_runs_the_eval_protocol_and_compares_with_knn(hash_encoder, dataset,
                                                                         tmp_path):
-    from routeharness.evaluate import evaluate
+    from routeharness.evaluation.matrix import evaluate
     from routeharness.study import efficiency
 
     result = efficiency.run(["linear"], [dataset], encoder=hash_encoder,
@@ -202,9 +202,9 @@ def synthetic(tmp_path):
     import types
 
     from routeharness import hookimpl
-    from routeharness.dataio import write_task
-    from routeharness.plugins import get_host, reset_plugin_manager
-    from routeharness.synth import synthetic_task
+    from routeharness.data.readers import write_task
+    from routeharness.data.synth import synthetic_task
+    from routeharness.plugins.host import get_host, reset_plugin_manager
 
     task, X = synthetic_task(600, 150, 300, n_models=4, n_clusters=6, locality=1.0, seed=1)
     table = {t: x for split in X for t, x in zip(task.splits[split].texts_to_embed(), X[split])}
@@ -218,9 +218,9 @@ def synthetic(tmp_path):
 
 
 def test_on_strongly_local_data_knn_nears_the_oracle_from_a_few_outcomes(synthetic):
-    from routeharness import metrics
-    from routeharness.protocol import seed_streams
-    from routeharness.scoring import oracle_reference
+    from routeharness.evaluation import metrics
+    from routeharness.evaluation.protocol import seed_streams
+    from routeharness.evaluation.scoring import oracle_reference
     from routeharness.study import efficiency, neighbours
 
     path, task = synthetic

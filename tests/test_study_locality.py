@@ -11,10 +11,10 @@ import math
 import numpy as np
 import pytest
 
-from routeharness.data import SPLITS, RoutingTask
-from routeharness.errors import RouteHarnessError
+from routeharness.common.errors import RouteHarnessError
+from routeharness.data.dataset import SPLITS, RoutingTask
+from routeharness.data.synth import synthetic_task
 from routeharness.study.locality import Locality, _pair_outcomes, locality
-from routeharness.synth import synthetic_task
 
 FAST = {"n_pairs": 4000, "n_bootstrap": 200, "n_null": 200}
 

@@ -20,7 +20,7 @@ import pytest
 import routeharness
 from routeharness import DataError, task_from_table, write_task
 from routeharness.cli import main
-from routeharness.tasks import load_task
+from routeharness.data.tasks import load_task
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "fixtures" / "vhelm"
@@ -67,7 +67,7 @@ def test_every_builder_goes_through_the_one_helpers():
 
 
 def test_task_from_table_and_write_task_are_public():
-    from routeharness import dataio
+    from routeharness.data import readers as dataio
 
     assert {"task_from_table", "write_task"} <= set(routeharness.__all__)
     assert task_from_table is dataio.task_from_table and write_task is dataio.write_task
@@ -196,7 +196,7 @@ def test_write_task_keeps_images_as_images(shared_data: Path, tmp_path: Path):
 
 
 def test_text_build_writes_the_canonical_dataset_and_card(shared_data: Path, tmp_path: Path):
-    from routeharness.tasks import build_task
+    from routeharness.data.tasks import build_task
 
     out = tmp_path / "llmrouter"
     build_task("llmrouter", shared_data, out)
@@ -235,11 +235,11 @@ def test_listings_print_in_every_format(command: str, capsys: pytest.CaptureFixt
 
 def test_listing_names_and_descriptions_are_plain_text(monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]):
-    import routeharness.registry
+    import routeharness.plugins.registry
 
     entry = SimpleNamespace(name="[bold]evil[/bold]", description="$x^2$ [red]no[/red]",
                             plugin="p[i]", distribution="dist", version="1")
-    monkeypatch.setattr(routeharness.registry, "get_registry",
+    monkeypatch.setattr(routeharness.plugins.registry, "get_registry",
                         lambda kind: SimpleNamespace(entries=lambda: [entry]))
     main(["routers"])
     out = capsys.readouterr().out

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from routeharness.data import SPLITS, find_leaks
-from routeharness.errors import RouteHarnessError, UnknownNameError
-from routeharness.tasks import load_card, load_local, load_task, parse_hub_spec, task_info
+from routeharness.common.errors import RouteHarnessError, UnknownNameError
+from routeharness.data.dataset import SPLITS, find_leaks
+from routeharness.data.tasks import load_card, load_local, load_task, parse_hub_spec, task_info
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT_TASKS = ("alpacaeval", "llmrouter", "routerdc")
@@ -207,7 +207,7 @@ def test_group_subtasks(embedded_tasks, shared_data: Path):
 
 
 def test_per_group_results_for_every_group(embedded_tasks, mirror_tasks):
-    from routeharness.evaluate import DEFAULT_LAMBDAS, score_choices
+    from routeharness.evaluation.matrix import DEFAULT_LAMBDAS, score_choices
 
     for name, task in {**embedded_tasks, "routerdc": mirror_tasks["routerdc"]}.items():
         test = task.splits["test"]
@@ -220,7 +220,7 @@ def test_per_group_results_for_every_group(embedded_tasks, mirror_tasks):
 
 @pytest.mark.slow
 def test_eval_on_a_subtask_end_to_end(cache_dir: Path):
-    from routeharness.evaluate import Protocol, evaluate
+    from routeharness.evaluation.matrix import Protocol, evaluate
 
     result = evaluate(["knn"], ["alpacaeval:vicuna"],
                       protocol=Protocol(n_bootstrap=0, tune=False), references=True)
@@ -258,7 +258,7 @@ def test_data_build_alpacaeval_from_the_upstream_results_layout(tmp_path: Path,
     model_dir.mkdir(parents=True)
     shutil.copy(raw / "gemma-2b-it.weighted_alpaca_eval_gpt4_turbo.annotations.json",
                 model_dir / "annotations.json")
-    from routeharness.tasks import build_task
+    from routeharness.data.tasks import build_task
 
     out = tmp_path / "built"
     built = build_task("alpacaeval", tmp_path / "alpaca_eval", out)
@@ -287,7 +287,7 @@ def test_data_build_llmrouter_loads_back_identically(tmp_path: Path, shared_data
     loaded = load_task(str(tmp_path / "llmrouter"))
     assert loaded.fingerprint() == mirror_tasks["llmrouter"].fingerprint()
     assert loaded.models[0].description.startswith("Llama3-ChatQA-1.5-8B")
-    from routeharness.tasks import build_task
+    from routeharness.data.tasks import build_task
 
     with pytest.raises(RouteHarnessError, match="not an empty directory"):
         build_task("llmrouter", shared_data, tmp_path / "llmrouter")

@@ -29,11 +29,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from routeharness.base import SELECTION, BaseRouter, Tags, one_torch_thread
-from routeharness.data import ModelInfo
-from routeharness.errors import DataError
-from routeharness.protocol import LOG10_LAMBDA_RANGE  # the training lams' range
-from routeharness.state import (
+from routeharness.common.errors import DataError
+from routeharness.data.dataset import ModelInfo
+from routeharness.evaluation.protocol import LOG10_LAMBDA_RANGE  # the training lams' range
+from routeharness.routers.base import SELECTION, BaseRouter, Tags, one_torch_thread
+from routeharness.routers.state import (
     RouterState,
     StateError,
     check_layout,

@@ -7,8 +7,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from routeharness.base import SELECTION, BaseRouter, Tags, select
-from routeharness.state import RouterState, StateError, restore
+from routeharness.routers.base import SELECTION, BaseRouter, Tags, select
+from routeharness.routers.state import RouterState, StateError, restore
 
 
 def _restore_index(router: BaseRouter, state: RouterState, name: str) -> BaseRouter:

@@ -35,9 +35,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from routeharness.base import UTILITY, BaseRouter, Tags, one_torch_thread
-from routeharness.errors import DataError
-from routeharness.state import (
+from routeharness.common.errors import DataError
+from routeharness.routers.base import UTILITY, BaseRouter, Tags, one_torch_thread
+from routeharness.routers.state import (
     RouterState,
     StateError,
     check_layout,

@@ -11,9 +11,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from routeharness.base import BaseRouter, Tags
-from routeharness.errors import DataError
-from routeharness.state import RouterState, StateError, restore
+from routeharness.common.errors import DataError
+from routeharness.routers.base import BaseRouter, Tags
+from routeharness.routers.state import RouterState, StateError, restore
 
 
 def ridge_fit(X: np.ndarray, Y: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:

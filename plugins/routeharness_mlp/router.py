@@ -14,10 +14,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from routeharness.base import SELECTION, BaseRouter, Tags, best_models, one_torch_thread
-from routeharness.errors import DataError
-from routeharness.protocol import lambda_sweep
-from routeharness.state import (
+from routeharness.common.errors import DataError
+from routeharness.evaluation.protocol import lambda_sweep
+from routeharness.routers.base import SELECTION, BaseRouter, Tags, best_models, one_torch_thread
+from routeharness.routers.state import (
     RouterState,
     StateError,
     default_state,

@@ -35,9 +35,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from routeharness.base import SELECTION, BaseRouter, Tags, one_torch_thread
-from routeharness.errors import DataError, RouteHarnessError
-from routeharness.state import (
+from routeharness.common.errors import DataError, RouteHarnessError
+from routeharness.routers.base import SELECTION, BaseRouter, Tags, one_torch_thread
+from routeharness.routers.state import (
     RouterState,
     StateError,
     default_state,
@@ -146,7 +146,7 @@ def mean_pooled(model: Any, tokenizer: Any, texts: list[str], max_length: int) -
 
 def _default_encoder_path() -> str | None:
     """The harness's default encoder's transformer, when it has one."""
-    from routeharness.encoders import get_encoder
+    from routeharness.embedding.encoders import get_encoder
 
     try:
         return getattr(get_encoder("minilm"), "trainable_path", None)

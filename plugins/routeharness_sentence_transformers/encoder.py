@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from routeharness.errors import RouteHarnessError
+from routeharness.common.errors import RouteHarnessError
 
 if TYPE_CHECKING:
     from routeharness_sentence_transformers.onnx_backend import OnnxTextEncoder

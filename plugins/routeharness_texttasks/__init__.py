@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from routeharness import hookimpl
-from routeharness.resources import task_card_path
+from routeharness.common.resources import task_card_path
 
 TASKS = {
     "alpacaeval": "AlpacaEval 2.0: 805 instructions x 55 LLMs, GPT-4-turbo judge win probability",

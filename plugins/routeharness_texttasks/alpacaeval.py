@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from routeharness import DataError, RouteHarnessError
-from routeharness.data import COST_PREFIX, SCORE_PREFIX, carve_validation
+from routeharness.data.dataset import COST_PREFIX, SCORE_PREFIX, carve_validation
 from routeharness_texttasks import common
 
 NAME = "alpacaeval"

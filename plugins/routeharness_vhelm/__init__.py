@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from routeharness import hookimpl
-from routeharness.resources import task_card_path
+from routeharness.common.resources import task_card_path
 
 
 @hookimpl

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from routeharness.errors import RouteHarnessError
+from routeharness.common.errors import RouteHarnessError
 
 DEFAULT_IMAGE_WEIGHT = 0.5
 DEFAULT_CLIP = "openai/clip-vit-base-patch32"
@@ -34,7 +34,7 @@ def to_pil(image: Any) -> Any:
         if isinstance(image, Image.Image):
             return image.convert("RGB")
         if isinstance(image, (str, Path)):  # a regular file only: never a FIFO or device
-            from routeharness.cache import read_regular_file
+            from routeharness.embedding.cache import read_regular_file
 
             with Image.open(io.BytesIO(read_regular_file(image))) as handle:
                 return handle.convert("RGB")
@@ -53,7 +53,7 @@ def to_pil(image: Any) -> Any:
 
 def _image_key(image: Any) -> str:
     """A content key, so that an image shared by several prompts is encoded once."""
-    from routeharness.encoders import image_bytes
+    from routeharness.embedding.encoders import image_bytes
 
     return hashlib.sha256(image_bytes(image)).hexdigest()
 
@@ -249,7 +249,7 @@ def effnet(arg: str | None = None) -> EffNetImageEncoder:
 def effnet_minilm(arg: str | None = None) -> FusedEncoder:
     """``effnet-minilm[:W]``: all-MiniLM-L6-v2 text + EfficientNet-Lite0 image, image weight
     W (default 0.5)."""
-    from routeharness.encoders import get_encoder
+    from routeharness.embedding.encoders import get_encoder
 
     weight = _weight(arg, "effnet-minilm")
     name = "effnet-minilm" if weight == DEFAULT_IMAGE_WEIGHT else f"effnet-minilm:{weight:g}"

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from routeharness import __version__
-from routeharness.errors import RouteHarnessError, UnknownNameError
+from routeharness.common.errors import RouteHarnessError, UnknownNameError
 
 
 def _console(stderr: bool = False) -> Any:
@@ -26,15 +26,15 @@ class _Group(click.Group):
     Each plugin's hook is called on its own (through pluggy, so tracing shows it); a
     plugin whose hook raises, or that replaces a command already there, is reported as
     failed and what it added is taken back. The commands are rebuilt when the plugin
-    state is reset (``routeharness.plugins.PluginHost.generation``).
+    state is reset (``routeharness.plugins.host.PluginHost.generation``).
     """
 
     _generation: int | None = None  # the plugin state the plugin commands came from
     _plugin_command_names: tuple[str, ...] = ()
 
     def _load_plugin_commands(self) -> None:
-        from routeharness.errors import PluginError
-        from routeharness.plugins import get_host, hook_failure
+        from routeharness.common.errors import PluginError
+        from routeharness.plugins.host import get_host, hook_failure
 
         host = get_host()
         if self._generation == host.generation:
@@ -88,7 +88,7 @@ def cli() -> None:
 def _report_failed_plugins() -> None:
     """One plain-text line on stderr per failed plugin (an error message is never read as
     markup)."""
-    from routeharness.plugins import failed_plugins
+    from routeharness.plugins.host import failed_plugins
 
     for info in failed_plugins():
         what = "failed" if info.loaded else "failed to load and was skipped"
@@ -104,14 +104,14 @@ def print_tables(result: dict[str, Any], fmt: str = "rich") -> None:
     """One table per task (and per group), reference rows below the routers; with
     several tasks, a summary ranking routers by mean AUC."""
     from routeharness.cli.render import emit
-    from routeharness.results import report_tables
+    from routeharness.results.sets import report_tables
 
     emit(report_tables(result), fmt)
 
 
 def _ranking_table(summary: dict[str, list[dict[str, Any]]]) -> Any:
     from routeharness.cli.render import rich_table
-    from routeharness.results import ranking_table
+    from routeharness.results.sets import ranking_table
 
     return rich_table(ranking_table(summary))
 
@@ -124,7 +124,7 @@ cache_dir_option = click.option(
     "--cache-dir", type=click.Path(file_okay=False), default=None, envvar="ROUTEHARNESS_CACHE",
     help="Embedding cache (default ~/.cache/routeharness).")
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-#: ``routeharness.executors.EXECUTORS`` (not imported: the CLI starts without numpy)
+#: ``routeharness.evaluation.executors.EXECUTORS`` (not imported: the CLI starts without numpy)
 EXECUTOR_NAMES = ("local", "ray")
 
 
@@ -161,7 +161,7 @@ def executor_options(command: Any) -> Any:
 
 def _one_line_warning(message: Warning | str, category: type[Warning], filename: str,
                       lineno: int, file: Any = None, line: str | None = None) -> None:
-    from routeharness.tables import plain
+    from routeharness.results.tables import plain
 
     text = " ".join(str(message).split())
     click.echo(f"warning: {plain(text)}", err=True)
@@ -170,7 +170,7 @@ def _one_line_warning(message: Warning | str, category: type[Warning], filename:
 def _plain(message: object) -> str:
     """An error message as one line of text: names in it (paths, models, plugins) may
     hold control characters, which are shown escaped, never sent to the terminal."""
-    from routeharness.tables import plain
+    from routeharness.results.tables import plain
 
     return plain(" ".join(str(message).splitlines()) or type(message).__name__)
 
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warning
-            from routeharness.cache import CacheWarning
+            from routeharness.embedding.cache import CacheWarning
 
             warnings.simplefilter("default", CacheWarning)
             cli.main(args=argv, prog_name="routeharness", standalone_mode=False)

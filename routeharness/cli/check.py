@@ -35,8 +35,8 @@ def check(router: str, xfails: tuple[str, ...], as_json: bool, fmt: str) -> None
         click.echo(json.dumps([vars(r) for r in results], indent=1))
     else:
         from routeharness.cli.render import emit
-        from routeharness.registry import get_registry
-        from routeharness.tables import ReportTable
+        from routeharness.plugins.registry import get_registry
+        from routeharness.results.tables import ReportTable
 
         entry = get_registry("router").get(router)
         table = ReportTable(f"Conformance of router {router!r} ({type(instance).__name__}, "

@@ -6,7 +6,7 @@ import click
 
 from routeharness.cli._app import _RichReporter, cache_dir_option, cli, data_dir_option
 from routeharness.cli.render import FORMATS, console, emit
-from routeharness.errors import RouteHarnessError
+from routeharness.common.errors import RouteHarnessError
 
 
 @cli.group()
@@ -30,7 +30,7 @@ def data_info(task: str, data_dir: str | None, cache_dir: str | None, encoder: s
     """Sizes, per-model mean score and cost, best single model, oracle, missing cells and
     duplicate or leaked prompts of TASK (a name, NAME:GROUP, a path, PATH:GROUP or
     hub:ORG/NAME[@REVISION])."""
-    from routeharness.tasks import info_tables, task_info
+    from routeharness.data.tasks import info_tables, task_info
 
     info = task_info(task, data_dir=data_dir, encoder=encoder, cache_dir=cache_dir,
                      reporter=_RichReporter())
@@ -42,7 +42,7 @@ def data_info(task: str, data_dir: str | None, cache_dir: str | None, encoder: s
     header = (f"{info['name']} v{info['version']}  source: {info['source']}"
               + (f"  revision: {info['revision']}" if info.get("revision") else ""))
     if fmt == "markdown":
-        from routeharness.tables import markdown_cell
+        from routeharness.results.tables import markdown_cell
 
         click.echo(f"{markdown_cell(header)}\n")
     else:
@@ -86,7 +86,7 @@ def data_validate(path: str) -> None:
     its file, row and column; exit 1 if there is any."""
     from pathlib import Path
 
-    from routeharness.tasks import validate_path
+    from routeharness.data.tasks import validate_path
 
     base, colon, group = path.rpartition(":")
     if colon and base and not Path(path).exists() and Path(base).exists():
@@ -113,7 +113,7 @@ def data_validate(path: str) -> None:
               help="Upstream release/suite to build, for tasks that have several (vhelm-mm).")
 def data_build(task: str, source: str, out: str, suite: str | None) -> None:
     """Convert TASK's upstream layout into the canonical dataset, with a dataset card."""
-    from routeharness.tasks import build_task
+    from routeharness.data.tasks import build_task
 
     built = build_task(task, source, out, **({"suite": suite} if suite else {}))
     sizes = ", ".join(f"{s} {d.n}" for s, d in built.splits.items())
@@ -147,8 +147,8 @@ def data_synth(out: str, n_train: int, n_val: int, n_test: int, models: int, clu
     `routeharness eval -t OUT -e precomputed`. The same options give the same data."""
     from pathlib import Path
 
-    from routeharness.dataio import write_task
-    from routeharness.synth import synthetic_task
+    from routeharness.data.readers import write_task
+    from routeharness.data.synth import synthetic_task
 
     target = Path(out).expanduser()
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
@@ -163,7 +163,7 @@ def data_synth(out: str, n_train: int, n_val: int, n_test: int, models: int, clu
                 "seed": seed}
     write_task(task, target, meta={
         "description": "synthetic routing task with a known locality structure "
-                       "(routeharness.synth); embeddings in the 'embedding' column",
+                       "(routeharness.data.synth); embeddings in the 'embedding' column",
         "source": {"generator": "routeharness data synth", **settings},
         "notes": list(task.notes)})
     sizes = ", ".join(f"{s} {d.n}" for s, d in task.splits.items())
@@ -190,11 +190,11 @@ def data_export(task: str, fmt: str, out: str, encoder: str | None, data_dir: st
     written to a temporary folder then renamed; `eval -t OUT -e precomputed` reads it back."""
     from pathlib import Path
 
-    from routeharness.embedding import embed_task
-    from routeharness.encoders import EmbeddingCache, get_encoder
-    from routeharness.evaluate import choose_encoder
-    from routeharness.llmrouter_format import write_llmrouter
-    from routeharness.tasks import load_task
+    from routeharness.data.llmrouter import write_llmrouter
+    from routeharness.data.tasks import load_task
+    from routeharness.embedding.embed import embed_task
+    from routeharness.embedding.encoders import EmbeddingCache, get_encoder
+    from routeharness.evaluation.matrix import choose_encoder
 
     target = Path(out).expanduser()
     if target.is_symlink() or (target.exists() and (not target.is_dir() or any(target.iterdir()))):

@@ -19,7 +19,7 @@ from routeharness.cli._app import (
     data_dir_option,
     quiet_option,
 )
-from routeharness.errors import RouteHarnessError
+from routeharness.common.errors import RouteHarnessError
 
 #: what ``route --format`` writes
 ROUTE_FORMATS = ("rich", "markdown", "jsonl")
@@ -43,8 +43,8 @@ def fit_command(router: str, task: str, encoder: str | None, seed: int, no_tune:
                 output: str, data_dir: str | None, cache_dir: str | None, quiet: bool) -> None:
     """Tune a router on a task's validation split, fit it on train (as eval does) and save
     it as a folder: manifest.json and the state in safetensors (no pickle)."""
-    from routeharness import saved
-    from routeharness.evaluate import plan_routers
+    from routeharness.deploy import saved
+    from routeharness.evaluation.matrix import plan_routers
 
     plan = plan_routers([router], references=False)[0]  # typos fail before any work
     saved._check_saveable(plan)
@@ -84,8 +84,8 @@ def route_command(folder: str, prompt: str | None, prompts_file: str | None,
                   lam: float | None, budget: float | None, fmt: str) -> None:
     """Route prompts with a saved router: the chosen model per prompt, with the predicted
     scores and costs (utility routers)."""
-    from routeharness import saved
-    from routeharness.routing_input import read_prompts
+    from routeharness.deploy import saved
+    from routeharness.deploy.routing_input import read_prompts
 
     if lam is not None and budget is not None:
         raise click.UsageError("give --lam or --budget, not both")
@@ -127,7 +127,7 @@ def update_command(folder: str, outcomes: str) -> None:
     """Add new evaluations to a saved kNN router without retraining: new prompts for the
     pool's models, or a new model evaluated on some prompts (a file of the canonical
     columns: id, prompt, group, score:<model>, cost:<model>, optional embedding)."""
-    from routeharness.maintain import update
+    from routeharness.deploy.update import update
 
     report = update(folder, outcomes)
     models = f", new model(s) {', '.join(report.new_models)}" if report.new_models else ""
@@ -158,7 +158,7 @@ def router_routes(router: Any, items: list[Any], lam: float) -> Any:
 
 def _print_routes(items: list[Any], rows: list[dict[str, Any]], fmt: str) -> None:
     from routeharness.cli.render import emit
-    from routeharness.tables import ReportTable
+    from routeharness.results.tables import ReportTable
 
     if fmt == "jsonl":
         for item, row in zip(items, rows):

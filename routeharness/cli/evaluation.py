@@ -18,8 +18,8 @@ from routeharness.cli._app import (
     quiet_option,
 )
 from routeharness.cli.render import format_option
-from routeharness.errors import CheckpointError, RouteHarnessError
-from routeharness.protocol import MAX_BOOTSTRAP, MAX_SEEDS, SEED_LIMIT
+from routeharness.common.errors import CheckpointError, RouteHarnessError
+from routeharness.evaluation.protocol import MAX_BOOTSTRAP, MAX_SEEDS, SEED_LIMIT
 
 
 @cli.command(name="eval")
@@ -61,9 +61,9 @@ def eval_command(routers: tuple[str, ...], tasks: tuple[str, ...], encoder: str 
                  trust_hub_pickle: bool, resume: bool, executor: str, address: str | None,
                  fmt: str, quiet: bool) -> None:
     """Evaluate routers on tasks: every router x task x seed; tables, JSON and plot."""
-    from routeharness.evaluate import Protocol, evaluate, plan_routers
-    from routeharness.executors import get_executor
-    from routeharness.results import plot_frontiers
+    from routeharness.evaluation.executors import get_executor
+    from routeharness.evaluation.matrix import Protocol, evaluate, plan_routers
+    from routeharness.results.sets import plot_frontiers
 
     seed_list = _parse_seeds(seeds)
     partial = Path(f"{output}.partial")
@@ -107,9 +107,9 @@ def _inputs(tasks: tuple[str, ...], data_dir: str | None,
             cache_dir: str | None = None) -> list[Path]:
     """The files and folders the run reads: local datasets, the data directory and the
     embedding cache (an output written into it would destroy an entry)."""
-    from routeharness.cache import default_cache_dir
-    from routeharness.registry import get_registry
-    from routeharness.spec import parse_task_spec
+    from routeharness.data.spec import parse_task_spec
+    from routeharness.embedding.cache import default_cache_dir
+    from routeharness.plugins.registry import get_registry
 
     known = set(get_registry("task").names())
     paths = [parse_task_spec(spec, known).path for spec in tasks]

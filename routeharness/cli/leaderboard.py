@@ -40,8 +40,8 @@ def _warn(message: str) -> None:
 @format_option
 def leaderboard_list(boards_dir: str | None, fmt: str) -> None:
     """List the boards and how many submission files each has."""
-    from routeharness.leaderboard import board_names, load_board
-    from routeharness.tables import ReportTable
+    from routeharness.boards.run import board_names, load_board
+    from routeharness.results.tables import ReportTable
 
     table = ReportTable(title="Leaderboards",
                         headers=["board", "tasks", "seeds", "main metric", "submissions"],
@@ -76,11 +76,11 @@ def leaderboard_run(board: str, router: str, output: str | None, resume: bool,
     """Run BOARD's full protocol for a router and write a submission file."""
     import re
 
-    from routeharness.boards import check_board_output
-    from routeharness.evaluate import plan_routers
-    from routeharness.executors import get_executor
-    from routeharness.jsonfiles import check_output_path
-    from routeharness.leaderboard import load_board, run_board
+    from routeharness.boards.definition import check_board_output
+    from routeharness.boards.run import load_board, run_board
+    from routeharness.common.jsonfiles import check_output_path
+    from routeharness.evaluation.executors import get_executor
+    from routeharness.evaluation.matrix import plan_routers
 
     label = plan_routers([router], references=False)[0].label  # typos fail before work
     definition = load_board(board, boards_dir)
@@ -106,7 +106,7 @@ def leaderboard_run(board: str, router: str, output: str | None, resume: bool,
 
 def _board_of(path: str, data: Any, boards_dir: str | None) -> Any:
     """The board of the folder holding ``path``, else the one ``data`` names."""
-    from routeharness.leaderboard import board_for
+    from routeharness.boards.run import board_for
 
     return board_for(data, path=path, directory=boards_dir)
 
@@ -120,7 +120,7 @@ def leaderboard_validate(file: str, boards_dir: str | None, no_data: bool,
                          data_dir: str | None) -> None:
     """Check a submission: schema, board version, tasks and seeds, numbers, checksum,
     fingerprints. A file in a board's submissions/ folder is checked against that board."""
-    from routeharness.leaderboard import load_submission, validate_submission
+    from routeharness.boards.run import load_submission, validate_submission
 
     data = load_submission(file)
     board = _board_of(file, data, boards_dir)
@@ -159,17 +159,17 @@ def leaderboard_verify(file: str, boards_dir: str | None, tolerance: float | Non
     """Validate, then re-run a submission and report each number that differs beyond the
     tolerance. A file in a board's submissions/ folder gets its outcome recorded in the
     board (verifications/FILE): only such a record makes its row verified."""
-    from routeharness.base import parse_router_spec
-    from routeharness.boards import board_of_file
-    from routeharness.leaderboard import (
+    from routeharness.boards.definition import board_of_file
+    from routeharness.boards.run import (
         check_tolerance,
         load_submission,
         validate_submission,
         verify_submission,
         verify_table,
     )
-    from routeharness.registry import get_registry
-    from routeharness.verification import make_record, save_record
+    from routeharness.boards.verification import make_record, save_record
+    from routeharness.plugins.registry import get_registry
+    from routeharness.routers.base import parse_router_spec
 
     if tolerance is not None:
         check_tolerance(tolerance)  # before any work
@@ -223,7 +223,7 @@ def _fail(message: str) -> NoReturn:
 def _check_committed_record(board: Any, file: str, data: Any, fresh: Any) -> None:
     """CI: the board's committed record must mark ``file`` verified and name the versions
     this re-run used."""
-    from routeharness.verification import (
+    from routeharness.boards.verification import (
         installed_version_problems,
         verification_status,
     )
@@ -247,9 +247,9 @@ def leaderboard_show(board: str, fmt: str, output: str | None, boards_dir: str |
     """Render BOARD's ranking of accepted submissions (leaderboards/BOARD/submissions/):
     verified ones ranked, unverified ones listed apart below (see `leaderboard verify`);
     a file that does not validate against this board is listed as rejected."""
-    from routeharness.boards import check_board_output
-    from routeharness.leaderboard import load_board
-    from routeharness.standings import (
+    from routeharness.boards.definition import check_board_output
+    from routeharness.boards.run import load_board
+    from routeharness.boards.standings import (
         ranking,
         ranking_tables,
         render_html,
@@ -274,7 +274,7 @@ def leaderboard_show(board: str, fmt: str, output: str | None, boards_dir: str |
     if output is None:
         click.echo(text, nl=False)
         return
-    from routeharness.jsonfiles import write_text
+    from routeharness.common.jsonfiles import write_text
 
     write_text(text, output, f"{fmt} leaderboard")
     console(stderr=True).print(f"{fmt} leaderboard written to {output}")

@@ -6,12 +6,12 @@ import click
 
 from routeharness.cli._app import _report_failed_plugins, cli
 from routeharness.cli.render import emit, format_option
-from routeharness.tables import ReportTable
+from routeharness.results.tables import ReportTable
 
 
 def registry_table(kind: str, title: str) -> ReportTable:
     """The registered ``kind`` entries (router, encoder) as one plain-text table."""
-    from routeharness.registry import get_registry
+    from routeharness.plugins.registry import get_registry
 
     table = ReportTable(title, ["name", "description", "plugin", "distribution"])
     for entry in get_registry(kind).entries():
@@ -46,9 +46,9 @@ def licence_summary(licence: str) -> str:
 
 def task_table() -> ReportTable:
     """The registered tasks, each with the licence its card states."""
-    from routeharness.errors import RouteHarnessError
-    from routeharness.registry import get_registry
-    from routeharness.tasks import load_card
+    from routeharness.common.errors import RouteHarnessError
+    from routeharness.data.tasks import load_card
+    from routeharness.plugins.registry import get_registry
 
     table = ReportTable("Tasks", ["name", "description", "licence", "plugin", "distribution"])
     for entry in get_registry("task").entries():
@@ -77,8 +77,8 @@ def tasks(fmt: str) -> None:
               help="Print every plugin's full record as JSON (a list of objects).")
 def plugins(fmt: str, as_json: bool) -> None:
     """List the plugins: distribution, version, hooks and status (failed ones too)."""
-    from routeharness.plugins import plugin_infos
-    from routeharness.registry import collect_all
+    from routeharness.plugins.host import plugin_infos
+    from routeharness.plugins.registry import collect_all
 
     # run every registration hook first, so that a plugin whose hook fails shows as failed
     collect_all()

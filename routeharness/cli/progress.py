@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from routeharness.progress import Advance, Reporter, _ignore
-from routeharness.tables import plain
+from routeharness.common.progress import Advance, Reporter, _ignore
+from routeharness.results.tables import plain
 
 #: at most one plain progress line per this many seconds (besides each tenth done)
 PLAIN_INTERVAL_S = 10.0

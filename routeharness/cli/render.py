@@ -1,6 +1,6 @@
 """One renderer for every table the CLI prints: rich (terminal), Markdown or JSON.
 
-Commands build ``routeharness.tables.ReportTable``s and call ``emit(tables, fmt)``; every
+Commands build ``routeharness.results.tables.ReportTable``s and call ``emit(tables, fmt)``; every
 command that prints a table takes ``--format`` through ``format_option``. Cells are rich
 ``Text`` objects, so a name like ``[bold]x`` or ``$x^2$`` prints as written, and control
 characters (escape sequences, hyperlinks, newlines, bidi overrides) print escaped
@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from routeharness.tables import CONTROL_CHARACTERS, ReportTable, plain, to_markdown
+from routeharness.results.tables import CONTROL_CHARACTERS, ReportTable, plain, to_markdown
 
 __all__ = ["FORMATS", "console", "emit", "format_option", "natural_width", "plain",
            "plain_text", "rich_table"]

@@ -8,7 +8,7 @@ import click
 
 from routeharness.cli._app import cli
 from routeharness.cli.render import console, emit, format_option
-from routeharness.errors import RouteHarnessError
+from routeharness.common.errors import RouteHarnessError
 
 
 @cli.group()
@@ -51,8 +51,8 @@ def results_show(files: tuple[str, ...], output: str | None, plot: str | None,
     parallel processes) are merged first and must share protocol, encoder and data.
     Reference rows (best-single, random, oracle) found in several files with the same
     numbers are kept once."""
-    from routeharness.records import ResultSet
-    from routeharness.results import merge_results, plot_frontiers, report_tables
+    from routeharness.results.records import ResultSet
+    from routeharness.results.sets import merge_results, plot_frontiers, report_tables
 
     check_show_outputs(files, output, plot)
     loaded = [(path, ResultSet.from_json(path)) for path in files]

@@ -7,7 +7,7 @@ import math
 import click
 
 from routeharness.cli._app import _console, cli
-from routeharness.errors import RouteHarnessError
+from routeharness.common.errors import RouteHarnessError
 
 
 @cli.command(name="serve")
@@ -26,7 +26,7 @@ def serve_command(folder: str, host: str, port: int, upstreams: str | None,
     """Serve a saved router (routeharness fit): POST /route, GET /health, GET /models and
     an OpenAI-compatible POST /v1/chat/completions that routes and forwards each request.
     Needs the serve extra: pip install 'routeharness[serve]'."""
-    from routeharness.serve import SERVE_INSTALL, create_app
+    from routeharness.deploy.serve import SERVE_INSTALL, create_app
 
     if math.isnan(lam) or lam < 0:
         raise click.BadParameter(f"{lam}: a trade-off is a number >= 0", param_hint="--lam")

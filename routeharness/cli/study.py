@@ -35,7 +35,7 @@ def _common(seeds: str = "0", plot: bool = False, output: bool = True,
             runs: bool = True) -> Callable[[Any], Any]:
     """The options every study takes: seeds, tuning, bootstrap, outputs, data, format;
     the executor of its runs (``runs``)."""
-    from routeharness.protocol import MAX_BOOTSTRAP
+    from routeharness.evaluation.protocol import MAX_BOOTSTRAP
 
     def wrap(func: Any) -> Any:
         options = [
@@ -65,14 +65,14 @@ def _common(seeds: str = "0", plot: bool = False, output: bool = True,
 def _settings(seeds: str, no_tune: bool, bootstrap: int, data_dir: str | None,
               cache_dir: str | None, quiet: bool) -> Any:
     from routeharness.cli.evaluation import _parse_seeds
-    from routeharness.protocol import Protocol
+    from routeharness.evaluation.protocol import Protocol
     from routeharness.study.common import StudySettings
 
     protocol = Protocol(seeds=tuple(_parse_seeds(seeds)), tune=not no_tune, n_bootstrap=0)
     meta = click.get_current_context().meta
     executor = None
     if "routeharness.executor" in meta:  # the study routes: its runs go to the executor
-        from routeharness.executors import get_executor
+        from routeharness.evaluation.executors import get_executor
 
         executor = get_executor(meta["routeharness.executor"], meta["routeharness.address"])
         click.get_current_context().call_on_close(executor.close)
@@ -187,7 +187,7 @@ def encoders_command(routers: tuple[str, ...], tasks: tuple[str, ...],
                      fmt: str, quiet: bool) -> None:
     """Does the ranking of routers hold across encoders? AUC router x encoder, Kendall's
     tau between the rankings, kNN's rank under each."""
-    from routeharness.encoders import get_encoder
+    from routeharness.embedding.encoders import get_encoder
     from routeharness.study import encoders as encoder_study
 
     for spec in encoders:
@@ -272,8 +272,8 @@ def sweep_command(router: str, tasks: tuple[str, ...], encoder: str | None, para
 @format_option
 def show_command(file: str, plot: str | None, fmt: str) -> None:
     """Print a saved study's tables again."""
-    from routeharness.errors import RouteHarnessError
-    from routeharness.jsonfiles import check_output_path
+    from routeharness.common.errors import RouteHarnessError
+    from routeharness.common.jsonfiles import check_output_path
     from routeharness.study import study_module
     from routeharness.study.record import StudyResult
 
@@ -312,7 +312,7 @@ def paper_command(out_dir: str, routers: tuple[str, ...], encoders: tuple[str, .
                   no_tune: bool, bootstrap: int, data_dir: str | None,
                   cache_dir: str | None, fmt: str, quiet: bool) -> None:
     """Every study on the built-in tasks and a reproduction report, claim by claim."""
-    from routeharness.errors import RouteHarnessError
+    from routeharness.common.errors import RouteHarnessError
     from routeharness.study import paper
     from routeharness.study.report import claim_table, claims, write_report
 

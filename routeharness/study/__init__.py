@@ -20,7 +20,7 @@ STUDIES = {"locality": "neighbours", "sample-efficiency": "efficiency",
 
 def study_module(name: str) -> ModuleType:
     """The module of a study by its name; one line for an unknown one."""
-    from routeharness.errors import UnknownNameError
+    from routeharness.common.errors import UnknownNameError
 
     if name not in STUDIES:
         raise UnknownNameError("study", name, sorted(STUDIES))

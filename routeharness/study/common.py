@@ -7,10 +7,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from routeharness.evaluate import Routed
-from routeharness.progress import Reporter
-from routeharness.protocol import Protocol
-from routeharness.tables import fmt
+from routeharness.common.progress import Reporter
+from routeharness.evaluation.matrix import Routed
+from routeharness.evaluation.protocol import Protocol
+from routeharness.results.tables import fmt
 
 #: bootstrap resamples of the paired comparisons (over test prompts)
 PAIRED_BOOTSTRAP = 1000
@@ -32,7 +32,7 @@ class StudySettings:
     task_options: dict[str, Any] = field(default_factory=dict)
     #: when the study started (``time.perf_counter``), for its wall time
     started: float = field(default_factory=time.perf_counter)
-    #: where the runs execute (``routeharness.executors``; None: in this process)
+    #: where the runs execute (``routeharness.evaluation.executors``; None: in this process)
     executor: Any = None
 
 

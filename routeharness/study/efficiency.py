@@ -16,7 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from routeharness.errors import RouteHarnessError
+from routeharness.common.errors import RouteHarnessError
+from routeharness.results.tables import ReportTable
 from routeharness.study.common import StudySettings, compact, diff_cell, mean_cell
 from routeharness.study.record import StudyResult
 from routeharness.study.runs import (
@@ -28,7 +29,6 @@ from routeharness.study.runs import (
     subsample_train,
     versus,
 )
-from routeharness.tables import ReportTable
 
 DEFAULT_FRACTIONS = (0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 #: share of its full-data AUC a router must reach

@@ -11,11 +11,12 @@ from collections.abc import Callable, Sequence
 from itertools import combinations
 from typing import Any
 
-from routeharness.data import RoutingTask
-from routeharness.embedding import EmbeddedTask
-from routeharness.errors import RouteHarnessError
-from routeharness.evaluate import load_tasks
-from routeharness.results import ranked
+from routeharness.common.errors import RouteHarnessError
+from routeharness.data.dataset import RoutingTask
+from routeharness.embedding.embed import EmbeddedTask
+from routeharness.evaluation.matrix import load_tasks
+from routeharness.results.sets import ranked
+from routeharness.results.tables import ReportTable
 from routeharness.study.common import StudySettings, compact, diff_cell, mean_cell
 from routeharness.study.record import StudyResult
 from routeharness.study.runs import (
@@ -25,7 +26,6 @@ from routeharness.study.runs import (
     run_all,
     versus,
 )
-from routeharness.tables import ReportTable
 
 
 def run(routers: Sequence[str], tasks: Sequence[str], encoders: Sequence[str], *,

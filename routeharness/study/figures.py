@@ -1,14 +1,14 @@
 """The studies' PNG plots: curves with bands (learning curves, sweeps) and the
 locality plot (agreement by distance decile against the shuffled-pairing null band).
-Names are plain text (``routeharness.plots.PLAIN_TEXT``); files are written atomically."""
+Names are plain text (``routeharness.results.plots.PLAIN_TEXT``); files are written atomically."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from routeharness.jsonfiles import check_output_path
-from routeharness.plots import PLAIN_TEXT, line_styles, save_figure
+from routeharness.common.jsonfiles import check_output_path
+from routeharness.results.plots import PLAIN_TEXT, line_styles, save_figure
 
 #: one panel: line label -> (x values, y means, y stds or None)
 Panel = dict[str, tuple[list[float], list[float | None], list[float | None] | None]]

@@ -9,15 +9,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from routeharness.data import RoutingTask
-from routeharness.embedding import EmbeddedTask
-from routeharness.errors import RouteHarnessError
-from routeharness.evaluate import load_tasks
+from routeharness.common.errors import RouteHarnessError
+from routeharness.data.dataset import RoutingTask
+from routeharness.embedding.embed import EmbeddedTask
+from routeharness.evaluation.matrix import load_tasks
+from routeharness.results.tables import ReportTable
 from routeharness.study import encoders as encoder_study
 from routeharness.study.common import StudySettings
 from routeharness.study.neighbours import SUMMARY_HEADERS, measure, sees_images, summary_row
 from routeharness.study.record import StudyResult
-from routeharness.tables import ReportTable
 
 #: text only, image only, image and text fused
 DEFAULT_ENCODERS = ("minilm", "effnet", "effnet-minilm")

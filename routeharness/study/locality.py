@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from routeharness.errors import RouteHarnessError
+from routeharness.common.errors import RouteHarnessError
 from routeharness.study.stats import (
     Dimension,
     bootstrap_ci,

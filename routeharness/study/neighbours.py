@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from routeharness.embedding import EmbeddedTask
+from routeharness.embedding.embed import EmbeddedTask
+from routeharness.results.tables import ReportTable, fmt
 from routeharness.study.common import StudySettings
 from routeharness.study.record import StudyResult
 from routeharness.study.runs import prepare
-from routeharness.tables import ReportTable, fmt
 
 DEFAULT_PAIRS = 20000
 
@@ -25,7 +25,7 @@ def measure(embedded: EmbeddedTask, *, n_pairs: int = DEFAULT_PAIRS, seed: int =
     """The locality statistics of one embedded task's training split. Two prompts are
     duplicates when their text is the same, or, when the encoder sees ``images``, their
     text and image bytes (BlindTest asks one question of many images)."""
-    from routeharness.cache import input_keys
+    from routeharness.embedding.cache import input_keys
     from routeharness.study.locality import locality
 
     train = embedded.task.splits["train"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from routeharness.errors import RouteHarnessError
+from routeharness.common.errors import RouteHarnessError
 from routeharness.study.common import StudySettings
 from routeharness.study.record import STUDY_SCHEMA, StudyResult
 

@@ -1,5 +1,5 @@
 """A study's result file: ``StudyResult`` owns its JSON (schema tag, NaN and infinity as
-strings, atomic writes) and its provenance, like ``routeharness.records.ResultSet``.
+strings, atomic writes) and its provenance, like ``routeharness.results.records.ResultSet``.
 
 ``results`` holds the study's numbers (its own structure, documented by each study
 module); ``runs`` the run records (``evaluate.run_one``'s) each with the ``condition`` it
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from routeharness.jsonfiles import (
+from routeharness.common.jsonfiles import (
     anything,
     get,
     git_commit,

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from routeharness.results.tables import ReportTable, fmt, markdown_cell, to_markdown
 from routeharness.study.encoders import short
 from routeharness.study.record import StudyResult
 from routeharness.study.runs import REFERENCE_ROUTER
-from routeharness.tables import ReportTable, fmt, markdown_cell, to_markdown
 
 SUPPORTED, PARTLY, NOT_SUPPORTED, NOT_RUN = ("supported", "partly supported", "not supported",
                                             "not run")
@@ -247,7 +247,7 @@ def claim_table(found: Sequence[Claim]) -> ReportTable:
 def write_report(parts: dict[str, StudyResult], out_dir: str | Path) -> Path:
     """``report.md`` and ``report.json`` (the claims, the rules, the parts' provenance)
     and the parts' plots, in ``out_dir``."""
-    from routeharness.jsonfiles import write_json, write_text
+    from routeharness.common.jsonfiles import write_json, write_text
     from routeharness.study import study_module
 
     out_dir = Path(out_dir)

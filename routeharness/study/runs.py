@@ -12,14 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from routeharness import metrics
-from routeharness.data import RoutingTask
-from routeharness.embedding import EmbeddedTask, embed_task
-from routeharness.errors import RouteHarnessError
-from routeharness.evaluate import Routed, choose_encoder, load_tasks
-from routeharness.progress import Reporter
-from routeharness.protocol import Protocol, seed_streams
-from routeharness.tuning import (
+from routeharness.common.errors import RouteHarnessError
+from routeharness.common.progress import Reporter
+from routeharness.data.dataset import RoutingTask
+from routeharness.embedding.embed import EmbeddedTask, embed_task
+from routeharness.evaluation import metrics
+from routeharness.evaluation.matrix import Routed, choose_encoder, load_tasks
+from routeharness.evaluation.protocol import Protocol, seed_streams
+from routeharness.evaluation.tuning import (
     RouterRun,
     TuningInputs,
     config_auc,
@@ -47,8 +47,8 @@ def embed(loaded: Sequence[RoutingTask], encoder: str | None, *, cache_dir: str 
           reporter: Reporter | None = None) -> tuple[Any, list[EmbeddedTask]]:
     """Tasks already loaded, embedded with ``encoder`` (None: the cards' default) through
     the cache: (encoder, embedded tasks). A study of several encoders loads once."""
-    from routeharness.cache import EmbeddingCache
-    from routeharness.encoders import get_encoder
+    from routeharness.embedding.cache import EmbeddingCache
+    from routeharness.embedding.encoders import get_encoder
 
     reporter = reporter or Reporter()
     enc = get_encoder(choose_encoder(encoder, loaded))
@@ -137,8 +137,8 @@ def plans_for(routers: Sequence[str]) -> list[RouterRun]:
 def with_reference(routers: list[str], reference: str = REFERENCE_ROUTER) -> list[str]:
     """The routers with the reference router (kNN) first when it is registered and not
     already given: every comparison is made against it."""
-    from routeharness.base import parse_router_spec
-    from routeharness.registry import get_registry
+    from routeharness.plugins.registry import get_registry
+    from routeharness.routers.base import parse_router_spec
 
     names = [parse_router_spec(r).name for r in routers]
     if reference in names or reference not in get_registry("router"):
@@ -166,8 +166,8 @@ def versus(runs: dict[tuple[str, int], Routed], label: str, reference: str | Non
 def run_all(plans: Sequence[RouterRun], embedded: EmbeddedTask, protocol: Protocol,
             reporter: Reporter, title: str, executor: Any = None) -> dict[tuple[str, int], Routed]:
     """Every router x seed on one (possibly derived) task: (label, seed) -> ``Routed``,
-    run by ``executor`` (``routeharness.executors``; default: in this process)."""
-    from routeharness.executors import Job, LocalExecutor
+    run by ``executor`` (``routeharness.evaluation.executors``; default: in this process)."""
+    from routeharness.evaluation.executors import Job, LocalExecutor
 
     runner = executor or LocalExecutor()
     jobs = [Job(plan, embedded, seed) for seed in protocol.seeds for plan in plans]
@@ -202,6 +202,6 @@ def validation_auc(plan: RouterRun, embedded: EmbeddedTask, params: dict[str, An
 def auc_of(runs: dict[tuple[str, int], Routed], label: str,
            seeds: Sequence[int], metric: str = "auc") -> tuple[float | None, float | None]:
     """Mean and standard deviation over seeds of a run metric."""
-    from routeharness.results import mean_std
+    from routeharness.results.sets import mean_std
 
     return mean_std([runs[(label, s)].record["metrics"].get(metric) for s in seeds])

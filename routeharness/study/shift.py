@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from routeharness.errors import RouteHarnessError
-from routeharness.results import mean_std
+from routeharness.common.errors import RouteHarnessError
+from routeharness.results.sets import mean_std
+from routeharness.results.tables import ReportTable
 from routeharness.study.common import StudySettings, compact, diff_cell, mean_cell
 from routeharness.study.record import StudyResult
 from routeharness.study.runs import (
@@ -24,7 +25,6 @@ from routeharness.study.runs import (
     run_all,
     versus,
 )
-from routeharness.tables import ReportTable
 
 
 def run(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | None = None,

@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from routeharness.base import parse_router_spec
-from routeharness.errors import RouteHarnessError
-from routeharness.results import mean_std
+from routeharness.common.errors import RouteHarnessError
+from routeharness.results.sets import mean_std
+from routeharness.results.tables import ReportTable
+from routeharness.routers.base import parse_router_spec
 from routeharness.study.common import StudySettings, compact, mean_cell
 from routeharness.study.record import StudyResult
 from routeharness.study.runs import auc_of, plans_for, prepare, run_all, validation_auc
-from routeharness.tables import ReportTable
 
 
 def parse_param(text: str) -> tuple[str, list[str] | None]:

@@ -51,7 +51,7 @@ def resolve_router(router: Any) -> Any:
     """A router instance from an instance, a class (built with its defaults) or a name
     registered by a plugin."""
     if isinstance(router, str):
-        from routeharness.registry import get_registry
+        from routeharness.plugins.registry import get_registry
 
         cls = get_registry("router").get(router).load()
         instance = cls()
@@ -80,7 +80,7 @@ def check_encoder(encoder: Any, *, expected_failures: ExpectedFailures = None,
     """Run the encoder checks (shape, dtype, determinism, empty input) on ``encoder``
     (an Encoder object or a spec like ``"minilm"``)."""
     if isinstance(encoder, str):
-        from routeharness.encoders import get_encoder
+        from routeharness.embedding.encoders import get_encoder
 
         encoder = get_encoder(encoder)
     results = run_checks(encoder, encoder_checks(encoder),

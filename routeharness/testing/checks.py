@@ -4,10 +4,10 @@ checks: ``routeharness.testing.component_checks``).
 Every check is a function ``check_<what>(obj)`` that returns ``None`` when ``obj`` conforms
 and raises ``AssertionError`` with a one-line reason when it does not. Which checks apply
 to a router depends on what it declares: its ``kind`` (utility or selection) and its
-``routeharness.base.Tags`` (``pickle``: must survive a pickle round trip;
+``routeharness.routers.base.Tags`` (``pickle``: must survive a pickle round trip;
 ``deterministic``: two fits with different ``random_state`` route the same;
 ``check_params``: the settings the checks run with). Routers are always exercised through the
-harness's own code path (``routeharness.evaluate.route_split``), on the mock problems in
+harness's own code path (``routeharness.evaluation.matrix.route_split``), on the mock problems in
 ``routeharness.testing.mock``.
 """
 
@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from routeharness.base import (
+from routeharness.evaluation.protocol import lambda_sweep
+from routeharness.routers.base import (
     SELECTION,
     UTILITY,
     NotFittedError,
@@ -30,7 +31,6 @@ from routeharness.base import (
     clone,
     tags_of,
 )
-from routeharness.protocol import lambda_sweep
 from routeharness.testing import mock
 from routeharness.testing.runner import Check, CheckResult, ConformanceError  # noqa: F401
 
@@ -69,7 +69,7 @@ def _fit(router: Any, problem: mock.MockProblem) -> Any:
 def _routes(router: Any, problem: mock.MockProblem, X: np.ndarray | None = None,
             data: Any = None, lams: Iterable[float] = LAMBDAS) -> np.ndarray:
     """(L, n) choices through the harness's own path (``evaluate.route_split``)."""
-    from routeharness.scoring import route_split
+    from routeharness.evaluation.scoring import route_split
 
     X = problem.X_test if X is None else X
     data = problem.test if data is None else data
@@ -96,7 +96,7 @@ def check_init_stores_params(router: Any) -> None:
     cls = type(router)
     for method in ("get_params", "set_params", "fit"):
         assert hasattr(router, method), (f"{cls.__name__} has no {method}(): subclass "
-                                         "routeharness.base.BaseRouter")
+                                         "routeharness.routers.base.BaseRouter")
     signature = inspect.signature(cls.__init__)
     names = [p.name for p in signature.parameters.values()
              if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
@@ -127,7 +127,7 @@ def check_init_stores_params(router: Any) -> None:
 
 
 def check_clone(router: Any) -> None:
-    """``routeharness.base.clone`` of a fitted router is a new, unfitted router with the
+    """``routeharness.routers.base.clone`` of a fitted router is a new, unfitted router with the
     same hyper-parameters."""
     fitted = _fit(_fresh(router), mock.tradeoff_problem())
     copy = clone(fitted)
@@ -191,7 +191,7 @@ def check_route_shape_and_range(router: Any) -> None:
 
 
 def check_unfitted_raises(router: Any) -> None:
-    """Routing before ``fit`` raises ``routeharness.base.NotFittedError`` (not an
+    """Routing before ``fit`` raises ``routeharness.routers.base.NotFittedError`` (not an
     AttributeError from deep inside)."""
     problem = mock.tradeoff_problem()
     try:
@@ -200,7 +200,7 @@ def check_unfitted_raises(router: Any) -> None:
         return
     except Exception as exc:
         raise AssertionError(f"routing before fit() raised {type(exc).__name__}: {exc}; expected "
-                             "routeharness.base.NotFittedError (call self._check_fitted())") from None
+                             "routeharness.routers.base.NotFittedError (call self._check_fitted())") from None
     raise AssertionError("routing before fit() did not raise")
 
 
@@ -265,8 +265,8 @@ def check_no_test_labels(router: Any) -> None:
     take only (X, lam, groups, texts); a spy on the harness path sees no score or cost array, no
     ``Outcomes`` and no ``RoutingData`` go in; and scrambling (or removing) the test
     labels leaves every route unchanged."""
-    from routeharness.data import Outcomes, RoutingData
-    from routeharness.scoring import _labels_free
+    from routeharness.data.dataset import Outcomes, RoutingData
+    from routeharness.evaluation.scoring import _labels_free
 
     for method in ("predict", "route", "route_sweep"):
         func = getattr(type(router), method, None)
@@ -327,7 +327,7 @@ def check_cost_monotone(router: Any) -> None:
 
 
 def check_tags(router: Any) -> None:
-    """The tags are ``routeharness.base.Tags`` (or a dict of known tags), and what they
+    """The tags are ``routeharness.routers.base.Tags`` (or a dict of known tags), and what they
     declare matches the code: ``needs_texts`` if and only if the routing methods take
     ``texts``; ``check_params`` names hyper-parameters."""
     tags = tags_of(router)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from routeharness.errors import RouteHarnessError, UnknownNameError
+from routeharness.common.errors import RouteHarnessError, UnknownNameError
 from routeharness.testing.runner import Check
 
 MOVING_REVISIONS = {"", "main", "master", "head", "latest", "dev", "trunk"}
@@ -86,7 +86,7 @@ def _card_path(card: Any) -> Path:
     text = str(card)
     if Path(text).suffix in (".yaml", ".yml") or Path(text).exists():
         return Path(text)
-    from routeharness.registry import get_registry
+    from routeharness.plugins.registry import get_registry
 
     entry = get_registry("task").get(text)
     path = entry.options.get("card")
@@ -97,8 +97,8 @@ def _card_path(card: Any) -> Path:
 def check_card_schema(card: Any) -> None:
     """The card parses under the strict schema (unknown keys, missing keys and wrong
     types are errors)."""
-    from routeharness.errors import TaskCardError
-    from routeharness.tasks import load_card
+    from routeharness.common.errors import TaskCardError
+    from routeharness.data.tasks import load_card
 
     try:
         load_card(_card_path(card))
@@ -107,7 +107,7 @@ def check_card_schema(card: Any) -> None:
 
 
 def _parsed(card: Any) -> Any:
-    from routeharness.tasks import load_card
+    from routeharness.data.tasks import load_card
 
     return load_card(_card_path(card))
 
@@ -151,7 +151,7 @@ def check_card_unique_name(card: Any) -> None:
             continue
         assert not (isinstance(data, dict) and data.get("name") == parsed.name), \
             f"{other} also declares name {parsed.name!r}"
-    from routeharness.registry import get_registry
+    from routeharness.plugins.registry import get_registry
 
     try:
         entry = get_registry("task").get(parsed.name)

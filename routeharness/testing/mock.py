@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from routeharness.data import ModelInfo, Outcomes, RoutingData
+from routeharness.data.dataset import ModelInfo, Outcomes, RoutingData
 
 DIM = 16
 #: cheap, mid, expensive: USD per call (the mock's own price list)

@@ -8,8 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from routeharness.base import Tags, tags_of
-from routeharness.errors import RouteHarnessError
+from routeharness.common.errors import RouteHarnessError
+from routeharness.routers.base import Tags, tags_of
 
 
 class ConformanceError(RouteHarnessError):

@@ -1,6 +1,6 @@
 """The saved-state check of routers that declare ``Tags(saveable=True)``: the fitted router
 as plain data (``get_state``), through the files a saved router is made of
-(``routeharness.state.write_state`` / ``read_state``: safetensors and JSON, no pickle),
+(``routeharness.routers.state.write_state`` / ``read_state``: safetensors and JSON, no pickle),
 rebuilt as ``cls(**params).set_state(state)``, routes exactly as the fitted one.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from routeharness.base import UTILITY, NotFittedError, tags_of
+from routeharness.routers.base import UTILITY, NotFittedError, tags_of
 from routeharness.testing import mock
 from routeharness.testing.checks import LAMBDAS, _fit, _fresh, _routes
 
@@ -21,12 +21,12 @@ ROUND_TRIP = "get_state() -> write_state -> read_state -> cls(**get_params()).se
 
 def _restored(fitted: Any) -> Any:
     """``fitted`` through the round trip; any error on the way is a one-line failure."""
-    from routeharness.state import RouterState, read_state, write_state
+    from routeharness.routers.state import RouterState, read_state, write_state
 
     cls = type(fitted)
     state = fitted.get_state()
     assert isinstance(state, RouterState), (f"get_state() returned {type(state).__name__}, "
-                                            "not routeharness.state.RouterState")
+                                            "not routeharness.routers.state.RouterState")
     with tempfile.TemporaryDirectory(prefix="routeharness-state-") as folder:
         write_state(state, folder)
         loaded = read_state(folder)
@@ -51,7 +51,7 @@ def check_state_roundtrip(router: Any) -> None:
         pass
     except Exception as exc:
         raise AssertionError(f"get_state() before fit() raised {type(exc).__name__}: {exc}; "
-                             "expected routeharness.base.NotFittedError") from None
+                             "expected routeharness.routers.base.NotFittedError") from None
     else:
         raise AssertionError("get_state() before fit() did not raise NotFittedError")
     problem, other = mock.tradeoff_problem(), mock.tradeoff_problem(seed=7)

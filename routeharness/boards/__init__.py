@@ -1,0 +1,1 @@
+"""Leaderboards: board definitions and submissions, running a board, verification, standings."""

@@ -1,0 +1,1 @@
+"""From a leaderboard to production: saved routers, update, routing input, serve."""

@@ -1,0 +1,1 @@
+"""Encoders, the on-disk embedding cache, and embedding a task."""

@@ -1,0 +1,88 @@
+"""Encoders (prompt -> vector): the ``Encoder`` protocol and ``get_encoder``.
+
+An encoder is any object with the attributes and method of ``Encoder`` below; the
+on-disk embedding cache is ``routeharness.embedding.cache``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from routeharness.common.errors import RouteHarnessError
+
+DEFAULT_ENCODER = "minilm"
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """What the harness needs of an encoder.
+
+    ``modalities`` is ``{"text"}`` or ``{"text", "image"}``. ``encode`` returns float32
+    ``(n, d)``; ``images`` (one PIL image, path or None per text) is passed only when the
+    encoder takes images and the task has them. ``progress(k)`` is called as k more inputs
+    are done. Optional: ``trainable_path``, a local Hugging Face transformer directory
+    holding this encoder's weights, for routers that fine-tune the encoder (RouterDC);
+    ``dimension``, the ``d`` of ``encode``'s output if known without loading the model
+    (None or absent: unknown). The cache trusts it over its own files: a stored vector of
+    another dimension is rebuilt, and an ``encode`` that returns another is an error.
+    ``fit(texts) -> Encoder``: an encoder learned from data (``lexical``) returns a fitted
+    copy; ``embed_task`` calls it with the training split's texts only, before embedding
+    any split. The copy's ``identity`` must change with those texts (the cache keys on it).
+    """
+
+    name: str
+    identity: str
+    revision: str
+    modalities: frozenset[str]
+
+    def encode(self, texts: Sequence[str], images: Sequence[Any] | None = None, *,
+               progress: Callable[[int], None] | None = None) -> np.ndarray: ...
+
+
+def get_encoder(spec: str) -> Encoder:
+    """``--encoder NAME`` or ``NAME:ARG`` (e.g. ``st:/path/to/model``) -> an encoder.
+
+    A factory that declares no parameter takes no argument: ``NAME:ARG`` is refused for it
+    instead of ``ARG`` being dropped. A factory that fails is one line naming the spec."""
+    from routeharness.plugins.registry import get_registry
+
+    name, colon, arg = spec.partition(":")
+    factory = get_registry("encoder").get(name).load()
+    if colon and not arg.strip():
+        raise RouteHarnessError(f"encoder spec {spec!r} has an empty argument after ':' "
+                                f"(write {name!r} alone, or {name}:ARG)")
+    try:
+        takes_argument = bool(inspect.signature(factory).parameters)
+    except (TypeError, ValueError):  # a builtin or C callable: assume it takes one
+        takes_argument = True
+    if not takes_argument and colon:
+        raise RouteHarnessError(f"encoder {name!r} takes no argument, got {spec!r}")
+    try:
+        encoder = factory(arg or None) if takes_argument else factory()
+    except RouteHarnessError:
+        raise
+    except Exception as exc:
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise RouteHarnessError(f"encoder {spec!r} failed to load: {detail}") from None
+    for attribute in ("name", "identity", "revision", "modalities", "encode"):
+        if not hasattr(encoder, attribute):
+            raise RouteHarnessError(f"encoder {spec!r} lacks {attribute!r}: not an Encoder")
+    return encoder
+
+
+
+
+# the cache moved to routeharness.embedding.cache; these names stay importable from here
+from routeharness.embedding.cache import (  # noqa: E402, F401
+    CACHE_FORMAT,
+    CacheResult,
+    CacheWarning,
+    EmbeddingCache,
+    default_cache_dir,
+    image_bytes,
+    input_keys,
+)

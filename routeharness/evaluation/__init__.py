@@ -1,0 +1,1 @@
+"""The protocol: metrics, scoring, tuning, one run, the matrix, executors and checkpoints."""

@@ -1,0 +1,1 @@
+"""Plugins: the hook specifications, the plugin host (built-ins, entry points, blocking) and the name registries."""

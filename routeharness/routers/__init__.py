@@ -1,0 +1,1 @@
+"""The router contract (``BaseRouter``, ``Tags``, the selection rule) and a fitted router's saved state."""
