@@ -212,7 +212,7 @@ def main() -> None:
     from routeharness.common.progress import Reporter
     from routeharness.data.tasks import load_task
     from routeharness.deploy import saved
-    from routeharness.evaluation.matrix import plan_routers
+    from routeharness.evaluation.tuning import plan_routers
     from routeharness.routers.base import tags_of
 
     before = _uptime()

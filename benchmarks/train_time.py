@@ -47,8 +47,9 @@ def main() -> None:
 
     from routeharness.common.progress import Reporter
     from routeharness.data.tasks import load_task
+    from routeharness.embedding.cache import EmbeddingCache
     from routeharness.embedding.embed import embed_task
-    from routeharness.embedding.encoders import EmbeddingCache, get_encoder
+    from routeharness.embedding.encoders import get_encoder
     from routeharness.evaluation import metrics
     from routeharness.plugins.registry import get_registry
 

@@ -1,3 +1,3 @@
-from routeharness.cli import main
+from routeharness.cli._app import main
 
 main()

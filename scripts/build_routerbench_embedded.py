@@ -20,7 +20,7 @@ from routeharness_routerbench.loader import EMBEDDED_PATH, build_columns, column
 
 from routeharness import RouteHarnessError
 from routeharness.common.resources import task_card_path
-from routeharness.data.tasks import load_card
+from routeharness.data.cards import load_card
 
 
 def main(source: str) -> None:

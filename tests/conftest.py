@@ -139,8 +139,8 @@ def mbpp(cache_dir, minilm) -> RoutingProblem:
     """RouterBench's MBPP group (269 train / 128 test prompts), embedded with MiniLM."""
     from routeharness.common.progress import Reporter
     from routeharness.data.tasks import load_task
+    from routeharness.embedding.cache import EmbeddingCache
     from routeharness.embedding.embed import embed_task
-    from routeharness.embedding.encoders import EmbeddingCache
     from routeharness.evaluation import metrics
 
     task = load_task("routerbench:mbpp")

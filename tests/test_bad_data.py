@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from routeharness.cli import main
+from routeharness.cli._app import main
 from routeharness.data.dataset import find_leaks
-from routeharness.data.tasks import load_task, validate_path
+from routeharness.data.readers import validate_path
+from routeharness.data.tasks import load_task
 
 CORPUS = Path(__file__).resolve().parent / "data" / "malformed"
 CASES = sorted(p.name for p in CORPUS.iterdir() if (p / "expect.json").is_file())

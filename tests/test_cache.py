@@ -317,7 +317,7 @@ WRITER = textwrap.dedent("""
     import sys, numpy as np
     sys.path.insert(0, {tests!r})
     from test_cache import CountingEncoder, PROMPTS
-    from routeharness.embedding.encoders import EmbeddingCache
+    from routeharness.embedding.cache import EmbeddingCache
     start = int(sys.argv[1])
     for round in range(6):
         EmbeddingCache(sys.argv[2]).embed(CountingEncoder(), PROMPTS[start + round:start + round + 20])
@@ -348,7 +348,7 @@ def test_cache_path_that_is_a_file_is_one_line(tmp_path):
 
 def test_cache_path_under_a_file_in_the_cli(tmp_path, capsys):
     """--cache-dir FILE/sub (click checks only the last component)."""
-    from routeharness.cli import main
+    from routeharness.cli._app import main
 
     file = tmp_path / "cache"
     file.write_text("")

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from routeharness.results.sets import RESULT_SCHEMA
+from routeharness.results.records import RESULT_SCHEMA
 
 
 def test_help_is_fast_and_imports_nothing_heavy():
@@ -96,7 +96,7 @@ def test_eval_end_to_end_on_the_embedded_default(cli, cache_dir, tmp_path):
 def test_summary_ranks_routers_by_mean_auc_over_tasks():
     from rich.console import Console
 
-    from routeharness.cli import _ranking_table
+    from routeharness.cli._app import _ranking_table
 
     def row(router, auc, upper=False):
         return {"router": router, "auc": auc, "auc_std": 0.0, "upper_bound": upper}
@@ -151,7 +151,7 @@ def test_seed_lists_ranges_and_single_seeds():
     """A bare number is one seed, not a count: `--seeds 3` once ran seed 3 alone."""
     import click
 
-    from routeharness.cli import _parse_seeds
+    from routeharness.cli.evaluation import _parse_seeds
 
     assert _parse_seeds("0,1,2") == [0, 1, 2]
     assert _parse_seeds("0-4") == [0, 1, 2, 3, 4]

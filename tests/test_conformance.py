@@ -21,12 +21,12 @@ from routeharness.routers.base import (
     tags_of,
 )
 from routeharness.testing import (
-    ConformanceError,
     check_encoder,
     check_router,
     check_task_card,
     parametrize_with_checks,
 )
+from routeharness.testing.runner import ConformanceError
 
 #: built-in routers' known, deliberate deviations from the contract
 KNOWN_FAILURES = {
@@ -250,14 +250,14 @@ def test_capabilities_gate_the_checks():
 def test_scrambled_labels_prove_nothing_leaks_through_route_split(monkeypatch):
     """A router that could see test labels through the harness would change its routes
     when they are scrambled; the check scrambles them on the path evaluate uses."""
-    import routeharness.evaluation.scoring as scoring_module
+    import routeharness.testing.harness as harness_module
     from routeharness.testing import checks
 
     def leaky_route_split(router, X, data, lams, cost_scale):  # a harness bug, simulated
         best = np.nan_to_num(data.scores, nan=0.0).argmax(axis=1)
         return np.tile(best, (len(lams), 1))
 
-    monkeypatch.setattr(scoring_module, "route_split", leaky_route_split)
+    monkeypatch.setattr(harness_module, "route_split", leaky_route_split)
     with pytest.raises(AssertionError, match="test labels were scrambled"):
         checks.check_no_test_labels(_Good())
 
@@ -415,7 +415,7 @@ def test_tag_checks_catch_a_router_whose_tags_lie():
 
 
 def test_the_harness_passes_groups_only_to_routers_that_declare_them():
-    from routeharness.evaluation.matrix import route_split
+    from routeharness.evaluation.scoring import route_split
     from routeharness.testing import mock
 
     problem = mock.tradeoff_problem()

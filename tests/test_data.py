@@ -10,8 +10,10 @@ import pyarrow as pa
 import pytest
 
 from routeharness.common.errors import DataError, TaskCardError
-from routeharness.data.dataset import RoutingData, carve_validation, validate_table
-from routeharness.data.tasks import load_card, load_local, load_task
+from routeharness.data.cards import load_card
+from routeharness.data.dataset import RoutingData, carve_validation
+from routeharness.data.tasks import load_local, load_task
+from routeharness.data.validation import validate_table
 
 
 def _table(**overrides):

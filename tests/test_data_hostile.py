@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from routeharness.cli import main
+from routeharness.cli._app import main
 from routeharness.common.errors import DataError, RouteHarnessError, TaskCardError
 from routeharness.data.cards import parse_card
+from routeharness.data.readers import validate_path
 from routeharness.data.spec import parse_hub_spec, parse_task_spec
-from routeharness.data.tasks import load_task, validate_path
+from routeharness.data.tasks import load_task
 
 HEADER = ["id", "prompt", "group", "score:small", "cost:small", "score:large", "cost:large"]
 
@@ -282,7 +283,7 @@ def test_unlistable_dataset_folder_names_the_folder(tmp_path: Path, monkeypatch)
 
 def test_data_validate_says_a_group_does_not_narrow_it(capsys):
     """``data validate PATH:GROUP`` used to say "no such file" for a folder that exists."""
-    from routeharness.cli import main
+    from routeharness.cli._app import main
 
     folder = Path(__file__).resolve().parent / "data" / "malformed" / "valid"
     with pytest.raises(SystemExit) as info:

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from routeharness.cli import main
+from routeharness.cli._app import main
 from routeharness.common.errors import DataError, RouteHarnessError, UnknownNameError
-from routeharness.data.readers import task_from_table, write_task
+from routeharness.data.readers import task_from_table, validate_path, write_task
 from routeharness.data.spec import parse_task_spec
-from routeharness.data.tasks import load_local, load_task, validate_path
+from routeharness.data.tasks import load_local, load_task
 
 CORPUS = Path(__file__).resolve().parent / "data" / "malformed"
 HEADER = ["id", "prompt", "group", "score:small", "cost:small", "score:large", "cost:large"]

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from routeharness.cli import main
+from routeharness.cli._app import main
 from routeharness.data.readers import load_path, validate_path
 
 SMALL = ["--train", "120", "--validation", "40", "--test", "40", "--models", "3",

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from routeharness.cli import main
+from routeharness.cli._app import main
 
 ROOT = Path(__file__).resolve().parent.parent
 YOUR_OWN_DATA = ROOT / "docs" / "your-own-data.md"

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from routeharness.common.errors import RouteHarnessError, UnknownNameError
-from routeharness.embedding.encoders import EmbeddingCache, get_encoder
+from routeharness.embedding.cache import EmbeddingCache
+from routeharness.embedding.encoders import get_encoder
 
 TEXTS = ["What is the capital of France?", "Write a function that reverses a list.",
          "Which option completes the sentence?"]
@@ -89,7 +90,7 @@ def test_encoder_argument_is_taken_or_refused(spec, message):
 
 
 def test_encoder_argument_refused_in_the_cli(capsys):
-    from routeharness.cli import main
+    from routeharness.cli._app import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["eval", "--router", "knn", "--task", "routerbench", "--encoder", "minilm:OTHER",

@@ -13,7 +13,7 @@ import stat
 import pytest
 from test_eval_protocol import ENCODER, hash_encoder, tiny_task, write_dataset  # noqa: F401
 
-from routeharness.cli import main
+from routeharness.cli._app import main
 
 
 def eval_cli(capsys, *args: str) -> tuple[int, str, str]:

@@ -80,7 +80,8 @@ def tiny_task(tmp_path) -> str:
 
 
 def run(routers, task, tmp_path, **kwargs):
-    from routeharness.evaluation.matrix import Protocol, evaluate
+    from routeharness.evaluation.matrix import evaluate
+    from routeharness.evaluation.protocol import Protocol
 
     kwargs.setdefault("protocol", Protocol(n_bootstrap=20))
     result = evaluate(list(routers), [task], encoder=ENCODER,
@@ -128,7 +129,7 @@ def test_seed_streams_differ_from_each_other_and_between_seeds():
 
 def test_a_deterministic_routers_interval_ignores_the_grid_stream(hash_encoder, tiny_task,
                                                                   tmp_path, monkeypatch):
-    import routeharness.evaluation.matrix as evaluate_module
+    import routeharness.evaluation.run as evaluate_module
     from routeharness.evaluation.protocol import SeedStreams, seed_streams
 
     def interval(grid: int, bootstrap: int) -> list[float]:
@@ -151,7 +152,7 @@ def test_a_deterministic_router_is_fitted_once_for_every_seed(hash_encoder, tiny
     from routeharness_baselines.routers import RandomRouter
     from routeharness_knn.router import KNNRouter
 
-    from routeharness.evaluation.matrix import Protocol
+    from routeharness.evaluation.protocol import Protocol
 
     fits = {"knn": 0, "random": 0}
     for name, cls in (("knn", KNNRouter), ("random", RandomRouter)):
@@ -193,7 +194,7 @@ def test_fixed_params_leave_the_grid_and_are_recorded(hash_encoder, tiny_task, t
     ("routerdc:cost_rates=1", "a tuple parameter cannot be set from the command line"),
 ])
 def test_bad_fixed_params_are_one_line_errors(spec, message):
-    from routeharness.evaluation.matrix import plan_routers
+    from routeharness.evaluation.tuning import plan_routers
 
     with pytest.raises(RouteHarnessError) as caught:
         plan_routers([spec], references=False)
@@ -201,7 +202,7 @@ def test_bad_fixed_params_are_one_line_errors(spec, message):
 
 
 def test_fixed_params_are_typed_by_their_defaults():
-    from routeharness.evaluation.matrix import plan_routers
+    from routeharness.evaluation.tuning import plan_routers
 
     plan = plan_routers(["routerdc:finetune_encoder=true,lr=0.001,sample_sample=groups"],
                         references=False)[0]
@@ -213,7 +214,7 @@ def test_fixed_params_are_typed_by_their_defaults():
 # --- checkpoint and resume ----------------------------------------------------------------
 def test_resume_reuses_saved_runs_and_refuses_another_router_version(hash_encoder, tiny_task,
                                                                      tmp_path):
-    from routeharness.evaluation.matrix import Protocol
+    from routeharness.evaluation.protocol import Protocol
 
     checkpoint = tmp_path / "out.json.partial"
     first = run(["knn:k=5"], tiny_task, tmp_path, checkpoint=checkpoint, references=False)
@@ -239,7 +240,7 @@ def _task(name: str, encoder: str | None) -> Any:
 
 
 def test_the_card_default_encoder_is_used_unless_encoder_is_given():
-    from routeharness.evaluation.matrix import DEFAULT_ENCODER, choose_encoder
+    from routeharness.embedding.encoders import DEFAULT_ENCODER, choose_encoder
 
     image = _task("blindtest", "effnet-minilm")
     assert choose_encoder(None, [image]) == "effnet-minilm"

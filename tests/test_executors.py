@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from routeharness import SELECTION, BaseRouter, hookimpl
-from routeharness.cli import main
+from routeharness.cli._app import main
 from routeharness.common.errors import RouteHarnessError
 from routeharness.evaluation.executors import (
     EXECUTORS,
@@ -24,7 +24,8 @@ from routeharness.evaluation.executors import (
     RayExecutor,
     get_executor,
 )
-from routeharness.evaluation.matrix import Protocol, evaluate
+from routeharness.evaluation.matrix import evaluate
+from routeharness.evaluation.protocol import Protocol
 from routeharness.plugins.host import get_host, reset_plugin_manager
 
 ray = pytest.importorskip("ray")

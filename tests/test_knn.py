@@ -8,11 +8,11 @@ from routeharness_baselines.routers import BestSingleRouter, CheapestRouter
 from routeharness_knn.router import KNNRouter, KNNVoteRouter
 
 from routeharness.common.progress import Reporter
+from routeharness.embedding.cache import EmbeddingCache
 from routeharness.embedding.embed import embed_task
-from routeharness.embedding.encoders import EmbeddingCache
 from routeharness.evaluation import metrics
-from routeharness.evaluation.matrix import DEFAULT_LAMBDAS, route_split
-from routeharness.evaluation.scoring import oracle_choices
+from routeharness.evaluation.protocol import DEFAULT_LAMBDAS
+from routeharness.evaluation.scoring import oracle_choices, route_split
 from routeharness.routers.base import TIE_BREAK, NotFittedError, clone
 
 
@@ -88,7 +88,8 @@ def test_knn_beats_random_and_oracle_bounds_everything(mbpp):
 @pytest.mark.slow
 def test_knn_beats_the_single_model_frontier_on_full_routerbench(cache_dir):
     """The README's claim, on all 3,178 prompts (encodes them once: minutes on 2 cores)."""
-    from routeharness.evaluation.matrix import Protocol, evaluate
+    from routeharness.evaluation.matrix import evaluate
+    from routeharness.evaluation.protocol import Protocol
 
     result = evaluate(["knn"], ["routerbench"], protocol=Protocol(n_bootstrap=0),
                       cache_dir=str(cache_dir))

@@ -15,22 +15,24 @@ from typing import Any
 import numpy as np
 import pytest
 
-from routeharness.boards.run import (
+from routeharness.boards.definition import (
     LeaderboardError,
     board_names,
     checksum,
     load_board,
-    load_submission,
     parse_board,
+)
+from routeharness.boards.run import (
+    load_submission,
     run_board,
     save_submission,
-    summarise_scores,
     validate_submission,
     verify_submission,
 )
 from routeharness.boards.standings import ranking
 from routeharness.common.errors import UnknownNameError
 from routeharness.evaluation import metrics
+from routeharness.results.sets import summarise_scores
 
 BOARD = "mbpp-v1"
 TASK = "routerbench:mbpp"
@@ -64,7 +66,7 @@ def submission_file(boards, tmp_path_factory, minilm) -> Path:
     from conftest import run_cli
 
     from routeharness.data.tasks import load_task
-    from routeharness.embedding.encoders import EmbeddingCache
+    from routeharness.embedding.cache import EmbeddingCache
 
     cache = EmbeddingCache()  # the session cache (the cache_dir fixture set it)
     for data in load_task(TASK).splits.values():

@@ -16,7 +16,7 @@ import pytest
 from routeharness.boards.definition import LeaderboardError, checksum, load_board
 from routeharness.boards.run import validate_submission
 from routeharness.boards.standings import ranking
-from routeharness.cli import main
+from routeharness.cli._app import main
 
 ROOT = Path(__file__).resolve().parent.parent
 BOARD = "routerbench-v1"

@@ -32,7 +32,7 @@ from routeharness.boards.verification import (
     save_record,
     verification_status,
 )
-from routeharness.cli import main
+from routeharness.cli._app import main
 from routeharness.evaluation import metrics
 from routeharness.results.sets import summarise_scores
 
@@ -84,7 +84,7 @@ def made(tmp_path_factory, cache_dir, minilm) -> dict[str, Any]:
     written), and the forged knn-vote, unverified. The prompts are embedded once, in the
     session cache that subprocesses read too."""
     from routeharness.data.tasks import load_task
-    from routeharness.embedding.encoders import EmbeddingCache
+    from routeharness.embedding.cache import EmbeddingCache
 
     cache = EmbeddingCache()
     for split in load_task(TASK).splits.values():

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from routeharness.cli import main
+from routeharness.cli._app import main
 from routeharness.common.errors import RouteHarnessError
-from routeharness.data.tasks import load_card, load_task
+from routeharness.data.cards import load_card
+from routeharness.data.tasks import load_task
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXTTASKS_DATA = ROOT / "plugins" / "routeharness_texttasks" / "data"

@@ -21,10 +21,9 @@ from routeharness.data.llmrouter import (
     EMBEDDINGS_FILE,
     ROUTING_FILE,
     VALIDATION_FRACTION,
-    read_llmrouter,
     write_llmrouter,
 )
-from routeharness.data.readers import load_path, validate_path, write_task
+from routeharness.data.readers import load_path, read_llmrouter, validate_path, write_task
 from routeharness.data.tasks import load_task
 
 SPLITS = ("train", "validation", "test")
@@ -322,8 +321,9 @@ def _three_folders(tmp_path: Path) -> tuple[Path, Path, Path]:
     """A slice of RouterBench's Winogrande with lexical vectors, written by ``write_task``
     and by ``write_llmrouter``, and that export less its first test record."""
     from routeharness.common.progress import Reporter
+    from routeharness.embedding.cache import EmbeddingCache
     from routeharness.embedding.embed import embed_task
-    from routeharness.embedding.encoders import EmbeddingCache, get_encoder
+    from routeharness.embedding.encoders import get_encoder
 
     task = load_task("routerbench:winogrande")
     for split, n in (("train", 240), ("validation", 60), ("test", 120)):

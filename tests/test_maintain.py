@@ -16,7 +16,7 @@ from routeharness.common.errors import DataError, RouteHarnessError
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory) -> Path:
-    from routeharness.cli import main
+    from routeharness.cli._app import main
 
     out = tmp_path_factory.mktemp("maintain") / "synth"
     try:

@@ -143,7 +143,8 @@ def test_clip_loads_and_encodes_a_local_checkpoint(tmp_path):
     """Mechanics only: random weights, so the vectors mean nothing."""
     from PIL import Image
 
-    from routeharness.embedding.encoders import EmbeddingCache, get_encoder
+    from routeharness.embedding.cache import EmbeddingCache
+    from routeharness.embedding.encoders import get_encoder
 
     path = make_tiny_clip(tmp_path / "tiny-clip")
     encoder = get_encoder(f"clip:{path}")
@@ -224,8 +225,8 @@ def test_blindtest_without_data_fails_with_one_clear_message(monkeypatch):
 
 def test_text_only_encoder_says_images_are_ignored(blindtest_ci, minilm, cache_dir):
     from routeharness.common.progress import Reporter
+    from routeharness.embedding.cache import EmbeddingCache
     from routeharness.embedding.embed import embed_task
-    from routeharness.embedding.encoders import EmbeddingCache
 
     embedded = embed_task(blindtest_ci, minilm, EmbeddingCache(cache_dir), Reporter())
     assert any("text-only" in note and "images are ignored" in note for note in embedded.notes)
@@ -237,15 +238,17 @@ def test_text_only_encoder_says_images_are_ignored(blindtest_ci, minilm, cache_d
 def ci_fused(blindtest_ci, cache_dir):
     """blindtest-ci embedded once with the offline default (effnet-minilm)."""
     from routeharness.common.progress import Reporter
+    from routeharness.embedding.cache import EmbeddingCache
     from routeharness.embedding.embed import embed_task
-    from routeharness.embedding.encoders import EmbeddingCache, get_encoder
+    from routeharness.embedding.encoders import get_encoder
 
     return embed_task(blindtest_ci, get_encoder("effnet-minilm"), EmbeddingCache(cache_dir),
                       Reporter())
 
 
 def _run(names, embedded):
-    from routeharness.evaluation.matrix import Protocol, run_one
+    from routeharness.evaluation.protocol import Protocol
+    from routeharness.evaluation.run import run_one
     from routeharness.plugins.registry import get_registry
 
     registry, protocol = get_registry("router"), Protocol(tune=False, n_bootstrap=0)
@@ -289,8 +292,8 @@ def test_every_router_runs_on_blindtest(ci_fused):
     for name in names:
         assert np.isfinite(records[name]["metrics"]["auc"]), name
     from routeharness.evaluation import metrics
-    from routeharness.evaluation.matrix import oracle_reference
     from routeharness.evaluation.protocol import Protocol, seed_streams
+    from routeharness.evaluation.scoring import oracle_reference
 
     test = ci_fused.task.splits["test"]
     train_scale = metrics.cost_scale(ci_fused.task.splits["train"].costs)
@@ -491,7 +494,8 @@ class _QuietFiles(http.server.SimpleHTTPRequestHandler):
 
 @pytest.mark.slow
 def test_image_knn_beats_random_on_full_blindtest(shared_data, cache_dir):
-    from routeharness.evaluation.matrix import Protocol, evaluate
+    from routeharness.evaluation.matrix import evaluate
+    from routeharness.evaluation.protocol import Protocol
 
     result = evaluate(["knn"], ["blindtest"], encoder="effnet", data_dir=str(shared_data),
                       cache_dir=str(cache_dir), protocol=Protocol(n_bootstrap=0))

@@ -15,7 +15,7 @@ import pytest
 
 import routeharness
 from routeharness import hookimpl
-from routeharness.cli import main
+from routeharness.cli._app import main
 from routeharness.common.errors import PluginError, UnknownNameError
 from routeharness.plugins import hookspecs
 from routeharness.plugins.host import get_host, plugin_infos, reset_plugin_manager

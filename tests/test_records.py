@@ -13,16 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from routeharness.cli import main
+from routeharness.cli._app import main
 from routeharness.common.errors import RouteHarnessError
+from routeharness.common.jsonfiles import RecordFormatError, encode
 from routeharness.evaluation import metrics
-from routeharness.results.records import (
-    RESULT_SCHEMA,
-    RecordFormatError,
-    ResultSet,
-    RunRecord,
-    encode,
-)
+from routeharness.results.records import RESULT_SCHEMA, ResultSet, RunRecord
 from routeharness.results.sets import (
     merge_results,
     plot_frontiers,

@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from routeharness.cli.render import console, emit, plain
-from routeharness.results.tables import ReportTable, markdown_cell
+from routeharness.cli.render import console, emit
+from routeharness.results.tables import ReportTable, markdown_cell, plain
 
 HOSTILE = ["\x1b[31mRED\x1b[0m", "\x1b]8;;http://x\x1b\\click\x1b]8;;\x1b\\", "two\nlines",
            "back\rover", "bell\x07\x00nul\x7fdel", "c1\x9b31m", "\u202eevil.exe"]

@@ -15,7 +15,8 @@ from test_records import make_result, write
 
 from routeharness.boards.definition import LeaderboardError, load_board
 from routeharness.boards.standings import ranking
-from routeharness.results.records import RecordFormatError, ResultSet
+from routeharness.common.jsonfiles import RecordFormatError
+from routeharness.results.records import ResultSet
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ GRAPH_EPOCHS = 60  # enough to beat random on MBPP; keeps the default tests fast
 
 
 def auc_on_test(router: Any, problem: Any) -> float:
-    from routeharness.evaluation.matrix import DEFAULT_LAMBDAS, route_split, score_choices
+    from routeharness.evaluation.protocol import DEFAULT_LAMBDAS
+    from routeharness.evaluation.scoring import route_split, score_choices
 
     test = problem.test.subset(problem.test.complete_rows())
     X = problem.X["test"][problem.test.complete_rows()]

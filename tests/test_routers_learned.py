@@ -49,7 +49,8 @@ def test_registered_through_the_plugin_hook():
 
 
 def auc_on_test(router: Any, problem: Any) -> float:
-    from routeharness.evaluation.matrix import DEFAULT_LAMBDAS, route_split, score_choices
+    from routeharness.evaluation.protocol import DEFAULT_LAMBDAS
+    from routeharness.evaluation.scoring import route_split, score_choices
 
     rows = problem.test.complete_rows()
     choices = route_split(router, problem.X["test"][rows], problem.test.subset(rows),
@@ -176,7 +177,7 @@ def test_routerdc_finetunes_its_text_encoder(mbpp):
     import torch
     from routeharness_routerdc.router import load_transformer
 
-    from routeharness.evaluation.matrix import route_split
+    from routeharness.evaluation.scoring import route_split
 
     assert mbpp.train.encoder_path and mbpp.train.texts is not None
     rows = np.arange(48)

@@ -12,14 +12,16 @@ import pytest
 
 from routeharness.common.errors import RouteHarnessError
 from routeharness.deploy.routing_input import read_prompts
-from routeharness.evaluation.matrix import Protocol, plan_routers, route_one
+from routeharness.evaluation.protocol import Protocol
+from routeharness.evaluation.run import route_one
+from routeharness.evaluation.tuning import plan_routers
 
 SAVEABLE = ["knn", "knn-vote", "linear", "best-single"]
 
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory) -> str:
-    from routeharness.cli import main
+    from routeharness.cli._app import main
 
     out = tmp_path_factory.mktemp("saved") / "synth"
     try:
@@ -202,7 +204,7 @@ def _embedded(problem):
 
 
 def test_fit_never_writes_into_the_dataset(synth, capsys):
-    from routeharness.cli import main
+    from routeharness.cli._app import main
 
     inside = Path(synth) / "train" / "router"
     with pytest.raises(SystemExit) as exit_info:

@@ -77,7 +77,7 @@ def plugins() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def folder(plugins, tmp_path_factory) -> Path:
-    from routeharness.cli import main
+    from routeharness.cli._app import main
     from routeharness.deploy import saved
 
     base = tmp_path_factory.mktemp("serve")

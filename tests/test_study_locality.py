@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from routeharness.common.errors import RouteHarnessError
-from routeharness.data.dataset import SPLITS, RoutingTask
+from routeharness.data.columns import SPLITS
+from routeharness.data.dataset import RoutingTask
 from routeharness.data.synth import synthetic_task
 from routeharness.study.locality import Locality, _pair_outcomes, locality
 

@@ -19,7 +19,7 @@ import pytest
 
 import routeharness
 from routeharness import DataError, task_from_table, write_task
-from routeharness.cli import main
+from routeharness.cli._app import main
 from routeharness.data.tasks import load_task
 
 ROOT = Path(__file__).resolve().parents[1]

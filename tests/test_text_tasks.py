@@ -14,8 +14,11 @@ import numpy as np
 import pytest
 
 from routeharness.common.errors import RouteHarnessError, UnknownNameError
-from routeharness.data.dataset import SPLITS, find_leaks
-from routeharness.data.tasks import load_card, load_local, load_task, parse_hub_spec, task_info
+from routeharness.data.cards import load_card
+from routeharness.data.columns import SPLITS
+from routeharness.data.dataset import find_leaks
+from routeharness.data.spec import parse_hub_spec
+from routeharness.data.tasks import load_local, load_task, task_info
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT_TASKS = ("alpacaeval", "llmrouter", "routerdc")
@@ -207,7 +210,8 @@ def test_group_subtasks(embedded_tasks, shared_data: Path):
 
 
 def test_per_group_results_for_every_group(embedded_tasks, mirror_tasks):
-    from routeharness.evaluation.matrix import DEFAULT_LAMBDAS, score_choices
+    from routeharness.evaluation.protocol import DEFAULT_LAMBDAS
+    from routeharness.evaluation.scoring import score_choices
 
     for name, task in {**embedded_tasks, "routerdc": mirror_tasks["routerdc"]}.items():
         test = task.splits["test"]
@@ -220,7 +224,8 @@ def test_per_group_results_for_every_group(embedded_tasks, mirror_tasks):
 
 @pytest.mark.slow
 def test_eval_on_a_subtask_end_to_end(cache_dir: Path):
-    from routeharness.evaluation.matrix import Protocol, evaluate
+    from routeharness.evaluation.matrix import evaluate
+    from routeharness.evaluation.protocol import Protocol
 
     result = evaluate(["knn"], ["alpacaeval:vicuna"],
                       protocol=Protocol(n_bootstrap=0, tune=False), references=True)
@@ -233,14 +238,14 @@ def test_eval_on_a_subtask_end_to_end(cache_dir: Path):
 
 
 def test_data_info_reports_sizes_references_and_leaks(cli):
-    info = task_info("llmrouter")
+    info = task_info(load_task("llmrouter", allow_leaks=True))
     assert sum(info["sizes"]["test"].values()) == 381
     assert info["sizes"]["test"]["gpqa"] == 0 and info["sizes"]["train"]["gpqa"] > 0
     assert info["leaks"] == {"test-train": 0, "test-validation": 0, "validation-train": 0}
     best = info["best_single"]["test"]
     assert best["model"] == "llama-3.1-nemotron-51b-instruct"
     assert info["oracle"]["test"] > best["score"]
-    alpaca = task_info("alpacaeval")
+    alpaca = task_info(load_task("alpacaeval", allow_leaks=True))
     assert sum(alpaca["missing_cells"].values()) == 10
     # RouterBench has 2 test prompts that also appear in train: a warning with the count
     result = cli("data", "info", "routerbench")

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from routeharness import DataError, RouteHarnessError, RoutingTask, task_from_table
-from routeharness.data.dataset import COST_PREFIX, SCORE_PREFIX, carve_validation
+from routeharness.data.columns import COST_PREFIX, SCORE_PREFIX
+from routeharness.data.dataset import carve_validation
 
 NAME = "blindtest"
 TEST_FRACTION = 0.3

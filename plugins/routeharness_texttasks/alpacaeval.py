@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from routeharness import DataError, RouteHarnessError
-from routeharness.data.dataset import COST_PREFIX, SCORE_PREFIX, carve_validation
+from routeharness.data.columns import COST_PREFIX, SCORE_PREFIX
+from routeharness.data.dataset import carve_validation
 from routeharness_texttasks import common
 
 NAME = "alpacaeval"

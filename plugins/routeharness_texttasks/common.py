@@ -19,7 +19,7 @@ from routeharness import (
     task_from_table,
     write_task,
 )
-from routeharness.data.dataset import COST_PREFIX, SCORE_PREFIX, SPLITS
+from routeharness.data.columns import COST_PREFIX, SCORE_PREFIX, SPLITS
 
 DATA_DIR = Path(__file__).parent / "data"
 CHARS_PER_TOKEN = 4.0
@@ -223,7 +223,7 @@ def dataset_card(task: RoutingTask, card: Any, built_from: str) -> str:
 
 def load_card_of(name: str) -> Any:
     from routeharness.common.resources import task_card_path
-    from routeharness.data.tasks import load_card
+    from routeharness.data.cards import load_card
 
     return load_card(task_card_path(name))
 

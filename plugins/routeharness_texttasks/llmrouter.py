@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from routeharness import DataError
-from routeharness.data.dataset import SCORE_PREFIX
+from routeharness.data.columns import SCORE_PREFIX
 from routeharness_texttasks import common
 
 NAME = "llmrouter"

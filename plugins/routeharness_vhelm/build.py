@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from routeharness import DataError, ModelInfo, RouteHarnessError, task_from_table, write_task
-from routeharness.data.dataset import COST_PREFIX, SCORE_PREFIX, SPLITS, carve_validation
+from routeharness.data.columns import COST_PREFIX, SCORE_PREFIX, SPLITS
+from routeharness.data.dataset import carve_validation
 from routeharness_vhelm.download import (
     BASE_URL,
     fetch_url,
@@ -291,7 +292,7 @@ def build(source: str | Path, out_dir: Path, suite: str | None = None, download:
     import datasets
 
     from routeharness.common.resources import task_card_path
-    from routeharness.data.tasks import load_card
+    from routeharness.data.cards import load_card
 
     if options:
         raise RouteHarnessError(f"vhelm-mm build: unknown option(s) {sorted(options)}")

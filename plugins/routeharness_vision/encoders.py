@@ -53,7 +53,7 @@ def to_pil(image: Any) -> Any:
 
 def _image_key(image: Any) -> str:
     """A content key, so that an image shared by several prompts is encoded once."""
-    from routeharness.embedding.encoders import image_bytes
+    from routeharness.embedding.cache import image_bytes
 
     return hashlib.sha256(image_bytes(image)).hexdigest()
 

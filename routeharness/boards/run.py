@@ -18,33 +18,23 @@ rendering (boards and the ``Submission`` record: ``routeharness.boards.definitio
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from routeharness.boards.definition import (  # noqa: F401 (re-exported)
-    BOARD_FILE,
-    DEFAULT_TOLERANCE,
-    MAIN_METRICS,
+from routeharness.boards.definition import (
     SUBMISSION_SCHEMA,
     Board,
-    BoardTask,
     LeaderboardError,
     Submission,
-    board_names,
     board_of_file,
-    boards_dir,
     check_tolerance,
     checksum,
-    load_board,
     load_named_board,
-    parse_board,
 )
 from routeharness.common.errors import RouteHarnessError
-from routeharness.results.records import RecordFormatError
+from routeharness.common.jsonfiles import RecordFormatError
+from routeharness.evaluation.scoring import isclose, record_problems
 from routeharness.results.sets import summarise_scores
 from routeharness.results.tables import ReportTable
 
@@ -79,7 +69,8 @@ def run_board(board: Board, router: str, *, data_dir: str | None = None,
     and ``executor`` (local or Ray) as in ``evaluate.evaluate``. The oracle reference of each task is kept in
     the result (the board's upper bound row comes from it)."""
     from routeharness.common.jsonfiles import git_commit, platform_info
-    from routeharness.evaluation.matrix import evaluate, plan_routers
+    from routeharness.evaluation.matrix import evaluate
+    from routeharness.evaluation.tuning import plan_routers
 
     plan = plan_routers([router], references=False)[0]
     entry, router = plan.entry, plan.label
@@ -119,38 +110,6 @@ def run_board(board: Board, router: str, *, data_dir: str | None = None,
 
 
 # --- validation ---------------------------------------------------------------------------------
-def _close(a: float, b: float, tol: float = 1e-9) -> bool:
-    return math.isclose(a, b, rel_tol=tol, abs_tol=tol)
-
-
-def _record_problems(i: int, record: Any) -> list[str]:
-    """Numbers of one record that do not follow from its own curve."""
-    from routeharness.evaluation import metrics
-
-    where = f"record {i} ({record.router} on {record.task}, seed {record.seed})"
-    cost = np.asarray(record.curve.cost, dtype=float)
-    quality = np.asarray(record.curve.quality, dtype=float)
-    if not (np.isfinite(cost).all() and np.isfinite(quality).all()):
-        return [f"{where}: its curve has missing or non-finite points"]
-    problems = []
-    try:
-        recomputed = {"auc": metrics.auc(cost, quality),
-                      "quality_at_0": float(quality[0]) * 100.0, "cost_at_0": float(cost[0])}
-        hull_c, hull_q = metrics.frontier(cost, quality)
-    except (ValueError, FloatingPointError) as exc:
-        return [f"{where}: its curve cannot be scored ({exc})"]
-    for metric, value in recomputed.items():
-        stated = record.metrics.get(metric)
-        if stated is None or not _close(stated, value):
-            problems.append(f"{where}: metrics.{metric} = {stated!r} does not match its curve "
-                            f"({value!r})")
-    for axis, hull in (("cost", hull_c), ("quality", hull_q)):
-        stated_axis = np.asarray(getattr(record.frontier, axis), dtype=float)
-        if stated_axis.shape != hull.shape or not np.allclose(stated_axis, hull):
-            problems.append(f"{where}: frontier.{axis} does not match its curve")
-    return problems
-
-
 def board_for(data: Submission, *, path: str | Path | None = None,
               directory: str | Path | None = None) -> Board:
     """The board a submission is checked against: the folder it sits in when that is a
@@ -234,7 +193,7 @@ def validate_submission(data: Submission | dict[str, Any], *, board: Board | Non
         problems.append(f"task(s) {extra} are not on board {board.name}")
     problems += _coverage_problems(board, data)
     for i, record in enumerate(result.records):
-        problems.extend(_record_problems(i, record))
+        problems.extend(record_problems(i, record))
     problems += _score_problems(data)
     if data.checksum != data.computed_checksum():
         problems.append("checksum mismatch: the file was changed after `leaderboard run` wrote it")
@@ -262,7 +221,7 @@ def _score_problems(data: Submission) -> list[str]:
             stated = data.scores.get(task, {}).get(metric)
             if value is None and stated is None:
                 continue
-            if stated is None or value is None or not _close(stated, value):
+            if stated is None or value is None or not isclose(stated, value):
                 problems.append(f"scores.{task}.{metric} = {stated!r} does not match the "
                                 f"records ({value!r})")
     return problems
@@ -317,10 +276,10 @@ def compare_records(submitted: Any, rerun: Any, tolerance: float) -> list[Differ
         if a is None and b is None:
             continue
         if isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b):
-            ok = all(x is not None and y is not None and _close(x, y, tolerance)
+            ok = all(x is not None and y is not None and isclose(x, y, tolerance)
                      for x, y in zip(a, b))
         elif isinstance(a, (int, float)) and isinstance(b, (int, float)):
-            ok = _close(a, b, tolerance)
+            ok = isclose(a, b, tolerance)
         else:
             ok = False
         rows.append(Difference(task, seed, metric, a, b, ok))
@@ -369,7 +328,7 @@ def _compare_oracle(task: str, submitted: Any, rerun: Any, tolerance: float) -> 
     for metric in ("auc", "quality_at_0", "cost_at_0"):
         a, b = submitted.metrics.get(metric), rerun.metrics.get(metric)
         ok = isinstance(a, (int, float)) and isinstance(b, (int, float)) and \
-            _close(a, b, tolerance)
+            isclose(a, b, tolerance)
         rows.append(Difference(task, None, f"oracle {metric}", a, b, ok or a is b is None))
     return rows
 

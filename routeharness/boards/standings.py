@@ -197,9 +197,9 @@ def render_markdown(result: Ranking) -> str:
 
 
 def render_html(result: Ranking) -> str:
-    """One self-contained HTML page (see ``plots.board_page``): the frontier plot shows
+    """One self-contained HTML page (``routeharness.boards.page``): the frontier plot shows
     the verified submissions only."""
-    from routeharness.results.plots import board_page
+    from routeharness.boards.page import board_page
 
     return board_page(result.board, ranking_table(result), result.rejected,
                       [s.result for s in result.verified_submissions],

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from routeharness.cli._app import _RichReporter, cache_dir_option, cli, data_dir_option
+from routeharness.cli._app import cache_dir_option, cli, data_dir_option
+from routeharness.cli.progress import RichReporter as _RichReporter
 from routeharness.cli.render import FORMATS, console, emit
 from routeharness.common.errors import RouteHarnessError
+from routeharness.results.tables import ReportTable, fmt
 
 
 @cli.group()
@@ -30,10 +34,14 @@ def data_info(task: str, data_dir: str | None, cache_dir: str | None, encoder: s
     """Sizes, per-model mean score and cost, best single model, oracle, missing cells and
     duplicate or leaked prompts of TASK (a name, NAME:GROUP, a path, PATH:GROUP or
     hub:ORG/NAME[@REVISION])."""
-    from routeharness.data.tasks import info_tables, task_info
+    from routeharness.data.tasks import load_task, task_info
 
-    info = task_info(task, data_dir=data_dir, encoder=encoder, cache_dir=cache_dir,
-                     reporter=_RichReporter())
+    loaded = load_task(task, data_dir=data_dir, allow_leaks=True)
+    info = task_info(loaded)
+    if encoder is not None:
+        from routeharness.embedding.embed import identical_embedding_info
+
+        info.update(identical_embedding_info(loaded, encoder, cache_dir, _RichReporter()))
     if as_json or fmt == "json":
         import json
 
@@ -86,7 +94,7 @@ def data_validate(path: str) -> None:
     its file, row and column; exit 1 if there is any."""
     from pathlib import Path
 
-    from routeharness.data.tasks import validate_path
+    from routeharness.data.readers import validate_path
 
     base, colon, group = path.rpartition(":")
     if colon and base and not Path(path).exists() and Path(base).exists():
@@ -192,9 +200,9 @@ def data_export(task: str, fmt: str, out: str, encoder: str | None, data_dir: st
 
     from routeharness.data.llmrouter import write_llmrouter
     from routeharness.data.tasks import load_task
+    from routeharness.embedding.cache import EmbeddingCache
     from routeharness.embedding.embed import embed_task
-    from routeharness.embedding.encoders import EmbeddingCache, get_encoder
-    from routeharness.evaluation.matrix import choose_encoder
+    from routeharness.embedding.encoders import choose_encoder, get_encoder
 
     target = Path(out).expanduser()
     if target.is_symlink() or (target.exists() and (not target.is_dir() or any(target.iterdir()))):
@@ -209,3 +217,41 @@ def data_export(task: str, fmt: str, out: str, encoder: str | None, data_dir: st
     click.echo(f"wrote {loaded.name} to {out} in {fmt}'s format: {sizes}; "
                f"{len(loaded.models)} models, {embedded.X['train'].shape[1]}-d embeddings from "
                f"{name}; evaluate with --task {out} --encoder precomputed")
+
+
+def info_tables(info: dict[str, Any]) -> list[ReportTable]:
+    """``task_info``'s dict as the tables ``data info`` prints (names as plain text)."""
+    splits = info["splits"]
+    right = set(range(1, len(splits) + 2))
+    sizes = ReportTable("prompts per split and group", ["group", *splits, "total"],
+                        right=right)
+    for group in info["groups"]:
+        counts = [info["sizes"][s][group] for s in splits]
+        sizes.add([group, *counts, sum(counts)])
+    totals = [sum(info["sizes"][s].values()) for s in splits]
+    sizes.add(["all", *totals, sum(totals)], style="bold")
+    models = ReportTable("models: mean score (x100) and mean cost ($ per 1k prompts)",
+                         ["model", *(f"score {s}" for s in splits),
+                          *(f"$/1k {s}" for s in splits), "missing"],
+                         right=set(range(1, 2 * len(splits) + 2)))
+    for row in info["models"]:
+        models.add([row["model"], *(fmt(row["score"][s]) for s in splits),
+                    *(fmt(1000 * row["cost_usd"][s], None, 3) for s in splits),
+                    sum(row["missing"].values())])
+    summary = ReportTable("reference points", ["", *splits], right=set(range(1, len(splits) + 1)))
+    summary.add(["best single model", *(f"{info['best_single'][s]['model']} "
+                                        f"({fmt(info['best_single'][s]['score'])})"
+                                        for s in splits)])
+    summary.add(["oracle (complete rows)", *(fmt(info["oracle"][s]) for s in splits)])
+    summary.add(["missing cells", *(info["missing_cells"][s] for s in splits)])
+    summary.add(["rows with a missing cell", *(info["incomplete_rows"][s] for s in splits)])
+    summary.add(["duplicate prompts within", *(info["duplicates"][s] for s in splits)])
+    same = info.get("identical_embeddings")
+    if same is not None:
+        summary.add([f"identical embeddings within ({info['encoder']})",
+                     *(same["within"].get(s, 0) for s in splits)])
+        for pair, count in same["across"].items():
+            later, earlier = pair.split("-")
+            summary.add([f"{later} rows with a {earlier} row's embedding",
+                         *(count if s == later else "" for s in splits)])
+    return [sizes, models, summary]

@@ -11,14 +11,8 @@ from typing import Any
 
 import click
 
-from routeharness.cli._app import (
-    _console,
-    _RichReporter,
-    cache_dir_option,
-    cli,
-    data_dir_option,
-    quiet_option,
-)
+from routeharness.cli._app import _console, cache_dir_option, cli, data_dir_option, quiet_option
+from routeharness.cli.progress import RichReporter as _RichReporter
 from routeharness.common.errors import RouteHarnessError
 
 #: what ``route --format`` writes
@@ -44,7 +38,7 @@ def fit_command(router: str, task: str, encoder: str | None, seed: int, no_tune:
     """Tune a router on a task's validation split, fit it on train (as eval does) and save
     it as a folder: manifest.json and the state in safetensors (no pickle)."""
     from routeharness.deploy import saved
-    from routeharness.evaluation.matrix import plan_routers
+    from routeharness.evaluation.tuning import plan_routers
 
     plan = plan_routers([router], references=False)[0]  # typos fail before any work
     saved._check_saveable(plan)

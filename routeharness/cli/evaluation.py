@@ -9,7 +9,6 @@ import click
 
 from routeharness.cli._app import (
     _console,
-    _RichReporter,
     cache_dir_option,
     cli,
     data_dir_option,
@@ -17,6 +16,7 @@ from routeharness.cli._app import (
     print_tables,
     quiet_option,
 )
+from routeharness.cli.progress import RichReporter as _RichReporter
 from routeharness.cli.render import format_option
 from routeharness.common.errors import CheckpointError, RouteHarnessError
 from routeharness.evaluation.protocol import MAX_BOOTSTRAP, MAX_SEEDS, SEED_LIMIT
@@ -62,7 +62,9 @@ def eval_command(routers: tuple[str, ...], tasks: tuple[str, ...], encoder: str 
                  fmt: str, quiet: bool) -> None:
     """Evaluate routers on tasks: every router x task x seed; tables, JSON and plot."""
     from routeharness.evaluation.executors import get_executor
-    from routeharness.evaluation.matrix import Protocol, evaluate, plan_routers
+    from routeharness.evaluation.matrix import evaluate
+    from routeharness.evaluation.protocol import Protocol
+    from routeharness.evaluation.tuning import plan_routers
     from routeharness.results.sets import plot_frontiers
 
     seed_list = _parse_seeds(seeds)

@@ -9,7 +9,6 @@ from typing import Any, NoReturn
 import click
 
 from routeharness.cli._app import (
-    _RichReporter,
     cache_dir_option,
     cli,
     data_dir_option,
@@ -17,6 +16,7 @@ from routeharness.cli._app import (
     print_tables,
     quiet_option,
 )
+from routeharness.cli.progress import RichReporter as _RichReporter
 from routeharness.cli.render import FORMATS, console, emit, format_option
 
 
@@ -40,7 +40,7 @@ def _warn(message: str) -> None:
 @format_option
 def leaderboard_list(boards_dir: str | None, fmt: str) -> None:
     """List the boards and how many submission files each has."""
-    from routeharness.boards.run import board_names, load_board
+    from routeharness.boards.definition import board_names, load_board
     from routeharness.results.tables import ReportTable
 
     table = ReportTable(title="Leaderboards",
@@ -76,11 +76,11 @@ def leaderboard_run(board: str, router: str, output: str | None, resume: bool,
     """Run BOARD's full protocol for a router and write a submission file."""
     import re
 
-    from routeharness.boards.definition import check_board_output
-    from routeharness.boards.run import load_board, run_board
+    from routeharness.boards.definition import check_board_output, load_board
+    from routeharness.boards.run import run_board
     from routeharness.common.jsonfiles import check_output_path
     from routeharness.evaluation.executors import get_executor
-    from routeharness.evaluation.matrix import plan_routers
+    from routeharness.evaluation.tuning import plan_routers
 
     label = plan_routers([router], references=False)[0].label  # typos fail before work
     definition = load_board(board, boards_dir)
@@ -159,9 +159,8 @@ def leaderboard_verify(file: str, boards_dir: str | None, tolerance: float | Non
     """Validate, then re-run a submission and report each number that differs beyond the
     tolerance. A file in a board's submissions/ folder gets its outcome recorded in the
     board (verifications/FILE): only such a record makes its row verified."""
-    from routeharness.boards.definition import board_of_file
+    from routeharness.boards.definition import board_of_file, check_tolerance
     from routeharness.boards.run import (
-        check_tolerance,
         load_submission,
         validate_submission,
         verify_submission,
@@ -247,8 +246,7 @@ def leaderboard_show(board: str, fmt: str, output: str | None, boards_dir: str |
     """Render BOARD's ranking of accepted submissions (leaderboards/BOARD/submissions/):
     verified ones ranked, unverified ones listed apart below (see `leaderboard verify`);
     a file that does not validate against this board is listed as rejected."""
-    from routeharness.boards.definition import check_board_output
-    from routeharness.boards.run import load_board
+    from routeharness.boards.definition import check_board_output, load_board
     from routeharness.boards.standings import (
         ranking,
         ranking_tables,

@@ -47,7 +47,7 @@ def licence_summary(licence: str) -> str:
 def task_table() -> ReportTable:
     """The registered tasks, each with the licence its card states."""
     from routeharness.common.errors import RouteHarnessError
-    from routeharness.data.tasks import load_card
+    from routeharness.data.cards import load_card
     from routeharness.plugins.registry import get_registry
 
     table = ReportTable("Tasks", ["name", "description", "licence", "plugin", "distribution"])

@@ -13,13 +13,13 @@ import click
 
 from routeharness.cli._app import (
     _console,
-    _RichReporter,
     cache_dir_option,
     cli,
     data_dir_option,
     executor_option_list,
     quiet_option,
 )
+from routeharness.cli.progress import RichReporter as _RichReporter
 from routeharness.cli.render import emit, format_option
 
 PAIRED_HELP = "Bootstrap resamples over test prompts for the paired comparisons (0: none)."

@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from routeharness.common.errors import DataError, RouteHarnessError
 from routeharness.data.columns import COST_PREFIX, EMBEDDING, SCORE_PREFIX, SPLITS
+from routeharness.data.raw import Raw, read_bytes
 
 if TYPE_CHECKING:
     import numpy as np
 
     from routeharness.data.dataset import RoutingTask
-    from routeharness.data.readers import Raw
     from routeharness.data.validation import Problems
 
 SPLIT_WORDS = {"train": "train", "test": "test", "validation": "validation",
@@ -45,17 +45,6 @@ _SIDECAR = "routing.json"  # the project's sidecar, never a candidate file
 def is_llmrouter_folder(names: list[str]) -> bool:
     """True when a folder's file names are LLMRouter's layout: it holds a ``.pt`` file."""
     return any(name.endswith(".pt") for name in names)
-
-
-def read_llmrouter(path: str | Path, *, check_leaks: bool = True) -> RoutingTask:
-    """A folder of LLMRouter routing data -> a validated ``RoutingTask`` (what ``--task
-    PATH`` loads); a test query repeated in train is refused unless ``check_leaks=False``."""
-    from routeharness.data.readers import load_path
-
-    folder = Path(path).expanduser()
-    if not folder.is_dir() or not is_llmrouter_folder(os.listdir(folder)):
-        raise DataError("not an LLMRouter folder (no .pt file)", source=str(folder))
-    return load_path(folder, check_leaks=check_leaks)
 
 
 @dataclass
@@ -157,7 +146,6 @@ def _read_records(path: Path, split: str | None, records: Splits,
 
 
 def _text_of(path: Path) -> str:
-    from routeharness.data.readers import read_bytes
 
     try:
         return read_bytes(path).decode("utf-8")
@@ -276,7 +264,6 @@ def _read_pt(path: Path) -> dict[int, Any]:
     import numpy as np
     import torch
 
-    from routeharness.data.readers import read_bytes
 
     try:
         loaded = torch.load(io.BytesIO(read_bytes(path)), map_location="cpu", weights_only=True)

@@ -18,65 +18,26 @@ import json
 import os
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from routeharness.common.errors import DataError
 from routeharness.data.cards import check_sidecar
-from routeharness.data.columns import EMBEDDING, embedding_array
-from routeharness.data.dataset import (
+from routeharness.data.columns import (
+    EMBEDDING,
     SPLITS,
-    DataError,
-    ModelInfo,
-    RoutingData,
-    RoutingTask,
     arrow_table,
+    embedding_array,
     model_names_of,
 )
+from routeharness.data.dataset import ModelInfo, RoutingData, RoutingTask
 from routeharness.data.llmrouter import is_llmrouter_folder, read_folder
+from routeharness.data.raw import Raw, os_error, read_bytes, regular_file
 from routeharness.data.textio import read_csv, read_json_rows, unique_keys
 from routeharness.data.validation import Enough, Part, Problems, check_parts, check_table
 
 SIDECAR = "routing.json"  # its schema: routeharness.data.cards.SIDECAR_FIELDS
 SUFFIXES = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}
-
-
-@dataclass
-class Raw:
-    """A dataset as read, before it becomes a ``RoutingTask``."""
-
-    source: str
-    parts: dict[str, Part] = field(default_factory=dict)
-    meta: dict[str, Any] = field(default_factory=dict)
-    models: list[ModelInfo] | None = None
-    revision: str | None = None
-    default_name: str = ""
-
-
-def _os_error(path: Path, exc: OSError) -> DataError:
-    return DataError(f"cannot read: {exc.strerror or exc}", source=str(path))
-
-
-def regular_file(path: Path) -> None:
-    """Raise a one-line ``DataError`` unless ``path`` is a readable regular file."""
-    try:
-        info = os.stat(path)
-    except OSError as exc:
-        raise _os_error(path, exc) from None
-    if stat.S_ISDIR(info.st_mode):
-        raise DataError("is a directory, expected a data file", source=str(path))
-    if not stat.S_ISREG(info.st_mode):
-        raise DataError("not a regular file (a FIFO, socket or device): only regular "
-                        "files are read", source=str(path))
-
-
-def read_bytes(path: Path) -> bytes:
-    regular_file(path)
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError as exc:
-        raise _os_error(path, exc) from None
 
 
 def read_sidecar(directory: Path, text: bytes | None = None) -> dict[str, Any]:
@@ -88,7 +49,7 @@ def read_sidecar(directory: Path, text: bytes | None = None) -> dict[str, Any]:
         except FileNotFoundError:
             return {}
         except OSError as exc:
-            raise _os_error(path, exc) from None
+            raise os_error(path, exc) from None
         text = read_bytes(path)
     try:
         data = json.loads(text.decode("utf-8"), object_pairs_hook=unique_keys)
@@ -129,7 +90,7 @@ def _read_parquet(path: Path) -> Any:
         table = pq.read_table(str(path))
     except OSError as exc:
         if exc.errno is not None:
-            raise _os_error(path, exc) from None
+            raise os_error(path, exc) from None
         detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise DataError(f"cannot read parquet file: {detail}", source=str(path)) from None
     except Exception as exc:  # pyarrow raises several types for a file that is not parquet
@@ -167,7 +128,7 @@ def read_local(path: Path, problems: Problems) -> Raw:
     except FileNotFoundError:
         raise DataError("no such file or directory", source=str(path)) from None
     except OSError as exc:
-        raise _os_error(path, exc) from None
+        raise os_error(path, exc) from None
     is_dir = stat.S_ISDIR(info.st_mode)
     if is_dir:
         names = _list_folder(path)
@@ -207,7 +168,7 @@ def _regular_tree(path: Path) -> None:
     """Every file under a saved dataset folder is a regular file (``datasets`` would block
     on a FIFO, and report a symlink loop as a traceback)."""
     def fail(exc: OSError) -> None:
-        raise _os_error(Path(exc.filename or path), exc)
+        raise os_error(Path(exc.filename or path), exc)
 
     for folder, _, files in os.walk(path, onerror=fail):
         for name in files:
@@ -398,3 +359,12 @@ def write_task(task: RoutingTask, directory: str | Path, *,
     except OSError as exc:
         raise DataError(f"cannot write: {exc.strerror or exc}", source=str(out)) from None
     return out
+
+
+def read_llmrouter(path: str | Path, *, check_leaks: bool = True) -> RoutingTask:
+    """A folder of LLMRouter routing data -> a validated ``RoutingTask`` (what ``--task
+    PATH`` loads); a test query repeated in train is refused unless ``check_leaks=False``."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir() or not is_llmrouter_folder(os.listdir(folder)):
+        raise DataError("not an LLMRouter folder (no .pt file)", source=str(folder))
+    return load_path(folder, check_leaks=check_leaks)

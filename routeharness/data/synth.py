@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from routeharness.data.dataset import SPLITS, ModelInfo, RoutingTask
+from routeharness.data.columns import SPLITS
+from routeharness.data.dataset import ModelInfo, RoutingTask
 
 #: USD per call of model m0; each next model costs three times more
 BASE_PRICE = 1e-4

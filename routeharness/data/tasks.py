@@ -13,6 +13,7 @@ from typing import Any
 
 from routeharness.common.errors import DataError, RouteHarnessError
 from routeharness.data.cards import TaskCard, load_card, parse_card
+from routeharness.data.dataset import RoutingTask
 from routeharness.data.readers import (
     SIDECAR,
     Raw,
@@ -116,20 +117,18 @@ def _hub_sidecar(repo: str, revision: str | None) -> dict[str, Any]:
     return read_sidecar(local.parent, local.read_bytes())
 
 
-def task_info(spec: str, *, data_dir: str | Path | None = None, encoder: str | None = None,
-              cache_dir: str | Path | None = None, reporter: Any = None,
-              **options: Any) -> dict[str, Any]:
+def task_info(task: RoutingTask) -> dict[str, Any]:
     """What ``routeharness data info`` shows: sizes per split and group, each model's mean
     score (x100) and mean cost (USD per call) per split, missing cells, the best single
     model and the oracle per split, and prompts duplicated within or leaked across splits.
-    Means skip missing cells; the oracle is over rows with every score present. With an
-    ``encoder``: also rows whose embedding equals another row's, within each split and
-    across splits (``identical_embeddings``)."""
+    Means skip missing cells; the oracle is over rows with every score present. ``task``
+    is loaded with ``allow_leaks=True`` so that leaks are counted, not refused; rows with
+    identical embeddings are ``embed.identical_embedding_info``."""
     import numpy as np
 
-    from routeharness.data.dataset import SPLITS, duplicate_prompts, find_leaks
+    from routeharness.data.columns import SPLITS
+    from routeharness.data.dataset import duplicate_prompts, find_leaks
 
-    task = load_task(spec, data_dir=data_dir, allow_leaks=True, **options)
     splits = [s for s in SPLITS if s in task.splits]
     sizes = {s: {g: int((task.splits[s].groups == g).sum()) for g in task.groups}
              for s in splits}
@@ -159,16 +158,6 @@ def task_info(spec: str, *, data_dir: str | Path | None = None, encoder: str | N
         "duplicates": {s: duplicate_prompts(task.splits[s]) for s in splits},
         "leaks": {pair: len(rows) for pair, rows in find_leaks(task).items()},
     }
-    if encoder is not None:
-        from routeharness.common.progress import Reporter
-        from routeharness.embedding.embed import embed_task, identical_embeddings
-        from routeharness.embedding.encoders import EmbeddingCache, get_encoder
-
-        enc = get_encoder(encoder)
-        embedded = embed_task(task, enc, EmbeddingCache(cache_dir), reporter or Reporter())
-        same = identical_embeddings({s: embedded.X[s] for s in splits})
-        info["encoder"] = enc.name
-        info["identical_embeddings"] = same
     return info
 
 
@@ -218,43 +207,3 @@ __all__ = [
     "task_info",
     "validate_path",
 ]
-
-
-def info_tables(info: dict[str, Any]) -> list[Any]:
-    """``task_info``'s dict as the tables ``data info`` prints (names as plain text)."""
-    from routeharness.results.tables import ReportTable, fmt
-
-    splits = info["splits"]
-    right = set(range(1, len(splits) + 2))
-    sizes = ReportTable("prompts per split and group", ["group", *splits, "total"],
-                        right=right)
-    for group in info["groups"]:
-        counts = [info["sizes"][s][group] for s in splits]
-        sizes.add([group, *counts, sum(counts)])
-    totals = [sum(info["sizes"][s].values()) for s in splits]
-    sizes.add(["all", *totals, sum(totals)], style="bold")
-    models = ReportTable("models: mean score (x100) and mean cost ($ per 1k prompts)",
-                         ["model", *(f"score {s}" for s in splits),
-                          *(f"$/1k {s}" for s in splits), "missing"],
-                         right=set(range(1, 2 * len(splits) + 2)))
-    for row in info["models"]:
-        models.add([row["model"], *(fmt(row["score"][s]) for s in splits),
-                    *(fmt(1000 * row["cost_usd"][s], None, 3) for s in splits),
-                    sum(row["missing"].values())])
-    summary = ReportTable("reference points", ["", *splits], right=set(range(1, len(splits) + 1)))
-    summary.add(["best single model", *(f"{info['best_single'][s]['model']} "
-                                        f"({fmt(info['best_single'][s]['score'])})"
-                                        for s in splits)])
-    summary.add(["oracle (complete rows)", *(fmt(info["oracle"][s]) for s in splits)])
-    summary.add(["missing cells", *(info["missing_cells"][s] for s in splits)])
-    summary.add(["rows with a missing cell", *(info["incomplete_rows"][s] for s in splits)])
-    summary.add(["duplicate prompts within", *(info["duplicates"][s] for s in splits)])
-    same = info.get("identical_embeddings")
-    if same is not None:
-        summary.add([f"identical embeddings within ({info['encoder']})",
-                     *(same["within"].get(s, 0) for s in splits)])
-        for pair, count in same["across"].items():
-            later, earlier = pair.split("-")
-            summary.add([f"{later} rows with a {earlier} row's embedding",
-                         *(count if s == later else "" for s in splits)])
-    return [sizes, models, summary]

@@ -23,7 +23,7 @@ import sys
 from typing import Any
 
 from routeharness.common.errors import DataError
-from routeharness.data.dataset import COST_PREFIX, EMBEDDING, SCORE_PREFIX
+from routeharness.data.columns import COST_PREFIX, EMBEDDING, SCORE_PREFIX
 
 NA_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none"})
 

@@ -32,6 +32,8 @@ from routeharness.common.errors import RouteHarnessError
 
 SCHEMA = "routeharness.router/1"
 MANIFEST = "manifest.json"
+#: the training prompts' ids, in the table's row order (for ``update``)
+IDS_FILE = "train_ids.json"
 
 
 @dataclass(frozen=True)
@@ -169,9 +171,9 @@ def fit(router: str, task: str, *, encoder: str | None = None, seed: int = 0,
     from routeharness.common.progress import Reporter
     from routeharness.embedding.cache import EmbeddingCache
     from routeharness.embedding.embed import embed_task
-    from routeharness.embedding.encoders import get_encoder
+    from routeharness.embedding.encoders import choose_encoder, get_encoder
     from routeharness.evaluation import metrics
-    from routeharness.evaluation.matrix import choose_encoder, load_tasks
+    from routeharness.evaluation.matrix import load_tasks
     from routeharness.evaluation.protocol import Protocol, seed_streams
     from routeharness.evaluation.scoring import route_split, score_choices
     from routeharness.evaluation.tuning import (
@@ -269,8 +271,6 @@ def save(saved: SavedRouter, folder: str | Path) -> Path:
     try:
         hashes = write_state(state, tmp)
         if saved.train_ids is not None:
-            from routeharness.deploy.update import IDS_FILE
-
             blob = json.dumps(saved.train_ids).encode("utf-8")
             (tmp / IDS_FILE).write_bytes(blob)
             hashes[IDS_FILE] = hashlib.sha256(blob).hexdigest()

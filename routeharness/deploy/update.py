@@ -29,9 +29,8 @@ from typing import Any
 import numpy as np
 
 from routeharness.common.errors import DataError, RouteHarnessError
-
-#: the file of a saved router listing its training prompts' ids (what updates match on)
-IDS_FILE = "train_ids.json"
+from routeharness.deploy import saved
+from routeharness.deploy.saved import IDS_FILE
 
 
 @dataclass(frozen=True)
@@ -111,11 +110,10 @@ def merge(old_scores: np.ndarray, old_costs: np.ndarray, old_ids: list[str],
 def update(folder: str | Path, outcomes: str | Path) -> UpdateReport:
     """Adds ``outcomes`` to the saved router in ``folder`` (see the module doc)."""
     from routeharness.data.dataset import ModelInfo
-    from routeharness.deploy import saved as saved_router
     from routeharness.routers.base import tags_of
 
     folder = Path(folder)
-    current = saved_router.load(folder)
+    current = saved.load(folder)
     label = current.manifest["router"]["label"]
     if not tags_of(current.router).updatable:
         raise RouteHarnessError(f"router {label!r} learns parameters from its training data: "
@@ -151,7 +149,7 @@ def update(folder: str | Path, outcomes: str | Path) -> UpdateReport:
     try:
         target = tmp / "router"
         current.train_ids = all_ids
-        saved_router.save(current, target)
+        saved.save(current, target)
         old = tmp / "old"
         folder.rename(old)
         target.rename(folder)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -196,3 +197,17 @@ def _precomputed(task: RoutingTask, encoder: PrecomputedEncoder) -> EmbeddedTask
     note = (f"precomputed: {task.name}'s own {next(iter(dims.values()))}-d vectors "
             f"({bound.identity}), nothing encoded")
     return EmbeddedTask(task, X, 0, 0, [note], None, None)
+
+
+def identical_embedding_info(task: RoutingTask, encoder: str, cache_dir: str | Path | None,
+                             reporter: Reporter) -> dict[str, Any]:
+    """``data info --encoder``: the encoder's name and the rows whose embedding equals
+    another row's, within each split and across splits (``identical_embeddings``)."""
+    from routeharness.embedding.cache import EmbeddingCache
+    from routeharness.embedding.encoders import get_encoder
+
+    enc = get_encoder(encoder)
+    embedded = embed_task(task, enc, EmbeddingCache(cache_dir), reporter)
+    splits = [s for s in ("train", "validation", "test") if s in task.splits]
+    return {"encoder": enc.name,
+            "identical_embeddings": identical_embeddings({s: embedded.X[s] for s in splits})}

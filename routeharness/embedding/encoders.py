@@ -74,15 +74,14 @@ def get_encoder(spec: str) -> Encoder:
     return encoder
 
 
-
-
-# the cache moved to routeharness.embedding.cache; these names stay importable from here
-from routeharness.embedding.cache import (  # noqa: E402, F401
-    CACHE_FORMAT,
-    CacheResult,
-    CacheWarning,
-    EmbeddingCache,
-    default_cache_dir,
-    image_bytes,
-    input_keys,
-)
+def choose_encoder(encoder: str | None, tasks: Sequence[Any]) -> str:
+    """``encoder`` when given; else the tasks' card default (``card.encoder``), which
+    must be one for all tasks run together; else ``DEFAULT_ENCODER``."""
+    if encoder:
+        return encoder
+    defaults = {t.name: (getattr(t.card, "encoder", None) or DEFAULT_ENCODER) for t in tasks}
+    if len(set(defaults.values())) > 1:
+        listed = ", ".join(f"{name}: {enc}" for name, enc in defaults.items())
+        raise RouteHarnessError(f"these tasks default to different encoders ({listed}): "
+                                f"choose one with --encoder, or run them separately")
+    return next(iter(defaults.values()), DEFAULT_ENCODER)

@@ -16,7 +16,7 @@ from routeharness.evaluation.protocol import Protocol
 from routeharness.results.records import ResultSet
 
 if TYPE_CHECKING:
-    from routeharness.evaluation.matrix import RouterRun
+    from routeharness.evaluation.tuning import RouterRun
 
 
 def save_checkpoint(result: dict[str, Any], path: str | Path) -> None:
@@ -37,8 +37,8 @@ def load_checkpoint(path: str | Path, protocol: Protocol, encoder: Any,
     their task's data fingerprint. Refused in one line when the saved protocol (seeds
     aside) or encoder differ from this run's, or a saved record of a router in ``plans``
     was made by another distribution, version, class or fixed parameters."""
-    from routeharness.boards.run import _record_problems
-    from routeharness.evaluation.matrix import _jsonable
+    from routeharness.evaluation.scoring import record_problems
+    from routeharness.evaluation.tuning import jsonable as _jsonable
     from routeharness.results.sets import incompatibilities, load_json
 
     if not Path(path).exists():
@@ -55,7 +55,7 @@ def load_checkpoint(path: str | Path, protocol: Protocol, encoder: Any,
     except RouteHarnessError as exc:
         raise refuse(str(exc).removeprefix(f"{path}: ")) from None
     for i, record in enumerate(typed.records):  # numbers that do not follow from the curve
-        problems = _record_problems(i, record)
+        problems = record_problems(i, record)
         if problems:
             raise refuse(problems[0])
     differ = incompatibilities(saved, ResultSet.new(protocol, encoder))

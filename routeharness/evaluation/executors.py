@@ -26,8 +26,8 @@ import numpy as np
 from routeharness.common.errors import RouteHarnessError
 from routeharness.common.progress import Advance, _ignore
 from routeharness.embedding.embed import EmbeddedTask
-from routeharness.evaluation.matrix import Routed, finish, fit_route, route_one
 from routeharness.evaluation.protocol import Protocol, seed_streams
+from routeharness.evaluation.run import Routed, finish, fit_route, route_one
 from routeharness.evaluation.tuning import (
     RouterRun,
     TuningInputs,

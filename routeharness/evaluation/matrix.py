@@ -19,187 +19,27 @@ validation and test scoring (and counted); routers may train on them.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from routeharness.common.errors import RouteHarnessError
-from routeharness.common.progress import Advance, Reporter, _ignore
-from routeharness.data.dataset import RoutingData, RoutingTask
+from routeharness.common.progress import Reporter
+from routeharness.data.dataset import RoutingTask
 from routeharness.embedding.embed import EmbeddedTask, embed_task
+from routeharness.embedding.encoders import choose_encoder
 from routeharness.evaluation import metrics
 from routeharness.evaluation.checkpoint import load_checkpoint, save_checkpoint
-from routeharness.evaluation.protocol import (  # noqa: F401 (DEFAULT_LAMBDAS re-exported)
-    DEFAULT_LAMBDAS,
-    ORACLE,
-    REFERENCE_ROUTERS,
-    Protocol,
-    SeedStreams,
-    seed_streams,
-)
+from routeharness.evaluation.protocol import Protocol, seed_streams
 from routeharness.evaluation.scoring import (
-    _labels_free,
     oracle_reference,
-    route_split,
-    score_choices,
     task_reference,
 )
-from routeharness.evaluation.tuning import (  # noqa: F401 (the planning names re-exported)
-    RouterRun,
-    TuningInputs,
-    candidate_configs,
-    config_key,
-    describe,
-    fit_router,
-    jsonable,
-    make_router,
+from routeharness.evaluation.tuning import (
     plan_routers,
-    tune,
     tuning_steps,
 )
-from routeharness.results.records import ResultSet
-
-# the names studies and older callers import from here
-_make, _fit, _describe, _key = make_router, fit_router, describe, config_key
-
-#: the encoder a task runs with when neither --encoder nor its card names one
-DEFAULT_ENCODER = "minilm"
-
-
-def run_one(router_name: str | RouterRun, entry: Any, embedded: EmbeddedTask, seed: int,
-            protocol: Protocol, advance: Advance = _ignore) -> dict[str, Any]:
-    """One router x task x seed: tune, fit, route, score -> a result record (dict).
-    ``router_name``: a registered name or spec, or a ``RouterRun`` (then ``entry`` is
-    unused)."""
-    plan = router_name if isinstance(router_name, RouterRun) else \
-        plan_routers([router_name], references=False)[0]
-    return route_one(plan, embedded, seed, protocol, advance).record
-
-
-@dataclass
-class Routed:
-    """One run's record and its test routing: ``choices`` (L, n) on ``test``, the scored
-    (complete) test rows; what paired comparisons between routers resample."""
-
-    record: dict[str, Any]
-    choices: np.ndarray
-    test: RoutingData
-
-
-@dataclass(frozen=True)
-class Fitted:
-    """A run's final fit: the winning configuration (``params``: tuned and fixed), the
-    test choices (L, n) for every lam, the router's own ``get_params()``, the model a
-    single-model router chose, and the fit and route wall times."""
-
-    params: dict[str, Any]
-    choices: np.ndarray
-    final_params: dict[str, Any]
-    chosen: str | None
-    fit_seconds: float
-    route_seconds: float
-    #: the search the router resolved (kNN's index: kind, nlist/nprobe and the recall
-    #: that chose it, hnsw's settings), when it says (``search_settings()``)
-    search: dict[str, Any] | None = None
-
-
-def _test_rows(embedded: EmbeddedTask) -> tuple[np.ndarray, RoutingData, np.ndarray]:
-    test = embedded.task.splits["test"]
-    rows = test.complete_rows()
-    return rows, test.subset(rows), embedded.X["test"][rows]
-
-
-def fit_route(plan: RouterRun, embedded: EmbeddedTask, seed: int, protocol: Protocol,
-              best: dict[str, Any]) -> Fitted:
-    """Refit on train with the winning configuration ``best`` and route the scored test
-    prompts for every lam, labels removed."""
-    task = embedded.task
-    train = task.splits["train"]
-    scale = metrics.cost_scale(train.costs)
-    outcomes = train.outcomes(scale, task.group_descriptions, embedded.encode_text,
-                              embedded.encoder_path)
-    _, test_eval, X_test = _test_rows(embedded)
-    params = {**best, **plan.fixed}
-    router = make_router(plan.router_cls, params, seed_streams(seed).router)
-    started = time.perf_counter()
-    fit_router(plan, router, embedded.X["train"], outcomes)
-    fit_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    choices = route_split(router, X_test, _labels_free(test_eval), protocol.lambdas, scale)
-    route_seconds = time.perf_counter() - started
-    final_params = router.get_params() if hasattr(router, "get_params") else params
-    index = getattr(router, "model_index_", None)
-    chosen = task.models[index].name if isinstance(index, int) else None
-    settings = getattr(router, "search_settings", None)
-    search = jsonable(settings()) if callable(settings) else None
-    return Fitted(params, choices, final_params, chosen, fit_seconds, route_seconds, search)
-
-
-def finish(plan: RouterRun, embedded: EmbeddedTask, seed: int, protocol: Protocol,
-           tuning: list[dict], tune_seconds: float, fitted: Fitted) -> Routed:
-    """A run scored on test (frontier, bootstrap interval from the seed's stream, per
-    group) and its record."""
-    task = embedded.task
-    router_cls = plan.router_cls
-    streams = seed_streams(seed)
-    test_rows, test_eval, _ = _test_rows(embedded)
-    scored = score_choices(test_eval, fitted.choices, protocol.lambdas,
-                           n_bootstrap=protocol.n_bootstrap, seed=streams.bootstrap)
-    params = dict(fitted.final_params)
-    if "random_state" in params:  # a deterministic router's fit is shared by its seeds
-        params["random_state"] = streams.router
-    return Routed({
-        "router": plan.label,
-        "router_class": f"{router_cls.__module__}.{router_cls.__qualname__}",
-        "router_kind": getattr(router_cls, "kind", "utility"),
-        "plugin": plan.entry.plugin, "distribution": plan.entry.distribution,
-        "version": plan.entry.version,
-        "upper_bound": False,  # no router is an upper bound: the oracle is a reference
-        "deterministic": plan.deterministic,
-        "chosen_model": fitted.chosen,
-        "task": task.name, "seed": seed, "params": jsonable(params),
-        "fixed_params": jsonable(plan.fixed),
-        "seed_streams": {"grid": streams.grid, "router": streams.router,
-                         "bootstrap": streams.bootstrap},
-        "tuning": jsonable(tuning),
-        "n_test": int(test_eval.n), "n_test_excluded": int((~test_rows).sum()),
-        "timings": {"tune_s": tune_seconds, "fit_s": fitted.fit_seconds,
-                    "route_s": fitted.route_seconds},
-        "metrics": {k: v for k, v in scored.items() if k not in ("curve", "frontier", "per_group")},
-        "per_group": scored.get("per_group", {}),
-        "curve": {"lambda": [("inf" if np.isinf(x) else x) for x in protocol.lambdas],
-                  **scored["curve"]},
-        "frontier": scored["frontier"],
-        **({"search": fitted.search} if fitted.search is not None else {}),
-    }, fitted.choices, test_eval)
-
-
-def route_one(plan: RouterRun, embedded: EmbeddedTask, seed: int, protocol: Protocol,
-              advance: Advance = _ignore) -> Routed:
-    """One router x task x seed in this process: tune (``tuning.tune``), refit and route
-    test (``fit_route``, memoised in ``plan.memo`` for a deterministic router), score
-    (``finish``)."""
-    streams = seed_streams(seed)
-    status = f"{plan.label} on {embedded.task.name}, seed {seed}: "
-    started = time.perf_counter()
-    best, table = tune(plan, TuningInputs.of(embedded), protocol, streams, advance, status)
-    tune_seconds = time.perf_counter() - started
-    advance(0, f"{status}fitting ({describe({**best, **plan.fixed})})")
-    key = ("test", config_key({**best, **plan.fixed}))
-    fitted = plan.memo.get(key) if plan.deterministic else None
-    if fitted is None:
-        fitted = fit_route(plan, embedded, seed, protocol, best)
-        if plan.deterministic:
-            plan.memo[key] = fitted
-    advance(1)
-    return finish(plan, embedded, seed, protocol, table, tune_seconds, fitted)
-
-
-_jsonable = jsonable  # the name checkpoint and older callers import
+from routeharness.results.records import ORACLE, ResultSet
 
 
 def _refuse_duplicate_tasks(specs: list[str], loaded: Sequence[RoutingTask]) -> None:
@@ -230,19 +70,6 @@ def load_tasks(specs: Sequence[str], *, data_dir: str | None = None,
     return loaded
 
 
-def choose_encoder(encoder: str | None, tasks: Sequence[RoutingTask]) -> str:
-    """``encoder`` when given; else the tasks' card default (``card.encoder``), which
-    must be one for all tasks run together; else ``DEFAULT_ENCODER``."""
-    if encoder:
-        return encoder
-    defaults = {t.name: (getattr(t.card, "encoder", None) or DEFAULT_ENCODER) for t in tasks}
-    if len(set(defaults.values())) > 1:
-        listed = ", ".join(f"{name}: {enc}" for name, enc in defaults.items())
-        raise RouteHarnessError(f"these tasks default to different encoders ({listed}): "
-                                f"choose one with --encoder, or run them separately")
-    return next(iter(defaults.values()), DEFAULT_ENCODER)
-
-
 def evaluate(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | None = None,
              protocol: Protocol | None = None, data_dir: str | None = None,
              cache_dir: str | None = None, reporter: Reporter | None = None,
@@ -263,7 +90,8 @@ def evaluate(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | Non
     ``"local"`` (default) / ``"ray"``, then started and stopped here); the records come
     out in the same order, with the same numbers, whichever runs them.
     """
-    from routeharness.embedding.encoders import EmbeddingCache, get_encoder
+    from routeharness.embedding.cache import EmbeddingCache
+    from routeharness.embedding.encoders import get_encoder
     from routeharness.evaluation.executors import Executor, Job, get_executor
     from routeharness.results.sets import new_result_set
 

@@ -24,11 +24,6 @@ def lambda_sweep(n_between: int) -> tuple[float, ...]:
 
 
 DEFAULT_LAMBDAS: tuple[float, ...] = lambda_sweep(49)
-#: routers added as reference rows to every task (the oracle is computed, not a router)
-REFERENCE_ROUTERS = ("best-single", "random")
-#: the key of the oracle's metrics in a task's reference: the best model of each test
-#: prompt by its true outcome, at every lam, with the protocol's tie rule (an upper bound)
-ORACLE = "oracle"
 
 #: the independent random streams one seed is split into
 SEED_STREAMS = ("grid", "router", "bootstrap")

@@ -6,6 +6,7 @@ per-task reference facts. Pure numpy on top of ``routeharness.evaluation.metrics
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -124,3 +125,37 @@ def oracle_reference(test_eval: RoutingData, train_scale: float, protocol: Proto
     scored = score_choices(test_eval, choices, protocol.lambdas, per_group=False,
                            n_bootstrap=protocol.n_bootstrap, seed=streams.bootstrap)
     return {k: scored[k] for k in ORACLE_FIELDS if k in scored}
+
+
+def isclose(a: float, b: float, tol: float = 1e-9) -> bool:
+    """The harness's one closeness rule for recorded numbers."""
+    return math.isclose(a, b, rel_tol=tol, abs_tol=tol)
+
+
+def record_problems(i: int, record: Any) -> list[str]:
+    """Numbers of record ``i`` that do not follow from its own curve: its AUC, quality
+    and cost at lam = 0 and its frontier, recomputed (``leaderboard validate`` and
+    ``--resume`` refuse a record with any)."""
+
+    where = f"record {i} ({record.router} on {record.task}, seed {record.seed})"
+    cost = np.asarray(record.curve.cost, dtype=float)
+    quality = np.asarray(record.curve.quality, dtype=float)
+    if not (np.isfinite(cost).all() and np.isfinite(quality).all()):
+        return [f"{where}: its curve has missing or non-finite points"]
+    problems = []
+    try:
+        recomputed = {"auc": metrics.auc(cost, quality),
+                      "quality_at_0": float(quality[0]) * 100.0, "cost_at_0": float(cost[0])}
+        hull_c, hull_q = metrics.frontier(cost, quality)
+    except (ValueError, FloatingPointError) as exc:
+        return [f"{where}: its curve cannot be scored ({exc})"]
+    for metric, value in recomputed.items():
+        stated = record.metrics.get(metric)
+        if stated is None or not isclose(stated, value):
+            problems.append(f"{where}: metrics.{metric} = {stated!r} does not match its curve "
+                            f"({value!r})")
+    for axis, hull in (("cost", hull_c), ("quality", hull_q)):
+        stated_axis = np.asarray(getattr(record.frontier, axis), dtype=float)
+        if stated_axis.shape != hull.shape or not np.allclose(stated_axis, hull):
+            problems.append(f"{where}: frontier.{axis} does not match its curve")
+    return problems

@@ -23,8 +23,9 @@ from routeharness.common.progress import Advance, _ignore
 from routeharness.data.dataset import Outcomes, RoutingData
 from routeharness.embedding.embed import EmbeddedTask
 from routeharness.evaluation import metrics
-from routeharness.evaluation.protocol import REFERENCE_ROUTERS, Protocol, SeedStreams
+from routeharness.evaluation.protocol import Protocol, SeedStreams
 from routeharness.evaluation.scoring import route_split, score_choices
+from routeharness.results.records import REFERENCE_ROUTERS
 from routeharness.routers.base import (
     RouterSpec,
     accepts_random_state,

@@ -34,9 +34,13 @@ from routeharness.common.jsonfiles import (
     text,
     write_json,
 )
-from routeharness.evaluation.protocol import ORACLE as ORACLE_KEY
 
 RESULT_SCHEMA = "routeharness.results/1"
+#: routers added as reference rows to every task (the oracle is computed, not a router)
+REFERENCE_ROUTERS = ("best-single", "random")
+#: the key of the oracle's metrics in a task's reference: the best model of each test
+#: prompt by its true outcome, at every lam, with the protocol's tie rule (an upper bound)
+ORACLE = "oracle"
 
 
 # --- curves and metrics ---------------------------------------------------------------------------
@@ -210,7 +214,7 @@ class OracleRow:
 
 
 _REFERENCE_KEYS = ("version", "revision", "source", "fingerprint", "sizes", "models", "groups",
-                   "cost_scale_usd", "single_models", "single_model_frontier_auc", ORACLE_KEY)
+                   "cost_scale_usd", "single_models", "single_model_frontier_auc", ORACLE)
 
 
 @dataclass(frozen=True)
@@ -257,7 +261,7 @@ class TaskReference:
                                        get(row, "quality", where, number),
                                        get(row, "cost", where, number),
                                        get(row, "cost_usd", where, number, None)))
-        oracle = get(data, ORACLE_KEY, path, anything, None)
+        oracle = get(data, ORACLE, path, anything, None)
         return cls(
             version=get(data, "version", path, integer),
             fingerprint=get(data, "fingerprint", path, text), sizes=sizes, models=models,
@@ -280,7 +284,7 @@ class TaskReference:
                               for s in self.single_models],
             "single_model_frontier_auc": self.single_model_frontier_auc}
         if self.oracle is not None:
-            out[ORACLE_KEY] = self.oracle.to_dict()
+            out[ORACLE] = self.oracle.to_dict()
         return {**out, **self.extra}
 
 

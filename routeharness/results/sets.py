@@ -12,17 +12,10 @@ from typing import Any, TypeVar
 import numpy as np
 
 from routeharness.common.errors import RouteHarnessError
-from routeharness.common.jsonfiles import git_commit, platform_info, write_json  # noqa: F401
-from routeharness.evaluation.protocol import REFERENCE_ROUTERS
-from routeharness.results.records import (  # noqa: F401 (re-exported)
-    ORACLE_KEY,
-    RESULT_SCHEMA,
-    ResultSet,
-    RunRecord,
-    TaskReference,
-)
+from routeharness.common.jsonfiles import write_json
+from routeharness.results.records import REFERENCE_ROUTERS, ResultSet, RunRecord, TaskReference
 from routeharness.results.records import incompatibilities as _incompatibilities
-from routeharness.results.tables import ReportTable, fmt, to_markdown  # noqa: F401 (re-exported)
+from routeharness.results.tables import ReportTable, fmt
 
 #: metrics averaged over seeds (mean and std) in every summary
 SUMMARY_METRICS = ("auc", "quality_at_0", "cost_at_0_usd", "apgr", "cpt50")

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from routeharness.common.progress import Reporter
-from routeharness.evaluation.matrix import Routed
 from routeharness.evaluation.protocol import Protocol
+from routeharness.evaluation.run import Routed
 from routeharness.results.tables import fmt
 
 #: bootstrap resamples of the paired comparisons (over test prompts)

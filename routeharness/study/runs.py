@@ -16,9 +16,11 @@ from routeharness.common.errors import RouteHarnessError
 from routeharness.common.progress import Reporter
 from routeharness.data.dataset import RoutingTask
 from routeharness.embedding.embed import EmbeddedTask, embed_task
+from routeharness.embedding.encoders import choose_encoder
 from routeharness.evaluation import metrics
-from routeharness.evaluation.matrix import Routed, choose_encoder, load_tasks
+from routeharness.evaluation.matrix import load_tasks
 from routeharness.evaluation.protocol import Protocol, seed_streams
+from routeharness.evaluation.run import Routed
 from routeharness.evaluation.tuning import (
     RouterRun,
     TuningInputs,

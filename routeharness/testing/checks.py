@@ -7,7 +7,8 @@ to a router depends on what it declares: its ``kind`` (utility or selection) and
 ``routeharness.routers.base.Tags`` (``pickle``: must survive a pickle round trip;
 ``deterministic``: two fits with different ``random_state`` route the same;
 ``check_params``: the settings the checks run with). Routers are always exercised through the
-harness's own code path (``routeharness.evaluation.matrix.route_split``), on the mock problems in
+harness's own code path (``routeharness.evaluation.scoring.route_split``, through
+``routeharness.testing.harness``), on the mock problems in
 ``routeharness.testing.mock``.
 """
 
@@ -16,12 +17,10 @@ from __future__ import annotations
 import functools
 import inspect
 import pickle
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
-from routeharness.evaluation.protocol import lambda_sweep
 from routeharness.routers.base import (
     SELECTION,
     UTILITY,
@@ -32,11 +31,10 @@ from routeharness.routers.base import (
     tags_of,
 )
 from routeharness.testing import mock
-from routeharness.testing.runner import Check, CheckResult, ConformanceError  # noqa: F401
+from routeharness.testing.harness import LAMBDAS, fit_on, fresh_copy, routes_of
+from routeharness.testing.runner import Check
+from routeharness.testing.state_checks import check_state_roundtrip
 
-#: the trade-offs the checks sweep: quality only, the protocol's range in decades, cost
-#: only (0, 1e-3, 1e-2, ..., 1e3, inf)
-LAMBDAS: tuple[float, ...] = lambda_sweep(7)
 #: a router must pick the dominant model on at least this share of prompts, at every lam
 DOMINANT_SHARE = 0.95
 #: allowed rise of mean routed cost between consecutive lams (normalised cost units)
@@ -46,36 +44,6 @@ ROUTING_PARAMETERS = {"self", "X", "lam", "lams", "groups", "texts"}
 
 
 # --- helpers ------------------------------------------------------------------------------
-def _fresh(router: Any, **overrides: Any) -> Any:
-    """An unfitted copy with ``random_state=0`` when the router takes one (reproducible),
-    and the router's declared ``tags["check_params"]`` applied: smaller settings (fewer
-    epochs) under which the contract still holds and the checks run in seconds, as
-    scikit-learn's checks lower ``max_iter``."""
-    new = clone(router)
-    if accepts_random_state(type(new)) and getattr(new, "random_state", None) is None:
-        new.set_params(random_state=0)
-    check_params = tags_of(new).check_params
-    if check_params:
-        new.set_params(**check_params)
-    if overrides:
-        new.set_params(**overrides)
-    return new
-
-
-def _fit(router: Any, problem: mock.MockProblem) -> Any:
-    return router.fit(problem.X_train, problem.train)
-
-
-def _routes(router: Any, problem: mock.MockProblem, X: np.ndarray | None = None,
-            data: Any = None, lams: Iterable[float] = LAMBDAS) -> np.ndarray:
-    """(L, n) choices through the harness's own path (``evaluate.route_split``)."""
-    from routeharness.evaluation.scoring import route_split
-
-    X = problem.X_test if X is None else X
-    data = problem.test if data is None else data
-    return route_split(router, X, data, list(lams), problem.cost_scale)
-
-
 def _fitted_attributes(router: Any) -> list[str]:
     return sorted(n for n in vars(router) if n.endswith("_") and not n.startswith("_"))
 
@@ -129,7 +97,7 @@ def check_init_stores_params(router: Any) -> None:
 def check_clone(router: Any) -> None:
     """``routeharness.routers.base.clone`` of a fitted router is a new, unfitted router with the
     same hyper-parameters."""
-    fitted = _fit(_fresh(router), mock.tradeoff_problem())
+    fitted = fit_on(fresh_copy(router), mock.tradeoff_problem())
     copy = clone(fitted)
     assert copy is not fitted, "clone() returned the same object"
     assert type(copy) is type(fitted), f"clone() returned a {type(copy).__name__}"
@@ -141,8 +109,8 @@ def check_clone(router: Any) -> None:
 
 def check_fit_returns_self(router: Any) -> None:
     """``fit`` returns the router itself (so ``router.fit(X, y).route(...)`` works)."""
-    fresh = _fresh(router)
-    returned = _fit(fresh, mock.tradeoff_problem())
+    fresh = fresh_copy(router)
+    returned = fit_on(fresh, mock.tradeoff_problem())
     assert returned is fresh, f"fit() returned {type(returned).__name__}, not self"
     assert _fitted_attributes(fresh), "fit() set no fitted attribute (name ending in '_')"
 
@@ -151,7 +119,7 @@ def check_fit_does_not_mutate_inputs(router: Any) -> None:
     """``fit`` leaves the embeddings and the outcome arrays it was given untouched."""
     problem = mock.tradeoff_problem()
     before = (problem.X_train.copy(), problem.train.scores.copy(), problem.train.costs.copy())
-    _fit(_fresh(router), problem)
+    fit_on(fresh_copy(router), problem)
     for what, old, new in zip(("X", "outcomes.scores", "outcomes.costs"), before,
                               (problem.X_train, problem.train.scores, problem.train.costs)):
         assert np.array_equal(old, new, equal_nan=True), f"fit() modified {what} in place"
@@ -161,7 +129,7 @@ def check_route_shape_and_range(router: Any) -> None:
     """Routes are integer model indices of shape (L, n), in 0..m-1; a utility router's
     ``predict`` gives two finite (n, m) arrays; a single ``route`` gives (n,)."""
     problem = mock.tradeoff_problem()
-    fitted = _fit(_fresh(router), problem)
+    fitted = fit_on(fresh_copy(router), problem)
     n, m = problem.test.n, problem.m
     groups = problem.test.groups if tags_of(fitted).needs_groups else None
     texts = problem.test.texts_to_embed() if tags_of(fitted).needs_texts else None
@@ -186,7 +154,7 @@ def check_route_shape_and_range(router: Any) -> None:
             array = np.asarray(array)
             assert array.shape == (n, m), f"predict {what} has shape {array.shape}, expected {(n, m)}"
             assert np.isfinite(array).all(), f"predict {what} has NaN or infinite values"
-    choices = _routes(fitted, problem)
+    choices = routes_of(fitted, problem)
     assert choices.shape == (len(LAMBDAS), n)
 
 
@@ -195,7 +163,7 @@ def check_unfitted_raises(router: Any) -> None:
     AttributeError from deep inside)."""
     problem = mock.tradeoff_problem()
     try:
-        _routes(_fresh(router), problem)
+        routes_of(fresh_copy(router), problem)
     except NotFittedError:
         return
     except Exception as exc:
@@ -208,12 +176,12 @@ def check_fit_idempotent(router: Any) -> None:
     """Fitting on other data and then again on the first gives the first result: fit
     forgets everything from earlier fits."""
     problem, other = mock.tradeoff_problem(seed=0), mock.tradeoff_problem(seed=7)
-    first = _routes(_fit(_fresh(router), problem), problem)
-    again = _fresh(router)
-    _fit(again, problem)
-    _fit(again, other)
-    _fit(again, problem)
-    second = _routes(again, problem)
+    first = routes_of(fit_on(fresh_copy(router), problem), problem)
+    again = fresh_copy(router)
+    fit_on(again, problem)
+    fit_on(again, other)
+    fit_on(again, problem)
+    second = routes_of(again, problem)
     changed = int((first != second).sum())
     assert changed == 0, f"refitting changed {changed} of {first.size} routes"
 
@@ -221,10 +189,10 @@ def check_fit_idempotent(router: Any) -> None:
 def check_batch_invariance(router: Any) -> None:
     """Routing the test prompts in two batches gives the same choices as one batch."""
     problem = mock.tradeoff_problem()
-    fitted = _fit(_fresh(router), problem)
-    whole = _routes(fitted, problem)
+    fitted = fit_on(fresh_copy(router), problem)
+    whole = routes_of(fitted, problem)
     half = problem.test.n // 3
-    parts = [_routes(fitted, problem, problem.X_test[rows], problem.test.subset(rows))
+    parts = [routes_of(fitted, problem, problem.X_test[rows], problem.test.subset(rows))
              for rows in (np.arange(half), np.arange(half, problem.test.n))]
     split = np.concatenate(parts, axis=1)
     changed = int((whole != split).sum())
@@ -234,8 +202,8 @@ def check_batch_invariance(router: Any) -> None:
 def check_reproducible(router: Any) -> None:
     """Two fits with the same ``random_state`` give the same routes."""
     problem = mock.tradeoff_problem()
-    first = _routes(_fit(_fresh(router), problem), problem)
-    second = _routes(_fit(_fresh(router), problem), problem)
+    first = routes_of(fit_on(fresh_copy(router), problem), problem)
+    second = routes_of(fit_on(fresh_copy(router), problem), problem)
     changed = int((first != second).sum())
     assert changed == 0, f"{changed} of {first.size} routes differ between two fits with random_state=0"
 
@@ -276,9 +244,9 @@ def check_no_test_labels(router: Any) -> None:
         assert not extra, (f"{method}() takes {extra}: a routing method may take only "
                            "X, lam(s), groups and texts (the prompts, never their labels)")
     problem = mock.tradeoff_problem()
-    fitted = _fit(_fresh(router), problem)
+    fitted = fit_on(fresh_copy(router), problem)
     spy = _Spy(fitted)
-    reference = _routes(spy, problem)
+    reference = routes_of(spy, problem)
     test = problem.test
     for name, args, kwargs in spy.calls:
         for value in (*args, *kwargs.values()):
@@ -293,7 +261,7 @@ def check_no_test_labels(router: Any) -> None:
     scrambled.scores = rng.permutation(test.scores.ravel()).reshape(test.scores.shape)
     scrambled.costs = rng.permutation(test.costs.ravel()).reshape(test.costs.shape)
     for label, data in (("scrambled", scrambled), ("removed", _labels_free(test))):
-        routes = _routes(fitted, problem, data=data)
+        routes = routes_of(fitted, problem, data=data)
         changed = int((routes != reference).sum())
         assert changed == 0, f"{changed} routes changed when the test labels were {label}"
 
@@ -302,7 +270,7 @@ def check_dominant_model(router: Any) -> None:
     """When one model is right on every prompt and the cheapest, the router picks it
     (on at least 95% of test prompts, at every trade-off)."""
     problem = mock.dominant_problem()
-    choices = _routes(_fit(_fresh(router), problem), problem)
+    choices = routes_of(fit_on(fresh_copy(router), problem), problem)
     share = (choices == mock.DOMINANT_INDEX).mean(axis=1)
     worst = int(np.argmin(share))
     assert share[worst] >= DOMINANT_SHARE, (
@@ -314,7 +282,7 @@ def check_cost_monotone(router: Any) -> None:
     """Mean routed cost does not rise as the trade-off moves towards cost (within 0.02
     normalised units per step), and cost-only routing is no dearer than quality-only."""
     problem = mock.tradeoff_problem()
-    choices = _routes(_fit(_fresh(router), problem), problem)
+    choices = routes_of(fit_on(fresh_copy(router), problem), problem)
     costs = problem.test.costs / problem.test.costs.mean(axis=0).max()
     mean_cost = np.take_along_axis(costs.T, choices, axis=0).mean(axis=1)
     rises = np.diff(mean_cost)
@@ -350,11 +318,11 @@ def check_deterministic(router: Any) -> None:
     ``random_state``: the harness fits it once per task and reuses the routes for every
     seed."""
     problem = mock.tradeoff_problem()
-    first = _routes(_fit(_fresh(router), problem), problem)
-    other = _fresh(router)
+    first = routes_of(fit_on(fresh_copy(router), problem), problem)
+    other = fresh_copy(router)
     if accepts_random_state(type(other)):
         other.set_params(random_state=12345)
-    second = _routes(_fit(other, problem), problem)
+    second = routes_of(fit_on(other, problem), problem)
     changed = int((first != second).sum())
     assert changed == 0, (f"{changed} of {first.size} routes differ between two fits with "
                           "different random_state: do not declare deterministic=True"
@@ -366,16 +334,15 @@ def check_deterministic(router: Any) -> None:
 def check_pickle_roundtrip(router: Any) -> None:
     """A fitted router survives ``pickle`` (in memory) and routes the same afterwards."""
     problem = mock.tradeoff_problem()
-    fitted = _fit(_fresh(router), problem)
-    before = _routes(fitted, problem)
+    fitted = fit_on(fresh_copy(router), problem)
+    before = routes_of(fitted, problem)
     restored = pickle.loads(pickle.dumps(fitted))  # our own object, in memory only
-    after = _routes(restored, problem)
+    after = routes_of(restored, problem)
     assert np.array_equal(before, after), "routes differ after a pickle round trip"
 
 
 def router_checks(router: Any) -> list[Check]:
     """The checks for ``router``, gated by its kind and tags (skipped ones say why)."""
-    from routeharness.testing.state_checks import check_state_roundtrip  # it imports this
     tags: Tags = tags_of(router)  # an unknown tag: RouterContractError, one line
     deterministic = tags.deterministic or not accepts_random_state(type(router))
     checks = [

@@ -98,7 +98,7 @@ def check_card_schema(card: Any) -> None:
     """The card parses under the strict schema (unknown keys, missing keys and wrong
     types are errors)."""
     from routeharness.common.errors import TaskCardError
-    from routeharness.data.tasks import load_card
+    from routeharness.data.cards import load_card
 
     try:
         load_card(_card_path(card))
@@ -107,7 +107,7 @@ def check_card_schema(card: Any) -> None:
 
 
 def _parsed(card: Any) -> Any:
-    from routeharness.data.tasks import load_card
+    from routeharness.data.cards import load_card
 
     return load_card(_card_path(card))
 

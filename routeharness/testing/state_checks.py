@@ -13,7 +13,7 @@ import numpy as np
 
 from routeharness.routers.base import UTILITY, NotFittedError, tags_of
 from routeharness.testing import mock
-from routeharness.testing.checks import LAMBDAS, _fit, _fresh, _routes
+from routeharness.testing.harness import LAMBDAS, fit_on, fresh_copy, routes_of
 
 #: what the check does to a state, as its messages name it
 ROUND_TRIP = "get_state() -> write_state -> read_state -> cls(**get_params()).set_state()"
@@ -46,7 +46,7 @@ def check_state_roundtrip(router: Any) -> None:
     prompt the same at every trade-off of the sweep, on the test prompts and on prompts of
     another problem; a utility router's predictions are bitwise equal."""
     try:
-        _fresh(router).get_state()
+        fresh_copy(router).get_state()
     except NotFittedError:
         pass
     except Exception as exc:
@@ -55,12 +55,12 @@ def check_state_roundtrip(router: Any) -> None:
     else:
         raise AssertionError("get_state() before fit() did not raise NotFittedError")
     problem, other = mock.tradeoff_problem(), mock.tradeoff_problem(seed=7)
-    fitted = _fit(_fresh(router), problem)
+    fitted = fit_on(fresh_copy(router), problem)
     restored = _restored(fitted)
     for what, source in (("test", problem), ("fresh", other)):
-        before = _routes(fitted, problem, source.X_test, source.test, LAMBDAS)
+        before = routes_of(fitted, problem, source.X_test, source.test, LAMBDAS)
         try:
-            after = _routes(restored, problem, source.X_test, source.test, LAMBDAS)
+            after = routes_of(restored, problem, source.X_test, source.test, LAMBDAS)
         except Exception as exc:
             raise AssertionError(f"the restored router failed to route ({type(exc).__name__}: "
                                  f"{exc}): get_state() must hold everything routing reads"
