@@ -163,18 +163,17 @@ def test_an_unreadable_file(tmp_path: Path, capsys):
 
 
 def test_an_unreadable_file_is_one_line(tmp_path: Path, monkeypatch):
-    """As root nothing is unreadable: an open() that fails stands in for it."""
-    import builtins
-
+    """As root nothing is unreadable: an ``os.open`` that fails stands in for it (the
+    one reader of regular files, ``files.read_regular_file``, opens with it)."""
     folder = _folder(tmp_path / "d")
-    real_open = builtins.open
+    real_open = os.open
 
     def failing_open(file, *args, **kwargs):
         if str(file).endswith("train.csv"):
             raise PermissionError(13, "Permission denied", str(file))
         return real_open(file, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "open", failing_open)
+    monkeypatch.setattr(os, "open", failing_open)
     problems = validate_path(folder)
     assert str(problems[0]).endswith("train.csv: cannot read: Permission denied")
 

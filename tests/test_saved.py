@@ -126,7 +126,7 @@ def test_loading_refuses_what_it_cannot_honour(synth, tmp_path):
     (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     with pytest.raises(RouteHarnessError, match=r"saved with version '0\.0\.1'.*refit"):
         saved.load(folder)
-    with pytest.raises(RouteHarnessError, match="exists and is not an empty folder"):
+    with pytest.raises(RouteHarnessError, match="exists and is not an empty directory"):
         saved.save(saved.fit("linear", synth, encoder="precomputed"), folder)
     with pytest.raises(RouteHarnessError, match="not a saved router"):
         saved.load(tmp_path / "nothing")

@@ -226,7 +226,7 @@ def check_board_output(output: str | Path, what: str, directory: str | Path | No
     ``board.yaml``, a submission, ``submissions/`` or anything else there), of any board in
     ``boards_dir(directory)`` or of ``board``; checked before any work (``leaderboard run``
     and ``leaderboard show``). One line naming the path and the board."""
-    from routeharness.common.jsonfiles import check_output_path
+    from routeharness.common.files import check_output_path
 
     target = Path(output).expanduser().resolve()
     root = boards_dir(directory)

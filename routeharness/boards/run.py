@@ -68,7 +68,7 @@ def run_board(board: Board, router: str, *, data_dir: str | None = None,
     with fixed hyper-parameters) and return the submission; ``checkpoint``, ``resume``
     and ``executor`` (local or Ray) as in ``evaluate.evaluate``. The oracle reference of each task is kept in
     the result (the board's upper bound row comes from it)."""
-    from routeharness.common.jsonfiles import git_commit, platform_info
+    from routeharness.common.provenance import git_commit, platform_info
     from routeharness.evaluation.matrix import evaluate
     from routeharness.evaluation.tuning import plan_routers
 

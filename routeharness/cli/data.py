@@ -10,6 +10,7 @@ from routeharness.cli._app import cache_dir_option, cli, data_dir_option
 from routeharness.cli.progress import RichReporter as _RichReporter
 from routeharness.cli.render import FORMATS, console, emit
 from routeharness.common.errors import RouteHarnessError
+from routeharness.common.files import check_new_folder
 from routeharness.results.tables import ReportTable, fmt
 
 
@@ -153,15 +154,11 @@ def data_synth(out: str, n_train: int, n_val: int, n_test: int, models: int, clu
     """Write a synthetic routing dataset with a known locality structure to the new
     directory OUT, its embeddings as the 'embedding' column: evaluate it with
     `routeharness eval -t OUT -e precomputed`. The same options give the same data."""
-    from pathlib import Path
 
     from routeharness.data.readers import write_task
     from routeharness.data.synth import synthetic_task
 
-    target = Path(out).expanduser()
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise RouteHarnessError(f"{out}: exists and is not an empty directory; data synth "
-                                "writes a new dataset")
+    target = check_new_folder(out, "dataset")
     task, X = synthetic_task(n_train, n_val, n_test, n_models=models, dim=dim,
                              n_clusters=clusters, locality=locality, graded=graded, seed=seed)
     for split, data in task.splits.items():  # the generator's vectors: -e precomputed
@@ -196,7 +193,6 @@ def data_export(task: str, fmt: str, out: str, encoder: str | None, data_dir: st
     """Write TASK (a name, NAME:GROUP, a path or PATH:GROUP) in another tool's format:
     LLMRouter's routing JSON lines, its .pt of query embeddings and its candidate file,
     written to a temporary folder then renamed; `eval -t OUT -e precomputed` reads it back."""
-    from pathlib import Path
 
     from routeharness.data.llmrouter import write_llmrouter
     from routeharness.data.tasks import load_task
@@ -204,10 +200,7 @@ def data_export(task: str, fmt: str, out: str, encoder: str | None, data_dir: st
     from routeharness.embedding.embed import embed_task
     from routeharness.embedding.encoders import choose_encoder, get_encoder
 
-    target = Path(out).expanduser()
-    if target.is_symlink() or (target.exists() and (not target.is_dir() or any(target.iterdir()))):
-        raise RouteHarnessError(f"{out}: exists and is not an empty directory; data export "
-                                "writes a new one")
+    target = check_new_folder(out, "LLMRouter export")
     loaded = load_task(task, data_dir=data_dir)
     own = all(split.embeddings is not None for split in loaded.splits.values())
     name = choose_encoder(encoder or ("precomputed" if own else None), [loaded])

@@ -43,13 +43,12 @@ def fit_command(router: str, task: str, encoder: str | None, seed: int, no_tune:
     plan = plan_routers([router], references=False)[0]  # typos fail before any work
     saved._check_saveable(plan)
     from routeharness.cli.evaluation import check_output_paths
+    from routeharness.common.files import check_new_folder
 
     folder = Path(output)
     # never inside the dataset, the data directory or the cache: eval's rule for outputs
     check_output_paths(folder / saved.MANIFEST, None, (task,), data_dir, cache_dir)
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise RouteHarnessError(f"{folder}: exists and is not an empty folder (a saved router "
-                                "is written to a new folder)")
+    check_new_folder(folder, "saved router")
     fitted = saved.fit(router, task, encoder=encoder, seed=seed, tune=not no_tune,
                        data_dir=data_dir, cache_dir=cache_dir, reporter=_RichReporter(quiet))
     saved.save(fitted, folder)

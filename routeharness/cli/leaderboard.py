@@ -78,7 +78,7 @@ def leaderboard_run(board: str, router: str, output: str | None, resume: bool,
 
     from routeharness.boards.definition import check_board_output, load_board
     from routeharness.boards.run import run_board
-    from routeharness.common.jsonfiles import check_output_path
+    from routeharness.common.files import check_output_path
     from routeharness.evaluation.executors import get_executor
     from routeharness.evaluation.tuning import plan_routers
 
@@ -272,7 +272,7 @@ def leaderboard_show(board: str, fmt: str, output: str | None, boards_dir: str |
     if output is None:
         click.echo(text, nl=False)
         return
-    from routeharness.common.jsonfiles import write_text
+    from routeharness.common.files import write_text
 
     write_text(text, output, f"{fmt} leaderboard")
     console(stderr=True).print(f"{fmt} leaderboard written to {output}")

@@ -273,7 +273,7 @@ def sweep_command(router: str, tasks: tuple[str, ...], encoder: str | None, para
 def show_command(file: str, plot: str | None, fmt: str) -> None:
     """Print a saved study's tables again."""
     from routeharness.common.errors import RouteHarnessError
-    from routeharness.common.jsonfiles import check_output_path
+    from routeharness.common.files import check_output_path
     from routeharness.study import study_module
     from routeharness.study.record import StudyResult
 

@@ -2,6 +2,23 @@
 
 from __future__ import annotations
 
+#: the longest message ``one_line`` keeps from an exception it did not raise
+ONE_LINE_LIMIT = 300
+
+
+def one_line(exc: BaseException, *, with_type: bool = False) -> str:
+    """The one-line form of an exception raised by code we call (a library, a plugin):
+    its message with every line break and run of spaces made one space, cut at
+    ``ONE_LINE_LIMIT`` characters, or its type's name when it has no message;
+    ``with_type`` puts ``Type: `` in front."""
+    text = " ".join(str(exc).split())
+    if len(text) > ONE_LINE_LIMIT:
+        text = text[:ONE_LINE_LIMIT - 3] + "..."
+    name = type(exc).__name__
+    if not text:
+        return name
+    return f"{name}: {text}" if with_type else text
+
 
 class RouteHarnessError(Exception):
     """Base class: an error a user can act on. The CLI prints it as one line, exit 1."""

@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 import math
 import numbers as _numbers
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from routeharness.common.errors import RouteHarnessError
+from routeharness.common.files import (
+    FileReadError,
+    read_regular_file,
+    write_text,
+)
 
 
 class RecordFormatError(RouteHarnessError):
@@ -159,52 +162,6 @@ def _extra(data: dict[str, Any], known: tuple[str, ...]) -> dict[str, Any]:
 
 
 # --- files ------------------------------------------------------------------------------------------
-def check_output_path(path: str | Path, what: str = "output") -> Path:
-    """``path`` if a file can be written there: not a directory, its parent a directory
-    (created when missing); else one line naming the path."""
-    path = Path(path)
-    if path.is_dir():
-        raise RouteHarnessError(f"{path}: the {what} path is a directory")
-    parent = path.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise RouteHarnessError(f"{path}: cannot write the {what} here: {parent} is not a "
-                                "directory") from None
-    except OSError as exc:
-        raise RouteHarnessError(f"{path}: cannot create {parent}: {exc.strerror}") from None
-    if not parent.is_dir():
-        raise RouteHarnessError(f"{path}: cannot write the {what} here: {parent} is not a "
-                                "directory")
-    return path
-
-
-def write_text(content: str, path: str | Path, what: str = "output") -> Path:
-    """Write ``content`` atomically: a temporary file beside ``path``, then ``os.replace``;
-    never a half-written file. An OSError is one line naming the path."""
-    path = check_output_path(path, what)
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 -> what open() would have made
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(content)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise RouteHarnessError(f"{path}: cannot write the {what}: "
-                                f"{exc.strerror or exc}") from None
-    finally:
-        if tmp is not None and Path(tmp).exists():
-            Path(tmp).unlink(missing_ok=True)
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def write_json(data: dict[str, Any], path: str | Path, what: str = "output") -> Path:
     """``data`` encoded (no NaN or infinity as bare tokens), written atomically."""
     return write_text(json.dumps(encode(data), indent=1, allow_nan=False) + "\n", path, what)
@@ -214,13 +171,11 @@ def read_json(path: str | Path, what: str, schema: str) -> dict[str, Any]:
     """A JSON object with ``"schema": schema`` from a regular file; one line otherwise."""
     path = Path(path)
     try:
-        if path.exists() and not path.is_file():
-            raise RouteHarnessError(f"{path}: not a regular file (a {what} is a JSON file)")
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise RouteHarnessError(f"{path}: no such {what}") from None
-    except OSError as exc:
-        raise RouteHarnessError(f"{path}: cannot read the {what}: {exc.strerror}") from None
+        raw = read_regular_file(path, what)
+    except FileReadError as exc:
+        if not path.exists() and not path.is_symlink():
+            raise RouteHarnessError(f"{path}: no such {what}") from None
+        raise RouteHarnessError(f"{path}: cannot read the {what}: {exc.reason}") from None
     try:
         data = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
@@ -240,42 +195,3 @@ def read_as(path: str | Path, parse: Callable[[dict[str, Any]], Any], what: str,
         return parse(data)
     except RecordFormatError as exc:
         raise RecordFormatError(f"{path}: {exc}") from None
-
-
-# --- provenance ----------------------------------------------------------------------------------
-def git_commit() -> str | None:
-    """The routeharness checkout's commit (``+dirty`` with local changes), when it runs
-    from one."""
-    import subprocess
-
-    root = Path(__file__).resolve().parent.parent.parent
-    if not (root / ".git").exists():
-        return None
-    try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=5, check=True)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
-                                "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        return out.stdout.strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def platform_info() -> dict[str, Any]:
-    """Python, OS, CPU count and the versions of the libraries that move the numbers."""
-    import platform
-    import sys
-    from importlib import metadata
-
-    info: dict[str, Any] = {"python": sys.version.split()[0], "platform": platform.platform(),
-                            "machine": platform.machine(), "cpus": os.cpu_count()}
-    for package in ("numpy", "torch", "faiss-cpu", "datasets", "sentence-transformers",
-                    "transformers"):
-        try:
-            info[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
-    return info
-
-

@@ -13,15 +13,13 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from routeharness.common.errors import DataError, RouteHarnessError
+from routeharness.common.errors import DataError, RouteHarnessError, one_line
+from routeharness.common.files import new_folder
 from routeharness.data.columns import COST_PREFIX, EMBEDDING, SCORE_PREFIX, SPLITS
 from routeharness.data.raw import Raw, read_bytes
 
@@ -268,7 +266,7 @@ def _read_pt(path: Path) -> dict[int, Any]:
     try:
         loaded = torch.load(io.BytesIO(read_bytes(path)), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a file it refuses or cannot read
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        detail = one_line(exc)
         raise DataError("cannot read with torch.load(weights_only=True), which loads only "
                         f"tensors and plain containers: {detail}", source=str(path)) from None
     if not isinstance(loaded, dict) or not loaded:
@@ -342,19 +340,11 @@ def write_llmrouter(task: RoutingTask, folder: str | Path, *,
                                     "format needs a query embedding per row, one dimension "
                                     f"d >= 1 for all splits, got shape {shape}")
     target = Path(folder).expanduser()
-    if target.is_symlink() or (target.exists() and (not target.is_dir() or any(target.iterdir()))):
-        raise DataError("output exists and is not an empty directory", source=str(target))
-    temporary = None
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent)
-        _write_files(task, Path(temporary), vectors)
-        os.replace(temporary, target)  # onto an empty folder too (POSIX rename)
-    except OSError as exc:
-        raise DataError(f"cannot write: {exc.strerror or exc}", source=str(target)) from None
-    finally:  # gone after the rename; removed after any failure
-        if temporary is not None:
-            shutil.rmtree(temporary, ignore_errors=True)
+        with new_folder(target, "LLMRouter export") as work:
+            _write_files(task, work, vectors)
+    except RouteHarnessError as exc:
+        raise DataError(str(exc).removeprefix(f"{target}: "), source=str(target)) from None
     return target
 
 

@@ -3,13 +3,12 @@ files: regular files only, each error one line naming the path."""
 
 from __future__ import annotations
 
-import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from routeharness.common.errors import DataError
+from routeharness.common.files import FileReadError, check_regular_file, read_regular_file
 from routeharness.data.dataset import ModelInfo
 from routeharness.data.validation import Part
 
@@ -30,23 +29,23 @@ def os_error(path: Path, exc: OSError) -> DataError:
     return DataError(f"cannot read: {exc.strerror or exc}", source=str(path))
 
 
+def _data_error(exc: FileReadError) -> DataError:
+    return DataError(f"cannot read: {exc.reason}" if exc.unreadable else exc.reason,
+                     source=exc.path)
+
+
 def regular_file(path: Path) -> None:
-    """Raise a one-line ``DataError`` unless ``path`` is a readable regular file."""
+    """Raise a one-line ``DataError`` unless ``path`` is a readable regular file
+    (``files.check_regular_file``: a FIFO, a device or a directory is named)."""
     try:
-        info = os.stat(path)
-    except OSError as exc:
-        raise os_error(path, exc) from None
-    if stat.S_ISDIR(info.st_mode):
-        raise DataError("is a directory, expected a data file", source=str(path))
-    if not stat.S_ISREG(info.st_mode):
-        raise DataError("not a regular file (a FIFO, socket or device): only regular "
-                        "files are read", source=str(path))
+        check_regular_file(path, "data file")
+    except FileReadError as exc:
+        raise _data_error(exc) from None
 
 
 def read_bytes(path: Path) -> bytes:
-    regular_file(path)
+    """The bytes of a regular file (``files.read_regular_file``), or a ``DataError``."""
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError as exc:
-        raise os_error(path, exc) from None
+        return read_regular_file(path, "data file")
+    except FileReadError as exc:
+        raise _data_error(exc) from None

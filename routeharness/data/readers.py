@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from routeharness.common.errors import DataError
+from routeharness.common.errors import DataError, RouteHarnessError, one_line
+from routeharness.common.files import new_folder
 from routeharness.data.cards import check_sidecar
 from routeharness.data.columns import (
     EMBEDDING,
@@ -91,10 +92,10 @@ def _read_parquet(path: Path) -> Any:
     except OSError as exc:
         if exc.errno is not None:
             raise os_error(path, exc) from None
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        detail = one_line(exc)
         raise DataError(f"cannot read parquet file: {detail}", source=str(path)) from None
     except Exception as exc:  # pyarrow raises several types for a file that is not parquet
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        detail = one_line(exc)
         raise DataError(f"cannot read parquet file: {detail}", source=str(path)) from None
     if table.num_rows == 0:
         raise DataError("empty split: no rows", source=str(path))
@@ -183,7 +184,7 @@ def _read_saved(path: Path, raw: Raw, problems: Problems) -> None:
     try:
         saved = datasets.load_from_disk(str(path), keep_in_memory=True)
     except Exception as exc:  # datasets raises many types for a broken folder
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        detail = one_line(exc)
         raise DataError(f"cannot load saved dataset: {detail}", source=str(path)) from None
     if not isinstance(saved, datasets.DatasetDict):
         raise DataError("a saved dataset must be a DatasetDict with splits train, "
@@ -339,25 +340,24 @@ def write_task(task: RoutingTask, directory: str | Path, *,
     text = (json.dumps(sidecar, indent=1) + "\n").encode("utf-8")
     read_sidecar(out, text)  # a bad sidecar is refused before anything is written
     try:
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise DataError("output exists and is not an empty directory", source=str(out))
-        datasets.disable_progress_bars()
-        splits = {}
-        for split in SPLITS:
-            data = task.splits[split]
-            columns = data.to_columns()
-            if data.images is not None:
-                columns["image"] = list(data.images)
-            dataset = datasets.Dataset.from_dict(columns)
-            if "image" in columns:  # stored as images (bytes or path), as they were read
-                dataset = dataset.cast_column("image", datasets.Image())
-            if data.embeddings is not None:  # list<float32>, built without a Python loop
-                dataset = dataset.add_column(EMBEDDING, embedding_array(data.embeddings))
-            splits[split] = dataset
-        datasets.DatasetDict(splits).save_to_disk(str(out))
-        (out / SIDECAR).write_bytes(text)
-    except OSError as exc:
-        raise DataError(f"cannot write: {exc.strerror or exc}", source=str(out)) from None
+        with new_folder(out, "dataset") as work:
+            datasets.disable_progress_bars()
+            splits = {}
+            for split in SPLITS:
+                data = task.splits[split]
+                columns = data.to_columns()
+                if data.images is not None:
+                    columns["image"] = list(data.images)
+                dataset = datasets.Dataset.from_dict(columns)
+                if "image" in columns:  # stored as images (bytes or path), as they were read
+                    dataset = dataset.cast_column("image", datasets.Image())
+                if data.embeddings is not None:  # list<float32>, built without a Python loop
+                    dataset = dataset.add_column(EMBEDDING, embedding_array(data.embeddings))
+                splits[split] = dataset
+            datasets.DatasetDict(splits).save_to_disk(str(work))
+            (work / SIDECAR).write_bytes(text)
+    except RouteHarnessError as exc:
+        raise DataError(str(exc).removeprefix(f"{out}: "), source=str(out)) from None
     return out
 
 

@@ -11,17 +11,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from routeharness.common.errors import DataError, RouteHarnessError
+from routeharness.common.errors import DataError, RouteHarnessError, one_line
 from routeharness.data.cards import TaskCard, load_card, parse_card
 from routeharness.data.dataset import RoutingTask
-from routeharness.data.readers import (
-    SIDECAR,
-    Raw,
-    read_sidecar,
-    sidecar_models,
-    to_task,
-    validate_path,
-)
+from routeharness.data.raw import Raw
+from routeharness.data.readers import SIDECAR, read_sidecar, sidecar_models, to_task, validate_path
 from routeharness.data.readers import load_path as _load_path
 from routeharness.data.spec import HUB_PREFIX, parse_hub_spec, parse_task_spec, split_spec
 
@@ -91,7 +85,7 @@ def load_hub(repo: str, revision: str | None = None, *, check_leaks: bool = Fals
     try:
         dataset_dict = datasets.load_dataset(repo, revision=revision)
     except Exception as exc:  # network, auth, missing repo: all a user can act on
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        detail = one_line(exc)
         raise RouteHarnessError(f"cannot load Hub dataset {label!r}: {detail} (offline? "
                                 "download it and pass the local directory instead)") from None
     finally:

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -253,22 +251,15 @@ def save(saved: SavedRouter, folder: str | Path) -> Path:
     """Writes the folder: built in a temporary folder beside it, then renamed into place,
     so a failure leaves nothing half-written. An existing non-empty folder is refused."""
     from routeharness import __version__
-    from routeharness.common.jsonfiles import (
-        check_output_path,
-        git_commit,
-        platform_info,
-        write_json,
-    )
+    from routeharness.common.files import check_output_path, new_folder
+    from routeharness.common.jsonfiles import write_json
+    from routeharness.common.provenance import git_commit, platform_info
     from routeharness.routers.state import write_state
 
     folder = Path(folder)
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise RouteHarnessError(f"{folder}: exists and is not an empty folder (a saved router "
-                                "is written to a new folder)")
     check_output_path(folder / MANIFEST, "saved router")
     state = saved.router.get_state()
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
+    with new_folder(folder, "saved router") as tmp:
         hashes = write_state(state, tmp)
         if saved.train_ids is not None:
             blob = json.dumps(saved.train_ids).encode("utf-8")
@@ -278,12 +269,6 @@ def save(saved: SavedRouter, folder: str | Path) -> Path:
                     "provenance": {"routeharness_version": __version__,
                                    "git_commit": git_commit(), "platform": platform_info()}}
         write_json(manifest, tmp / MANIFEST, "saved router")
-        if folder.exists():
-            folder.rmdir()
-        tmp.rename(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     saved.manifest = manifest
     return folder
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from routeharness.common.errors import RouteHarnessError
+from routeharness.common.errors import RouteHarnessError, one_line
 
 #: how to get the web stack when it is missing
 SERVE_INSTALL = "pip install 'routeharness[serve]'"
@@ -90,7 +90,7 @@ def load_upstreams(path: str | Path, pool: Sequence[str],
     try:
         data = yaml.safe_load(path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        detail = (str(exc).splitlines() or [type(exc).__name__])[0]
+        detail = one_line(exc)
         raise RouteHarnessError(f"{path}: cannot read the upstreams ({detail})") from None
     top = check_mapping(data, {"models": Field(dict, required=True)}, str(path))
     fields = {"base_url": Field(str, required=True, check=lambda v: None if v.startswith(

@@ -20,8 +20,6 @@ import hashlib
 import json
 import os
 import re
-import stat
-import tempfile
 import uuid
 import warnings
 from collections.abc import Callable, Sequence
@@ -31,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from routeharness.common.errors import RouteHarnessError
+from routeharness.common.errors import RouteHarnessError, one_line
+from routeharness.common.files import atomic_write, read_regular_file
 from routeharness.common.schema import Field, check_mapping, non_empty
 
 if TYPE_CHECKING:
@@ -59,30 +58,6 @@ def default_cache_dir() -> Path:
     return Path(base) / "routeharness"
 
 
-_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
-          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-          (stat.S_ISSOCK, "a socket"))
-
-
-def read_regular_file(path: str | Path, what: str = "image") -> bytes:
-    """The bytes of ``path`` if it is a regular file; else one line naming it. Opened
-    without blocking and checked on the open handle: a FIFO, a device (``/dev/zero``) or
-    a directory is refused, never read (it would hang or never end)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            os.close(fd)
-            kind = next((name for test, name in _KINDS if test(mode)), "not a file")
-            raise RouteHarnessError(f"cannot read {what} {path}: it is {kind}, not a "
-                                    "regular file")
-        with os.fdopen(fd, "rb") as handle:
-            return handle.read()
-    except OSError as exc:
-        raise RouteHarnessError(f"cannot read {what} {exc.filename or path}: "
-                                f"{exc.strerror or exc}") from None
-
-
 def image_bytes(image: Any) -> bytes:
     """The content of one image as the harness passes it (a path to a regular file, raw
     bytes, the ``datasets.Image`` dict ``{"bytes", "path"}``, or a PIL image: mode, size,
@@ -90,12 +65,12 @@ def image_bytes(image: Any) -> bytes:
     if isinstance(image, (bytes, bytearray)):
         return bytes(image)
     if isinstance(image, (str, Path)):
-        return read_regular_file(image)
+        return read_regular_file(image, "image")
     if isinstance(image, dict):  # datasets' Image feature undecoded
         if image.get("bytes") is not None:
             return bytes(image["bytes"])
         if image.get("path"):
-            return read_regular_file(image["path"])
+            return read_regular_file(image["path"], "image")
     if hasattr(image, "tobytes") and hasattr(image, "mode"):  # PIL image
         return f"{image.mode}{image.size}".encode() + image.tobytes()
     raise RouteHarnessError(f"cannot read an image from a {type(image).__name__}")
@@ -378,7 +353,7 @@ class EmbeddingCache:
             raise
         except (OSError, ValueError, EOFError) as exc:  # unreadable, a directory, truncated
             detail = (exc.strerror if isinstance(exc, OSError) and exc.strerror else
-                      (str(exc).splitlines() or [type(exc).__name__])[0])
+                      one_line(exc))
             raise _BadShard(f"cannot be read ({detail})", current) from None
         return keys, vectors
 
@@ -420,7 +395,7 @@ class EmbeddingCache:
         try:
             store.path.mkdir(parents=True, exist_ok=True)
             for name, writer in files:
-                _atomic_write(store.path / name, writer)
+                atomic_write(store.path / name, writer)
         except OSError as exc:
             self._delete_shard(store.path, shard)
             self._unwritable(store, exc)
@@ -443,14 +418,3 @@ class EmbeddingCache:
         if store.writable:
             for shard in old:
                 self._delete_shard(store.path, shard)
-
-
-def _atomic_write(path: Path, writer: Callable[[Any], Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            writer(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

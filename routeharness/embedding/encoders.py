@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from routeharness.common.errors import RouteHarnessError
+from routeharness.common.errors import RouteHarnessError, one_line
 
 DEFAULT_ENCODER = "minilm"
 
@@ -66,7 +66,7 @@ def get_encoder(spec: str) -> Encoder:
     except RouteHarnessError:
         raise
     except Exception as exc:
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        detail = one_line(exc)
         raise RouteHarnessError(f"encoder {spec!r} failed to load: {detail}") from None
     for attribute in ("name", "identity", "revision", "modalities", "encode"):
         if not hasattr(encoder, attribute):

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from routeharness.common.errors import RouteHarnessError
+from routeharness.common.errors import RouteHarnessError, one_line
 from routeharness.common.progress import Advance, _ignore
 from routeharness.embedding.embed import EmbeddedTask
 from routeharness.evaluation.protocol import Protocol, seed_streams
@@ -218,7 +218,7 @@ class RayExecutor(Executor):
                          runtime_env={"env_vars": env} if env else None)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 where = f"at {self.address}" if self.address else "on this machine"
-                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                reason = one_line(exc)
                 raise RouteHarnessError(f"cannot start Ray {where}: {reason}") from None
             self._started = True
         options = {"max_retries": MAX_RETRIES, "retry_exceptions": False}

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from routeharness.common.errors import RouteHarnessError
+from routeharness.common.errors import RouteHarnessError, one_line
 from routeharness.common.progress import Advance, _ignore
 from routeharness.data.dataset import Outcomes, RoutingData
 from routeharness.embedding.embed import EmbeddedTask
@@ -119,7 +119,7 @@ def fit_router(plan: RouterRun, router: Any, X: np.ndarray, outcomes: Outcomes) 
     except (ValueError, TypeError) as exc:
         if not plan.fixed:
             raise
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        reason = one_line(exc)
         raise RouteHarnessError(f"router {plan.label!r}: the router refuses its fixed "
                                 f"hyper-parameters ({describe(plan.fixed)}): {reason}") from None
     if fitted is not router:

@@ -30,6 +30,7 @@ from typing import Any
 import pluggy
 
 from routeharness import __version__
+from routeharness.common.errors import one_line
 from routeharness.plugins import hookspecs
 
 ENTRY_POINT_GROUP = "routeharness"
@@ -75,17 +76,11 @@ class PluginInfo:
     loaded: bool = False
 
 
-def one_line(exc: BaseException) -> str:
-    """``Type: message`` on a single line, whatever the message holds."""
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 def hook_failure(hook: str, plugin: str, exc: Exception) -> str:
     """The one-line report of ``plugin``'s ``hook`` raising ``exc``."""
     if getattr(exc, "plugin", None) == plugin and isinstance(getattr(exc, "detail", None), str):
         return exc.detail  # a PluginError that already names the hook and what is wrong
-    return f"{hook} raised {one_line(exc)}"
+    return f"{hook} raised {one_line(exc, with_type=True)}"
 
 
 def _env_set(var: str) -> set[str] | None:
@@ -191,7 +186,7 @@ class PluginHost:
             try:
                 pm.register(plugin, name=info.name)
             except Exception as exc:  # pluggy's validation: a hook's arguments misnamed
-                info.error = one_line(exc)
+                info.error = one_line(exc, with_type=True)
             else:
                 callers = pm.get_hookcallers(plugin) or []
                 # a typo (register_router) would otherwise do nothing, silently; a hook
@@ -219,7 +214,7 @@ class PluginHost:
             try:
                 plugin = ep.load()
             except (Exception, SystemExit) as exc:  # a broken plugin must not take the
-                info.error = one_line(exc)  # others down (nor exit at import)
+                info.error = one_line(exc, with_type=True)  # others down (nor exit at import)
                 self._infos.append(info)
                 continue
             self._register(pm, plugin, info)
@@ -235,7 +230,7 @@ class PluginHost:
             try:
                 plugin = importlib.import_module(module)
             except (Exception, SystemExit) as exc:
-                info.error = one_line(exc)
+                info.error = one_line(exc, with_type=True)
                 self._infos.append(info)
                 continue
             self._register(pm, plugin, info)

@@ -23,8 +23,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from routeharness.common.errors import PluginError, UnknownNameError
-from routeharness.plugins.host import PluginHost, env_note, get_host, hook_failure, one_line
+from routeharness.common.errors import PluginError, UnknownNameError, one_line
+from routeharness.plugins.host import PluginHost, env_note, get_host, hook_failure
 
 KINDS = ("router", "encoder", "task")
 HOOK_OF_KIND = {"router": "register_routers", "encoder": "register_encoders",
@@ -67,7 +67,7 @@ class Entry:
         except (ImportError, AttributeError) as exc:
             raise PluginError(
                 f"{self.kind} {self.name!r} from plugin {self.plugin!r} "
-                f"({self.distribution}): cannot import {self.target!r}: {one_line(exc)}"
+                f"({self.distribution}): cannot import {self.target!r}: {one_line(exc, with_type=True)}"
             ) from exc
         return obj
 

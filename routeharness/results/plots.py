@@ -9,12 +9,10 @@ starts with ``_`` otherwise). Lines never share a style: 20 colours, then line s
 from __future__ import annotations
 
 import itertools
-import os
 from pathlib import Path
 from typing import Any
 
-from routeharness.common.errors import RouteHarnessError
-from routeharness.common.jsonfiles import check_output_path
+from routeharness.common.files import check_output_path, write_bytes
 from routeharness.results.records import ResultSet
 
 #: colours (tab20) x line styles: 80 distinct lines before anything repeats
@@ -90,14 +88,8 @@ def save_figure(fig: Any, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
     try:
-        fig.savefig(tmp, dpi=130)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise RouteHarnessError(f"{path}: cannot write the plot: "
-                                f"{exc.strerror or exc}") from None
+        write_bytes(lambda handle: fig.savefig(handle, format="png", dpi=130), path, "plot")
     finally:
         plt.close(fig)
     return path

@@ -18,7 +18,6 @@ from routeharness.common.jsonfiles import (
     encode,
     flag,
     get,
-    git_commit,
     in_range,
     integer,
     items,
@@ -27,13 +26,13 @@ from routeharness.common.jsonfiles import (
     number,
     numbers,
     optional_text,
-    platform_info,
     read_as,
     seed,
     shape_error,
     text,
     write_json,
 )
+from routeharness.common.provenance import git_commit, platform_info
 
 RESULT_SCHEMA = "routeharness.results/1"
 #: routers added as reference rows to every task (the oracle is computed, not a router)

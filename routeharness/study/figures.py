@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from routeharness.common.jsonfiles import check_output_path
+from routeharness.common.files import check_output_path
 from routeharness.results.plots import PLAIN_TEXT, line_styles, save_figure
 
 #: one panel: line label -> (x values, y means, y stds or None)

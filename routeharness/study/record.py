@@ -16,16 +16,15 @@ from typing import Any
 from routeharness.common.jsonfiles import (
     anything,
     get,
-    git_commit,
     items,
     mapping,
     number,
     optional_text,
-    platform_info,
     read_as,
     text,
     write_json,
 )
+from routeharness.common.provenance import git_commit, platform_info
 
 STUDY_SCHEMA = "routeharness.study/1"
 

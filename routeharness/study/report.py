@@ -247,7 +247,8 @@ def claim_table(found: Sequence[Claim]) -> ReportTable:
 def write_report(parts: dict[str, StudyResult], out_dir: str | Path) -> Path:
     """``report.md`` and ``report.json`` (the claims, the rules, the parts' provenance)
     and the parts' plots, in ``out_dir``."""
-    from routeharness.common.jsonfiles import write_json, write_text
+    from routeharness.common.files import write_text
+    from routeharness.common.jsonfiles import write_json
     from routeharness.study import study_module
 
     out_dir = Path(out_dir)
