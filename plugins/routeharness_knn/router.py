@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from routeharness.routers.base import SELECTION, UTILITY, BaseRouter, Tags, best_models
+from routeharness import SELECTION, UTILITY, BaseRouter, Tags, best_models
 from routeharness_knn.search import (
     AUTO_HNSW_FROM,
     INDEXES,

@@ -21,8 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from routeharness import DataError, RouteHarnessError
-from routeharness.data.dataset import COST_PREFIX, SCORE_PREFIX, carve_validation
+from routeharness import COST_PREFIX, SCORE_PREFIX, DataError, RouteHarnessError, carve_validation
 from routeharness_texttasks import common
 
 NAME = "alpacaeval"

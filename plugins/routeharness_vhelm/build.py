@@ -28,8 +28,17 @@ from typing import Any
 
 import numpy as np
 
-from routeharness import DataError, ModelInfo, RouteHarnessError, task_from_table, write_task
-from routeharness.data.dataset import COST_PREFIX, SCORE_PREFIX, SPLITS, carve_validation
+from routeharness import (
+    COST_PREFIX,
+    SCORE_PREFIX,
+    SPLITS,
+    DataError,
+    ModelInfo,
+    RouteHarnessError,
+    carve_validation,
+    task_from_table,
+    write_task,
+)
 from routeharness_vhelm.download import (
     BASE_URL,
     fetch_url,
@@ -290,8 +299,7 @@ def build(source: str | Path, out_dir: Path, suite: str | None = None, download:
     ``routing.json`` (models with prices, suite, counts) to ``out_dir``; returns it."""
     import datasets
 
-    from routeharness.common.resources import task_card_path
-    from routeharness.data.tasks import load_card
+    from routeharness import load_card, task_card_path
 
     if options:
         raise RouteHarnessError(f"vhelm-mm build: unknown option(s) {sorted(options)}")
