@@ -41,8 +41,6 @@ __all__ = ["AUTO_HNSW_FROM", "INDEXES", "IndexPlan", "KNNRouter", "KNNVoteRouter
            "build_index", "clear_index_cache", "plan_index", "recall_at_k"]
 
 WEIGHTINGS = ("uniform", "distance")
-#: the old private name of ``normalise`` (benchmarks import it)
-_normalise = normalise
 
 
 class _KNNBase(LookupTable, BaseRouter):

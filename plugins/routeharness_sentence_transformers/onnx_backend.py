@@ -33,7 +33,6 @@ from routeharness import RouteHarnessError
 #: bumped when the export procedure changes (a new key: old exports are not reused)
 EXPORT_FORMAT = 2
 OPSET = 17
-QUANTIZE_CHOICES = ("none", "int8")
 INSTALL_HINT = "pip install 'routeharness[onnx]' (or: pip install onnxruntime onnx)"
 #: the fp32 export must agree with torch at least this well on the probe texts
 EXPORT_MIN_COSINE = 0.999

@@ -22,7 +22,6 @@ import hashlib
 import json
 import math
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -207,8 +206,8 @@ def find_suite_dir(root: Path, suite: str | None) -> tuple[Path, Path, str]:
                             "runs/<suite>/<run>/per_instance_stats.json)")
 
 
-def collect(suite_dir: Path, suite: str, root: Path, prices: dict[str, dict[str, float]],
-            fetch: Callable[[str, Path], Path] | None, cache: Path) -> dict[str, Any]:
+def collect(suite_dir: Path, suite: str, prices: dict[str, dict[str, float]]
+            ) -> dict[str, Any]:
     """Every run of the suite -> rows joined across models (see the module docstring)."""
     metrics = main_metrics(suite_dir, suite)
     rows: dict[str, dict[str, Any]] = {}
@@ -310,7 +309,7 @@ def build(source: str | Path, out_dir: Path, suite: str | None = None, download:
         raise RouteHarnessError(f"{out_dir} exists and is not empty: choose a new --out")
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = out_dir / ".download"
-    fetch = (lambda url, target: fetch_url(url, target)) if download else None
+    fetch = fetch_url if download else None
     text = str(source)
     if text.startswith(("http://", "https://")):
         root = mirror_suite(text, suite or DEFAULT_SUITE, cache, fetch_url)
@@ -320,7 +319,7 @@ def build(source: str | Path, out_dir: Path, suite: str | None = None, download:
         if not root.is_dir():
             raise RouteHarnessError(f"{root}: source directory does not exist")
     root, suite_dir, suite = find_suite_dir(root, suite)
-    collected = collect(suite_dir, suite, root, prices, fetch, cache / "images")
+    collected = collect(suite_dir, suite, prices)
     rows, models = collected["rows"], collected["models"]
     complete = {rid: r for rid, r in rows.items() if len(r["scores"]) == len(models)}
     if not complete:
