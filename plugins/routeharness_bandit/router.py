@@ -29,19 +29,26 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from routeharness.common.errors import DataError
-from routeharness.data.dataset import ModelInfo
-from routeharness.evaluation.protocol import LOG10_LAMBDA_RANGE  # the training lams' range
-from routeharness.routers.base import SELECTION, BaseRouter, Tags, one_torch_thread
-from routeharness.routers.state import (
+from routeharness import (
+    SELECTION,
+    BaseRouter,
+    DataError,
+    ModelInfo,
     RouterState,
     StateError,
+    Tags,
     check_layout,
     default_state,
     load_module,
     module_arrays,
-    restore,
+    one_torch_thread,
 )
+
+#: log10 of the trade-offs the policy trains on (normalised cost units) and the range its
+#: ``log10(lam)`` feature is clipped to: the harness's sweep range, 1e-3..1e3. The
+#: router's own constant: a fitted policy is trained on it, so it must not change with the
+#: harness (a test checks that it covers the harness's sweep).
+TRAIN_LOG10_LAMBDA_RANGE: tuple[float, float] = (-3.0, 3.0)
 
 
 def _l2_normalise(X: np.ndarray) -> np.ndarray:
@@ -57,7 +64,7 @@ def preference_features(lams: np.ndarray) -> np.ndarray:
     if np.any(np.isnan(lams)) or np.any(lams < 0):
         raise ValueError("trade-off lam must be >= 0 (or inf)")
     w = np.where(np.isinf(lams), 1.0, lams / (1.0 + np.where(np.isinf(lams), 0.0, lams)))
-    low, high = LOG10_LAMBDA_RANGE
+    low, high = TRAIN_LOG10_LAMBDA_RANGE
     with np.errstate(divide="ignore"):
         log_lam = np.clip(np.log10(lams), low, high)
     scaled = (log_lam - (low + high) / 2) / ((high - low) / 2)
@@ -200,7 +207,7 @@ class BanditRouter(BaseRouter):
         policy = load_module("bandit", "policy_", policy, state.arrays)
         for parameter in theta.parameters():
             parameter.requires_grad_(False)  # frozen after fit, as in fit
-        restore(self, RouterState(
+        super().set_state(RouterState(
             {k: v for k, v in state.arrays.items() if k in _STATE_SHAPES},
             {k: v for k, v in state.values.items() if k != "models_"}))
         self.theta_net_, self.policy_ = theta, policy
@@ -364,8 +371,8 @@ class BanditRouter(BaseRouter):
     @staticmethod
     def _sample_lambdas(rng: np.random.Generator, size: int) -> np.ndarray:
         """Trade-offs for training prompts: 10% lam = 0, 10% lam = inf, the rest
-        log10-uniform over LOG10_LAMBDA_RANGE (the harness's sweep range)."""
-        lams = 10.0 ** rng.uniform(*LOG10_LAMBDA_RANGE, size=size)
+        log10-uniform over ``TRAIN_LOG10_LAMBDA_RANGE`` (the harness's sweep range)."""
+        lams = 10.0 ** rng.uniform(*TRAIN_LOG10_LAMBDA_RANGE, size=size)
         draw = rng.random(size)
         lams[draw < 0.1] = 0.0
         lams[draw > 0.9] = np.inf

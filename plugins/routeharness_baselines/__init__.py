@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from routeharness.plugins.hookspecs import hookimpl
+from routeharness import hookimpl
 
 
 @hookimpl

@@ -7,18 +7,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from routeharness.routers.base import SELECTION, BaseRouter, Tags, select
-from routeharness.routers.state import RouterState, StateError, restore
+from routeharness import SELECTION, BaseRouter, RouterState, StateError, Tags, select
 
 
 def _restore_index(router: BaseRouter, state: RouterState, name: str) -> BaseRouter:
-    """``restore`` of a state holding one non-negative integer ``name`` and nothing else."""
+    """``BaseRouter.set_state`` of a state holding one non-negative integer ``name`` and
+    nothing else."""
     names = sorted(set(state.arrays) | set(state.values))
     value = state.values.get(name)
     if names != [name] or isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise StateError(f"{type(router).__name__}: the state must hold one non-negative "
                          f"integer {name!r}, got {names} ({value!r})")
-    return restore(router, state)
+    return BaseRouter.set_state(router, state)
 
 
 class RandomRouter(BaseRouter):

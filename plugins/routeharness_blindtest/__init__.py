@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from routeharness import hookimpl
-from routeharness.common.resources import task_card_path
+from routeharness import hookimpl, task_card_path
 
 
 @hookimpl

@@ -24,9 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from routeharness import DataError, RouteHarnessError, RoutingTask, task_from_table
-from routeharness.data.columns import COST_PREFIX, SCORE_PREFIX
-from routeharness.data.dataset import carve_validation
+from routeharness import (
+    COST_PREFIX,
+    SCORE_PREFIX,
+    DataError,
+    RouteHarnessError,
+    RoutingTask,
+    carve_validation,
+    task_from_table,
+)
 
 NAME = "blindtest"
 TEST_FRACTION = 0.3

@@ -35,16 +35,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from routeharness.common.errors import DataError
-from routeharness.routers.base import UTILITY, BaseRouter, Tags, one_torch_thread
-from routeharness.routers.state import (
+from routeharness import (
+    UTILITY,
+    BaseRouter,
+    DataError,
     RouterState,
     StateError,
+    Tags,
     check_layout,
     default_state,
     load_module,
     module_arrays,
-    restore,
+    one_torch_thread,
 )
 
 #: edge feature layout: [score, cost, is_query_llm_edge, is_task_query_edge]
@@ -212,8 +214,8 @@ class GraphRouter(BaseRouter):
             net = _build_network(arrays["X_train_"].shape[1], arrays["llm_features_"].shape[1],
                                  arrays["task_features_"].shape[1], int(self.hidden_dim))
         network = load_module("graphrouter", "network_", net, arrays)
-        restore(self, RouterState({k: v for k, v in arrays.items()
-                                   if not k.startswith("network_.")}, state.values))
+        super().set_state(RouterState({k: v for k, v in arrays.items()
+                                       if not k.startswith("network_.")}, state.values))
         self.network_ = network
         return self
 

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from routeharness.routers.base import SELECTION, UTILITY, BaseRouter, Tags, best_models
+from routeharness import SELECTION, UTILITY, BaseRouter, Tags, best_models
 from routeharness_knn.search import (
     AUTO_HNSW_FROM,
     INDEXES,
@@ -41,8 +41,6 @@ __all__ = ["AUTO_HNSW_FROM", "INDEXES", "IndexPlan", "KNNRouter", "KNNVoteRouter
            "build_index", "clear_index_cache", "plan_index", "recall_at_k"]
 
 WEIGHTINGS = ("uniform", "distance")
-#: the old private name of ``normalise`` (benchmarks import it)
-_normalise = normalise
 
 
 class _KNNBase(LookupTable, BaseRouter):

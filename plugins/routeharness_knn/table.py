@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from routeharness.routers.state import RouterState, StateError
+from routeharness import RouterState, StateError
 from routeharness_knn.search import IndexPlan, plan_index, prepare
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from routeharness.common.errors import RouteHarnessError
+from routeharness import RouteHarnessError
 
 DEFAULT_COMPONENTS = 256
 #: the SVD's random state: the same training texts give the same encoder

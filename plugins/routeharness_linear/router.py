@@ -11,9 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from routeharness.common.errors import DataError
-from routeharness.routers.base import BaseRouter, Tags
-from routeharness.routers.state import RouterState, StateError, restore
+from routeharness import BaseRouter, DataError, RouterState, StateError, Tags
 
 
 def ridge_fit(X: np.ndarray, Y: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
@@ -98,4 +96,4 @@ class RidgeRouter(BaseRouter):
             raise StateError(f"linear: the state's coef_ {getattr(coef, 'shape', None)} and "
                              f"intercept_ {getattr(intercept, 'shape', None)} do not fit "
                              f"n_models_={m!r} (expected (d, 2m) and (2m,))")
-        return restore(self, state)
+        return super().set_state(state)

@@ -14,26 +14,30 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from routeharness.common.errors import DataError
-from routeharness.evaluation.protocol import lambda_sweep
-from routeharness.routers.base import SELECTION, BaseRouter, Tags, best_models, one_torch_thread
-from routeharness.routers.state import (
+from routeharness import (
+    SELECTION,
+    BaseRouter,
+    DataError,
     RouterState,
     StateError,
+    Tags,
+    best_models,
     default_state,
     load_module,
     module_arrays,
-    restore,
+    one_torch_thread,
 )
 
-#: trade-offs the selection network is trained on (cost units: normalised, see base.py):
-#: the harness's sweep range, 25 steps
-TRAIN_LAMBDAS: tuple[float, ...] = lambda_sweep(25)
+#: trade-offs the selection network is trained on (normalised cost units): 0 (quality
+#: only), 25 log-spaced lams over 1e-3..1e3 (the harness's sweep range) and inf (cost
+#: only). The router's own constant: a fitted network is trained on these, so they must
+#: not change with the harness (a test checks that they cover its sweep).
+TRAIN_LAMBDAS: tuple[float, ...] = (0.0, *np.logspace(-3.0, 3.0, 25).tolist(), float("inf"))
 
 
 def lambda_feature(lam: float) -> float:
     """The trade-off as one network input in [-1, 1]: log10(lam) over [-4, 4], with 0 -> -1
-    and inf -> 1 (the harness sweep, ``protocol.LOG10_LAMBDA_RANGE``, lies inside)."""
+    and inf -> 1 (the harness's sweep, 1e-3..1e3, lies inside)."""
     if lam <= 0:
         return -1.0
     if np.isinf(lam):
@@ -172,7 +176,7 @@ class _TorchRouter(BaseRouter):
         with torch.random.fork_rng(devices=[]):  # the random init is overwritten
             net = _network(dims[0], self.hidden, self.layers, dims[1], self.dropout)
         net = load_module(owner, "net_", net, state.arrays)
-        restore(self, RouterState(
+        super().set_state(RouterState(
             {k: v for k, v in state.arrays.items() if not k.startswith("net_.")},
             {k: v for k, v in state.values.items() if k != "net_.dims"}))
         self.net_, self.best_val_loss_ = net, float(self.best_val_loss_[0])

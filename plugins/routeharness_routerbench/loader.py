@@ -16,9 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from routeharness import DataError, ModelInfo, RouteHarnessError, RoutingTask, task_from_table
-from routeharness.data.columns import COST_PREFIX, SCORE_PREFIX
-from routeharness.data.dataset import carve_validation
+from routeharness import (
+    COST_PREFIX,
+    SCORE_PREFIX,
+    DataError,
+    ModelInfo,
+    RouteHarnessError,
+    RoutingTask,
+    carve_validation,
+    task_from_table,
+)
 
 FILE_STEMS = ("arc_challenge", "mbpp", "winograde")
 VALIDATION_FRACTION = 0.1

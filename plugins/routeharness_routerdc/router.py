@@ -35,15 +35,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from routeharness.common.errors import DataError, RouteHarnessError
-from routeharness.routers.base import SELECTION, BaseRouter, Tags, one_torch_thread
-from routeharness.routers.state import (
+from routeharness import (
+    SELECTION,
+    BaseRouter,
+    DataError,
+    RouteHarnessError,
     RouterState,
     StateError,
+    Tags,
     default_state,
     load_module,
     module_arrays,
-    restore,
+    one_torch_thread,
 )
 
 _NEG_INF = float("-inf")
@@ -146,7 +149,7 @@ def mean_pooled(model: Any, tokenizer: Any, texts: list[str], max_length: int) -
 
 def _default_encoder_path() -> str | None:
     """The harness's default encoder's transformer, when it has one."""
-    from routeharness.embedding.encoders import get_encoder
+    from routeharness import get_encoder
 
     try:
         return getattr(get_encoder("minilm"), "trainable_path", None)
@@ -326,8 +329,9 @@ class RouterDCRouter(BaseRouter):
                 raise StateError(f"routerdc: the state's routers_.{i}.llm has shape {llm.shape}, "
                                  f"expected ({m}, {self.proj_dim}) floats")
             routers.append((head, torch.from_numpy(np.array(llm, dtype=np.float32)), None))
-        restore(self, RouterState({"cost_rates_": rates},
-                                  {k: state.values[k] for k in ("loss_history_", "n_models_")}))
+        super().set_state(RouterState({"cost_rates_": rates},
+                                      {k: state.values[k] for k in ("loss_history_",
+                                                                    "n_models_")}))
         self.routers_ = routers
         return self
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from routeharness.common.errors import RouteHarnessError
+from routeharness import RouteHarnessError
 
 if TYPE_CHECKING:
     from routeharness_sentence_transformers.onnx_backend import OnnxTextEncoder
@@ -256,13 +256,23 @@ def model_directory(arg: str, *, kind: str, markers: Sequence[str]) -> tuple[Pat
     return local, False
 
 
+def model_source(arg: str, *, kind: str, markers: Sequence[str]) -> tuple[Path, str, str]:
+    """``arg`` (a local folder or a Hub id) -> (the folder holding the model, its encoder
+    ``identity``, its ``revision``): a local folder is named by its folder name and
+    fingerprinted (names, sizes, configs), a Hub model by its id and snapshot commit.
+    ``kind`` and ``markers`` as for ``model_directory``. Used by ``st`` and by
+    ``routeharness_vision``'s ``clip``."""
+    path, local = model_directory(arg, kind=kind, markers=markers)
+    if local:
+        return path, path.name, _local_revision(path)
+    return path, arg, path.name
+
+
 def from_spec(arg: str | None) -> SentenceTransformerEncoder:
     """``st:<local sentence-transformers folder or hub id>`` (never trust_remote_code)."""
     if not arg:
         raise RouteHarnessError("encoder 'st' needs a model: --encoder st:<path or hub id>")
-    path, local = model_directory(arg, kind="sentence-transformers model", markers=ST_MARKERS)
-    if local:
-        return SentenceTransformerEncoder(str(path), name=f"st:{arg}", identity=path.name,
-                                          revision=_local_revision(path))
-    return SentenceTransformerEncoder(str(path), name=f"st:{arg}", identity=arg,
-                                      revision=path.name)
+    path, identity, revision = model_source(arg, kind="sentence-transformers model",
+                                            markers=ST_MARKERS)
+    return SentenceTransformerEncoder(str(path), name=f"st:{arg}", identity=identity,
+                                      revision=revision)

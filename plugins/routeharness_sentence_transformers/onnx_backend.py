@@ -28,12 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from routeharness.common.errors import RouteHarnessError
+from routeharness import RouteHarnessError
 
 #: bumped when the export procedure changes (a new key: old exports are not reused)
 EXPORT_FORMAT = 2
 OPSET = 17
-QUANTIZE_CHOICES = ("none", "int8")
 INSTALL_HINT = "pip install 'routeharness[onnx]' (or: pip install onnxruntime onnx)"
 #: the fp32 export must agree with torch at least this well on the probe texts
 EXPORT_MIN_COSINE = 0.999
@@ -131,7 +130,7 @@ def _valid_export(folder: Path, source: str, settings: OnnxSettings) -> str | No
 def exported_model(model_dir: Path, settings: OnnxSettings, cache_root: Path) -> Path:
     """The checked ``model.onnx`` exported from ``model_dir`` with ``settings``, exporting
     it first when the cache has none (or one that fails its check: one warning)."""
-    from routeharness.embedding.cache import CacheWarning
+    from routeharness import CacheWarning
 
     source = source_digest(model_dir)
     folder = cache_root / "onnx" / f"{model_dir.name}-{settings.tag}-{export_key(source, settings)}"
@@ -304,7 +303,7 @@ class OnnxTextEncoder:
 
     def _load(self) -> tuple[Any, Any]:
         if self._session is None:
-            from routeharness.embedding.cache import default_cache_dir
+            from routeharness import default_cache_dir
 
             root = self.cache_root if self.cache_root is not None else default_cache_dir()
             path = exported_model(self.model_dir, self.settings, root)

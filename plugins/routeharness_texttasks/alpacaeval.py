@@ -21,9 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from routeharness import DataError, RouteHarnessError
-from routeharness.data.columns import COST_PREFIX, SCORE_PREFIX
-from routeharness.data.dataset import carve_validation
+from routeharness import COST_PREFIX, SCORE_PREFIX, DataError, RouteHarnessError, carve_validation
 from routeharness_texttasks import common
 
 NAME = "alpacaeval"
@@ -34,7 +32,6 @@ EXCLUDED_MODELS = ("NullModel", "gpt4_gamed", "gpt4_1106_preview")
 PROMPTS_FILE = f"{ANNOTATOR}_prompts.jsonl"
 WINRATE_FILE = f"{ANNOTATOR}_winrate_vs_ref.csv"
 CHARS_FILE = f"{ANNOTATOR}_output_chars.csv"
-LEADERBOARD_FILE = f"{ANNOTATOR}_leaderboard.csv"
 MIRROR_FILES = (PROMPTS_FILE, WINRATE_FILE, CHARS_FILE)
 TEST_FRACTION = 0.3
 VALIDATION_FRACTION = 0.1  # of all prompts
@@ -243,12 +240,3 @@ def build(source_dir: str | Path, out_dir: str | Path) -> Path:
     card = common.load_card_of(NAME)
     task = load(card, data_dir=Path(source_dir))
     return common.save_canonical(task, Path(out_dir), task.card, str(source_dir))
-
-
-def leaderboard_win_rates(source: Path) -> dict[str, float]:
-    """Upstream leaderboard ``win_rate`` (percent) per model, from the mirror's csv."""
-    out = {}
-    with (source / LEADERBOARD_FILE).open(newline="", encoding="utf-8") as handle:
-        for record in csv.DictReader(handle):
-            out[record[""]] = float(record["win_rate"])
-    return out

@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from routeharness import (
+    COST_PREFIX,
+    SCORE_PREFIX,
+    SPLITS,
     DataError,
     ModelInfo,
     RouteHarnessError,
@@ -19,7 +22,6 @@ from routeharness import (
     task_from_table,
     write_task,
 )
-from routeharness.data.columns import COST_PREFIX, SCORE_PREFIX, SPLITS
 
 DATA_DIR = Path(__file__).parent / "data"
 CHARS_PER_TOKEN = 4.0
@@ -187,7 +189,7 @@ def write_embedded(columns: dict[str, list[Any]], name: str) -> Path:
 def save_canonical(task: RoutingTask, out_dir: Path, card: Any, built_from: str) -> Path:
     """Write ``task`` as the canonical dataset (``write_task``: a ``datasets`` DatasetDict
     and the ``routing.json`` sidecar, with the card's license and source) plus a README.md
-    dataset card. ``routeharness.data.tasks.load_local`` loads the result."""
+    dataset card. ``routeharness.load_local`` loads the result."""
     out = write_task(task, out_dir, meta={"license": card.license, "source": card.source,
                                           "built_from": built_from})
     try:
@@ -222,8 +224,7 @@ def dataset_card(task: RoutingTask, card: Any, built_from: str) -> str:
 
 
 def load_card_of(name: str) -> Any:
-    from routeharness.common.resources import task_card_path
-    from routeharness.data.cards import load_card
+    from routeharness import load_card, task_card_path
 
     return load_card(task_card_path(name))
 
@@ -233,7 +234,7 @@ def move_validation_rows(columns: dict[str, list[Any]], fraction: float, seed: i
     ``"validation"`` (``carve_validation``), in place."""
     import numpy as np
 
-    from routeharness.data.dataset import carve_validation
+    from routeharness import carve_validation
 
     train_rows = np.flatnonzero(np.asarray([s == "train" for s in columns["split"]]))
     moved = carve_validation([columns["id"][i] for i in train_rows],

@@ -14,8 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from routeharness import DataError
-from routeharness.data.columns import SCORE_PREFIX
+from routeharness import SCORE_PREFIX, DataError
 from routeharness_texttasks import common
 
 NAME = "llmrouter"

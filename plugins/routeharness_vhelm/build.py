@@ -22,15 +22,22 @@ import hashlib
 import json
 import math
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from routeharness import DataError, ModelInfo, RouteHarnessError, task_from_table, write_task
-from routeharness.data.columns import COST_PREFIX, SCORE_PREFIX, SPLITS
-from routeharness.data.dataset import carve_validation
+from routeharness import (
+    COST_PREFIX,
+    SCORE_PREFIX,
+    SPLITS,
+    DataError,
+    ModelInfo,
+    RouteHarnessError,
+    carve_validation,
+    task_from_table,
+    write_task,
+)
 from routeharness_vhelm.download import (
     BASE_URL,
     fetch_url,
@@ -199,8 +206,8 @@ def find_suite_dir(root: Path, suite: str | None) -> tuple[Path, Path, str]:
                             "runs/<suite>/<run>/per_instance_stats.json)")
 
 
-def collect(suite_dir: Path, suite: str, root: Path, prices: dict[str, dict[str, float]],
-            fetch: Callable[[str, Path], Path] | None, cache: Path) -> dict[str, Any]:
+def collect(suite_dir: Path, suite: str, prices: dict[str, dict[str, float]]
+            ) -> dict[str, Any]:
     """Every run of the suite -> rows joined across models (see the module docstring)."""
     metrics = main_metrics(suite_dir, suite)
     rows: dict[str, dict[str, Any]] = {}
@@ -291,8 +298,7 @@ def build(source: str | Path, out_dir: Path, suite: str | None = None, download:
     ``routing.json`` (models with prices, suite, counts) to ``out_dir``; returns it."""
     import datasets
 
-    from routeharness.common.resources import task_card_path
-    from routeharness.data.cards import load_card
+    from routeharness import load_card, task_card_path
 
     if options:
         raise RouteHarnessError(f"vhelm-mm build: unknown option(s) {sorted(options)}")
@@ -303,7 +309,7 @@ def build(source: str | Path, out_dir: Path, suite: str | None = None, download:
         raise RouteHarnessError(f"{out_dir} exists and is not empty: choose a new --out")
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = out_dir / ".download"
-    fetch = (lambda url, target: fetch_url(url, target)) if download else None
+    fetch = fetch_url if download else None
     text = str(source)
     if text.startswith(("http://", "https://")):
         root = mirror_suite(text, suite or DEFAULT_SUITE, cache, fetch_url)
@@ -313,7 +319,7 @@ def build(source: str | Path, out_dir: Path, suite: str | None = None, download:
         if not root.is_dir():
             raise RouteHarnessError(f"{root}: source directory does not exist")
     root, suite_dir, suite = find_suite_dir(root, suite)
-    collected = collect(suite_dir, suite, root, prices, fetch, cache / "images")
+    collected = collect(suite_dir, suite, prices)
     rows, models = collected["rows"], collected["models"]
     complete = {rid: r for rid, r in rows.items() if len(r["scores"]) == len(models)}
     if not complete:

@@ -33,7 +33,7 @@ def find_built(data_dir: Path | None) -> Path:
 
 def load(card: Any, data_dir: Path | None = None, **options: Any) -> Any:
     """The built dataset, with the card attached (name, version, group descriptions)."""
-    from routeharness.data.tasks import load_local
+    from routeharness import load_local
 
     if options:
         raise RouteHarnessError(f"task {NAME}: unknown option(s) {sorted(options)}")

