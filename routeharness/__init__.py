@@ -58,6 +58,7 @@ _PUBLIC: dict[str, str] = {
     "load_module": "routeharness.routers.state",
     # errors
     "RouteHarnessError": "routeharness.common.errors",
+    "one_line": "routeharness.common.errors",
     "DataError": "routeharness.common.errors",
     "PluginError": "routeharness.common.errors",
     "NotFittedError": "routeharness.routers.base",
@@ -98,6 +99,7 @@ __all__ = [
     "load_local",
     "load_module",
     "module_arrays",
+    "one_line",
     "one_torch_thread",
     "select",
     "task_card_path",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from routeharness import RouteHarnessError
+from routeharness import RouteHarnessError, one_line
 
 if TYPE_CHECKING:
     from routeharness_sentence_transformers.onnx_backend import OnnxTextEncoder
@@ -248,7 +248,7 @@ def model_directory(arg: str, *, kind: str, markers: Sequence[str]) -> tuple[Pat
         try:
             local = Path(snapshot_download(arg))
         except Exception as exc:
-            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+            detail = one_line(exc)
             raise fail(f"not a local directory, and not fetched from the Hugging Face "
                        f"Hub: {detail}") from None
     if not any((local / marker).is_file() for marker in markers):

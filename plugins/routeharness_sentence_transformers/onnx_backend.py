@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from routeharness import RouteHarnessError
+from routeharness import RouteHarnessError, one_line
 
 #: bumped when the export procedure changes (a new key: old exports are not reused)
 EXPORT_FORMAT = 2
@@ -152,7 +152,7 @@ def exported_model(model_dir: Path, settings: OnnxSettings, cache_root: Path) ->
         except RouteHarnessError:
             raise
         except Exception as exc:
-            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            detail = one_line(exc)
             raise RouteHarnessError(f"cannot export {model_dir} to ONNX: {detail}") from None
         record = {"source": str(model_dir), "source_sha256": source,
                   "settings": settings.to_dict(),
@@ -277,7 +277,7 @@ def _session(path: Path, threads: int | None) -> Any:
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        detail = one_line(exc)
         raise RouteHarnessError(f"cannot load ONNX model {path}: {detail}") from None
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from routeharness import RouteHarnessError, image_bytes
+from routeharness import RouteHarnessError, image_bytes, one_line
 
 DEFAULT_IMAGE_WEIGHT = 0.5
 DEFAULT_CLIP = "openai/clip-vit-base-patch32"
@@ -282,7 +282,7 @@ class ClipEncoder:
                 model = AutoModel.from_pretrained(self.ref, trust_remote_code=False)
                 processor = AutoProcessor.from_pretrained(self.ref, trust_remote_code=False)
             except Exception as exc:
-                detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                detail = one_line(exc)
                 raise RouteHarnessError(f"cannot load CLIP/SigLIP checkpoint {self.ref!r}: "
                                         f"{detail}") from None
             for method in ("get_text_features", "get_image_features"):
