@@ -12,9 +12,33 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from routeharness.common.contract import Contract, Field
 from routeharness.common.errors import RouteHarnessError, one_line
 
+#: the encoder a task runs with when neither --encoder nor its card names one
 DEFAULT_ENCODER = "minilm"
+
+
+class EncoderIdentity(Contract):
+    """What an encoder is, as every file records it (result files, study files, saved
+    routers, verification records, cache sidecars): its registered ``name``, the
+    ``identity`` and ``revision`` that fix its vectors, and its ``modalities``. Two
+    encoders give the same vectors when ``same_vectors`` says so."""
+
+    name: str
+    identity: str
+    revision: str
+    modalities: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, encoder: Encoder) -> EncoderIdentity:
+        return cls(name=str(encoder.name), identity=str(encoder.identity),
+                   revision=str(encoder.revision),
+                   modalities=sorted(encoder.modalities))
+
+    def same_vectors(self, other: EncoderIdentity) -> bool:
+        """Same identity and revision: the same vectors for the same inputs."""
+        return (self.identity, self.revision) == (other.identity, other.revision)
 
 
 @runtime_checkable
