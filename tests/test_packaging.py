@@ -127,3 +127,15 @@ def test_listed_tests_run_on_one_torch_thread():
         tree = ast.parse((ROOT / "tests" / filename).read_text("utf-8"))
         assert name in {node.name for node in ast.walk(tree)
                         if isinstance(node, ast.FunctionDef)}, listed
+
+
+def test_ci_runs_the_suite_under_a_long_path():
+    """.ci/run runs the suite from a clone under a path of 150+ characters, TMPDIR too
+    (``ROUTEHARNESS_CI_INNER`` is set there), so a test that depends on a path's length
+    fails in CI rather than on a user's machine."""
+    import tempfile
+
+    text = (ROOT / ".ci" / "run").read_text("utf-8")
+    assert "(( ${#long} < 150 ))" in text and 'TMPDIR="$long/tmp"' in text
+    if os.environ.get("ROUTEHARNESS_CI_INNER"):
+        assert len(str(ROOT.parent)) >= 150 and len(tempfile.gettempdir()) >= 150
