@@ -230,3 +230,66 @@ def test_a_worker_that_dies_is_retried_and_nothing_is_lost(synth, crash_once, tm
     assert marker.read_text("utf-8") == "crashed once"  # a worker did die
     here = evaluate([spec, "knn"], [synth], encoder="precomputed", protocol=PROTOCOL)
     assert _numbers(on_ray) == _numbers(here)
+
+
+# --- faults (issue 18): an unreachable cluster, SIGTERM mid-run ------------------------------
+def test_an_unreachable_address_is_one_line_before_any_work(synth, cli, tmp_path):
+    """Ray retries an address nothing listens at forever, printing its own lines; the
+    harness checks it first and stops in one line, before loading the task."""
+    import time
+
+    started = time.monotonic()
+    done = cli("eval", "-r", "knn", "-t", synth, "-e", "precomputed", "--executor", "ray",
+               "--address", "127.0.0.1:1", "-o", str(tmp_path / "r.json"), timeout=60)
+    assert done.returncode == 1 and time.monotonic() - started < 30
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines == [lines[-1]] and "cannot reach a Ray cluster at 127.0.0.1:1" in lines[-1]
+    assert "loading task" not in done.stderr and not (tmp_path / "r.json.partial").exists()
+
+
+def _ray_processes() -> set[int]:
+    """The pids of Ray's cluster processes on this machine (raylet, GCS, workers)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if any(word in cmdline for word in (b"raylet", b"gcs_server", b"ray::",
+                                            b"default_worker.py", b"dashboard/agent.py")):
+            found.add(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_sigterm_stops_a_ray_driver_in_order_and_resume_finishes(synth, tmp_path):
+    """SIGTERM to `eval --executor ray` mid-run: exit 143 with one line, the local
+    cluster shut down (no Ray process of its own left), the checkpoint kept; the same
+    command with --resume reuses it and finishes."""
+    import signal
+    import time
+
+    before = _ray_processes()
+    out = tmp_path / "r.json"
+    args = [sys.executable, "-m", "routeharness", "eval", "-r", "mlp", "-r", "knn", "-t",
+            synth, "-e", "precomputed", "--executor", "ray", "--seeds", "0,1,2", "-o",
+            str(out)]
+    driver = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    partial = Path(f"{out}.partial")
+    while not partial.exists() and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert driver.poll() is None, "the run finished before it could be interrupted"
+    driver.send_signal(signal.SIGTERM)
+    _, err = driver.communicate(timeout=120)
+    assert driver.returncode == 143, err
+    assert err.rstrip().splitlines()[-1] == "Terminated." and "Traceback" not in err
+    time.sleep(2)
+    assert not _ray_processes() - before, "Ray processes left behind"
+    assert partial.exists()
+    done = subprocess.run([*args, "--resume"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "reused from" in done.stderr and out.exists() and not partial.exists()

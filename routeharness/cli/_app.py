@@ -175,12 +175,29 @@ def _plain(message: object) -> str:
     return plain(" ".join(str(message).splitlines()) or type(message).__name__)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C, so that every ``finally`` runs (a
+    Ray cluster started here is shut down; the checkpoint written so far stays)."""
+
+
+#: set when SIGTERM arrived: a library may catch the interrupt and raise its own
+_TERMINATED: list[bool] = []
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    _TERMINATED.append(True)
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors print as one line (exit 1; unknown names exit 2);
     warnings print as one line; an operating-system error that reaches here (a path that
-    cannot be read or written) is one line naming the path, never a traceback."""
+    cannot be read or written) is one line naming the path, never a traceback. SIGTERM
+    and Ctrl-C stop the command in order (exit 143 and 130)."""
+    import signal
     import warnings
 
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warning
@@ -188,7 +205,11 @@ def main(argv: list[str] | None = None) -> None:
 
             warnings.simplefilter("default", CacheWarning)
             cli.main(args=argv, prog_name="routeharness", standalone_mode=False)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        # click turns an interrupt into Abort, keeping it as the cause
+        if _TERMINATED or isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated):
+            click.echo("Terminated.", err=True)
+            sys.exit(143)
         click.echo("Aborted.", err=True)
         sys.exit(130)
     except click.ClickException as exc:

@@ -45,6 +45,28 @@ EXECUTORS = ("local", "ray")
 MAX_RETRIES = 3
 #: environment passed to Ray's workers (plugin selection, cache and data locations)
 _ENV_PREFIXES = ("ROUTEHARNESS_", "HF_", "TRANSFORMERS_", "SENTENCE_TRANSFORMERS_")
+#: seconds to wait for a Ray cluster's address to accept a connection before giving up
+#: (Ray itself retries an unreachable address forever)
+CONNECT_TIMEOUT = float(os.environ.get("ROUTEHARNESS_RAY_CONNECT_TIMEOUT", "10"))
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """One line within ``timeout`` seconds when nothing listens at a Ray ``address``
+    (``HOST:PORT`` or ``ray://HOST:PORT``); ``auto`` and other forms are left to Ray."""
+    import socket
+
+    target = address.removeprefix("ray://")
+    host, colon, port = target.rpartition(":")
+    if not colon or not port.isdigit() or not host:
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise RouteHarnessError(f"cannot reach a Ray cluster at {address}: {reason} (is it "
+                                f"running? start one with `ray start --head`, or leave out "
+                                f"--address to start one here)") from None
 
 
 @dataclass(frozen=True)
@@ -208,9 +230,13 @@ class RayExecutor(Executor):
                                     "'routeharness[ray]'") from None
         if not ray.is_initialized():
             import logging
+            import signal
+            import threading
 
             env = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIXES)}
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+            main = threading.current_thread() is threading.main_thread()
+            handler = signal.getsignal(signal.SIGTERM) if main else None
             try:
                 ray.init(address=self.address, num_cpus=None if self.address else self.num_cpus,
                          include_dashboard=False, log_to_driver=False,
@@ -220,6 +246,9 @@ class RayExecutor(Executor):
                 where = f"at {self.address}" if self.address else "on this machine"
                 reason = one_line(exc)
                 raise RouteHarnessError(f"cannot start Ray {where}: {reason}") from None
+            finally:
+                if main and handler is not None:  # ours (the CLI stops in order), not Ray's
+                    signal.signal(signal.SIGTERM, handler)
             self._started = True
         options = {"max_retries": MAX_RETRIES, "retry_exceptions": False}
         self._remote = {name: ray.remote(**options)(fn) for name, fn in
@@ -289,4 +318,6 @@ def get_executor(name: str = "local", address: str | None = None) -> Executor:
         if address:
             raise RouteHarnessError("--address is for --executor ray")
         return LocalExecutor()
+    if address:  # before any work: Ray would retry an unreachable address forever
+        check_reachable(address)
     return RayExecutor(address)
