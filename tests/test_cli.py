@@ -63,7 +63,7 @@ def test_eval_end_to_end_on_the_embedded_default(cli, cache_dir, tmp_path):
     out, plot = tmp_path / "results.json", tmp_path / "frontier.png"
     args = ("eval", "--router", "knn", "--task", "routerbench:mbpp", "-o", str(out),
             "--plot", str(plot), "--bootstrap", "50")
-    env = {"ROUTEHARNESS_CACHE": str(cache_dir), "COLUMNS": "160"}
+    env = {"ROUTEHARNESS_CACHE": str(cache_dir)}
     first = cli(*args, env=env)
     assert first.returncode == 0, first.stderr
     for text in ("routerbench:mbpp", "knn", "best-single", "oracle (upper bound)", "random",
@@ -115,7 +115,7 @@ def test_summary_ranks_routers_by_mean_auc_over_tasks():
 def test_results_show_merges_pieces_of_one_matrix(cli, cache_dir, tmp_path):
     """Routers run in separate processes merge into one table set; a clash or a different
     protocol is refused in one line, and nothing is written."""
-    env = {"ROUTEHARNESS_CACHE": str(cache_dir), "COLUMNS": "200"}
+    env = {"ROUTEHARNESS_CACHE": str(cache_dir)}
     base = ("eval", "--task", "routerbench:mbpp", "--bootstrap", "20", "-q")
     a, b, c = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.json"
     for args in ((*base, "-r", "knn", "-o", str(a)),
@@ -167,7 +167,7 @@ def test_an_interrupted_eval_resumes_from_its_checkpoint(cli, cache_dir, tmp_pat
     records, timings included) and runs only the rest; another protocol is refused."""
     import shutil
 
-    env = {"ROUTEHARNESS_CACHE": str(cache_dir), "COLUMNS": "200"}
+    env = {"ROUTEHARNESS_CACHE": str(cache_dir)}
     base = ("eval", "-r", "knn", "--task", "routerbench:mbpp", "--bootstrap", "20", "-q")
     first = tmp_path / "first.json"
     done = cli(*base, "--seeds", "0", "-o", str(first), env=env)

@@ -12,12 +12,12 @@ from typing import Any
 import click
 
 from routeharness.cli._app import (
-    _console,
     _RichReporter,
     cache_dir_option,
     cli,
     data_dir_option,
     quiet_option,
+    say,
 )
 from routeharness.common.errors import RouteHarnessError
 
@@ -60,10 +60,9 @@ def fit_command(router: str, task: str, encoder: str | None, seed: int, no_tune:
                        data_dir=data_dir, cache_dir=cache_dir, reporter=_RichReporter(quiet))
     saved.save(fitted, folder)
     training = fitted.manifest["training"]
-    _console(stderr=True).print(
-        f"saved {fitted.manifest['router']['label']} (fitted on {training['n_train']} "
-        f"prompts of {fitted.manifest['task']['name']}, validation AUC "
-        f"{training['validation_auc']:.2f}) to {folder}", markup=False)
+    say(f"saved {fitted.manifest['router']['label']} (fitted on {training['n_train']} prompts "
+        f"of {fitted.manifest['task']['name']}, validation AUC "
+        f"{training['validation_auc']:.2f}) to {folder}")
 
 
 @cli.command(name="route")
@@ -102,7 +101,7 @@ def route_command(folder: str, prompt: str | None, prompts_file: str | None,
                 f"{point.quality:.2f})")
         if not met:
             note += "; no trade-off meets the budget on validation: the cheapest is used"
-        _console(stderr=True).print(note, markup=False)
+        say(note)
     else:
         chosen = 0.0 if lam is None else lam
     if prompt is not None:
@@ -131,10 +130,8 @@ def update_command(folder: str, outcomes: str) -> None:
 
     report = update(folder, outcomes)
     models = f", new model(s) {', '.join(report.new_models)}" if report.new_models else ""
-    _console(stderr=True).print(
-        f"updated {folder}: {report.new_prompts} new prompt(s), {report.filled_cells} "
-        f"cell(s) filled on known prompts{models}; {report.n_train} training prompts now",
-        markup=False)
+    say(f"updated {folder}: {report.new_prompts} new prompt(s), {report.filled_cells} "
+        f"cell(s) filled on known prompts{models}; {report.n_train} training prompts now")
 
 
 def router_routes(router: Any, items: list[Any], lam: float) -> Any:
