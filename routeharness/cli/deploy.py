@@ -21,8 +21,9 @@ from routeharness.cli._app import (
 )
 from routeharness.common.errors import RouteHarnessError
 
-#: what ``route --format`` writes
-ROUTE_FORMATS = ("rich", "markdown", "jsonl")
+#: what ``route --format`` writes: the table formats every command takes (``json``: one
+#: array of the routes), and ``jsonl``: the same objects, one per line
+ROUTE_FORMATS = ("rich", "markdown", "json", "jsonl")
 
 
 @cli.command(name="fit")
@@ -78,7 +79,9 @@ def fit_command(router: str, task: str, encoder: str | None, seed: int, no_tune:
               help="Mean cost per 1,000 prompts: the trade-off of highest validation "
                    "quality within it.")
 @click.option("--format", "fmt", type=click.Choice(ROUTE_FORMATS), default="rich",
-              show_default=True, help="A table, Markdown, or one JSON object per prompt.")
+              show_default=True,
+              help="A table, Markdown, a JSON array of the routes, or one JSON object per "
+                   "prompt per line (jsonl); JSON keeps each prompt whole.")
 def route_command(folder: str, prompt: str | None, prompts_file: str | None,
                   lam: float | None, budget: float | None, fmt: str) -> None:
     """Route prompts with a saved router: the chosen model per prompt, with the predicted
@@ -157,10 +160,16 @@ def _print_routes(items: list[Any], rows: list[dict[str, Any]], fmt: str) -> Non
     from routeharness.cli.render import emit
     from routeharness.results.tables import ReportTable
 
+    if len(rows) != len(items):
+        raise RouteHarnessError(f"the router returned {len(rows)} routes for {len(items)} "
+                                "prompts")
+    records = [{"id": item.id, "prompt": item.prompt, **row} for item, row in zip(items, rows)]
     if fmt == "jsonl":
-        for item, row in zip(items, rows):
-            click.echo(json.dumps({"id": item.id, "prompt": item.prompt, **row},
-                                  ensure_ascii=False))
+        for record in records:
+            click.echo(json.dumps(record, ensure_ascii=False))
+        return
+    if fmt == "json":
+        click.echo(json.dumps(records, indent=1, ensure_ascii=False))
         return
     has_predictions = bool(rows) and "predicted_score" in rows[0]
     headers = ["id", "prompt", "model"] + (["predicted score", "predicted cost (USD)"]
