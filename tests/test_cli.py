@@ -31,6 +31,18 @@ def test_help_is_fast_and_imports_nothing_heavy():
     assert elapsed < 5  # generous bound for a loaded CI machine; typically ~0.3 s
 
 
+def test_routers_says_which_can_be_saved_and_updated(cli):
+    """docs/serve.md sends users to `routeharness routers` to see which routers `fit` can
+    save: the listing shows each router's saveable and updatable tags."""
+    done = cli("routers", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    [table] = json.loads(done.stdout)
+    assert table["headers"][2:4] == ["saveable", "updatable"]
+    rows = {row["name"]: row for row in table["rows"]}
+    assert (rows["knn"]["saveable"], rows["knn"]["updatable"]) == ("yes", "yes")
+    assert (rows["linear"]["saveable"], rows["linear"]["updatable"]) == ("yes", "no")
+
+
 def test_unknown_router_gets_did_you_mean_and_exit_2(cli):
     result = cli("eval", "--router", "knnn", "--task", "routerbench")
     assert result.returncode == 2
