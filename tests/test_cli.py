@@ -31,6 +31,18 @@ def test_help_is_fast_and_imports_nothing_heavy():
     assert elapsed < 5  # generous bound for a loaded CI machine; typically ~0.3 s
 
 
+def test_routers_says_which_can_be_saved_and_updated(cli):
+    """docs/serve.md sends users to `routeharness routers` to see which routers `fit` can
+    save: the listing shows each router's saveable and updatable tags."""
+    done = cli("routers", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    [table] = json.loads(done.stdout)
+    assert table["headers"][2:4] == ["saveable", "updatable"]
+    rows = {row["name"]: row for row in table["rows"]}
+    assert (rows["knn"]["saveable"], rows["knn"]["updatable"]) == ("yes", "yes")
+    assert (rows["linear"]["saveable"], rows["linear"]["updatable"]) == ("yes", "no")
+
+
 def test_unknown_router_gets_did_you_mean_and_exit_2(cli):
     result = cli("eval", "--router", "knnn", "--task", "routerbench")
     assert result.returncode == 2
@@ -63,7 +75,7 @@ def test_eval_end_to_end_on_the_embedded_default(cli, cache_dir, tmp_path):
     out, plot = tmp_path / "results.json", tmp_path / "frontier.png"
     args = ("eval", "--router", "knn", "--task", "routerbench:mbpp", "-o", str(out),
             "--plot", str(plot), "--bootstrap", "50")
-    env = {"ROUTEHARNESS_CACHE": str(cache_dir), "COLUMNS": "160"}
+    env = {"ROUTEHARNESS_CACHE": str(cache_dir)}
     first = cli(*args, env=env)
     assert first.returncode == 0, first.stderr
     for text in ("routerbench:mbpp", "knn", "best-single", "oracle (upper bound)", "random",
@@ -115,7 +127,7 @@ def test_summary_ranks_routers_by_mean_auc_over_tasks():
 def test_results_show_merges_pieces_of_one_matrix(cli, cache_dir, tmp_path):
     """Routers run in separate processes merge into one table set; a clash or a different
     protocol is refused in one line, and nothing is written."""
-    env = {"ROUTEHARNESS_CACHE": str(cache_dir), "COLUMNS": "200"}
+    env = {"ROUTEHARNESS_CACHE": str(cache_dir)}
     base = ("eval", "--task", "routerbench:mbpp", "--bootstrap", "20", "-q")
     a, b, c = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.json"
     for args in ((*base, "-r", "knn", "-o", str(a)),
@@ -167,7 +179,7 @@ def test_an_interrupted_eval_resumes_from_its_checkpoint(cli, cache_dir, tmp_pat
     records, timings included) and runs only the rest; another protocol is refused."""
     import shutil
 
-    env = {"ROUTEHARNESS_CACHE": str(cache_dir), "COLUMNS": "200"}
+    env = {"ROUTEHARNESS_CACHE": str(cache_dir)}
     base = ("eval", "-r", "knn", "--task", "routerbench:mbpp", "--bootstrap", "20", "-q")
     first = tmp_path / "first.json"
     done = cli(*base, "--seeds", "0", "-o", str(first), env=env)

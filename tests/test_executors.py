@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import types
 from pathlib import Path
 
@@ -44,6 +46,24 @@ def synth(tmp_path_factory) -> str:
     except SystemExit as exc:
         assert not exc.code
     return str(out)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _short_ray_folder():
+    """Ray's session folder (RAY_TMPDIR, else TMPDIR) in a short temporary folder: the
+    paths of its sockets must fit in AF_UNIX's 107 bytes, and TMPDIR (a CI checkout's,
+    pytest's) may be long. Subprocesses started here inherit it."""
+    folder = tempfile.mkdtemp(prefix="rh-ray-", dir="/tmp")
+    before = os.environ.get("RAY_TMPDIR")
+    os.environ["RAY_TMPDIR"] = folder
+    try:
+        yield folder
+    finally:
+        if before is None:
+            os.environ.pop("RAY_TMPDIR", None)
+        else:
+            os.environ["RAY_TMPDIR"] = before
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -173,16 +173,22 @@ print(json.dumps(report), file=sys.stderr)
 def test_listing_commands_import_no_plugin_implementation_module():
     """``--help`` and the listings load each built-in plugin's package (its hooks) and
     nothing else of it: a plugin's router.py, loader.py or encoder.py, and the heavy
-    libraries they import, wait until a name is used."""
+    libraries they import, wait until a name is used. ``routers`` is the one exception
+    for router modules: its ``saveable`` and ``updatable`` columns are the classes' own
+    tags (one place for each fact), so it imports the router classes, still without a
+    heavy library (they import those inside the functions that need them)."""
     done = subprocess.run([sys.executable, "-c", PROBE, json.dumps(LISTING_COMMANDS)],
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stderr.strip().splitlines()[-1])
     loaded = {m for modules in report.values() for m in modules}
     from routeharness.plugins.host import DEFAULT_PLUGINS
+    from routeharness.plugins.registry import get_registry
 
     assert set(DEFAULT_PLUGINS) <= loaded  # the hooks did run
-    wrong = {command: [m for m in modules if is_implementation(m, DEFAULT_PLUGINS)
+    routers = {entry.target.partition(":")[0] for entry in get_registry("router").entries()}
+    wrong = {command: [m for m in modules if (is_implementation(m, DEFAULT_PLUGINS)
+                                              and not (command == "routers" and m in routers))
                        or m.split(".")[0] in HEAVY]
              for command, modules in report.items()}
     assert not any(wrong.values()), f"imported by a listing command: {wrong}"

@@ -95,6 +95,10 @@ def test_the_cli_fits_and_routes_prompts_with_their_vectors(synth, cli, tmp_path
     assert [r["model"] for r in rows] == [r["model"] for r in expected]
     for row in rows:  # the chosen model's predictions are the best utility at lam 0.5
         assert row["predicted_score"] == row["predicted"][row["model"]]["score"]
+    # --format json: the same routes as one array (the table formats every command takes)
+    done = cli("route", str(folder), "--file", str(prompts), "--lam", "0.5", "--format", "json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == rows
     # --budget picks a trade-off on validation and says which
     done = cli("route", str(folder), "--file", str(prompts), "--budget", "0", "--format",
                "jsonl")

@@ -16,7 +16,7 @@ TASK = "routerbench:mbpp"
 
 @pytest.fixture
 def env(cache_dir):
-    return {"ROUTEHARNESS_CACHE": str(cache_dir), "COLUMNS": "200"}
+    return {"ROUTEHARNESS_CACHE": str(cache_dir)}
 
 
 def test_study_sweep_saves_json_tables_and_plot(cli, env, tmp_path):

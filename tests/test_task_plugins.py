@@ -223,14 +223,16 @@ def test_vhelm_build_writes_through_write_task(tmp_path: Path):
 
 @pytest.mark.parametrize("command", ["routers", "encoders"])
 def test_listings_print_in_every_format(command: str, capsys: pytest.CaptureFixture[str]):
+    # routers also say which can be saved (fit, route, serve) and updated (update)
+    tags = ["saveable", "updatable"] if command == "routers" else []
     main([command, "--format", "json"])
     (table,) = json.loads(capsys.readouterr().out)
-    assert table["headers"] == ["name", "description", "plugin", "distribution"]
+    assert table["headers"] == ["name", "description", *tags, "plugin", "distribution"]
     names = {row["name"] for row in table["rows"]}
     assert ("knn" in names) if command == "routers" else ("minilm" in names)
     main([command, "--format", "markdown"])
-    assert re.search(r"^\| name \| description \| plugin \| distribution \|$",
-                     capsys.readouterr().out, re.M)
+    header = " | ".join(["name", "description", *tags, "plugin", "distribution"])
+    assert re.search(rf"^\| {header} \|$", capsys.readouterr().out, re.M)
 
 
 def test_listing_names_and_descriptions_are_plain_text(monkeypatch: pytest.MonkeyPatch,

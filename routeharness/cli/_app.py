@@ -12,12 +12,13 @@ from routeharness import __version__
 from routeharness.common.errors import RouteHarnessError, UnknownNameError
 
 
-def _console(stderr: bool = False) -> Any:
-    """A console that prints text as written: messages carry names from data (paths,
-    models, routers), so markup and emoji codes are never interpreted."""
-    from routeharness.cli.render import console
+def say(text: str, *, err: bool = True, style: str | None = None) -> None:
+    """One status, warning or error line (``routeharness.cli.render.message``): printed as
+    written (messages carry names from data: paths, models, routers; markup and emoji
+    codes are never interpreted, control characters are escaped) and never wrapped."""
+    from routeharness.cli.render import message
 
-    return console(stderr=stderr)
+    message(text, err=err, style=style)
 
 
 class _Group(click.Group):
@@ -92,12 +93,8 @@ def _report_failed_plugins() -> None:
 
     for info in failed_plugins():
         what = "failed" if info.loaded else "failed to load and was skipped"
-        click.echo(_plain(f"warning: plugin {info.name!r} ({info.distribution} "
-                          f"{info.version}) {what}: {info.error}"), err=True)
-
-
-# the progress reporter lives in routeharness.cli.progress; the old name stays importable
-from routeharness.cli.progress import RichReporter as _RichReporter  # noqa: E402,F401
+        say(_one_line(f"warning: plugin {info.name!r} ({info.distribution} "
+                      f"{info.version}) {what}: {info.error}"))
 
 
 def print_tables(result: dict[str, Any], fmt: str = "rich") -> None:
@@ -161,18 +158,13 @@ def executor_options(command: Any) -> Any:
 
 def _one_line_warning(message: Warning | str, category: type[Warning], filename: str,
                       lineno: int, file: Any = None, line: str | None = None) -> None:
-    from routeharness.results.tables import plain
-
-    text = " ".join(str(message).split())
-    click.echo(f"warning: {plain(text)}", err=True)
+    say(f"warning: {' '.join(str(message).split())}")
 
 
-def _plain(message: object) -> str:
-    """An error message as one line of text: names in it (paths, models, plugins) may
-    hold control characters, which are shown escaped, never sent to the terminal."""
-    from routeharness.results.tables import plain
-
-    return plain(" ".join(str(message).splitlines()) or type(message).__name__)
+def _one_line(message: object) -> str:
+    """A message as one line of text (its lines joined); names in it (paths, models,
+    plugins) may hold control characters, which ``say`` shows escaped."""
+    return " ".join(str(message).splitlines()) or type(message).__name__
 
 
 class Terminated(KeyboardInterrupt):
@@ -208,18 +200,18 @@ def main(argv: list[str] | None = None) -> None:
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:
         # click turns an interrupt into Abort, keeping it as the cause
         if _TERMINATED or isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated):
-            click.echo("Terminated.", err=True)
+            say("Terminated.")
             sys.exit(143)
-        click.echo("Aborted.", err=True)
+        say("Aborted.")
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except UnknownNameError as exc:
-        click.echo(f"Error: {_plain(exc)}", err=True)
+        say(f"Error: {_one_line(exc)}")
         sys.exit(2)
     except RouteHarnessError as exc:
-        click.echo(f"Error: {_plain(exc)}", err=True)
+        say(f"Error: {_one_line(exc)}")
         sys.exit(1)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
@@ -227,6 +219,6 @@ def main(argv: list[str] | None = None) -> None:
         where = exc.filename if exc.filename is not None else ""
         reason = exc.strerror or type(exc).__name__
         message = f"{where}: {reason}" if where else reason
-        click.echo(f"Error: {_plain(message)}", err=True)
+        say(f"Error: {_one_line(message)}")
         sys.exit(1)
 

@@ -6,9 +6,8 @@ from typing import Any
 
 import click
 
-from routeharness.cli._app import cache_dir_option, cli, data_dir_option
-from routeharness.cli.progress import RichReporter as _RichReporter
-from routeharness.cli.render import FORMATS, console, emit
+from routeharness.cli._app import cache_dir_option, cli, data_dir_option, say
+from routeharness.cli.render import FORMATS, emit
 from routeharness.common.errors import RouteHarnessError
 from routeharness.common.files import check_new_folder
 from routeharness.results.tables import ReportTable, fmt
@@ -42,7 +41,7 @@ def data_info(task: str, data_dir: str | None, cache_dir: str | None, encoder: s
     if encoder is not None:
         from routeharness.embedding.embed import identical_embedding_info
 
-        info.update(identical_embedding_info(loaded, encoder, cache_dir, _RichReporter()))
+        info.update(identical_embedding_info(loaded, encoder, cache_dir()))
     if as_json or fmt == "json":
         import json
 
@@ -55,24 +54,23 @@ def data_info(task: str, data_dir: str | None, cache_dir: str | None, encoder: s
 
         click.echo(f"{markdown_cell(header)}\n")
     else:
-        console().print(header, style="bold", soft_wrap=True)
+        say(header, err=False, style="bold")
     emit(info_tables(info), fmt)
-    err = console(stderr=True)
     for pair, count in info["leaks"].items():
         if count:
             later, earlier = pair.split("-")
-            err.print(f"warning: {count} {later} prompt{'s' if count > 1 else ''} also "
+            say(f"warning: {count} {later} prompt{'s' if count > 1 else ''} also "
                       f"appear{'s' if count == 1 else ''} in {earlier} (duplicated or "
                       "leaked prompts)")
     for pair, count in info.get("identical_embeddings", {}).get("across", {}).items():
         if count:
             later, earlier = pair.split("-")
             rows = f"{count} {later} row" + ("s embed" if count > 1 else " embeds")
-            err.print(f"warning: {rows} identically to a {earlier} row with "
+            say(f"warning: {rows} identically to a {earlier} row with "
                       f"{info['encoder']}")
     if not any(info["leaks"].values()) and fmt == "rich":
-        console().print("no prompt is shared between train, validation and test",
-                        style="dim")
+        say("no prompt is shared between train, validation and test", err=False,
+            style="dim")
 
 
 def _plain(value: object) -> object:
@@ -103,10 +101,10 @@ def data_validate(path: str) -> None:
                                 f"(a group such as {group!r} narrows a task in eval, not here)")
     problems = validate_path(path)
     if not problems:
-        console().print(f"ok: {path} follows the routeharness dataset schema")
+        say(f"ok: {path} follows the routeharness dataset schema", err=False)
         return
     for problem in problems:
-        click.echo(f"error: {problem}", err=True)
+        say(f"error: {problem}")
     raise RouteHarnessError(f"{path}: {len(problems)} problem{'s' if len(problems) > 1 else ''}"
                             " found")
 
@@ -126,8 +124,8 @@ def data_build(task: str, source: str, out: str, suite: str | None) -> None:
 
     built = build_task(task, source, out, **({"suite": suite} if suite else {}))
     sizes = ", ".join(f"{s} {d.n}" for s, d in built.splits.items())
-    click.echo(f"built {built.name} v{built.version} in {out}: {sizes}; "
-               f"{len(built.models)} models; loads with --task {out}")
+    say(f"built {built.name} v{built.version} in {out}: {sizes}; {len(built.models)} models; "
+        f"loads with --task {out}", err=False)
 
 
 @data.command(name="synth")
@@ -172,8 +170,8 @@ def data_synth(out: str, n_train: int, n_val: int, n_test: int, models: int, clu
         "source": {"generator": "routeharness data synth", **settings},
         "notes": list(task.notes)})
     sizes = ", ".join(f"{s} {d.n}" for s, d in task.splits.items())
-    click.echo(f"wrote {task.name} to {out}: {sizes}; {len(task.models)} models, {dim}-d "
-               f"embeddings; evaluate with --task {out} --encoder precomputed")
+    say(f"wrote {task.name} to {out}: {sizes}; {len(task.models)} models, {dim}-d "
+        f"embeddings; evaluate with --task {out} --encoder precomputed", err=False)
 
 
 @data.command(name="export")
@@ -204,12 +202,12 @@ def data_export(task: str, fmt: str, out: str, encoder: str | None, data_dir: st
     loaded = load_task(task, data_dir=data_dir)
     own = all(split.embeddings is not None for split in loaded.splits.values())
     name = choose_encoder(encoder or ("precomputed" if own else None), [loaded])
-    embedded = embed_task(loaded, get_encoder(name), EmbeddingCache(cache_dir), _RichReporter())
+    embedded = embed_task(loaded, get_encoder(name), EmbeddingCache(cache_dir)())
     write_llmrouter(loaded, target, embeddings=embedded.X)
     sizes = ", ".join(f"{s} {d.n}" for s, d in loaded.splits.items())
-    click.echo(f"wrote {loaded.name} to {out} in {fmt}'s format: {sizes}; "
-               f"{len(loaded.models)} models, {embedded.X['train'].shape[1]}-d embeddings from "
-               f"{name}; evaluate with --task {out} --encoder precomputed")
+    say(f"wrote {loaded.name} to {out} in {fmt}'s format: {sizes}; {len(loaded.models)} "
+        f"models, {embedded.X['train'].shape[1]}-d embeddings from {name}; evaluate with "
+        f"--task {out} --encoder precomputed", err=False)
 
 
 def info_tables(info: dict[str, Any]) -> list[ReportTable]:

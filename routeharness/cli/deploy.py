@@ -11,12 +11,19 @@ from typing import Any
 
 import click
 
-from routeharness.cli._app import _console, cache_dir_option, cli, data_dir_option, quiet_option
-from routeharness.cli.progress import RichReporter as _RichReporter
+from routeharness.cli._app import (
+    cache_dir_option,
+    cli,
+    data_dir_option,
+    quiet_option,
+    say,
+)
+from routeharness.cli.progress import RichReporter
 from routeharness.common.errors import RouteHarnessError
 
-#: what ``route --format`` writes
-ROUTE_FORMATS = ("rich", "markdown", "jsonl")
+#: what ``route --format`` writes: the table formats every command takes (``json``: one
+#: array of the routes), and ``jsonl``: the same objects, one per line
+ROUTE_FORMATS = ("rich", "markdown", "json", "jsonl")
 
 
 @cli.command(name="fit")
@@ -50,13 +57,12 @@ def fit_command(router: str, task: str, encoder: str | None, seed: int, no_tune:
     check_output_paths(folder / saved.MANIFEST, None, (task,), data_dir, cache_dir)
     check_new_folder(folder, "saved router")
     fitted = saved.fit(router, task, encoder=encoder, seed=seed, tune=not no_tune,
-                       data_dir=data_dir, cache_dir=cache_dir, reporter=_RichReporter(quiet))
+                       data_dir=data_dir, cache_dir=cache_dir, reporter=RichReporter(quiet))
     saved.save(fitted, folder)
     training = fitted.manifest["training"]
-    _console(stderr=True).print(
-        f"saved {fitted.manifest['router']['label']} (fitted on {training['n_train']} "
-        f"prompts of {fitted.manifest['task']['name']}, validation AUC "
-        f"{training['validation_auc']:.2f}) to {folder}", markup=False)
+    say(f"saved {fitted.manifest['router']['label']} (fitted on {training['n_train']} prompts "
+        f"of {fitted.manifest['task']['name']}, validation AUC "
+        f"{training['validation_auc']:.2f}) to {folder}")
 
 
 @cli.command(name="route")
@@ -72,7 +78,9 @@ def fit_command(router: str, task: str, encoder: str | None, seed: int, no_tune:
               help="Mean cost per 1,000 prompts: the trade-off of highest validation "
                    "quality within it.")
 @click.option("--format", "fmt", type=click.Choice(ROUTE_FORMATS), default="rich",
-              show_default=True, help="A table, Markdown, or one JSON object per prompt.")
+              show_default=True,
+              help="A table, Markdown, a JSON array of the routes, or one JSON object per "
+                   "prompt per line (jsonl); JSON keeps each prompt whole.")
 def route_command(folder: str, prompt: str | None, prompts_file: str | None,
                   lam: float | None, budget: float | None, fmt: str) -> None:
     """Route prompts with a saved router: the chosen model per prompt, with the predicted
@@ -95,7 +103,7 @@ def route_command(folder: str, prompt: str | None, prompts_file: str | None,
                 f"{point.quality:.2f})")
         if not met:
             note += "; no trade-off meets the budget on validation: the cheapest is used"
-        _console(stderr=True).print(note, markup=False)
+        say(note)
     else:
         chosen = 0.0 if lam is None else lam
     if prompt is not None:
@@ -124,10 +132,8 @@ def update_command(folder: str, outcomes: str) -> None:
 
     report = update(folder, outcomes)
     models = f", new model(s) {', '.join(report.new_models)}" if report.new_models else ""
-    _console(stderr=True).print(
-        f"updated {folder}: {report.new_prompts} new prompt(s), {report.filled_cells} "
-        f"cell(s) filled on known prompts{models}; {report.n_train} training prompts now",
-        markup=False)
+    say(f"updated {folder}: {report.new_prompts} new prompt(s), {report.filled_cells} "
+        f"cell(s) filled on known prompts{models}; {report.n_train} training prompts now")
 
 
 def router_routes(router: Any, items: list[Any], lam: float) -> Any:
@@ -153,10 +159,16 @@ def _print_routes(items: list[Any], rows: list[dict[str, Any]], fmt: str) -> Non
     from routeharness.cli.render import emit
     from routeharness.results.tables import ReportTable
 
+    if len(rows) != len(items):
+        raise RouteHarnessError(f"the router returned {len(rows)} routes for {len(items)} "
+                                "prompts")
+    records = [{"id": item.id, "prompt": item.prompt, **row} for item, row in zip(items, rows)]
     if fmt == "jsonl":
-        for item, row in zip(items, rows):
-            click.echo(json.dumps({"id": item.id, "prompt": item.prompt, **row},
-                                  ensure_ascii=False))
+        for record in records:
+            click.echo(json.dumps(record, ensure_ascii=False))
+        return
+    if fmt == "json":
+        click.echo(json.dumps(records, indent=1, ensure_ascii=False))
         return
     has_predictions = bool(rows) and "predicted_score" in rows[0]
     headers = ["id", "prompt", "model"] + (["predicted score", "predicted cost (USD)"]

@@ -8,15 +8,15 @@ from pathlib import Path
 import click
 
 from routeharness.cli._app import (
-    _console,
     cache_dir_option,
     cli,
     data_dir_option,
     executor_options,
     print_tables,
     quiet_option,
+    say,
 )
-from routeharness.cli.progress import RichReporter as _RichReporter
+from routeharness.cli.progress import RichReporter
 from routeharness.cli.render import format_option
 from routeharness.common.errors import CheckpointError, RouteHarnessError
 from routeharness.evaluation.protocol import MAX_BOOTSTRAP, MAX_SEEDS, SEED_LIMIT
@@ -79,14 +79,13 @@ def eval_command(routers: tuple[str, ...], tasks: tuple[str, ...], encoder: str 
         with runner:
             result = evaluate(list(routers), list(tasks), encoder=encoder, protocol=protocol,
                               data_dir=data_dir, cache_dir=cache_dir,
-                              reporter=_RichReporter(quiet), references=not no_references,
+                              reporter=RichReporter(quiet), references=not no_references,
                               task_options=options, checkpoint=partial, resume=resume,
                               executor=runner)
     except BaseException as exc:
         if partial.exists() and not isinstance(exc, CheckpointError):
-            _console(stderr=True).print(f"the runs finished so far are in {partial}; the same "
-                                        f"command with --resume continues from there",
-                                        markup=False)
+            say(f"the runs finished so far are in {partial}; the same command with "
+                "--resume continues from there")
         raise
     # saved before anything is printed: a failure while printing never loses the results
     try:
@@ -94,7 +93,7 @@ def eval_command(routers: tuple[str, ...], tasks: tuple[str, ...], encoder: str 
     except RouteHarnessError as exc:
         raise RouteHarnessError(f"{exc} (the runs are in {partial})") from None
     partial.unlink(missing_ok=True)
-    _console(stderr=True).print(f"results saved to {output}", markup=False)
+    say(f"results saved to {output}")
     print_tables(result, fmt)
     if plot:
         try:
@@ -102,7 +101,7 @@ def eval_command(routers: tuple[str, ...], tasks: tuple[str, ...], encoder: str 
         except OSError as exc:
             raise RouteHarnessError(f"cannot write the plot {plot}: "
                                     f"{exc.strerror or exc}") from None
-        _console(stderr=True).print(f"frontier plot saved to {plot}", markup=False)
+        say(f"frontier plot saved to {plot}")
 
 
 def _inputs(tasks: tuple[str, ...], data_dir: str | None,

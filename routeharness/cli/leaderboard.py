@@ -15,9 +15,10 @@ from routeharness.cli._app import (
     executor_options,
     print_tables,
     quiet_option,
+    say,
 )
-from routeharness.cli.progress import RichReporter as _RichReporter
-from routeharness.cli.render import FORMATS, console, emit, format_option
+from routeharness.cli.progress import RichReporter
+from routeharness.cli.render import FORMATS, emit, format_option
 
 
 @cli.group()
@@ -32,7 +33,7 @@ _boards_dir_option = click.option(
 
 def _warn(message: str) -> None:
     """A plain-text warning on stderr (file and router names are never read as markup)."""
-    click.echo(f"warning: {message}", err=True)
+    say(f"warning: {message}")
 
 
 @leaderboard.command(name="list")
@@ -88,20 +89,19 @@ def leaderboard_run(board: str, router: str, output: str | None, resume: bool,
     path = check_board_output(output or default, "submission", boards_dir, definition)
     partial = check_output_path(f"{path}.partial", "checkpoint")
     if resume and not partial.is_file():
-        console(stderr=True).print(f"nothing to resume: no {partial}; running all")
+        say(f"nothing to resume: no {partial}; running all")
     with get_executor(executor, address) as runner:
         submission = run_board(definition, router, data_dir=data_dir, cache_dir=cache_dir,
-                               reporter=_RichReporter(quiet), checkpoint=partial,
+                               reporter=RichReporter(quiet), checkpoint=partial,
                                resume=resume, executor=runner)
     submission.save(path)  # saved before anything is printed
     partial.unlink(missing_ok=True)
-    console(stderr=True).print(f"submission saved to {path}")
+    say(f"submission saved to {path}")
     print_tables(submission.result, fmt)
     overall = submission.scores["overall"].get(definition.main_metric)
     shown = f"{overall:.2f}" if overall is not None and math.isfinite(overall) else "-"
-    console(stderr=fmt != "rich").print(
-        f"{definition.name}: {label} mean {definition.main_metric} = {shown} over "
-        f"{len(definition.tasks)} task(s) x {len(definition.seeds)} seed(s)")
+    say(f"{definition.name}: {label} mean {definition.main_metric} = {shown} over "
+        f"{len(definition.tasks)} task(s) x {len(definition.seeds)} seed(s)", err=fmt != "rich")
 
 
 def _board_of(path: str, data: Any, boards_dir: str | None) -> Any:
@@ -126,17 +126,16 @@ def leaderboard_validate(file: str, boards_dir: str | None, no_data: bool,
     board = _board_of(file, data, boards_dir)
     problems = validate_submission(data, board=board, check_data=not no_data,
                                    data_dir=data_dir)
-    out = console()
     if problems:
-        out.print(f"invalid {file}: {len(problems)} problem(s)", style="bold red")
+        say(f"invalid {file}: {len(problems)} problem(s)", err=False, style="bold red")
         for problem in problems:
-            out.print(f"  - {problem}", soft_wrap=True)
+            say(f"  - {problem}", err=False)
         sys.exit(1)
     router = data.router
-    out.print(f"valid {file}: router {data.router_name} ({router.get('distribution')} "
-              f"{router.get('version')}) on {board.name} v{board.version}, "
-              f"{len(data.result.records)} record(s)"
-              + (", data fingerprints match" if not no_data else ""), soft_wrap=True)
+    say(f"valid {file}: router {data.router_name} ({router.get('distribution')} "
+        f"{router.get('version')}) on {board.name} v{board.version}, "
+        f"{len(data.result.records)} record(s)"
+        + (", data fingerprints match" if not no_data else ""), err=False)
 
 
 @leaderboard.command(name="verify")
@@ -179,9 +178,8 @@ def leaderboard_verify(file: str, boards_dir: str | None, tolerance: float | Non
         _fail(f"{file}: --check-record needs a file in a board's submissions/ folder")
     problems = validate_submission(data, board=board, data_dir=data_dir)
     if problems:
-        out = console(stderr=True)
         for problem in problems:
-            out.print(f"  - {problem}", soft_wrap=True)
+            say(f"  - {problem}")
         _fail(f"not verified: {file} is invalid: {problems[0]}"
               + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
     entry = get_registry("router").get(parse_router_spec(data.router_name).name)
@@ -190,18 +188,18 @@ def leaderboard_verify(file: str, boards_dir: str | None, tolerance: float | Non
         _warn(f"the submission was made with {router.get('distribution')} "
               f"{router.get('version')}; installed here: {entry.distribution} {entry.version}")
     rows, rerun = verify_submission(data, board=board, tolerance=tolerance, data_dir=data_dir,
-                                    cache_dir=cache_dir, reporter=_RichReporter(quiet))
+                                    cache_dir=cache_dir, reporter=RichReporter(quiet))
     tol = board.tolerance if tolerance is None else tolerance
     emit([verify_table(rows, f"verify {file}: router {data.router_name} on {board.name} "
                              f"(relative tolerance {tol:g})")], fmt)
     record = make_record(board, file, data, rows, rerun, tol)
-    out = console(stderr=fmt != "rich")
+    to_stderr = fmt != "rich"  # JSON or Markdown on standard output stays parseable
     if in_board and not (no_record or check_record):
         where = save_record(record, board)
-        out.print(f"verification record written to {where}", soft_wrap=True)
+        say(f"verification record written to {where}", err=to_stderr)
     elif not (no_record or check_record):
-        out.print(f"no verification record written: {file} is not in a board's submissions/ "
-                  "folder (verify it there to record the outcome)", soft_wrap=True)
+        say(f"no verification record written: {file} is not in a board's submissions/ "
+            "folder (verify it there to record the outcome)", err=to_stderr)
     differing = [r for r in rows if not r.ok]
     if differing:
         first = differing[0]
@@ -210,12 +208,12 @@ def leaderboard_verify(file: str, boards_dir: str | None, tolerance: float | Non
               + f" {first.metric})")
     if check_record:
         _check_committed_record(board, file, data, record)
-    out.print(f"verified: all {len(rows)} numbers reproduce", style="green")
+    say(f"verified: all {len(rows)} numbers reproduce", err=to_stderr, style="green")
 
 
 def _fail(message: str) -> NoReturn:
     """The one last line a failed verify prints (CI shows it), then exit status 1."""
-    click.echo(message, err=True)
+    say(message)
     sys.exit(1)
 
 
@@ -275,7 +273,7 @@ def leaderboard_show(board: str, fmt: str, output: str | None, boards_dir: str |
     from routeharness.common.files import write_text
 
     write_text(text, output, f"{fmt} leaderboard")
-    console(stderr=True).print(f"{fmt} leaderboard written to {output}")
+    say(f"{fmt} leaderboard written to {output}")
 
 
 def _rich_text(tables: list[Any]) -> str:

@@ -20,11 +20,38 @@ def registry_table(kind: str, title: str) -> ReportTable:
     return table
 
 
+def router_table() -> ReportTable:
+    """The registered routers with what each declares it can do after a fit
+    (``routeharness.routers.base.Tags``): ``saveable`` (``fit``, ``route``, ``serve``) and
+    ``updatable`` (``update``). A router whose class cannot be imported shows "?" (``check
+    NAME`` says why); the others are listed as usual."""
+    from routeharness.plugins.registry import get_registry
+    from routeharness.routers.base import tags_of
+
+    table = ReportTable("Routers", ["name", "description", "saveable", "updatable", "plugin",
+                                    "distribution"])
+    unknown = False
+    for entry in get_registry("router").entries():
+        try:
+            tags = tags_of(entry.load())
+            flags = ["yes" if tags.saveable else "no", "yes" if tags.updatable else "no"]
+        except Exception:  # one plugin's broken import must not hide the other routers
+            flags, unknown = ["?", "?"], True
+        table.add([entry.name, entry.description, *flags, entry.plugin,
+                   f"{entry.distribution} {entry.version}"])
+    table.note = ("saveable: fit saves it as a folder that route and serve load; updatable: "
+                  "update adds new outcomes to a saved one without retraining"
+                  + ("; ?: its class cannot be imported (routeharness check NAME says why)"
+                     if unknown else ""))
+    return table
+
+
 @cli.command()
 @format_option
 def routers(fmt: str) -> None:
-    """List the registered routers."""
-    emit([registry_table("router", "Routers")], fmt)
+    """List the registered routers, and which can be saved (fit, route, serve) and updated
+    without retraining (update)."""
+    emit([router_table()], fmt)
     _report_failed_plugins()
 
 

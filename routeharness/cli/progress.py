@@ -23,9 +23,11 @@ PLAIN_INTERVAL_S = 10.0
 
 
 def _stderr_console() -> Any:
-    from rich.console import Console
+    """The CLI's one console on standard error (``routeharness.cli.render.console``): its
+    lines are never wrapped, their control characters escaped."""
+    from routeharness.cli.render import console
 
-    return Console(stderr=True, highlight=False, markup=False, emoji=False)
+    return console(stderr=True)
 
 
 class RichReporter(Reporter):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from routeharness.cli._app import cli
-from routeharness.cli.render import console, emit, format_option
+from routeharness.cli._app import cli, say
+from routeharness.cli.render import emit, format_option
 from routeharness.common.errors import RouteHarnessError
 
 
@@ -60,8 +60,8 @@ def results_show(files: tuple[str, ...], output: str | None, plot: str | None,
     tables = report_tables(result)  # built before anything is written: a bad file fails here
     if output:
         result.save(output)
-        console(stderr=True).print(f"merged results saved to {output}")
+        say(f"merged results saved to {output}")
     if plot:
         plot_frontiers(result, plot)
-        console(stderr=True).print(f"frontier plot saved to {plot}")
+        say(f"frontier plot saved to {plot}")
     emit(tables, fmt)

@@ -6,7 +6,7 @@ import math
 
 import click
 
-from routeharness.cli._app import _console, cli
+from routeharness.cli._app import cli, say
 from routeharness.common.errors import RouteHarnessError
 
 
@@ -37,7 +37,6 @@ def serve_command(folder: str, host: str, port: int, upstreams: str | None,
                                 f"{SERVE_INSTALL}") from None
     app = create_app(folder, upstreams, default_lam=lam)
     service = app.state.service
-    _console(stderr=True).print(
-        f"serving {service.label} ({len(service.pool)} models, {len(service.upstreams)} "
-        f"with an upstream) on http://{host}:{port}", markup=False)
+    say(f"serving {service.label} ({len(service.pool)} models, {len(service.upstreams)} "
+        f"with an upstream) on http://{host}:{port}")
     uvicorn.run(app, host=host, port=port, log_level="warning")

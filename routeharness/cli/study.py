@@ -12,14 +12,14 @@ from typing import Any
 import click
 
 from routeharness.cli._app import (
-    _console,
     cache_dir_option,
     cli,
     data_dir_option,
     executor_option_list,
     quiet_option,
+    say,
 )
-from routeharness.cli.progress import RichReporter as _RichReporter
+from routeharness.cli.progress import RichReporter
 from routeharness.cli.render import emit, format_option
 
 PAIRED_HELP = "Bootstrap resamples over test prompts for the paired comparisons (0: none)."
@@ -77,7 +77,7 @@ def _settings(seeds: str, no_tune: bool, bootstrap: int, data_dir: str | None,
         executor = get_executor(meta["routeharness.executor"], meta["routeharness.address"])
         click.get_current_context().call_on_close(executor.close)
     return StudySettings(protocol=protocol, data_dir=data_dir, cache_dir=cache_dir,
-                         reporter=_RichReporter(quiet), paired_bootstrap=bootstrap,
+                         reporter=RichReporter(quiet), paired_bootstrap=bootstrap,
                          executor=executor)
 
 
@@ -100,12 +100,12 @@ def _finish(name: str, result: Any, path: Path, fmt: str, plot: str | None,
 
     result.wall_seconds = time.perf_counter() - settings.started
     result.save(path)
-    _console(stderr=True).print(f"study saved to {path}", markup=False)
+    say(f"study saved to {path}")
     module = study_module(name)
     emit(module.tables(result), fmt)
     if plot:
         module.plot(result, plot)
-        _console(stderr=True).print(f"plot saved to {plot}", markup=False)
+        say(f"plot saved to {plot}")
 
 
 def _fractions(text: str) -> list[float]:
@@ -327,5 +327,5 @@ def paper_command(out_dir: str, routers: tuple[str, ...], encoders: tuple[str, .
     if not saved:
         raise RouteHarnessError(f"{out_dir}: no saved part to report on")
     path = write_report(saved, out_dir)
-    _console(stderr=True).print(f"report written to {path}", markup=False)
+    say(f"report written to {path}")
     emit([claim_table(claims(saved))], fmt)

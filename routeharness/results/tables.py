@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 STYLES = ("bold", "dim", None)
 #: characters a terminal acts on instead of showing: C0 and C1 controls, DEL, and the
@@ -40,33 +41,92 @@ def fmt(mean: float | None, std: float | None = None, digits: int = 2) -> str:
     return f"{mean:.{digits}f}"
 
 
+class Row(NamedTuple):
+    """One row as every renderer sees it: its cells, its style hint and whether a rule
+    follows it."""
+
+    cells: list[str]
+    style: str | None
+    rule_after: bool
+
+
 @dataclass
 class ReportTable:
-    """A table of plain strings. ``right``: right-aligned column indices; ``sections``:
-    indices of rows followed by a rule; ``styles``: per row "bold", "dim" or None (a
-    hint renderers may ignore); ``note``: a footnote; ``nowrap``: column indices whose
-    cells must never wrap or be cut (names)."""
+    """A table of plain strings. ``rows``: lists of cells, one per header; ``right``:
+    right-aligned column indices; ``sections``: indices of rows followed by a rule;
+    ``styles``: row index -> "bold" or "dim" (a hint renderers may ignore; a row not in it
+    is plain); ``note``: a footnote; ``nowrap``: column indices whose cells must never wrap
+    or be cut (names).
+
+    A row's style and rule are looked up by its index, never paired with it by position
+    in a second list: renderers iterate ``body()``, which yields every row (checked to
+    have one cell per header), so a table renders exactly the rows it holds."""
 
     title: str
     headers: list[str]
     rows: list[list[str]] = field(default_factory=list)
     right: set[int] = field(default_factory=set)
     sections: set[int] = field(default_factory=set)
-    styles: list[str | None] = field(default_factory=list)
+    styles: dict[int, str | None] = field(default_factory=dict)
     note: str = ""
     nowrap: set[int] = field(default_factory=lambda: {0})
 
-    def add(self, cells: list[Any], style: str | None = None) -> None:
+    def __post_init__(self) -> None:
+        self.headers = [str(header) for header in self.headers]
+        if not self.headers:
+            raise ValueError(f"table {self.title!r}: no headers")
+        if not isinstance(self.styles, Mapping):
+            raise TypeError(f"table {self.title!r}: styles maps row indices to styles, "
+                            f"got {type(self.styles).__name__}")
+        self.rows = [self._cells(row, i) for i, row in enumerate(self.rows)]
+        self.styles, self.sections = dict(self.styles), set(self.sections)
+        self.right, self.nowrap = set(self.right), set(self.nowrap)
+        for name in ("right", "nowrap"):
+            outside = sorted(i for i in getattr(self, name) if not 0 <= i < len(self.headers))
+            if outside:
+                raise ValueError(f"table {self.title!r}: {name} names column {outside[0]}; "
+                                 f"it has {len(self.headers)}")
+        self.body()  # styles and sections of rows it does not hold are refused here
+
+    def _cells(self, cells: Any, index: int) -> list[str]:
+        if isinstance(cells, (str, bytes)) or not isinstance(cells, Sequence):
+            raise TypeError(f"table {self.title!r}: row {index} is not a list of cells")
         if len(cells) != len(self.headers):
-            raise ValueError(f"table {self.title!r}: row has {len(cells)} cells, "
+            raise ValueError(f"table {self.title!r}: row {index} has {len(cells)} cells, "
                              f"{len(self.headers)} headers")
-        self.rows.append([str(cell) for cell in cells])
-        self.styles.append(style)
+        return [str(cell) for cell in cells]
+
+    def add(self, cells: Sequence[Any], style: str | None = None) -> None:
+        """Append a row (one cell per header, each shown as ``str``) with its style."""
+        self._check_style(style)
+        self.rows.append(self._cells(cells, len(self.rows)))
+        if style is not None:
+            self.styles[len(self.rows) - 1] = style
+
+    def _check_style(self, style: object) -> None:
+        if style not in STYLES:
+            raise ValueError(f"table {self.title!r}: style {style!r} is not one of {STYLES}")
+
+    def body(self) -> list[Row]:
+        """Every row, in order, with its style and whether a rule follows: what each
+        renderer iterates. Checks the table whole: a row without one cell per header, or
+        a style or rule for a row the table does not hold, is a ``ValueError``."""
+        for name, indices in (("styles", self.styles), ("sections", self.sections)):
+            outside = sorted(i for i in indices
+                             if not isinstance(i, int) or not 0 <= i < len(self.rows))
+            if outside:
+                raise ValueError(f"table {self.title!r}: {name} names row {outside[0]!r}; "
+                                 f"it holds {len(self.rows)}")
+        for style in self.styles.values():
+            self._check_style(style)
+        return [Row(self._cells(cells, i), self.styles.get(i), i in self.sections)
+                for i, cells in enumerate(self.rows)]
 
     def to_dict(self) -> dict[str, Any]:
         """The table as JSON-able data: rows as header -> cell mappings."""
         return {"title": self.title, "headers": list(self.headers),
-                "rows": [dict(zip(self.headers, row)) for row in self.rows],
+                "rows": [dict(zip(self.headers, row.cells, strict=True))
+                         for row in self.body()],
                 "note": self.note}
 
 
@@ -87,7 +147,7 @@ def to_markdown(tables: list[ReportTable]) -> str:
                 "| " + " | ".join(markdown_cell(h) for h in table.headers) + " |",
                 "|" + "|".join("---:" if i in table.right else "---"
                                for i in range(len(table.headers))) + "|"]
-        out += ["| " + " | ".join(markdown_cell(cell) for cell in row) + " |"
-                for row in table.rows]
+        out += ["| " + " | ".join(markdown_cell(cell) for cell in row.cells) + " |"
+                for row in table.body()]
         out += ["", markdown_cell(table.note), ""] if table.note else [""]
     return "\n".join(out)
