@@ -119,7 +119,7 @@ def env(cache_dir) -> dict[str, str]:
 
 
 def _main(*args: str) -> None:
-    from routeharness.cli import main
+    from routeharness.cli._app import main
 
     try:
         main(list(args))
@@ -143,7 +143,7 @@ def mbpp_cached(cache_dir, minilm) -> str:
     """routerbench:mbpp's prompts in the session cache, embedded here with the loaded
     encoder, so that the commands below find them instead of loading the model."""
     from routeharness.data.tasks import load_task
-    from routeharness.embedding.encoders import EmbeddingCache
+    from routeharness.embedding.cache import EmbeddingCache
 
     cache = EmbeddingCache(str(cache_dir))
     for data in load_task("routerbench:mbpp").splits.values():
@@ -162,7 +162,8 @@ def synth_router(home, synth) -> Path:
 
 @pytest.fixture(scope="module")
 def synth_results(home, synth) -> Path:
-    from routeharness.evaluation.matrix import Protocol, evaluate
+    from routeharness.evaluation.protocol import Protocol
+    from routeharness.evaluation.matrix import evaluate
 
     path = home / "synth-results.json"
     evaluate(["knn", "linear"], [str(synth)], encoder="precomputed",
@@ -209,9 +210,10 @@ def test_results_show(synth_results, env):
 # --- data ------------------------------------------------------------------------------------------
 @case("data info")
 def test_data_info(env):
-    from routeharness.data.tasks import info_tables, task_info
+    from routeharness.cli.data import info_tables
+    from routeharness.data.tasks import load_task, task_info
 
-    expected = as_dicts(info_tables(task_info("routerbench:mbpp")))
+    expected = as_dicts(info_tables(task_info(load_task("routerbench:mbpp", allow_leaks=True))))
     for shown in look(("data", "info", "routerbench:mbpp"), widths=(WIDE, NARROW), env=env):
         shows_tables(shown, expected)
         shows_line(shown, re.compile(r"routerbench:mbpp v1  source: .+"), "stdout")
@@ -471,7 +473,7 @@ def test_leaderboard_verify(boards, env):
 
 @case("leaderboard show")
 def test_leaderboard_show(boards, env):
-    from routeharness.boards.run import load_board
+    from routeharness.boards.definition import load_board
     from routeharness.boards.standings import ranking, ranking_tables
 
     expected = as_dicts(ranking_tables(ranking(load_board(BOARD, str(boards)))))
@@ -579,7 +581,7 @@ def documented_commands() -> dict[str, list[str]]:
     is kept as it is (a documented command that does not exist fails the test)."""
     import click
 
-    from routeharness.cli import cli
+    from routeharness.cli._app import cli
 
     found: dict[str, list[str]] = {}
     for document in DOCUMENTS:
@@ -617,7 +619,7 @@ def test_every_documented_command_has_a_case():
 def test_every_case_is_a_command():
     import click
 
-    from routeharness.cli import cli
+    from routeharness.cli._app import cli
 
     for name in COVERED:
         command = cli

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from routeharness.cli._app import cache_dir_option, cli, data_dir_option, say
+from routeharness.cli.progress import RichReporter
 from routeharness.cli.render import FORMATS, emit
 from routeharness.common.errors import RouteHarnessError
 from routeharness.common.files import check_new_folder
@@ -41,7 +42,7 @@ def data_info(task: str, data_dir: str | None, cache_dir: str | None, encoder: s
     if encoder is not None:
         from routeharness.embedding.embed import identical_embedding_info
 
-        info.update(identical_embedding_info(loaded, encoder, cache_dir()))
+        info.update(identical_embedding_info(loaded, encoder, cache_dir, RichReporter()))
     if as_json or fmt == "json":
         import json
 
@@ -202,7 +203,7 @@ def data_export(task: str, fmt: str, out: str, encoder: str | None, data_dir: st
     loaded = load_task(task, data_dir=data_dir)
     own = all(split.embeddings is not None for split in loaded.splits.values())
     name = choose_encoder(encoder or ("precomputed" if own else None), [loaded])
-    embedded = embed_task(loaded, get_encoder(name), EmbeddingCache(cache_dir)())
+    embedded = embed_task(loaded, get_encoder(name), EmbeddingCache(cache_dir), RichReporter())
     write_llmrouter(loaded, target, embeddings=embedded.X)
     sizes = ", ".join(f"{s} {d.n}" for s, d in loaded.splits.items())
     say(f"wrote {loaded.name} to {out} in {fmt}'s format: {sizes}; {len(loaded.models)} "
