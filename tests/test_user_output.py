@@ -162,8 +162,8 @@ def synth_router(home, synth) -> Path:
 
 @pytest.fixture(scope="module")
 def synth_results(home, synth) -> Path:
-    from routeharness.evaluation.protocol import Protocol
     from routeharness.evaluation.matrix import evaluate
+    from routeharness.evaluation.protocol import Protocol
 
     path = home / "synth-results.json"
     evaluate(["knn", "linear"], [str(synth)], encoder="precomputed",
