@@ -4,12 +4,15 @@ and ``Protocol``, everything that fixes the numbers (recorded in every result fi
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from routeharness.common.errors import RouteHarnessError
 from routeharness.routers.base import TIE_BREAK
+
+if TYPE_CHECKING:
+    from routeharness.results.records import ProtocolRecord
 
 #: the trade-off range (log10 of lam, normalised cost units) every sweep covers: the
 #: harness's sweep, the conformance kit's, and the lams learned routers train on
@@ -27,7 +30,9 @@ DEFAULT_LAMBDAS: tuple[float, ...] = lambda_sweep(49)
 
 #: the independent random streams one seed is split into
 SEED_STREAMS = ("grid", "router", "bootstrap")
-#: how many seeds one run may have, and their bound (torch and numpy take 32-bit seeds)
+#: how many seeds one run may have, and their bound (torch and numpy take 32-bit seeds;
+#: ``results.records.Seed`` checks the same bound in files: this module stays free of
+#: pydantic, so that ``routeharness --help`` does not load it)
 MAX_SEEDS = 1000
 SEED_LIMIT = 2 ** 32
 #: the most bootstrap resamples a run may ask for (each is one pass over the test choices:
@@ -100,7 +105,14 @@ class Protocol:
                                     + ("..." if len(seeds) > 5 else ""))
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["lambdas"] = [("inf" if np.isinf(x) else x) for x in self.lambdas]
-        out["seeds"] = list(self.seeds)
-        return out
+        """The protocol as a result file records it, as JSON data."""
+        return self.recorded().to_dict()
+
+    def recorded(self) -> ProtocolRecord:
+        """The protocol as every result file records it."""
+        from routeharness.results.records import ProtocolRecord
+
+        values = asdict(self)
+        values.update(lambdas=[float(x) for x in self.lambdas],
+                      seeds=[int(s) for s in self.seeds])
+        return ProtocolRecord(**values)

@@ -38,9 +38,8 @@ class StudySettings:
 
 def compact(routed: Routed, **condition: Any) -> dict[str, Any]:
     """A run as a study file keeps it: ``RUN_KEYS`` and the condition it ran under."""
-    record = {k: routed.record[k] for k in RUN_KEYS if k in routed.record}
-    record["condition"] = condition
-    return record
+    data = routed.record.to_dict()
+    return {**{k: data[k] for k in RUN_KEYS if k in data}, "condition": condition}
 
 
 def mean_cell(mean: float | None, std: float | None) -> str:

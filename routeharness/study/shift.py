@@ -97,8 +97,7 @@ def _in_distribution(runs: dict, label: str, tested: list[str],
     per-group AUC when one group is held out; else None: not computed)."""
     if len(tested) != 1:
         return None, None
-    values = [runs[(label, s)].record.get("per_group", {}).get(tested[0], {}).get("auc")
-              for s in seeds]
+    values = [runs[(label, s)].record.per_group.get(tested[0], {}).get("auc") for s in seeds]
     return mean_std(values)
 
 
