@@ -390,6 +390,17 @@ def test_recorded_sweeps_compare_within_a_relative_1e9(lambdas, differ):
     assert typed(a).incompatibilities(typed(b)) == differ
 
 
+def test_the_sweep_is_the_same_on_every_numpy():
+    """Computed in Python, 12 significant digits: no numpy version in it."""
+    from routeharness.evaluation.protocol import DEFAULT_LAMBDAS, lambda_sweep
+
+    assert DEFAULT_LAMBDAS[:3] == (0.0, 0.001, 0.00133352143216)
+    assert DEFAULT_LAMBDAS[-2:] == (1000.0, math.inf) and len(DEFAULT_LAMBDAS) == 51
+    assert all(float(f"{lam:.12g}") == lam for lam in DEFAULT_LAMBDAS)
+    np.testing.assert_allclose(DEFAULT_LAMBDAS[1:-1], np.logspace(-3, 3, 49), rtol=1e-11)
+    assert lambda_sweep(1) == (0.0, 0.001, math.inf)
+
+
 def test_result_and_submission_schemas_describe_the_files():
     """The JSON Schemas docs/schemas/ is generated from."""
     from routeharness.boards.definition import Submission

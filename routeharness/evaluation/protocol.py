@@ -3,6 +3,7 @@ and ``Protocol``, everything that fixes the numbers (recorded in every result fi
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,9 +22,14 @@ LOG10_LAMBDA_RANGE: tuple[float, float] = (-3.0, 3.0)
 
 def lambda_sweep(n_between: int) -> tuple[float, ...]:
     """0 (quality only), ``n_between`` log-spaced lams over ``LOG10_LAMBDA_RANGE``, and
-    inf (cost only)."""
+    inf (cost only). Computed in Python and rounded to 12 significant digits, so that
+    every numpy version and platform gives the very same sweep (``np.logspace`` differs
+    in the last bits between numpy versions: a file made with another one would record
+    other lams). Recorded sweeps are compared with ``results.records.same_lambdas``."""
     low, high = LOG10_LAMBDA_RANGE
-    return (0.0, *np.logspace(low, high, n_between).tolist(), float("inf"))
+    step = (high - low) / (n_between - 1) if n_between > 1 else 0.0
+    between = (float(f"{10.0 ** (low + i * step):.12g}") for i in range(n_between))
+    return (0.0, *between, math.inf)
 
 
 DEFAULT_LAMBDAS: tuple[float, ...] = lambda_sweep(49)
