@@ -106,7 +106,7 @@ def test_sample_efficiency_runs_the_eval_protocol_and_compares_with_knn(hash_enc
         aucs = [r.metrics.auc for r in plain.records if r.router == label]
         assert summary["routers"][label]["full_auc"] == pytest.approx(np.mean(aucs))
     assert len(result.runs) == 3 * 2 * 2  # fractions x routers x seeds
-    assert {r["condition"]["fraction"] for r in result.runs} == {0.1, 0.5, 1.0}
+    assert {r.condition["fraction"] for r in result.runs} == {0.1, 0.5, 1.0}
     path = result.save(tmp_path / "eff.json")
     assert json.loads(path.read_text())["schema"] == STUDY_SCHEMA
     again = StudyResult.load(path)

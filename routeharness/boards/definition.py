@@ -41,6 +41,7 @@ from routeharness.common.files import write_text
 from routeharness.embedding.encoders import EncoderIdentity
 from routeharness.evaluation.protocol import SEED_LIMIT
 from routeharness.results.records import (
+    JsonData,
     ProtocolRecord,
     Record,
     RecordFormatError,
@@ -317,10 +318,10 @@ class SubmittedRouter(Record):
     router_class: str | None = Field(None, alias="class")
     kind: str | None = Field(None, description="utility or selection")
     upper_bound: bool = Field(False, description="never true for a valid submission")
-    params: dict[str, Any] = Field(default_factory=dict,
-                                   description="fitted parameters per TASK/seedN")
-    fixed_params: dict[str, Any] | None = Field(None, description="parameters fixed on "
-                                                                  "the command line")
+    params: dict[str, JsonData] = Field(default_factory=dict,
+                                        description="fitted parameters per TASK/seedN")
+    fixed_params: dict[str, JsonData] | None = Field(None, description="parameters fixed "
+                                                                       "on the command line")
 
 
 class TaskProvenance(Record):
@@ -337,7 +338,7 @@ class SubmissionProvenance(Record):
     routeharness_version: str | None = None
     git_commit: str | None = None
     created: str = Field(description="when the run started (ISO 8601, UTC)")
-    platform: dict[str, Any] = Field(default_factory=dict)
+    platform: dict[str, JsonData] = Field(default_factory=dict)
     encoder: EncoderIdentity | None = None
     tasks: dict[str, TaskProvenance]
     seeds: list[Seed] | None = None

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     ConfigDict,
+    PlainSerializer,
     SerializerFunctionWrapHandler,
     WithJsonSchema,
     field_serializer,
@@ -136,6 +137,25 @@ Name = Annotated[str, AfterValidator(_named), WithJsonSchema({"type": "string",
                                                               "minLength": 1})]
 
 
+def _encode_data(value: Any) -> Any:
+    """Free-form data as JSON: non-finite floats as ``"nan"``/``"inf"``/``"-inf"`` (the
+    ``Number`` codec), numpy scalars as Python numbers, tuples as lists, keys as text."""
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {str(k): _encode_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode_data(v) for v in value]
+    return value
+
+
+#: free-form JSON data a record carries as is (parameters, platform, a study's numbers),
+#: written with the ``Number`` codec (a NaN in it is ``"nan"`` on disk, never a bare token)
+JsonData = Annotated[Any, PlainSerializer(_encode_data, return_type=Any, when_used="json")]
+
+
 def _as_read(model: Any, data: Any) -> Any:
     """``data`` (the dump of ``model``) with only the keys that were read or set: the
     fields in ``model_fields_set`` (by name or alias) and the unknown keys kept."""
@@ -232,7 +252,7 @@ class Metrics(Record):
 class TuningRow(Record):
     """One configuration tuning tried and its validation AUC."""
 
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, JsonData] = Field(default_factory=dict)
     validation_auc: Number = None
 
 
@@ -261,8 +281,8 @@ class RunRecord(Record):
     chosen_model: str | None = Field(None, description="the model a single-model router chose")
     task: str
     seed: Seed
-    params: dict[str, Any] = Field(default_factory=dict,
-                                   description="the fitted router's parameters")
+    params: dict[str, JsonData] = Field(default_factory=dict,
+                                        description="the fitted router's parameters")
     tuning: list[TuningRow] = Field(default_factory=list)
     n_test: Count | None = None
     n_test_excluded: Count = 0
@@ -272,10 +292,10 @@ class RunRecord(Record):
     curve: Curve
     frontier: Curve
     deterministic: bool | None = None
-    fixed_params: dict[str, Any] | None = None
+    fixed_params: dict[str, JsonData] | None = None
     seed_streams: StreamSeeds | None = None
-    search: dict[str, Any] | None = Field(None, description="the search the router "
-                                                            "resolved (kNN's index)")
+    search: dict[str, JsonData] | None = Field(None, description="the search the router "
+                                                                 "resolved (kNN's index)")
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -332,11 +352,11 @@ class TaskReference(Record):
 
     version: Count
     revision: str | None = None
-    source: Any = None
+    source: JsonData = None
     fingerprint: str = Field(description="sha256 of the task's data")
     sizes: dict[str, Count] = Field(description="rows per split")
     models: list[str]
-    groups: Any = None
+    groups: JsonData = None
     cost_scale_usd: Number = None
     single_models: list[SingleModel]
     single_model_frontier_auc: Number
@@ -404,7 +424,7 @@ class MergedFrom(Record):
     path: str
     created: str | None = None
     git_commit: str | None = None
-    command: Any = None
+    command: JsonData = None
 
 
 class ResultSet(Record):
@@ -418,8 +438,8 @@ class ResultSet(Record):
     routeharness_version: str | None = None
     git_commit: str | None = None
     created: str | None = Field(None, description="when the run started (ISO 8601, UTC)")
-    command: Any = Field(None, description="the command line that made the file")
-    platform: dict[str, Any] = Field(default_factory=dict)
+    command: JsonData = Field(None, description="the command line that made the file")
+    platform: dict[str, JsonData] = Field(default_factory=dict)
     encoder: EncoderIdentity
     protocol: ProtocolRecord
     tasks: dict[str, TaskReference] = Field(min_length=1)
@@ -497,9 +517,3 @@ class ResultSet(Record):
         return self.protocol.differences(other.protocol) + \
             ([] if self.encoder.same_vectors(other.encoder) else ["encoder"])
 
-
-__all__ = ["LAMBDA_RTOL", "ORACLE", "REFERENCE_ROUTERS", "RESULT_SCHEMA", "SEED_LIMIT", "Cost", "Count", "Curve", "EmbeddingsUsed", "Interval", "Lambda",
-           "MergedFrom", "Metrics", "OracleRow", "ProtocolRecord", "Record",
-           "RecordFormatError", "ResultSet", "RunRecord", "Score", "Seed", "SingleModel",
-           "StreamSeeds", "TaskReference", "TuningRow", "encoder_as_read", "replaced",
-           "same_lambdas"]

@@ -72,7 +72,7 @@ def run(router: str, tasks: Sequence[str], param: str, *, encoder: str | None = 
         runs = run_all([*plans, free], embedded, protocol, reporter,
                        f"{task.name}: {free.label} across {name}",
                        executor=settings.executor)
-        result.runs += [compact(r, param=name) for r in runs.values()]
+        result.runs.extend(compact(r, param=name) for r in runs.values())
         rows = []
         for plan in plans:
             val = [_validation(runs[(plan.label, s)].record, plan, embedded, s, protocol)
