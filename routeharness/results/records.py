@@ -52,9 +52,9 @@ ORACLE = "oracle"
 #: a recorded seed is in [0, SEED_LIMIT): ``evaluation.protocol.SEED_LIMIT``, which that
 #: module keeps free of pydantic (tests/test_records.py checks that they agree)
 SEED_LIMIT = 2 ** 32
-#: how close two recorded sweeps' lams must be to be one sweep (relative): the sweep is
-#: written with 17 significant digits, computed to 12, and older files were made by
-#: numpy versions that differ in the last bits
+#: how close two recorded sweeps' lams must be to be one sweep (relative): files made
+#: with numpy's logspace differ between numpy versions in the last bits (~1e-16) and from
+#: today's sweep (12 significant digits) by < 1e-12; a real change of the sweep is larger
 LAMBDA_RTOL = 1e-9
 
 
@@ -190,10 +190,11 @@ class Record(OpenContract):
 
 
 def replaced(model: Any, **changes: Any) -> Any:
-    """A copy of ``model`` with ``changes``, validated again (its cross-field rules
-    hold); the keys it was read with are kept."""
+    """A copy of ``model`` with ``changes``, validated again (its cross-field rules hold;
+    a problem is a one-line ``RecordFormatError``); the keys it was read with are kept."""
     values = {name: getattr(model, name) for name in model.model_fields_set}
-    return type(model)(**{**values, **(model.model_extra or {}), **changes})
+    return check(type(model), {**values, **(model.model_extra or {}), **changes},
+                 error=RecordFormatError)
 
 
 # --- curves and metrics ---------------------------------------------------------------------------
