@@ -355,13 +355,14 @@ class Submission(Contract):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    schema_: Literal["routeharness.submission/1"] = Field(alias="schema")
-    board: BoardRef
-    router: SubmittedRouter
-    provenance: SubmissionProvenance
+    schema_: Literal["routeharness.submission/1"] = Field(alias="schema",
+                                                          description="the file format")
+    board: BoardRef = Field(description="the board the submission is for")
+    router: SubmittedRouter = Field(description="the router it ran")
+    provenance: SubmissionProvenance = Field(description="where and how it was made")
     scores: dict[str, dict[str, Number]] = Field(
         description="per task (and overall) the mean and std over seeds of each metric")
-    result: ResultSet
+    result: ResultSet = Field(description="the full result set of the board's protocol")
     checksum: str = Field(description="sha256: over the file's canonical JSON, this key "
                                       "left out")
 

@@ -441,11 +441,14 @@ class ResultSet(Record):
     created: str | None = Field(None, description="when the run started (ISO 8601, UTC)")
     command: JsonData = Field(None, description="the command line that made the file")
     platform: dict[str, JsonData] = Field(default_factory=dict)
-    encoder: EncoderIdentity
-    protocol: ProtocolRecord
-    tasks: dict[str, TaskReference] = Field(min_length=1)
-    records: list[RunRecord] = Field(min_length=1)
-    merged_from: list[MergedFrom] | None = None
+    encoder: EncoderIdentity = Field(description="the encoder every record used")
+    protocol: ProtocolRecord = Field(description="everything that fixes the numbers")
+    tasks: dict[str, TaskReference] = Field(min_length=1, description="per task its facts "
+                                                                      "and reference rows")
+    records: list[RunRecord] = Field(min_length=1, description="one per router x task x "
+                                                               "seed")
+    merged_from: list[MergedFrom] | None = Field(None, description="the files a merged "
+                                                                   "result set came from")
 
     _encoder = field_serializer("encoder", mode="wrap")(encoder_as_read)
 
