@@ -99,22 +99,22 @@ def main() -> None:
 
 def report_from_results(files: list[str], task: str, routers: list[str], out: Path) -> None:
     """The report from ``routeharness eval`` result files (merged if several)."""
-    from routeharness.results.sets import load_json, merge_results
+    from routeharness.results.records import ResultSet
+    from routeharness.results.sets import merge_results
 
-    loaded = [(f, load_json(f)) for f in files]
-    result = merge_results(loaded).to_dict() if len(loaded) > 1 else loaded[0][1]
-    reference = result["tasks"].get(task)
+    loaded = [(f, ResultSet.from_json(f)) for f in files]
+    result = merge_results(loaded) if len(loaded) > 1 else loaded[0][1]
+    reference = result.tasks.get(task)
     if reference is None:
         raise SystemExit(f"task {task!r} is not in {', '.join(files)}")
-    records = sorted((r for r in result["records"] if r["task"] == task
-                      and r["router"] in routers),
-                     key=lambda r: (routers.index(r["router"]), r["seed"]))
-    platform_info = result.get("platform", {})
+    records = sorted((r for r in result.records_of(task) if r.router in routers),
+                     key=lambda r: (routers.index(r.router), r.seed))
+    platform_info = result.platform
     lines = [
         "# Training time of the learned routers",
         "",
-        f"Task `{task}`: {reference['sizes']['train']} training prompts x "
-        f"{len(reference['models'])} models, {result['encoder']['name']} embeddings from "
+        f"Task `{task}`: {reference.sizes['train']} training prompts x "
+        f"{len(reference.models)} models, {result.encoder.name} embeddings from "
         f"the cache. Measured inside `routeharness eval` (the text matrix, "
         f"benchmarks/text_matrix.md): *fit* is the final fit of the tuned configuration on "
         f"train, *tuning* all fits and validation routing of the grid before it. Machine: "
@@ -125,9 +125,9 @@ def report_from_results(files: list[str], task: str, routers: list[str], out: Pa
         "",
         "| router | seed | fit (s) | tuning (s) | configurations | under 3 min |",
         "|---|---|---|---|---|---|",
-        *[f"| {r['router']} | {r['seed']} | {r['timings']['fit_s']:.1f} | "
-          f"{r['timings']['tune_s']:.1f} | {max(1, len(r.get('tuning') or []))} | "
-          f"{'yes' if r['timings']['fit_s'] < 180 else 'NO'} |" for r in records],
+        *[f"| {r.router} | {r.seed} | {r.timings['fit_s']:.1f} | "
+          f"{r.timings['tune_s']:.1f} | {max(1, len(r.tuning))} | "
+          f"{'yes' if r.timings['fit_s'] < 180 else 'NO'} |" for r in records],
         "",
         "Reproduce: `python benchmarks/train_time.py --from-results "
         "benchmarks/results/text_matrix.json` (after benchmarks/text_matrix.sh); "

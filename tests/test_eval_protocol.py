@@ -234,6 +234,29 @@ def test_resume_reuses_saved_runs_and_refuses_another_router_version(hash_encode
     assert "\n" not in str(caught.value)
 
 
+def test_resume_takes_a_checkpoint_of_another_numpys_sweep_not_another_sweep(hash_encoder,
+                                                                            tiny_task, tmp_path):
+    """Lams that differ in their last bits (numpy's logspace of another version) are one
+    sweep (``same_lambdas``); a sweep that really differs is refused in one line."""
+    checkpoint = tmp_path / "out.json.partial"
+    first = run(["knn:k=5"], tiny_task, tmp_path, checkpoint=checkpoint, references=False)
+    saved = json.loads(checkpoint.read_text())
+    lambdas = saved["protocol"]["lambdas"]
+    saved["protocol"]["lambdas"] = [lam * (1 + 4e-16) if isinstance(lam, float) else lam
+                                    for lam in lambdas]
+    checkpoint.write_text(json.dumps(saved))
+    again = run(["knn:k=5"], tiny_task, tmp_path, checkpoint=checkpoint, resume=True,
+                references=False)
+    assert again["records"][0]["timings"] == first["records"][0]["timings"]  # reused
+    saved["protocol"]["lambdas"] = [lam * 1.001 if isinstance(lam, float) else lam
+                                    for lam in lambdas]
+    checkpoint.write_text(json.dumps(saved))
+    with pytest.raises(RouteHarnessError, match="made with another lambdas") as caught:
+        run(["knn:k=5"], tiny_task, tmp_path, checkpoint=checkpoint, resume=True,
+            references=False)
+    assert "\n" not in str(caught.value)
+
+
 # --- the encoder a task runs with ---------------------------------------------------------
 def _task(name: str, encoder: str | None) -> Any:
     return types.SimpleNamespace(name=name, card=types.SimpleNamespace(encoder=encoder))

@@ -141,7 +141,7 @@ def test_studies_run_on_ray_with_the_same_choices(synth, on_ray):
     assert list(here) == list(there)  # in the same order, whichever finished first
     for key in here:
         np.testing.assert_array_equal(here[key].choices, there[key].choices)
-        assert here[key].record["metrics"] == there[key].record["metrics"]
+        assert here[key].record.metrics == there[key].record.metrics
 
 
 def test_a_one_line_error_in_a_worker_comes_back_as_one(synth, on_ray):

@@ -95,6 +95,6 @@ def test_knn_beats_the_single_model_frontier_on_full_routerbench(cache_dir):
                       cache_dir=str(cache_dir))
     knn = next(r for r in result.records if r.router == "knn")
     reference = result.tasks["routerbench"]
-    assert knn.metrics["auc"] > reference.single_model_frontier_auc
+    assert knn.metrics.auc > reference.single_model_frontier_auc
     best = next(r for r in result.records if r.router == "best-single")
-    assert knn.metrics["quality_at_0"] > best.metrics["quality_at_0"] - 2.0
+    assert knn.metrics.quality_at_0 > best.metrics.quality_at_0 - 2.0

@@ -32,6 +32,7 @@ from routeharness.boards.run import (
 from routeharness.boards.standings import ranking
 from routeharness.common.errors import UnknownNameError
 from routeharness.evaluation import metrics
+from routeharness.results.records import ResultSet
 from routeharness.results.sets import summarise_scores
 
 BOARD = "mbpp-v1"
@@ -99,18 +100,22 @@ def test_builtin_boards_parse():
     ({"homepage": "x"}, "unknown key"),
     ({"name": "mbpp"}, "must end in '-v1'"),
     ({"version": 2}, "must end in '-v2'"),
-    ({"main_metric": "accuracy"}, "key 'main_metric' must be one of"),
-    ({"protocol": {"tune": False, "bootstrap": 0}}, "protocol: unknown key"),
-    ({"seeds": []}, "key 'seeds' must be a non-empty list"),
+    ({"main_metric": "accuracy"}, "main_metric: must be one of 'auc' or 'quality_at_0'"),
+    ({"protocol": {"tune": False, "bootstrap": 0}}, r"protocol: unknown key\(s\) \['bootstrap'\]"),
+    ({"seeds": []}, "seeds: must be a non-empty list"),
     ({"tasks": [{"name": "routerbench"}]}, r"tasks\[0\] \('routerbench'\): missing required"),
-    ({"version": True}, "key 'version' must be int, got bool"),
+    ({"tasks": [{"name": "a", "version": 1}, {"name": "a", "version": 2}]},
+     "tasks: name 'a' is listed twice"),
+    ({"version": True}, "version: expected an integer, got true"),
 ])
 def test_board_schema_is_strict(change, message, tmp_path):
     import yaml
 
     data = {**yaml.safe_load(BOARD_YAML), **change}
-    with pytest.raises(LeaderboardError, match=message):
-        parse_board(data, tmp_path / BOARD / "board.yaml")
+    path = tmp_path / BOARD / "board.yaml"
+    with pytest.raises(LeaderboardError, match=message) as info:
+        parse_board(data, path)
+    assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)
 
 
 def test_unknown_board_suggests_the_close_one():
@@ -181,7 +186,7 @@ def _other_protocol(data):
 @pytest.mark.parametrize("edit, messages", [
     (_changed_number, ["record 0 (knn on routerbench:mbpp, seed 0): metrics.auc",
                        "does not match its curve", "checksum mismatch"]),
-    (_missing_task, ["result.tasks: empty"]),  # its records name a task the file lacks
+    (_missing_task, ["result.tasks: must not be empty"]),  # its records name a task the file lacks
     (_wrong_board_version, [f"board version 2 does not match the local board {BOARD} (version 1)"]),
     (_fingerprint, [f"task '{TASK}': data fingerprint 000000000000... does not match the local data"]),
     (_missing_seed, [f"no record for router 'knn' on task '{TASK}', seed 1"]),
@@ -222,7 +227,7 @@ def test_verify_catches_a_consistent_forgery(submission, boards):
     record["metrics"]["quality_at_0"] = float(quality[0]) * 100
     hull_c, hull_q = metrics.frontier(cost, quality)
     record["frontier"] = {"cost": hull_c.tolist(), "quality": hull_q.tolist()}
-    forged["scores"] = summarise_scores(forged["result"], "knn")
+    forged["scores"] = summarise_scores(ResultSet.from_dict(forged["result"]), "knn")
     _resign(forged)
     assert validate_submission(forged, directory=boards, check_data=False) == []
     rows, _ = verify_submission(forged, directory=boards)

@@ -173,7 +173,7 @@ def test_the_oracle_is_the_boards_reference_row_not_a_submission(tmp_path):
     assert oracle and oracle[0]["rank"] is None and oracle[0]["upper_bound"]
     assert shown.board_rows[-1]["router"] == "oracle"
     reference = shown.submissions[0].result.tasks["routerbench"].oracle
-    assert oracle[0]["main"] == pytest.approx(reference.metrics["auc"])
+    assert oracle[0]["main"] == pytest.approx(reference.auc)
     data = shown.submissions[0].to_dict()
     data["router"]["upper_bound"] = True
     data["checksum"] = checksum(data)
@@ -183,15 +183,17 @@ def test_the_oracle_is_the_boards_reference_row_not_a_submission(tmp_path):
 
 # --- board.yaml: numbers accepted until they crash ----------------------------------------------
 @pytest.mark.parametrize("old, new, message", [
-    ("tolerance: 0.0001", "tolerance: -1", "key 'tolerance' must be a finite number >= 0"),
-    ("tolerance: 0.0001", "tolerance: .nan", "key 'tolerance' must be a finite number >= 0"),
-    ("seeds: [0, 1, 2]", "seeds: [0, -1]", "key 'seeds' must be a non-empty list of distinct"),
-    ("seeds: [0, 1, 2]", "seeds: [0, 0]", "key 'seeds' must be a non-empty list of distinct"),
-    ("seeds: [0, 1, 2]", "seeds: [true]", "key 'seeds' must be a non-empty list"),
-    ("n_bootstrap: 200", "n_bootstrap: -5", "protocol: key 'n_bootstrap' must be a finite"),
-    ("max_configs: 24", "max_configs: 0", "protocol: key 'max_configs' must be a finite"),
+    ("tolerance: 0.0001", "tolerance: -1", "tolerance: must be >= 0.0, got -1"),
+    ("tolerance: 0.0001", "tolerance: .nan", "tolerance: must be a finite number, got nan"),
+    ("seeds: [0, 1, 2]", "seeds: [0, -1]", "seeds: must be a non-empty list of distinct"),
+    ("seeds: [0, 1, 2]", "seeds: [0, 0]", "seeds: must be a non-empty list of distinct"),
+    ("seeds: [0, 1, 2]", "seeds: [true]", "seeds[0]: expected an integer, got true"),
+    ("n_bootstrap: 200", "n_bootstrap: -5", "protocol.n_bootstrap: must be >= 0, got -5"),
+    ("max_configs: 24", "max_configs: 0", "protocol.max_configs: must be > 0, got 0"),
     ("main_metric: auc", "main_metric: auc\nhomepage: x", "unknown key(s) ['homepage']"),
-    ("encoder: minilm", "encoder: 3", "key 'encoder' must be str, got int"),
+    ("encoder: minilm", "encoder: 3", "encoder: expected a string, got 3"),
+    ("main_metric: auc", "main_metric: auc\nmain_metric: auc", "key 'main_metric' is given "
+                                                               "twice"),
 ])
 def test_board_files_are_strict(boards, capsys, old, new, message):
     """Before: a negative or NaN tolerance, negative seeds and a negative n_bootstrap were

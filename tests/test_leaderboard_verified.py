@@ -15,7 +15,6 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from routeharness.boards.verification import (
     verification_status,
 )
 from routeharness.cli._app import main
+from routeharness.embedding.encoders import EncoderIdentity
 from routeharness.evaluation import metrics
 from routeharness.results.sets import summarise_scores
 
@@ -215,19 +215,19 @@ def test_a_tampered_record_is_unverified(boards, edit, reason):
 def _resigned(boards: Path, **changes: Any) -> str:
     board = load_board(BOARD, boards)
     path = board.submissions_dir / "knn.json"
-    record = replace(load_record(record_path(board, path)), **changes)
-    save_record(replace(record, checksum=record.computed_checksum()), board)
+    record = load_record(record_path(board, path)).model_copy(update=changes)
+    save_record(record.model_copy(update={"checksum": record.computed_checksum()}), board)
     return _status(boards, "knn.json").reason
 
 
 def test_a_record_counts_only_for_the_claimed_versions_and_a_matching_rerun(boards):
-    claimed = Submission.from_json(boards / BOARD / "submissions" / "knn.json").provenance[
-        "routeharness_version"]
+    claimed = Submission.from_json(
+        boards / BOARD / "submissions" / "knn.json").provenance.routeharness_version
     assert _resigned(boards, routeharness_version="9.9") == (
         f"not verified: verified with routeharness 9.9, the submission claims {claimed}")
     assert "verified with encoder revision 'other'" in _resigned(
         boards, routeharness_version=claimed,
-        encoder={"name": "minilm", "identity": "x", "revision": "other"})
+        encoder=EncoderIdentity(name="minilm", identity="x", revision="other"))
     assert _resigned(boards, encoder=load_record(
         boards / BOARD / "verifications" / "cheapest.json").encoder,
         matched=False, differing=3).startswith("not verified: the re-run differed in 3 of ")
@@ -287,9 +287,10 @@ def test_ci_rejects_the_forgery_and_passes_a_real_submission(boards, tmp_path):
         path.write_bytes(content)
     board = load_board(board_dir / "board.yaml")
     forged = Submission.from_json(board_dir / "submissions" / "knn-vote.json")
-    claim = replace(make_record(board, board_dir / "submissions" / "knn-vote.json", forged,
-                                [], forged, board.tolerance), matched=True, numbers=9)
-    save_record(replace(claim, checksum=claim.computed_checksum()), board)  # signed by hand
+    claim = make_record(board, board_dir / "submissions" / "knn-vote.json", forged, [], forged,
+                        board.tolerance).model_copy(update={"matched": True, "numbers": 9})
+    save_record(claim.model_copy(update={"checksum": claim.computed_checksum()}),
+                board)  # signed by hand
     assert verification_status(board, board_dir / "submissions" / "knn-vote.json",
                                forged).verified  # the board alone would believe it
     _git(repo, "add", "-A")

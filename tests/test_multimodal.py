@@ -266,7 +266,7 @@ def test_knn_on_image_features_alone_beats_random(ci_fused):
     norms = np.linalg.norm(image_only.X["test"], axis=1)
     np.testing.assert_allclose(norms, np.sqrt(0.5), atol=1e-5)  # every item has an image
     records = _run(["knn", "random"], image_only)
-    assert records["knn"]["metrics"]["auc"] > records["random"]["metrics"]["auc"] + 5
+    assert records["knn"].metrics.auc > records["random"].metrics.auc + 5
 
 
 FAST_PLUGINS = ("knn", "baselines")  # the learned routers train for minutes on 2 cores
@@ -280,7 +280,7 @@ def test_knn_and_baseline_routers_run_on_blindtest(ci_fused):
     assert {"knn", "knn-vote", "random"} <= set(names)
     records = _run(names, ci_fused)
     for name in names:
-        assert np.isfinite(records[name]["metrics"]["auc"]), name
+        assert np.isfinite(records[name].metrics.auc), name
 
 
 @pytest.mark.slow
@@ -290,7 +290,7 @@ def test_every_router_runs_on_blindtest(ci_fused):
     names = get_registry("router").names()
     records = _run(names, ci_fused)
     for name in names:
-        assert np.isfinite(records[name]["metrics"]["auc"]), name
+        assert np.isfinite(records[name].metrics.auc), name
     from routeharness.evaluation import metrics
     from routeharness.evaluation.protocol import Protocol, seed_streams
     from routeharness.evaluation.scoring import oracle_reference
@@ -299,7 +299,7 @@ def test_every_router_runs_on_blindtest(ci_fused):
     train_scale = metrics.cost_scale(ci_fused.task.splits["train"].costs)
     oracle = oracle_reference(test.subset(test.complete_rows()), train_scale,
                               Protocol(n_bootstrap=0), seed_streams(0))
-    assert oracle["auc"] >= max(r["metrics"]["auc"] for r in records.values()) - 1e-9
+    assert oracle.auc >= max(r.metrics.auc for r in records.values()) - 1e-9
 
 
 # --- vhelm-mm -------------------------------------------------------------------------------
@@ -499,5 +499,5 @@ def test_image_knn_beats_random_on_full_blindtest(shared_data, cache_dir):
 
     result = evaluate(["knn"], ["blindtest"], encoder="effnet", data_dir=str(shared_data),
                       cache_dir=str(cache_dir), protocol=Protocol(n_bootstrap=0))
-    auc = {r.router: r.metrics["auc"] for r in result.records}
+    auc = {r.router: r.metrics.auc for r in result.records}
     assert auc["knn"] > auc["random"] + 5

@@ -241,8 +241,8 @@ def test_knn_is_near_the_oracle_on_a_strongly_local_task_with_its_own_vectors(tm
         result = evaluate(["knn"], [str(folder)], encoder="precomputed",
                           protocol=Protocol(seeds=(0,), n_bootstrap=20),
                           cache_dir=str(tmp_path / "cache"))
-    auc = {r.router: r.metrics["auc"] for r in result.records}
-    oracle = result.tasks["synthetic"].oracle.metrics["auc"]
+    auc = {r.router: r.metrics.auc for r in result.records}
+    oracle = result.tasks["synthetic"].oracle.auc
     print(f"knn {auc['knn']:.2f}, oracle {oracle:.2f}, random {auc['random']:.2f}")
     assert auc["knn"] > oracle - 2.0 and auc["knn"] > auc["random"] + 30
     assert not any(path.is_file() for path in (tmp_path / "cache").rglob("*"))  # no cache

@@ -15,9 +15,13 @@ import pytest
 
 from routeharness.cli._app import main
 from routeharness.common.errors import RouteHarnessError
-from routeharness.common.jsonfiles import RecordFormatError, encode
 from routeharness.evaluation import metrics
-from routeharness.results.records import RESULT_SCHEMA, ResultSet, RunRecord
+from routeharness.results.records import (
+    RESULT_SCHEMA,
+    RecordFormatError,
+    ResultSet,
+    RunRecord,
+)
 from routeharness.results.sets import (
     merge_results,
     plot_frontiers,
@@ -78,6 +82,11 @@ def make_result(routers=("a", "b"), seeds=(0, 1), task="t", models=("m1", "m2"),
                         for s in seeds for i, r in enumerate(routers)]}
 
 
+def typed(data: dict[str, Any]) -> ResultSet:
+    """A result set's data (``make_result``) as the typed result set."""
+    return ResultSet.from_dict(data)
+
+
 def write(path: Path, data: dict[str, Any]) -> Path:
     path.write_text(json.dumps(data), encoding="utf-8")
     return path
@@ -111,19 +120,30 @@ def test_nan_and_infinity_round_trip(tmp_path):
     assert "NaN" not in text and "Infinity" not in text
     json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in the file"))
     back = ResultSet.from_json(path).records[0]
-    assert math.isnan(back.metrics["apgr"]) and back.metrics["cpt50"] == math.inf
+    assert math.isnan(back.metrics.apgr) and back.metrics.cpt50 == math.inf
     assert back.timings["fit_s"] == -math.inf and back.curve.lambdas[-1] == math.inf
 
 
 def test_the_current_versions_files_load_unchanged():
-    """The benchmark matrix and every seeded submission's result set read back to the
-    very same JSON (ints stay ints, "inf" stays "inf", unknown keys are kept)."""
-    raw = json.loads(MATRIX.read_text())
-    assert json.dumps(encode(ResultSet.from_json(MATRIX).to_dict()), sort_keys=True) == \
-        json.dumps(raw, sort_keys=True)
+    """The benchmark results and every seeded submission's result set read back to the
+    very same JSON (ints stay ints, "inf" stays "inf", unknown keys are kept, keys in
+    their order) and write back byte for byte."""
+    for path in sorted((ROOT / "benchmarks" / "results").glob("*.json")):
+        if json.loads(path.read_text()).get("schema") != RESULT_SCHEMA:
+            continue  # another benchmark's report
+        assert ResultSet.from_json(path).to_json() == path.read_text(), path
     for path in sorted((ROOT / "leaderboards").glob("*/submissions/*.json")):
         result = json.loads(path.read_text())["result"]
-        assert encode(ResultSet.from_dict(result).to_dict()) == result, path
+        back = ResultSet.from_dict(result).to_dict()
+        assert back == result and list(back) == list(result), path
+        assert [list(r) for r in back["records"]] == [list(r) for r in result["records"]]
+
+
+def test_the_record_format_checks_the_protocols_seed_bound():
+    from routeharness.evaluation.protocol import SEED_LIMIT
+    from routeharness.results.records import SEED_LIMIT as RECORDED
+
+    assert SEED_LIMIT == RECORDED
 
 
 def test_old_matrix_renders_the_same_numbers():
@@ -169,12 +189,18 @@ def _set(data, path, value):
 
 @pytest.mark.parametrize("path, value, message", [
     (("records", 1, "metrics", "auc"), "x", 'records[1].metrics.auc: expected a number, got "x"'),
-    (("records", 0, "seed"), "0", "records[0].seed: expected a non-negative integer"),
+    (("records", 0, "seed"), "0", 'records[0].seed: expected an integer, got "0"'),
     (("records", 0, "curve", "cost"), [1, 2], "records[0].curve: cost, quality"),
     (("records", 0, "router"), None, "records[0].router: expected a string, got null"),
     (("tasks", "t", "models"), "m1", "tasks.t.models: expected a list"),
     (("tasks", "t", "single_models", 0, "quality"), [1], "single_models[0].quality"),
     (("records", 0, "metrics", "auc_ci95"), [1], "records[0].metrics.auc_ci95: expected two"),
+    (("records", 0, "metrics", "apgr"), True, "records[0].metrics.apgr: expected a number"),
+    (("records", 0, "metrics", "new"), "x", 'records[0].metrics.new: expected a number'),
+    (("records", 0, "n_test"), -1, "records[0].n_test: must be >= 0, got -1"),
+    (("records", 0, "tuning", 0, "params"), [], "records[0].tuning[0].params: expected an"),
+    (("tasks", "t", "oracle", "frontier"), None, "tasks.t.oracle.frontier: expected an object"),
+    (("encoder", "identity"), 3, "encoder.identity: expected a string, got 3"),
     (("records",), {}, "records: expected a list"),
     (("records", 0, "task"), "other", "records[0].task: 'other' is not one of"),
 ])
@@ -194,7 +220,7 @@ def test_a_result_file_with_nothing_in_it_is_an_error(tmp_path, capsys, key):
     data = make_result()
     data[key] = {} if key == "tasks" else []
     code, _, err = run(capsys, "results", "show", str(write(tmp_path / "empty.json", data)))
-    assert code == 1 and f"{key}: empty" in err
+    assert code == 1 and f"empty.json: {key}: must not be empty" in err
 
 
 def test_not_json_or_not_a_regular_file(tmp_path, capsys):
@@ -214,7 +240,7 @@ def test_identical_reference_rows_merge_once(tmp_path, capsys):
     b = make_result(routers=("mlp", "best-single", "random"))
     for data in (a, b):  # an old file's oracle record
         data["records"].append({**make_record("oracle", 0, shift=0.1), "upper_bound": True})
-    merged = merge_results([("a", a), ("b", b)])
+    merged = merge_results([("a", typed(a)), ("b", typed(b))])
     keys = [r.key for r in merged.records]
     assert len(keys) == len(set(keys))
     assert {r.router for r in merged.records} == {"knn", "mlp", "best-single", "random", "oracle"}
@@ -228,9 +254,10 @@ def test_reference_rows_with_other_numbers_still_clash():
     b = copy.deepcopy(a)
     b["records"][0]["metrics"]["auc"] += 1
     with pytest.raises(RouteHarnessError, match="also in a with other numbers"):
-        merge_results([("a", a), ("b", b)])
+        merge_results([("a", typed(a)), ("b", typed(b))])
     with pytest.raises(RouteHarnessError, match="'x' on task 't' seed 0 is also in a;"):
-        merge_results([("a", make_result(routers=("x",))), ("b", make_result(routers=("x",)))])
+        merge_results([("a", typed(make_result(routers=("x",)))),
+                       ("b", typed(make_result(routers=("x",))))])
 
 
 @pytest.mark.parametrize("clash", ["output-is-input", "plot-is-input", "plot-is-output"])
@@ -248,15 +275,15 @@ def test_outputs_over_inputs_are_refused_before_any_work(tmp_path, capsys, clash
 
 # --- tables ----------------------------------------------------------------------------------------
 def test_header_says_scored_and_excluded_rows_and_the_encoder():
-    title = report_tables(make_result())[0].title
+    title = report_tables(typed(make_result()))[0].title
     assert "test 90 scored (10 excluded: missing scores)" in title and "encoder minilm" in title
 
 
 def test_the_oracle_reference_is_the_upper_bound_row():
-    table = report_tables(make_result())[0]
+    table = report_tables(typed(make_result()))[0]
     names = [row[0] for row in table.rows]
     assert names[-2:] == ["oracle (upper bound)", "single-model frontier"]
-    assert summarise(make_result(oracle=False))["t"][-1]["router"] == "b"
+    assert summarise(typed(make_result(oracle=False)))["t"][-1]["router"] == "b"
 
 
 def test_one_ranking_for_results_and_boards():
@@ -296,7 +323,7 @@ def test_plot_shows_names_as_written_and_many_routers_apart(tmp_path, monkeypatc
     real = matplotlib.axes.Axes.legend
     monkeypatch.setattr(matplotlib.axes.Axes, "legend",
                         lambda self, h, lab, **kw: labels.append(list(lab)) or real(self, h, lab, **kw))
-    path = plot_frontiers(make_result(routers=routers), tmp_path / "plot.png")
+    path = plot_frontiers(typed(make_result(routers=routers)), tmp_path / "plot.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert labels[0][1:1 + len(routers)] == routers  # "_hidden" included, nothing rewritten
     styles = line_styles(len(routers) + 1)
@@ -305,29 +332,87 @@ def test_plot_shows_names_as_written_and_many_routers_apart(tmp_path, monkeypatc
 
 
 def test_to_markdown_of_a_record_set_escapes_pipes():
-    table = report_tables(make_result(routers=("a|b",)))[0]
+    table = report_tables(typed(make_result(routers=("a|b",))))[0]
     assert "a\\|b" in to_markdown([table])
 
 
-def test_record_from_dict_accepts_what_evaluate_returns():
-    """run_one's newer keys (fixed_params, seed_streams, deterministic) are kept."""
-    data = make_record("knn", 0, fixed_params={"k": 3}, deterministic=True)
+def test_record_from_dict_accepts_what_evaluate_writes():
+    """run_one's newer keys (fixed_params, seed_streams, deterministic) are typed, and a
+    key this version does not know is kept and written back."""
+    data = make_record("knn", 0, fixed_params={"k": 3}, deterministic=True,
+                       seed_streams={"grid": 1, "router": 2, "bootstrap": 3}, newer={"x": 1})
     data["metrics"]["auc"] = np.float32(51.5)  # numpy scalars, as metrics may return them
-    data["n_test"] = np.int64(90)
     record = RunRecord.from_dict(data)
-    assert record.to_dict()["fixed_params"] == {"k": 3} and record.key == ("knn", "t", 0)
-    assert record.n_test == 90
-    assert json.loads(json.dumps(encode(record.to_dict())))["metrics"]["auc"] == 51.5
+    assert record.fixed_params == {"k": 3} and record.key == ("knn", "t", 0)
+    assert record.seed_streams.bootstrap == 3 and record.deterministic is True
+    assert record.metrics.auc == 51.5 and record.to_dict()["newer"] == {"x": 1}
+    assert set(record.to_dict()) == set(data)  # none added, none lost
 
 
 def test_a_run_without_references_merges_with_one_that_has_them():
     with_oracle = make_result(routers=("a",))
     without = make_result(routers=("b",), oracle=False)
     for pair in ((with_oracle, without), (without, with_oracle)):
-        merged = merge_results([("x", pair[0]), ("y", pair[1])])
+        merged = merge_results([("x", typed(pair[0])), ("y", typed(pair[1]))])
         assert merged.tasks["t"].oracle is not None
     other = copy.deepcopy(with_oracle)
     other["records"][0]["router"] = "c"
     other["tasks"]["t"]["oracle"]["auc"] += 1
     with pytest.raises(RouteHarnessError, match="oracle reference row differs"):
-        merge_results([("x", with_oracle), ("y", other)])
+        merge_results([("x", typed(with_oracle)), ("y", typed(other))])
+
+
+def test_a_merge_is_typed_and_records_where_it_came_from():
+    """Seeds become the union, the first file's provenance and unknown keys are kept,
+    ``merged_from`` names each file."""
+    a = make_result(routers=("a",), seeds=(0,))
+    a["newer"] = "kept"
+    b = make_result(routers=("b",), seeds=(1,))
+    merged = merge_results([("x.json", typed(a)), ("y.json", typed(b))])
+    assert merged.seeds == [0, 1] and merged.to_dict()["newer"] == "kept"
+    assert [m.path for m in merged.merged_from] == ["x.json", "y.json"]
+    assert ResultSet.from_dict(merged.to_dict()) == merged
+
+
+@pytest.mark.parametrize("lambdas, differ", [
+    ([0.0, 0.001, 0.0042169650342858224, "inf"], []),  # the last bits of another numpy
+    ([0.0, 0.001, 0.00421696503428582, "inf"], []),  # 12 significant digits
+    ([0.0, 0.001, 0.0042169651, "inf"], ["lambdas"]),
+    ([0.0, 0.001, 0.0042169650342858224], ["lambdas"]),
+    ([0.0, 0.001, 0.0042169650342858224, 1e300], ["lambdas"]),
+])
+def test_recorded_sweeps_compare_within_a_relative_1e9(lambdas, differ):
+    """One comparison of recorded lams (merging, --resume and board validation): numpy
+    versions differ in the last bits of np.logspace; a real difference still counts."""
+    a, b = make_result(), make_result(routers=("c",))
+    a["protocol"]["lambdas"] = [0.0, 0.001, 0.004216965034285822, "inf"]
+    b["protocol"]["lambdas"] = lambdas
+    assert typed(a).incompatibilities(typed(b)) == differ
+
+
+def test_the_sweep_is_the_same_on_every_numpy():
+    """Computed in Python, 12 significant digits: no numpy version in it."""
+    from routeharness.evaluation.protocol import DEFAULT_LAMBDAS, lambda_sweep
+
+    assert DEFAULT_LAMBDAS[:3] == (0.0, 0.001, 0.00133352143216)
+    assert DEFAULT_LAMBDAS[-2:] == (1000.0, math.inf) and len(DEFAULT_LAMBDAS) == 51
+    assert all(float(f"{lam:.12g}") == lam for lam in DEFAULT_LAMBDAS)
+    np.testing.assert_allclose(DEFAULT_LAMBDAS[1:-1], np.logspace(-3, 3, 49), rtol=1e-11)
+    assert lambda_sweep(1) == (0.0, 0.001, math.inf)
+
+
+def test_result_and_submission_schemas_describe_the_files():
+    """The JSON Schemas docs/schemas/ is generated from."""
+    from routeharness.boards.definition import Submission
+    from routeharness.common.contract import json_schema
+
+    result = json_schema(ResultSet)
+    assert result["properties"]["schema"]["default"] == RESULT_SCHEMA
+    assert {"encoder", "protocol", "tasks", "records"} <= set(result["required"])
+    assert "metrics" in result["$defs"]["RunRecord"]["properties"]
+    assert result["$defs"]["RunRecord"]["description"].startswith("One router x task x seed")
+    submission = json_schema(Submission)
+    assert set(submission["required"]) == {"schema", "board", "router", "provenance",
+                                           "scores", "result", "checksum"}
+    assert submission["additionalProperties"] is False
+    json.dumps(result), json.dumps(submission)

@@ -15,8 +15,7 @@ from test_records import make_result, write
 
 from routeharness.boards.definition import LeaderboardError, load_board
 from routeharness.boards.standings import ranking
-from routeharness.common.jsonfiles import RecordFormatError
-from routeharness.results.records import ResultSet
+from routeharness.results.records import RecordFormatError, ResultSet
 
 
 @pytest.fixture
@@ -41,7 +40,7 @@ def test_a_record_given_twice_is_refused_naming_both_indices(tmp_path, capsys):
 
 # --- #10: values out of range -------------------------------------------------------------------
 @pytest.mark.parametrize("path, value, message", [
-    (("protocol", "lambdas"), "abc", "protocol.lambdas: expected a list of numbers"),
+    (("protocol", "lambdas"), "abc", 'protocol.lambdas: expected a list, got "abc"'),
     (("protocol", "lambdas"), [0.1, -1], "protocol.lambdas[1]: expected a number >= 0"),
     (("records", 0, "metrics", "auc"), -5, "records[0].metrics.auc: expected a finite number"),
     (("records", 0, "metrics", "auc"), 1e300, "records[0].metrics.auc: expected a finite"),

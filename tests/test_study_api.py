@@ -103,10 +103,10 @@ def test_sample_efficiency_runs_the_eval_protocol_and_compares_with_knn(hash_enc
     plain = evaluate(["knn", "linear"], [dataset], encoder=hash_encoder, references=False,
                      protocol=Protocol(seeds=(0, 1), n_bootstrap=0))
     for label in ("knn", "linear"):
-        aucs = [r.metrics["auc"] for r in plain.records if r.router == label]
+        aucs = [r.metrics.auc for r in plain.records if r.router == label]
         assert summary["routers"][label]["full_auc"] == pytest.approx(np.mean(aucs))
     assert len(result.runs) == 3 * 2 * 2  # fractions x routers x seeds
-    assert {r["condition"]["fraction"] for r in result.runs} == {0.1, 0.5, 1.0}
+    assert {r.condition["fraction"] for r in result.runs} == {0.1, 0.5, 1.0}
     path = result.save(tmp_path / "eff.json")
     assert json.loads(path.read_text())["schema"] == STUDY_SCHEMA
     again = StudyResult.load(path)
@@ -232,7 +232,7 @@ def test_on_strongly_local_data_knn_nears_the_oracle_from_a_few_outcomes(synthet
     oracle = oracle_reference(test, metrics.cost_scale(task.splits["train"].costs),
                               Protocol(n_bootstrap=0), seed_streams(0))
     knn = summary["routers"]["knn"]["by_fraction"]
-    assert knn[0]["auc"] >= 0.95 * oracle["auc"]
+    assert knn[0]["auc"] >= 0.95 * oracle.auc
     assert summary["routers"]["knn"]["fraction_to_95"] == 0.05
     local = neighbours.run([path], encoder="lookup-test", n_pairs=5000, settings=settings())
     loc = local.results["synthetic"]

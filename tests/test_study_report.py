@@ -3,7 +3,13 @@ a report written from parts run on a small dataset."""
 
 from __future__ import annotations
 
-from routeharness.study.record import StudyResult
+import json
+from pathlib import Path
+
+import pytest
+
+from routeharness.common.errors import RouteHarnessError
+from routeharness.study.record import STUDY_SCHEMA, StudyResult
 from routeharness.study.report import (
     NOT_RUN,
     NOT_SUPPORTED,
@@ -22,7 +28,7 @@ def vs(diff, low, high):
 
 
 def efficiency(routers):
-    return StudyResult("sample-efficiency", {}, protocol={"seeds": [0, 1]},
+    return StudyResult(study="sample-efficiency", params={}, protocol={"seeds": [0, 1]},
                        results={"t": {"fractions": [0.1, 1.0], "sizes": [10, 100],
                                       "routers": routers}})
 
@@ -72,8 +78,29 @@ def test_locality_needs_a_negative_interval_and_nearer_neighbours_agreeing_more(
         return {"spearman": sum(ci) / 2, "spearman_ci95": list(ci), "nn_agreement": nn,
                 "random_agreement": rnd, "dimensions": []}
 
-    local = StudyResult("locality", {}, results={"a": loc((-0.2, -0.1), 0.7, 0.6),
-                                                 "b": loc((-0.01, 0.02), 0.6, 0.6)})
+    local = StudyResult(study="locality", params={},
+                        results={"a": loc((-0.2, -0.1), 0.7, 0.6),
+                                 "b": loc((-0.01, 0.02), 0.6, 0.6)})
     assert claim_locality({"locality": local}).verdict == PARTLY
     assert "a: rho -0.150" in claim_locality({"locality": local}).evidence
     assert [c.verdict for c in claims({})][:5] == [NOT_RUN] * 5
+
+
+def test_the_committed_study_files_load_and_write_back_unchanged(tmp_path):
+    """``StudyResult`` is typed (its runs, tasks, encoders and protocol): every study file
+    of benchmarks/paper reads back and saves byte for byte; a bad value is one line naming
+    the file and the key."""
+    folder = Path(__file__).resolve().parent.parent / "benchmarks" / "paper"
+    files = [p for p in sorted(folder.glob("*.json"))
+             if json.loads(p.read_text()).get("schema") == STUDY_SCHEMA]
+    assert files
+    for path in files:
+        result = StudyResult.load(path)
+        assert result.save(tmp_path / path.name).read_text() == path.read_text(), path
+    data = json.loads((folder / "sweep.json").read_text())
+    data["runs"][1]["metrics"]["auc"] = "high"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(RouteHarnessError) as info:
+        StudyResult.load(bad)
+    assert str(info.value).startswith(f"{bad}: runs[1].metrics.auc: expected a number")

@@ -233,7 +233,7 @@ def test_eval_on_a_subtask_end_to_end(cache_dir: Path):
     assert reference.sizes["test"] == 24 and len(reference.models) == 55
     routers = {r.router: r for r in result.records}
     assert {"knn", "best-single", "random"} <= set(routers)
-    assert reference.oracle.metrics["quality_at_0"] >= routers["knn"].metrics["quality_at_0"]
+    assert reference.oracle.quality_at_0 >= routers["knn"].metrics.quality_at_0
     assert list(routers["knn"].per_group) == ["vicuna"]
 
 

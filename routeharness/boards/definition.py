@@ -1,5 +1,6 @@
-"""Leaderboard data: board definitions (``leaderboards/<name>/board.yaml``, validated with
-``routeharness.common.schema``) and the typed ``Submission`` record that owns its JSON.
+"""Leaderboard data: board definitions (``leaderboards/<name>/board.yaml``: ``Board``, strict)
+and the ``Submission`` record (a leaderboard submission file, ``routeharness.submission/1``),
+both ``routeharness.common.contract`` models.
 
 A board is the folder it lives in: ``<boards>/<name>/board.yaml`` with its accepted
 submissions in ``<boards>/<name>/submissions/``. A board name is a plain name (letters,
@@ -13,34 +14,41 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from routeharness.common.errors import RouteHarnessError, UnknownNameError
-from routeharness.common.jsonfiles import (
-    RecordFormatError,
-    encode,
-    exact_keys,
-    flag,
-    get,
-    mapping,
-    number,
-    optional_text,
-    read_as,
-    text,
-    write_json,
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    PrivateAttr,
+    field_serializer,
+    model_validator,
 )
-from routeharness.common.schema import (
+
+from routeharness.common.contract import (
+    Contract,
     Field,
-    check_items,
-    check_mapping,
-    non_empty,
-    non_negative,
-    positive,
+    NonNegative,
+    Number,
+    check,
+    dump_json,
+    read_json,
+    read_yaml,
 )
+from routeharness.common.errors import RouteHarnessError, UnknownNameError
+from routeharness.common.files import write_text
+from routeharness.embedding.encoders import EncoderIdentity
 from routeharness.evaluation.protocol import SEED_LIMIT
-from routeharness.results.records import ResultSet
+from routeharness.results.records import (
+    JsonData,
+    ProtocolRecord,
+    Record,
+    RecordFormatError,
+    ResultSet,
+    Seed,
+    encoder_as_read,
+)
 
 SUBMISSION_SCHEMA = "routeharness.submission/1"
 BOARD_FILE = "board.yaml"
@@ -57,48 +65,100 @@ class LeaderboardError(RouteHarnessError):
 
 
 def _board_name(value: Any) -> str | None:
-    if not BOARD_NAME.match(value) or ".." in value:
+    if not isinstance(value, str) or not BOARD_NAME.match(value) or ".." in value:
         return "must be a plain name (letters, digits, '.', '_', '-'), not a path"
     return None
 
 
-def _metric(value: Any) -> str | None:
-    return None if value in MAIN_METRICS else f"must be one of {sorted(MAIN_METRICS)}"
+def _plain_name(value: str) -> str:
+    problem = _board_name(value)
+    if problem:
+        raise ValueError(f"{problem}, got {json.dumps(value)}")
+    return value
 
 
-BOARD_FIELDS = {
-    "name": Field(str, True, _board_name), "version": Field(int, True, positive),
-    "description": Field(str, True, non_empty), "tasks": Field(list, True),
-    "encoder": Field(str, True, non_empty), "seeds": Field(list, True),
-    "protocol": Field(dict, True), "main_metric": Field(str, True, _metric),
-    "tolerance": Field(float, False, non_negative), "notes": Field(str),
-}
-TASK_FIELDS = {"name": Field(str, True, non_empty), "version": Field(int, True, positive)}
-PROTOCOL_FIELDS = {"tune": Field(bool), "max_configs": Field(int, False, positive),
-                   "n_bootstrap": Field(int, False, non_negative)}
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError(f"must not be empty, got {json.dumps(value)}")
+    return value
 
 
-@dataclass(frozen=True)
-class BoardTask:
-    name: str
-    version: int
+def _board_seeds(value: list[int]) -> list[int]:
+    bad = [s for s in value if not 0 <= s < SEED_LIMIT]
+    if not value or bad or len(set(value)) != len(value):
+        raise ValueError(f"must be a non-empty list of distinct integers in "
+                         f"0..{SEED_LIMIT - 1}" + (f", got {bad[0]!r}" if bad else ""))
+    return value
 
 
-@dataclass(frozen=True)
-class Board:
-    """A parsed board definition; ``path`` is its ``board.yaml``."""
+def _unique_names(value: list[BoardTask]) -> list[BoardTask]:
+    names = [t.name for t in value]
+    twice = next((n for n in names if names.count(n) > 1), None)
+    if twice is not None:
+        raise ValueError(f"name {twice!r} is listed twice")
+    return value
 
-    name: str
-    version: int
-    description: str
-    tasks: tuple[BoardTask, ...]
-    encoder: str
-    seeds: tuple[int, ...]
-    protocol_options: dict[str, Any]
-    main_metric: str
-    path: Path
-    tolerance: float = DEFAULT_TOLERANCE
+
+Text = Annotated[str, AfterValidator(_not_blank)]
+Positive = Annotated[int, Field(gt=0)]
+
+
+class BoardTask(Contract):
+    """A task a board runs, pinned to its version."""
+
+    name: Text = Field(description="a registered task (NAME or NAME:GROUP)")
+    version: Positive = Field(description="the task card's version the board pins")
+
+
+class BoardProtocol(Contract):
+    """The protocol options a board fixes (the rest are the protocol's defaults)."""
+
+    # no defaults of its own: an option the board leaves out is the protocol's default
+    tune: bool = Field(None, description="tune on validation (false: defaults only)")
+    max_configs: Positive = Field(None, description="at most this many configurations tuned")
+    n_bootstrap: Annotated[int, Field(ge=0)] = Field(None,
+                                                     description="bootstrap resamples")
+
+    def options(self) -> dict[str, Any]:
+        """The options the board sets (``Protocol`` keyword arguments)."""
+        return {k: getattr(self, k) for k in self.model_fields_set}
+
+
+class Board(Contract):
+    """A board definition (``board.yaml``): its tasks, encoder, seeds and protocol, the
+    main metric submissions are ranked by and the tolerance ``verify`` allows. The name
+    ends in ``-v<version>`` (a changed board is a new version) and is its folder's."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    name: Annotated[str, AfterValidator(_plain_name)] = Field(
+        description="the board's folder name, ending in -v<version>")
+    version: Positive
+    description: Text
+    tasks: Annotated[list[BoardTask], Field(min_length=1), AfterValidator(_unique_names)]
+    encoder: Text = Field(description="the encoder every submission runs with")
+    seeds: Annotated[list[int], AfterValidator(_board_seeds)]
+    protocol_options: BoardProtocol = Field(alias="protocol")
+    main_metric: Literal["auc", "quality_at_0"] = Field(
+        description="what submissions are ranked by (" + "; ".join(
+            f"{k}: {v}" for k, v in MAIN_METRICS.items()) + ")")
+    tolerance: NonNegative = Field(DEFAULT_TOLERANCE,
+                                   description="relative tolerance of verify's re-run")
     notes: str = ""
+
+    _path: Path = PrivateAttr(default=Path(BOARD_FILE))
+
+    @model_validator(mode="after")
+    def _versioned_name(self) -> Board:
+        if not self.name.endswith(f"-v{self.version}"):
+            raise ValueError(f"board name {self.name!r} must end in '-v{self.version}' (a "
+                             "changed board is a new version)")
+        return self
+
+    @property
+    def path(self) -> Path:
+        """Its ``board.yaml``."""
+        return self._path
 
     @property
     def directory(self) -> Path:
@@ -111,7 +171,7 @@ class Board:
     def protocol(self) -> Any:
         from routeharness.evaluation.protocol import Protocol
 
-        return Protocol(seeds=self.seeds, **self.protocol_options)
+        return Protocol(seeds=tuple(self.seeds), **self.protocol_options.options())
 
     def task_names(self) -> list[str]:
         return [t.name for t in self.tasks]
@@ -137,34 +197,19 @@ def board_names(directory: str | Path | None = None) -> list[str]:
 
 
 def parse_board(data: Any, path: Path) -> Board:
-    """Validate a board mapping (``schema.check_mapping``): unknown, missing and mistyped
-    keys, and values out of range, are errors naming the file and the key."""
-    where = str(path)
-    data = check_mapping(data, BOARD_FIELDS, where, LeaderboardError)
-    name, version = data["name"], data["version"]
-    if not name.endswith(f"-v{version}"):
-        raise LeaderboardError(f"{where}: board name {name!r} must end in '-v{version}' "
-                               "(a changed board is a new version)")
-    if path.name == BOARD_FILE and path.parent.name != name:
-        raise LeaderboardError(f"{where}: board {name!r} must live in a folder named {name}/")
-    tasks = check_items(data["tasks"], TASK_FIELDS, f"{where}: tasks", LeaderboardError)
-    if not tasks:
-        raise LeaderboardError(f"{where}: tasks must list at least one task")
-    seeds = data["seeds"]
-    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int)
-           or not 0 <= s < SEED_LIMIT]
-    if not seeds or bad or len(set(seeds)) != len(seeds):
-        raise LeaderboardError(f"{where}: key 'seeds' must be a non-empty list of distinct "
-                               f"integers in 0..{SEED_LIMIT - 1}"
-                               + (f", got {bad[0]!r}" if bad else ""))
-    protocol = check_mapping(data["protocol"], PROTOCOL_FIELDS, f"{where}: protocol",
-                             LeaderboardError)
-    return Board(name=name, version=version, description=data["description"],
-                 tasks=tuple(BoardTask(t["name"], t["version"]) for t in tasks),
-                 encoder=data["encoder"], seeds=tuple(seeds), protocol_options=protocol,
-                 main_metric=data["main_metric"], path=path,
-                 tolerance=float(data.get("tolerance", DEFAULT_TOLERANCE)),
-                 notes=data.get("notes", ""))
+    """A board definition (parsed YAML) as a ``Board``: unknown, missing and mistyped keys,
+    and values out of range, are one line naming the file and the key; a ``board.yaml``
+    must sit in a folder named like its board."""
+    return _placed(check(Board, data, str(path), LeaderboardError), path)
+
+
+def _placed(board: Board, path: Path) -> Board:
+    """``board`` read from ``path``, which must sit in a folder named like it."""
+    if path.name == BOARD_FILE and path.parent.name != board.name:
+        raise LeaderboardError(f"{path}: board {board.name!r} must live in a folder named "
+                               f"{board.name}/")
+    board._path = path
+    return board
 
 
 def load_board(spec: str | Path, directory: str | Path | None = None) -> Board:
@@ -189,18 +234,8 @@ def load_named_board(name: str, directory: str | Path | None = None) -> Board:
 
 
 def _read_board(path: Path) -> Board:
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LeaderboardError(f"{path}: board file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LeaderboardError(f"{path}: cannot read the board: "
-                               f"{getattr(exc, 'strerror', None) or exc}") from None
-    except yaml.YAMLError as exc:
-        raise LeaderboardError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from None
-    return check_registered(parse_board(data, path))
+    board = read_yaml(path, Board, "board file", error=LeaderboardError)
+    return check_registered(_placed(board, path))
 
 
 def check_registered(board: Board) -> Board:
@@ -254,88 +289,124 @@ def board_of_file(path: str | Path) -> Board | None:
 
 
 # --- submissions ------------------------------------------------------------------------------
-SUBMISSION_KEYS = ("schema", "board", "router", "provenance", "scores", "result", "checksum")
-
-
-def checksum(data: dict[str, Any]) -> str:
-    """sha256 over the submission's canonical JSON (encoded, keys sorted), the checksum
-    field left out."""
-    body = {k: v for k, v in data.items() if k != "checksum"}
-    canonical = json.dumps(encode(body), sort_keys=True, separators=(",", ":"),
+def checksum(data: Any) -> str:
+    """sha256 over a submission's (or a verification record's) canonical JSON, the
+    checksum field left out: keys sorted, no spaces, non-ASCII escaped. ``data``: the
+    model, or its JSON data (``to_dict()``)."""
+    body = data.model_dump(mode="json", by_alias=True) if isinstance(data, BaseModel) else data
+    body = {k: v for k, v in body.items() if k != "checksum"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"),
                            allow_nan=False).encode("utf-8")
     return "sha256:" + hashlib.sha256(canonical).hexdigest()
 
 
-@dataclass(frozen=True)
-class Submission:
-    """One router's run of a board's full protocol: the board's name and version, the
-    router (name, plugin, distribution, version, class, kind, upper bound, params per
-    task/seed), provenance, ``scores`` (per task mean and std over seeds, and
-    ``overall``), the full ``result`` set and a checksum over the rest."""
+class BoardRef(Contract):
+    """The board a file is for: its name and version."""
 
-    board_name: str
-    board_version: int
-    router: dict[str, Any]
-    provenance: dict[str, Any]
-    scores: dict[str, dict[str, float | None]]
-    result: ResultSet
-    checksum: str
-    schema: str = SUBMISSION_SCHEMA
+    name: str
+    version: int
+
+
+class SubmittedRouter(Record):
+    """The router a submission ran: its label, plugin, distribution and version, class and
+    kind, and the parameters each task x seed was fitted with (``TASK/seedN``)."""
+
+    name: str = Field(description="the router's label (NAME or NAME:PARAM=VALUE,...)")
+    plugin: str | None = None
+    distribution: str | None = Field(description="the distribution that provides it")
+    version: str | None = Field(description="that distribution's version")
+    router_class: str | None = Field(None, alias="class")
+    kind: str | None = Field(None, description="utility or selection")
+    upper_bound: bool = Field(False, description="never true for a valid submission")
+    params: dict[str, JsonData] = Field(default_factory=dict,
+                                        description="fitted parameters per TASK/seedN")
+    fixed_params: dict[str, JsonData] | None = Field(None, description="parameters fixed "
+                                                                       "on the command line")
+
+
+class TaskProvenance(Record):
+    """A task as a submission ran it: card version, dataset revision, data fingerprint."""
+
+    version: int | None = None
+    revision: str | None = None
+    fingerprint: str | None = None
+
+
+class SubmissionProvenance(Record):
+    """Where and how a submission was made."""
+
+    routeharness_version: str | None = None
+    git_commit: str | None = None
+    created: str = Field(description="when the run started (ISO 8601, UTC)")
+    platform: dict[str, JsonData] = Field(default_factory=dict)
+    encoder: EncoderIdentity | None = None
+    tasks: dict[str, TaskProvenance]
+    seeds: list[Seed] | None = None
+    protocol: ProtocolRecord | None = None
+
+    _encoder = field_serializer("encoder", mode="wrap")(encoder_as_read)
+
+
+class Submission(Contract):
+    """A leaderboard submission file (``routeharness.submission/1``): one router's run of
+    a board's full protocol: the board's name and version, the router, provenance,
+    ``scores`` (per task mean and std over seeds of the headline metrics, and
+    ``overall``), the full ``result`` set, and a checksum over the rest."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    schema_: Literal["routeharness.submission/1"] = Field(alias="schema",
+                                                          description="the file format")
+    board: BoardRef = Field(description="the board the submission is for")
+    router: SubmittedRouter = Field(description="the router it ran")
+    provenance: SubmissionProvenance = Field(description="where and how it was made")
+    scores: dict[str, dict[str, Number]] = Field(
+        description="per task (and overall) the mean and std over seeds of each metric")
+    result: ResultSet = Field(description="the full result set of the board's protocol")
+    checksum: str = Field(description="sha256: over the file's canonical JSON, this key "
+                                      "left out")
+
+    @property
+    def board_name(self) -> str:
+        return self.board.name
+
+    @property
+    def board_version(self) -> int:
+        return self.board.version
 
     @property
     def router_name(self) -> str:
-        return self.router["name"]
+        return self.router.name
 
     @property
     def upper_bound(self) -> bool:
-        return bool(self.router.get("upper_bound"))
+        return self.router.upper_bound
 
     @classmethod
-    def from_dict(cls, data: Any) -> Submission:
-        data = mapping(data, "submission")
-        exact_keys(data, SUBMISSION_KEYS)
-        board = get(data, "board", "", mapping)
-        router = get(data, "router", "", mapping)
-        for key in ("name", "distribution", "version"):
-            get(router, key, "router", text if key == "name" else optional_text)
-        get(router, "upper_bound", "router", flag, False)
-        get(router, "params", "router", mapping, {})
-        provenance = get(data, "provenance", "", mapping)
-        for name, task in get(provenance, "tasks", "provenance", mapping).items():
-            task = mapping(task, f"provenance.tasks.{name}")
-            get(task, "fingerprint", f"provenance.tasks.{name}", optional_text, None)
-        get(provenance, "created", "provenance", text)
-        get(provenance, "routeharness_version", "provenance", optional_text, None)
-        scores = {}
-        for task, row in get(data, "scores", "", mapping).items():
-            row = mapping(row, f"scores.{task}")
-            scores[task] = {k: number(v, f"scores.{task}.{k}") for k, v in row.items()}
-        version = board.get("version")
-        if isinstance(version, bool) or not isinstance(version, int):
-            raise RecordFormatError(f"board.version: expected an integer, got {version!r}")
-        return cls(board_name=get(board, "name", "board", text), board_version=version,
-                   router=router, provenance=provenance, scores=scores,
-                   result=ResultSet.from_dict(get(data, "result", "", mapping), "result"),
-                   checksum=get(data, "checksum", "", text), schema=data["schema"])
+    def from_dict(cls, data: Any, where: str = "") -> Submission:
+        return check(cls, data, where, RecordFormatError)
 
     @classmethod
     def from_json(cls, path: str | Path) -> Submission:
-        return read_as(path, cls.from_dict, "submission", SUBMISSION_SCHEMA)
+        return read_json(path, cls, "submission", schema=SUBMISSION_SCHEMA,
+                         error=RecordFormatError)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": self.schema,
-                "board": {"name": self.board_name, "version": self.board_version},
-                "router": self.router, "provenance": self.provenance, "scores": self.scores,
-                "result": self.result.to_dict(), "checksum": self.checksum}
+        """The submission as the JSON data its file holds."""
+        return self.model_dump(mode="json", by_alias=True)
 
     def to_json(self) -> str:
-        return json.dumps(encode(self.to_dict()), indent=1, allow_nan=False)
+        return dump_json(self)
 
     def computed_checksum(self) -> str:
-        return checksum(self.to_dict())
+        return checksum(self)
+
+    def signed(self) -> Submission:
+        """This submission with its checksum computed."""
+        return self.model_copy(update={"checksum": self.computed_checksum()})
 
     def save(self, path: str | Path) -> Path:
-        path = write_json(self.to_dict(), path, "submission")
+        path = write_text(self.to_json(), path, "submission")
         os.chmod(path, 0o644)  # a file meant to be shared and committed, not a private temp
         return path
 

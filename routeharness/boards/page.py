@@ -23,9 +23,10 @@ def frontier_png(results: Sequence[ResultSet], seed: int) -> bytes | None:
     if not results:
         return None
     first = results[0]
-    records = tuple(r for result in results for r in result.records if r.seed == seed)
-    merged = ResultSet(encoder=first.encoder, protocol=first.protocol, tasks=first.tasks,
-                       records=records)
+    records = [r for result in results for r in result.records if r.seed == seed]
+    if not records:
+        return None
+    merged = first.with_runs(first.tasks, records)
     with tempfile.TemporaryDirectory() as tmp:
         return plot_frontiers(merged, Path(tmp) / "frontier.png").read_bytes()
 

@@ -25,16 +25,19 @@ from typing import Any
 from routeharness.boards.definition import (
     SUBMISSION_SCHEMA,
     Board,
+    BoardRef,
     LeaderboardError,
     Submission,
+    SubmissionProvenance,
+    SubmittedRouter,
+    TaskProvenance,
     board_of_file,
     check_tolerance,
-    checksum,
     load_named_board,
 )
 from routeharness.common.errors import RouteHarnessError
-from routeharness.common.jsonfiles import RecordFormatError
 from routeharness.evaluation.scoring import isclose, record_problems
+from routeharness.results.records import OracleRow, ProtocolRecord, RecordFormatError, RunRecord
 from routeharness.results.sets import summarise_scores
 from routeharness.results.tables import ReportTable
 
@@ -43,6 +46,7 @@ VERIFIED_METRICS = ("auc", "quality_at_0", "cost_at_0", "cost_at_0_usd", "auc_ci
                     "cpt50", "cpt80")
 
 def as_submission(data: Submission | dict[str, Any]) -> Submission:
+    """A submission, or its JSON data (``Submission.to_dict()``) checked as one."""
     return data if isinstance(data, Submission) else Submission.from_dict(data)
 
 
@@ -85,28 +89,25 @@ def run_board(board: Board, router: str, *, data_dir: str | None = None,
                                    f"{task.version}, but the installed task is version {found}")
     records = [r for r in result.records if r.router == router]
     cls = entry.load()
-    body: dict[str, Any] = {
-        "schema": SUBMISSION_SCHEMA,
-        "board": {"name": board.name, "version": board.version},
-        "router": {"name": router, "plugin": entry.plugin, "distribution": entry.distribution,
-                   "version": entry.version, "class": f"{cls.__module__}.{cls.__qualname__}",
-                   "kind": getattr(cls, "kind", "utility"),
-                   "upper_bound": False,  # no router is an upper bound: the oracle is a reference
-                   "params": {f"{r.task}/seed{r.seed}": r.params for r in records},
-                   **({"fixed_params": plan.fixed} if plan.fixed else {})},
-        "provenance": {
-            "routeharness_version": result.routeharness_version, "git_commit": git_commit(),
-            "created": result.created, "platform": platform_info(),
-            "encoder": result.encoder,
-            "tasks": {name: {"version": t.version, "revision": t.revision,
-                             "fingerprint": t.fingerprint}
-                      for name, t in result.tasks.items()},
-            "seeds": list(board.seeds), "protocol": result.protocol},
-        "scores": summarise_scores(result, router),
-        "result": result.to_dict(),
-    }
-    body["checksum"] = checksum(body)
-    return Submission.from_dict(body)
+    submitted = SubmittedRouter(
+        name=router, plugin=entry.plugin, distribution=entry.distribution,
+        version=entry.version, router_class=f"{cls.__module__}.{cls.__qualname__}",
+        kind=getattr(cls, "kind", "utility"),
+        upper_bound=False,  # no router is an upper bound: the oracle is a reference
+        params={f"{r.task}/seed{r.seed}": r.params for r in records},
+        **({"fixed_params": plan.fixed} if plan.fixed else {}))
+    provenance = SubmissionProvenance(
+        routeharness_version=result.routeharness_version, git_commit=git_commit(),
+        created=result.created, platform=platform_info(), encoder=result.encoder,
+        tasks={name: TaskProvenance(version=t.version, revision=t.revision,
+                                    fingerprint=t.fingerprint)
+               for name, t in result.tasks.items()},
+        seeds=list(board.seeds), protocol=result.protocol)
+    return Submission(schema_=SUBMISSION_SCHEMA,
+                      board=BoardRef(name=board.name, version=board.version),
+                      router=submitted, provenance=provenance,
+                      scores=summarise_scores(result, router), result=result,
+                      checksum="").signed()
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -174,19 +175,19 @@ def validate_submission(data: Submission | dict[str, Any], *, board: Board | Non
         problems.append("an upper bound is not a submission: the board shows the oracle "
                         "computed from the accepted submissions' test labels")
     problems += _protocol_problems(board, result.protocol)
-    if result.encoder.get("name") != board.encoder:
-        problems.append(f"encoder {result.encoder.get('name')!r} is not the board's encoder "
+    if result.encoder.name != board.encoder:
+        problems.append(f"encoder {result.encoder.name!r} is not the board's encoder "
                         f"{board.encoder!r}")
     for task in board.tasks:
-        stated_task = provenance["tasks"].get(task.name)
+        stated_task = provenance.tasks.get(task.name)
         if task.name not in result.tasks or stated_task is None:
             problems.append(f"task {task.name!r} is missing")
             continue
-        if stated_task.get("version") != task.version or \
+        if stated_task.version != task.version or \
                 result.tasks[task.name].version != task.version:
-            problems.append(f"task {task.name!r} is version {stated_task.get('version')!r}, "
+            problems.append(f"task {task.name!r} is version {stated_task.version!r}, "
                             f"the board pins version {task.version}")
-        if stated_task.get("fingerprint") != result.tasks[task.name].fingerprint:
+        if stated_task.fingerprint != result.tasks[task.name].fingerprint:
             problems.append(f"task {task.name!r}: the provenance and result fingerprints differ")
     extra = sorted(set(result.tasks) - set(board.task_names()))
     if extra:
@@ -202,16 +203,19 @@ def validate_submission(data: Submission | dict[str, Any], *, board: Board | Non
     return problems
 
 
-def _protocol_problems(board: Board, stated: dict[str, Any]) -> list[str]:
-    """The protocol fields that differ from the board's; a file of another protocol
-    version is one problem (every number of it was made another way)."""
-    expected = board.protocol().to_dict()
-    if stated.get("version") != expected["version"]:
-        return [f"made under protocol version {stated.get('version')!r}; board {board.name} "
-                f"runs version {expected['version']}: re-run it with `routeharness "
+def _protocol_problems(board: Board, stated: ProtocolRecord) -> list[str]:
+    """The protocol keys that differ from the board's (``ProtocolRecord.differences``:
+    lams within a relative 1e-9) and its seeds; a file of another protocol version is one
+    problem (every number of it was made another way)."""
+    expected = board.protocol().recorded()
+    if stated.version != expected.version:
+        return [f"made under protocol version {stated.version!r}; board {board.name} "
+                f"runs version {expected.version}: re-run it with `routeharness "
                 f"leaderboard run {board.name}`"]
-    return [f"protocol.{key} is {stated.get(key)!r}, but board {board.name} requires {value!r}"
-            for key, value in expected.items() if stated.get(key) != value]
+    differ = stated.differences(expected) + (["seeds"] if stated.seeds != expected.seeds
+                                             else [])
+    return [f"protocol.{key} is {stated.value(key)!r}, but board {board.name} requires "
+            f"{expected.value(key)!r}" for key in differ]
 
 
 def _score_problems(data: Submission) -> list[str]:
@@ -235,11 +239,12 @@ def local_fingerprint(task: str, data_dir: str | None = None) -> str:
     return load_task(task, data_dir=data_dir).fingerprint()
 
 
-def _fingerprint_problems(board: Board, provenance: dict[str, Any],
+def _fingerprint_problems(board: Board, provenance: SubmissionProvenance,
                           data_dir: str | None) -> list[str]:
     problems = []
     for task in board.tasks:
-        stated = provenance.get("tasks", {}).get(task.name, {}).get("fingerprint")
+        stated_task = provenance.tasks.get(task.name)
+        stated = stated_task.fingerprint if stated_task is not None else None
         if stated is None:
             continue
         try:
@@ -267,7 +272,8 @@ class Difference:
     ok: bool
 
 
-def compare_records(submitted: Any, rerun: Any, tolerance: float) -> list[Difference]:
+def compare_records(submitted: RunRecord, rerun: RunRecord,
+                    tolerance: float) -> list[Difference]:
     """Every verified number of two records (same task and seed); params must be equal."""
     rows = []
     task, seed = submitted.task, submitted.seed
@@ -275,7 +281,7 @@ def compare_records(submitted: Any, rerun: Any, tolerance: float) -> list[Differ
         a, b = submitted.metrics.get(metric), rerun.metrics.get(metric)
         if a is None and b is None:
             continue
-        if isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b):
+        if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
             ok = all(x is not None and y is not None and isclose(x, y, tolerance)
                      for x, y in zip(a, b))
         elif isinstance(a, (int, float)) and isinstance(b, (int, float)):
@@ -319,14 +325,15 @@ def verify_submission(data: Submission | dict[str, Any], *, board: Board | None 
     return rows, rerun
 
 
-def _compare_oracle(task: str, submitted: Any, rerun: Any, tolerance: float) -> list[Difference]:
+def _compare_oracle(task: str, submitted: OracleRow | None, rerun: OracleRow | None,
+                    tolerance: float) -> list[Difference]:
     """The oracle reference row's main numbers (the board shows it as its upper bound)."""
     if submitted is None or rerun is None:
         return [Difference(task, None, "oracle", "present" if submitted else "missing",
                            "present" if rerun else "missing", False)]
     rows = []
     for metric in ("auc", "quality_at_0", "cost_at_0"):
-        a, b = submitted.metrics.get(metric), rerun.metrics.get(metric)
+        a, b = submitted.get(metric), rerun.get(metric)
         ok = isinstance(a, (int, float)) and isinstance(b, (int, float)) and \
             isclose(a, b, tolerance)
         rows.append(Difference(task, None, f"oracle {metric}", a, b, ok or a is b is None))

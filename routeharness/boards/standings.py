@@ -65,7 +65,7 @@ def ranking(board: Board, *, check_data: bool = False) -> Ranking:
             rejected.append((path.name, problems))
             continue
         status = verification_status(board, path, data)
-        key = json.dumps([data.router_name, data.router.get("fixed_params")], sort_keys=True,
+        key = json.dumps([data.router_name, data.router.fixed_params], sort_keys=True,
                          default=str)
         if key in valid:
             kept_path, kept, kept_status = valid[key]
@@ -83,14 +83,14 @@ def ranking(board: Board, *, check_data: bool = False) -> Ranking:
             verified.append(data)
         router, scores, metric = data.router, data.scores, board.main_metric
         rows.append({
-            "router": data.router_name, "distribution": router.get("distribution"),
-            "version": router.get("version"), "upper_bound": data.upper_bound,
+            "router": data.router_name, "distribution": router.distribution,
+            "version": router.version, "upper_bound": data.upper_bound,
             "main": scores["overall"].get(metric),
             "tasks": {t: {"mean": scores[t].get(metric), "std": scores[t].get(metric + "_std"),
                           "quality_at_0": scores[t].get("quality_at_0")}
                       for t in board.task_names()},
-            "created": data.provenance["created"], "file": path.name,
-            "routeharness_version": data.provenance.get("routeharness_version"),
+            "created": data.provenance.created, "file": path.name,
+            "routeharness_version": data.provenance.routeharness_version,
             "verified": status.verified, "verification": status.to_dict()})
     oracle = oracle_ranking_row(board, verified) or oracle_ranking_row(board, accepted)
     board_rows = [r for r in rows if r["verified"]] + ([oracle] if oracle else [])
@@ -105,7 +105,7 @@ def ranking(board: Board, *, check_data: bool = False) -> Ranking:
 
 
 def _preference(data: Submission, status: VerificationStatus) -> tuple[bool, str]:
-    return status.verified, str(data.provenance.get("created") or "")
+    return status.verified, data.provenance.created
 
 
 def oracle_ranking_row(board: Board, accepted: list[Submission]) -> dict[str, Any] | None:
@@ -113,19 +113,19 @@ def oracle_ranking_row(board: Board, accepted: list[Submission]) -> dict[str, An
     by its true outcome) that ``leaderboard run`` stores with every task; the same for
     every submission of one board, taken from the newest that has it for every task."""
     metric = board.main_metric
-    for data in sorted(accepted, key=lambda d: d.provenance["created"], reverse=True):
+    for data in sorted(accepted, key=lambda d: d.provenance.created, reverse=True):
         rows = {t: data.result.tasks[t].oracle for t in board.task_names()}
         if any(row is None for row in rows.values()):
             continue
-        per_task = {t: {"mean": row.metrics.get(metric), "std": None,
-                        "quality_at_0": row.metrics.get("quality_at_0")}
+        per_task = {t: {"mean": row.get(metric), "std": None,
+                        "quality_at_0": row.get("quality_at_0")}
                     for t, row in rows.items()}
         values = [v["mean"] for v in per_task.values()]
         main = None if any(v is None for v in values) else float(np.mean(values))
         return {"router": "oracle", "distribution": "routeharness", "version": "reference",
                 "upper_bound": True, "main": main, "tasks": per_task,
-                "created": data.provenance["created"], "file": None,
-                "routeharness_version": data.provenance.get("routeharness_version")}
+                "created": data.provenance.created, "file": None,
+                "routeharness_version": data.provenance.routeharness_version}
     return None
 
 

@@ -17,114 +17,88 @@ refuses one whose committed record would not mark it verified.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from routeharness.boards.definition import Board, LeaderboardError, Submission, checksum
-from routeharness.common.errors import RouteHarnessError
-from routeharness.common.jsonfiles import (
-    exact_keys,
-    flag,
-    get,
-    integer,
-    items,
-    mapping,
-    number,
-    optional_text,
-    read_as,
-    text,
-    write_json,
+from pydantic import AfterValidator, ConfigDict, WithJsonSchema, field_serializer
+
+from routeharness.boards.definition import (
+    Board,
+    BoardRef,
+    LeaderboardError,
+    Submission,
+    checksum,
 )
+from routeharness.common.contract import Contract, Field, Number, dump_json, read_json
+from routeharness.common.files import write_text
+from routeharness.embedding.encoders import EncoderIdentity
+from routeharness.results.records import Count, encoder_as_read
 
 VERIFICATION_SCHEMA = "routeharness.verification/1"
 VERIFICATIONS_DIR = "verifications"
-RECORD_KEYS = ("schema", "board", "submission", "submission_checksum", "router",
-               "routeharness_version", "plugins", "encoder", "verified_at", "tolerance",
-               "numbers", "differing", "matched", "checksum")
 
 
-@dataclass(frozen=True)
-class PluginUse:
+def _tolerance(value: float | None) -> float:
+    if value is None or not math.isfinite(value) or value < 0:
+        raise ValueError(f"expected a finite number >= 0, got {value!r}")
+    return value
+
+
+#: a relative tolerance: a finite number >= 0 (an int stays an int: the checksum is the
+#: file's own)
+Tolerance = Annotated[Number, AfterValidator(_tolerance),
+                      WithJsonSchema({"type": "number", "minimum": 0})]
+
+
+class PluginUse(Contract):
     """One plugin a re-run used: its role (``router``, ``encoder``, ``task:NAME``), the
     registered name, and the distribution and version that provided it."""
 
     role: str
     name: str
-    distribution: str | None
-    version: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"role": self.role, "name": self.name, "distribution": self.distribution,
-                "version": self.version}
+    distribution: str | None = None
+    version: str | None = None
 
 
-@dataclass(frozen=True)
-class VerificationRecord:
-    """The outcome of one ``leaderboard verify`` of a board's submission file."""
+class VerificationRecord(Contract):
+    """The outcome of one ``leaderboard verify`` of a board's submission file
+    (``<board>/verifications/<file>``, ``routeharness.verification/1``): the submission's
+    checksum it re-ran, the versions it ran with, how many numbers it compared and how
+    many differed beyond the tolerance; self-checksummed."""
 
-    board_name: str
-    board_version: int
-    submission: str
-    submission_checksum: str
+    model_config = ConfigDict(populate_by_name=True)
+
+    schema_: Literal["routeharness.verification/1"] = Field(alias="schema")
+    board: BoardRef
+    submission: str = Field(description="the submission's file name in submissions/")
+    submission_checksum: str = Field(description="the checksum of the submission re-run")
     router: str
     routeharness_version: str | None
-    plugins: tuple[PluginUse, ...]
-    encoder: dict[str, Any]
-    verified_at: str
-    tolerance: float
-    numbers: int
-    differing: int
+    plugins: list[PluginUse]
+    encoder: EncoderIdentity
+    verified_at: str = Field(description="when (ISO 8601, UTC)")
+    tolerance: Tolerance = Field(
+        description="the relative tolerance of the comparison")
+    numbers: Count = Field(description="numbers compared")
+    differing: Count = Field(description="numbers that differed beyond the tolerance")
     matched: bool
-    checksum: str = ""
-    schema: str = VERIFICATION_SCHEMA
+    checksum: str = Field(description="sha256: over the record, this key left out")
+
+    _encoder = field_serializer("encoder", mode="wrap")(encoder_as_read)
 
     def plugin(self, role: str) -> PluginUse | None:
         return next((p for p in self.plugins if p.role == role), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": self.schema,
-                "board": {"name": self.board_name, "version": self.board_version},
-                "submission": self.submission, "submission_checksum": self.submission_checksum,
-                "router": self.router, "routeharness_version": self.routeharness_version,
-                "plugins": [p.to_dict() for p in self.plugins], "encoder": self.encoder,
-                "verified_at": self.verified_at, "tolerance": self.tolerance,
-                "numbers": self.numbers, "differing": self.differing,
-                "matched": self.matched, "checksum": self.checksum}
+        """The record as the JSON data its file holds."""
+        return self.model_dump(mode="json", by_alias=True)
 
     def computed_checksum(self) -> str:
         """sha256 over the record's canonical JSON, its checksum field left out."""
-        return checksum(self.to_dict())  # the submissions' rule
-
-    @classmethod
-    def from_dict(cls, data: Any) -> VerificationRecord:
-        data = mapping(data, "verification")
-        exact_keys(data, RECORD_KEYS)
-        board = get(data, "board", "", mapping)
-        plugins = []
-        for i, row in enumerate(get(data, "plugins", "", items)):
-            where = f"plugins[{i}]"
-            row = mapping(row, where)
-            plugins.append(PluginUse(get(row, "role", where, text), get(row, "name", where, text),
-                                     get(row, "distribution", where, optional_text, None),
-                                     get(row, "version", where, optional_text, None)))
-        encoder = get(data, "encoder", "", mapping)
-        for key in ("name", "identity", "revision"):
-            get(encoder, key, "encoder", optional_text, None)
-        return cls(board_name=get(board, "name", "board", text),
-                   board_version=get(board, "version", "board", integer),
-                   submission=get(data, "submission", "", text),
-                   submission_checksum=get(data, "submission_checksum", "", text),
-                   router=get(data, "router", "", text),
-                   routeharness_version=get(data, "routeharness_version", "", optional_text),
-                   plugins=tuple(plugins), encoder=dict(encoder),
-                   verified_at=get(data, "verified_at", "", text),
-                   tolerance=get(data, "tolerance", "", number),
-                   numbers=get(data, "numbers", "", integer),
-                   differing=get(data, "differing", "", integer),
-                   matched=get(data, "matched", "", flag),
-                   checksum=get(data, "checksum", "", text), schema=data["schema"])
+        return checksum(self)  # the submissions' rule
 
 
 def record_path(board: Board, submission_path: str | Path) -> Path:
@@ -134,11 +108,8 @@ def record_path(board: Board, submission_path: str | Path) -> Path:
 
 def load_record(path: str | Path) -> VerificationRecord:
     """A verification record, its shape checked; one line naming the file otherwise."""
-    try:
-        return read_as(path, VerificationRecord.from_dict, "verification record",
-                       VERIFICATION_SCHEMA)
-    except RouteHarnessError as exc:
-        raise LeaderboardError(str(exc)) from None
+    return read_json(path, VerificationRecord, "verification record",
+                     schema=VERIFICATION_SCHEMA, error=LeaderboardError)
 
 
 def plugins_used(board: Board, router: str) -> tuple[PluginUse, ...]:
@@ -152,7 +123,8 @@ def plugins_used(board: Board, router: str) -> tuple[PluginUse, ...]:
     uses = []
     for role, kind, name in wanted:
         entry = get_registry(kind).get(name)
-        uses.append(PluginUse(role, name, entry.distribution, entry.version))
+        uses.append(PluginUse(role=role, name=name, distribution=entry.distribution,
+                              version=entry.version))
     return tuple(uses)
 
 
@@ -161,30 +133,27 @@ def make_record(board: Board, path: str | Path, submission: Submission, rows: li
     """The record of one verify: ``rows`` are its comparisons (``leaderboard.Difference``),
     ``rerun`` the fresh submission (its routeharness version and encoder are the ones
     used here)."""
-    encoder = rerun.provenance.get("encoder") or {}
+    encoder = rerun.provenance.encoder
     record = VerificationRecord(
-        board_name=board.name, board_version=board.version, submission=Path(path).name,
-        submission_checksum=submission.computed_checksum(), router=submission.router_name,
-        routeharness_version=rerun.provenance.get("routeharness_version"),
-        plugins=plugins_used(board, submission.router_name),
-        encoder={k: encoder.get(k) for k in ("name", "identity", "revision")},
+        schema_=VERIFICATION_SCHEMA, board=BoardRef(name=board.name, version=board.version),
+        submission=Path(path).name, submission_checksum=submission.computed_checksum(),
+        router=submission.router_name,
+        routeharness_version=rerun.provenance.routeharness_version,
+        plugins=list(plugins_used(board, submission.router_name)),
+        # what fixes the vectors (the record names no modalities)
+        encoder=EncoderIdentity(name=encoder.name, identity=encoder.identity,
+                                revision=encoder.revision),
         verified_at=datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
         tolerance=float(tolerance), numbers=len(rows),
         differing=sum(1 for r in rows if not r.ok),
-        matched=bool(rows) and all(r.ok for r in rows))
-    return _signed(record)
-
-
-def _signed(record: VerificationRecord) -> VerificationRecord:
-    from dataclasses import replace
-
-    return replace(record, checksum=record.computed_checksum())
+        matched=bool(rows) and all(r.ok for r in rows), checksum="")
+    return record.model_copy(update={"checksum": record.computed_checksum()})
 
 
 def save_record(record: VerificationRecord, board: Board) -> Path:
     """Write ``record`` into ``board``'s ``verifications/`` folder (atomically)."""
     path = board.directory / VERIFICATIONS_DIR / record.submission
-    return write_json(record.to_dict(), path, "verification record")
+    return write_text(dump_json(record), path, "verification record")
 
 
 @dataclass(frozen=True)
@@ -205,20 +174,21 @@ class VerificationStatus:
 def version_problems(record: VerificationRecord, submission: Submission) -> list[str]:
     """Where the versions a record was made with differ from what the submission claims."""
     problems = []
-    claimed = submission.provenance.get("routeharness_version")
+    claimed = submission.provenance.routeharness_version
     if record.routeharness_version != claimed:
         problems.append(f"verified with routeharness {record.routeharness_version}, the "
                         f"submission claims {claimed}")
     router = record.plugin("router")
-    stated = (submission.router.get("distribution"), submission.router.get("version"))
+    stated = (submission.router.distribution, submission.router.version)
     if router is None or (router.distribution, router.version) != stated:
         found = f"{router.distribution} {router.version}" if router else "no router plugin"
         problems.append(f"verified with {found}, the submission claims {stated[0]} {stated[1]}")
-    encoder = submission.provenance.get("encoder") or {}
+    encoder = submission.provenance.encoder
     for key in ("identity", "revision"):
-        if record.encoder.get(key) != encoder.get(key):
-            problems.append(f"verified with encoder {key} {record.encoder.get(key)!r}, the "
-                            f"submission claims {encoder.get(key)!r}")
+        claimed_value = getattr(encoder, key) if encoder is not None else None
+        if getattr(record.encoder, key) != claimed_value:
+            problems.append(f"verified with encoder {key} {getattr(record.encoder, key)!r}, "
+                            f"the submission claims {claimed_value!r}")
     return problems
 
 
@@ -238,10 +208,10 @@ def verification_status(board: Board, path: str | Path,
         return VerificationStatus(False, f"{short} was edited after verify wrote it (its "
                                          "checksum does not match)")
     problems = []
-    if (record.board_name, record.board_version) != (board.name, board.version) or \
+    if (record.board.name, record.board.version) != (board.name, board.version) or \
             record.submission != Path(path).name or record.router != submission.router_name:
         problems.append(f"{short} is for {record.submission} ({record.router}) on "
-                        f"{record.board_name} v{record.board_version}")
+                        f"{record.board.name} v{record.board.version}")
     elif record.submission_checksum != submission.computed_checksum():
         problems.append("the submission changed after it was verified")
     elif not record.matched:
@@ -275,6 +245,9 @@ def installed_version_problems(committed: VerificationRecord,
             problems.append(f"the record says {use.role} from {use.distribution} "
                             f"{use.version}, re-run here with {found}")
     if committed.encoder != fresh.encoder:
-        problems.append(f"the record's encoder {committed.encoder} is not the one used here "
-                        f"{fresh.encoder}")
+        def named(encoder: EncoderIdentity) -> str:
+            return f"{encoder.name} ({encoder.identity}, revision {encoder.revision})"
+
+        problems.append(f"the record's encoder {named(committed.encoder)} is not the one "
+                        f"used here {named(fresh.encoder)}")
     return problems

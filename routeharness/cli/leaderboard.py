@@ -132,8 +132,8 @@ def leaderboard_validate(file: str, boards_dir: str | None, no_data: bool,
             say(f"  - {problem}", err=False)
         sys.exit(1)
     router = data.router
-    say(f"valid {file}: router {data.router_name} ({router.get('distribution')} "
-        f"{router.get('version')}) on {board.name} v{board.version}, "
+    say(f"valid {file}: router {data.router_name} ({router.distribution} "
+        f"{router.version}) on {board.name} v{board.version}, "
         f"{len(data.result.records)} record(s)"
         + (", data fingerprints match" if not no_data else ""), err=False)
 
@@ -184,9 +184,9 @@ def leaderboard_verify(file: str, boards_dir: str | None, tolerance: float | Non
               + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
     entry = get_registry("router").get(parse_router_spec(data.router_name).name)
     router = data.router
-    if (entry.distribution, entry.version) != (router.get("distribution"), router.get("version")):
-        _warn(f"the submission was made with {router.get('distribution')} "
-              f"{router.get('version')}; installed here: {entry.distribution} {entry.version}")
+    if (entry.distribution, entry.version) != (router.distribution, router.version):
+        _warn(f"the submission was made with {router.distribution} "
+              f"{router.version}; installed here: {entry.distribution} {entry.version}")
     rows, rerun = verify_submission(data, board=board, tolerance=tolerance, data_dir=data_dir,
                                     cache_dir=cache_dir, reporter=RichReporter(quiet))
     tol = board.tolerance if tolerance is None else tolerance

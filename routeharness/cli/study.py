@@ -98,7 +98,7 @@ def _finish(name: str, result: Any, path: Path, fmt: str, plot: str | None,
 
     from routeharness.study import study_module
 
-    result.wall_seconds = time.perf_counter() - settings.started
+    result = result.timed(time.perf_counter() - settings.started)
     result.save(path)
     say(f"study saved to {path}")
     module = study_module(name)

@@ -81,7 +81,7 @@ def _decode_number(value: Any) -> Any:
     return value
 
 
-def _encode_number(value: float | None) -> float | str | None:
+def _encode_number(value: int | float | None) -> int | float | str | None:
     if value is None or (isinstance(value, (int, float)) and math.isfinite(value)):
         return value
     return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")

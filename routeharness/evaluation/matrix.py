@@ -39,7 +39,7 @@ from routeharness.evaluation.tuning import (
     plan_routers,
     tuning_steps,
 )
-from routeharness.results.records import ORACLE, ResultSet
+from routeharness.results.records import EmbeddingsUsed, ResultSet, RunRecord, TaskReference
 
 
 def _refuse_duplicate_tasks(specs: list[str], loaded: Sequence[RoutingTask]) -> None:
@@ -91,9 +91,8 @@ def evaluate(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | Non
     out in the same order, with the same numbers, whichever runs them.
     """
     from routeharness.embedding.cache import EmbeddingCache
-    from routeharness.embedding.encoders import get_encoder
+    from routeharness.embedding.encoders import EncoderIdentity, get_encoder
     from routeharness.evaluation.executors import Executor, Job, get_executor
-    from routeharness.results.sets import new_result_set
 
     protocol = protocol or Protocol()
     reporter = reporter or Reporter()
@@ -103,25 +102,26 @@ def evaluate(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | Non
     loaded = load_tasks(tasks, data_dir=data_dir, reporter=reporter, task_options=task_options)
     enc = get_encoder(choose_encoder(encoder, loaded))
     cache = EmbeddingCache(cache_dir)
-    result = new_result_set(protocol, enc)
-    reusable = load_checkpoint(checkpoint, protocol, enc, plans, reporter) \
-        if resume and checkpoint is not None else {}
+    run = ResultSet.new(protocol.recorded(), EncoderIdentity.of(enc))  # provenance
+    reusable = load_checkpoint(checkpoint, run, plans, reporter) \
+        if resume and checkpoint is not None else None
     order: list[tuple[str, str, int]] = []  # the records' order, whatever runs them
-    done: dict[tuple[str, str, int], dict[str, Any]] = {}
+    done: dict[tuple[str, str, int], RunRecord] = {}
+    tasks: dict[str, TaskReference] = {}
     jobs = []
     for task in loaded:
         embedded = embed_task(task, enc, cache, reporter)
-        result["tasks"][task.name] = _reference(embedded, enc.name, protocol, reporter,
-                                                references if oracle is None else oracle)
-        fingerprint = result["tasks"][task.name]["fingerprint"]
+        tasks[task.name] = _reference(embedded, enc.name, protocol, reporter,
+                                      references if oracle is None else oracle)
         reused = 0
         for seed in protocol.seeds:
             for plan in plans:
                 key = (plan.label, task.name, seed)
                 order.append(key)
-                record = reusable.get(key)
-                if record is not None and record["task_fingerprint"] == fingerprint:
-                    done[key] = record["record"]
+                record = reusable.record(key, tasks[task.name].fingerprint) \
+                    if reusable is not None else None
+                if record is not None:
+                    done[key] = record
                     reused += 1
                 else:
                     jobs.append(Job(plan, embedded, seed))
@@ -134,17 +134,16 @@ def evaluate(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | Non
             for job, routed in runner.run(jobs, protocol, advance):
                 done[job.key] = routed.record
                 if checkpoint is not None:
-                    result["records"] = [done[k] for k in order if k in done]
-                    save_checkpoint(result, checkpoint)
+                    save_checkpoint(run.with_runs(tasks, [done[k] for k in order if k in done]),
+                                    checkpoint)
     finally:
         if owned:
             runner.close()
-    result["records"] = [done[k] for k in order]
-    return ResultSet.from_dict(result)
+    return run.with_runs(tasks, [done[k] for k in order])
 
 
 def _reference(embedded: EmbeddedTask, encoder_name: str, protocol: Protocol,
-               reporter: Reporter, oracle: bool) -> dict[str, Any]:
+               reporter: Reporter, oracle: bool) -> TaskReference:
     """A task's reference facts (``scoring.task_reference``), how its embeddings were
     obtained, and the oracle row when asked for."""
     task = embedded.task
@@ -155,13 +154,10 @@ def _reference(embedded: EmbeddedTask, encoder_name: str, protocol: Protocol,
         reporter.log(note)
     test = task.splits["test"]
     test_eval = test.subset(test.complete_rows())
-    reference = task_reference(task, test_eval)
-    reference["embeddings"] = {"encoded": embedded.encoded, "cached": embedded.cached,
-                               "notes": embedded.notes}
-    if oracle:
-        # seed 0's bootstrap stream whatever --seeds: pieces of one matrix run with
-        # different seeds hold the same oracle row, so they merge
-        reference[ORACLE] = oracle_reference(
-            test_eval, metrics.cost_scale(task.splits["train"].costs), protocol,
-            seed_streams(0))
-    return reference
+    # seed 0's bootstrap stream whatever --seeds: pieces of one matrix run with different
+    # seeds hold the same oracle row, so they merge
+    row = oracle_reference(test_eval, metrics.cost_scale(task.splits["train"].costs),
+                           protocol, seed_streams(0)) if oracle else None
+    used = EmbeddingsUsed(encoded=embedded.encoded, cached=embedded.cached,
+                          notes=list(embedded.notes))
+    return task_reference(task, test_eval, oracle=row, embeddings=used)

@@ -3,13 +3,17 @@ and ``Protocol``, everything that fixes the numbers (recorded in every result fi
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from routeharness.common.errors import RouteHarnessError
 from routeharness.routers.base import TIE_BREAK
+
+if TYPE_CHECKING:
+    from routeharness.results.records import ProtocolRecord
 
 #: the trade-off range (log10 of lam, normalised cost units) every sweep covers: the
 #: harness's sweep, the conformance kit's, and the lams learned routers train on
@@ -18,16 +22,23 @@ LOG10_LAMBDA_RANGE: tuple[float, float] = (-3.0, 3.0)
 
 def lambda_sweep(n_between: int) -> tuple[float, ...]:
     """0 (quality only), ``n_between`` log-spaced lams over ``LOG10_LAMBDA_RANGE``, and
-    inf (cost only)."""
+    inf (cost only). Computed in Python and rounded to 12 significant digits, so that
+    every numpy version and platform gives the very same sweep (``np.logspace`` differs
+    in the last bits between numpy versions: a file made with another one would record
+    other lams). Recorded sweeps are compared with ``results.records.same_lambdas``."""
     low, high = LOG10_LAMBDA_RANGE
-    return (0.0, *np.logspace(low, high, n_between).tolist(), float("inf"))
+    step = (high - low) / (n_between - 1) if n_between > 1 else 0.0
+    between = (float(f"{10.0 ** (low + i * step):.12g}") for i in range(n_between))
+    return (0.0, *between, math.inf)
 
 
 DEFAULT_LAMBDAS: tuple[float, ...] = lambda_sweep(49)
 
 #: the independent random streams one seed is split into
 SEED_STREAMS = ("grid", "router", "bootstrap")
-#: how many seeds one run may have, and their bound (torch and numpy take 32-bit seeds)
+#: how many seeds one run may have, and their bound (torch and numpy take 32-bit seeds;
+#: ``results.records.Seed`` checks the same bound in files: this module stays free of
+#: pydantic, so that ``routeharness --help`` does not load it)
 MAX_SEEDS = 1000
 SEED_LIMIT = 2 ** 32
 #: the most bootstrap resamples a run may ask for (each is one pass over the test choices:
@@ -100,7 +111,14 @@ class Protocol:
                                     + ("..." if len(seeds) > 5 else ""))
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["lambdas"] = [("inf" if np.isinf(x) else x) for x in self.lambdas]
-        out["seeds"] = list(self.seeds)
-        return out
+        """The protocol as a result file records it, as JSON data."""
+        return self.recorded().to_dict()
+
+    def recorded(self) -> ProtocolRecord:
+        """The protocol as every result file records it."""
+        from routeharness.results.records import ProtocolRecord
+
+        values = asdict(self)
+        values.update(lambdas=[float(x) for x in self.lambdas],
+                      seeds=[int(s) for s in self.seeds])
+        return ProtocolRecord(**values)

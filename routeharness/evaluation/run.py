@@ -27,11 +27,12 @@ from routeharness.evaluation.tuning import (
     plan_routers,
     tune,
 )
+from routeharness.results.records import Curve, Metrics, RunRecord, StreamSeeds, TuningRow
 
 
 def run_one(router_name: str | RouterRun, entry: Any, embedded: EmbeddedTask, seed: int,
-            protocol: Protocol, advance: Advance = _ignore) -> dict[str, Any]:
-    """One router x task x seed: tune, fit, route, score -> a result record (dict).
+            protocol: Protocol, advance: Advance = _ignore) -> RunRecord:
+    """One router x task x seed: tune, fit, route, score -> its record.
     ``router_name``: a registered name or spec, or a ``RouterRun`` (then ``entry`` is
     unused)."""
     plan = router_name if isinstance(router_name, RouterRun) else \
@@ -44,7 +45,7 @@ class Routed:
     """One run's record and its test routing: ``choices`` (L, n) on ``test``, the scored
     (complete) test rows; what paired comparisons between routers resample."""
 
-    record: dict[str, Any]
+    record: RunRecord
     choices: np.ndarray
     test: RoutingData
 
@@ -101,7 +102,7 @@ def fit_route(plan: RouterRun, embedded: EmbeddedTask, seed: int, protocol: Prot
 def finish(plan: RouterRun, embedded: EmbeddedTask, seed: int, protocol: Protocol,
            tuning: list[dict], tune_seconds: float, fitted: Fitted) -> Routed:
     """A run scored on test (frontier, bootstrap interval from the seed's stream, per
-    group) and its record."""
+    group) and its typed record."""
     task = embedded.task
     router_cls = plan.router_cls
     streams = seed_streams(seed)
@@ -111,30 +112,27 @@ def finish(plan: RouterRun, embedded: EmbeddedTask, seed: int, protocol: Protoco
     params = dict(fitted.final_params)
     if "random_state" in params:  # a deterministic router's fit is shared by its seeds
         params["random_state"] = streams.router
-    return Routed({
-        "router": plan.label,
-        "router_class": f"{router_cls.__module__}.{router_cls.__qualname__}",
-        "router_kind": getattr(router_cls, "kind", "utility"),
-        "plugin": plan.entry.plugin, "distribution": plan.entry.distribution,
-        "version": plan.entry.version,
-        "upper_bound": False,  # no router is an upper bound: the oracle is a reference
-        "deterministic": plan.deterministic,
-        "chosen_model": fitted.chosen,
-        "task": task.name, "seed": seed, "params": jsonable(params),
-        "fixed_params": jsonable(plan.fixed),
-        "seed_streams": {"grid": streams.grid, "router": streams.router,
-                         "bootstrap": streams.bootstrap},
-        "tuning": jsonable(tuning),
-        "n_test": int(test_eval.n), "n_test_excluded": int((~test_rows).sum()),
-        "timings": {"tune_s": tune_seconds, "fit_s": fitted.fit_seconds,
-                    "route_s": fitted.route_seconds},
-        "metrics": {k: v for k, v in scored.items() if k not in ("curve", "frontier", "per_group")},
-        "per_group": scored.get("per_group", {}),
-        "curve": {"lambda": [("inf" if np.isinf(x) else x) for x in protocol.lambdas],
-                  **scored["curve"]},
-        "frontier": scored["frontier"],
-        **({"search": fitted.search} if fitted.search is not None else {}),
-    }, fitted.choices, test_eval)
+    metrics = {k: v for k, v in scored.items() if k not in ("curve", "frontier", "per_group")}
+    record = RunRecord(
+        router=plan.label,
+        router_class=f"{router_cls.__module__}.{router_cls.__qualname__}",
+        router_kind=getattr(router_cls, "kind", "utility"),
+        plugin=plan.entry.plugin, distribution=plan.entry.distribution,
+        version=plan.entry.version,
+        upper_bound=False,  # no router is an upper bound: the oracle is a reference
+        chosen_model=fitted.chosen, task=task.name, seed=seed, params=jsonable(params),
+        tuning=[TuningRow(**row) for row in jsonable(tuning)],
+        n_test=int(test_eval.n), n_test_excluded=int((~test_rows).sum()),
+        timings={"tune_s": tune_seconds, "fit_s": fitted.fit_seconds,
+                 "route_s": fitted.route_seconds},
+        metrics=Metrics(**metrics), per_group=scored.get("per_group", {}),
+        curve=Curve(lambdas=list(protocol.lambdas), **scored["curve"]),
+        frontier=Curve(**scored["frontier"]),
+        deterministic=plan.deterministic, fixed_params=jsonable(plan.fixed),
+        seed_streams=StreamSeeds(grid=streams.grid, router=streams.router,
+                                 bootstrap=streams.bootstrap),
+        **({"search": fitted.search} if fitted.search is not None else {}))
+    return Routed(record, fitted.choices, test_eval)
 
 
 def route_one(plan: RouterRun, embedded: EmbeddedTask, seed: int, protocol: Protocol,

@@ -16,6 +16,12 @@ from routeharness.common.errors import RouteHarnessError
 from routeharness.data.dataset import RoutingData, RoutingTask
 from routeharness.evaluation import metrics
 from routeharness.evaluation.protocol import Protocol, SeedStreams
+from routeharness.results.records import (
+    EmbeddingsUsed,
+    OracleRow,
+    SingleModel,
+    TaskReference,
+)
 from routeharness.routers.base import best_models, tags_of
 
 
@@ -96,35 +102,37 @@ def score_choices(data: RoutingData, choices: np.ndarray, lams: Sequence[float],
     return out
 
 
-def task_reference(task: RoutingTask, evaluated: RoutingData) -> dict[str, Any]:
-    """Per-task facts every table shows: single models and their frontier."""
+def task_reference(task: RoutingTask, evaluated: RoutingData, *,
+                   oracle: OracleRow | None = None,
+                   embeddings: EmbeddingsUsed | None = None) -> TaskReference:
+    """Per-task facts every table shows: single models and their frontier; the oracle's
+    row and how the embeddings were obtained when given."""
     scale = metrics.cost_scale(evaluated.costs)
     cost, quality = metrics.single_model_points(evaluated.scores, evaluated.costs / scale)
-    return {
-        "version": task.version, "revision": task.revision, "source": task.source,
-        "fingerprint": task.fingerprint(),
-        "sizes": {split: data.n for split, data in task.splits.items()},
-        "models": [m.name for m in task.models],
-        "groups": task.groups,
-        "cost_scale_usd": scale,
-        "single_models": [{"model": m.name, "quality": float(q) * 100.0, "cost": float(c),
-                           "cost_usd": float(c) * scale}
-                          for m, c, q in zip(task.models, cost, quality)],
-        "single_model_frontier_auc": metrics.auc(cost, quality),
-    }
+    optional = {"oracle": oracle, "embeddings": embeddings}
+    return TaskReference(
+        version=task.version, revision=task.revision, source=task.source,
+        fingerprint=task.fingerprint(),
+        sizes={split: data.n for split, data in task.splits.items()},
+        models=[m.name for m in task.models], groups=task.groups, cost_scale_usd=scale,
+        single_models=[SingleModel(model=m.name, quality=float(q) * 100.0, cost=float(c),
+                                   cost_usd=float(c) * scale)
+                       for m, c, q in zip(task.models, cost, quality)],
+        single_model_frontier_auc=metrics.auc(cost, quality),
+        **{k: v for k, v in optional.items() if v is not None})
 
 
 ORACLE_FIELDS = ("auc", "quality_at_0", "cost_at_0_usd", "auc_ci95", "curve", "frontier")
 
 
 def oracle_reference(test_eval: RoutingData, train_scale: float, protocol: Protocol,
-                     streams: SeedStreams) -> dict[str, Any]:
+                     streams: SeedStreams) -> OracleRow:
     """The oracle's reference row: ``ORACLE_FIELDS`` of its choices on the scored test
     rows (bootstrap on ``streams.bootstrap``)."""
     choices = oracle_choices(test_eval, protocol.lambdas, train_scale, protocol.tie_break)
     scored = score_choices(test_eval, choices, protocol.lambdas, per_group=False,
                            n_bootstrap=protocol.n_bootstrap, seed=streams.bootstrap)
-    return {k: scored[k] for k in ORACLE_FIELDS if k in scored}
+    return OracleRow(**{k: scored[k] for k in ORACLE_FIELDS if k in scored})
 
 
 def isclose(a: float, b: float, tol: float = 1e-9) -> bool:

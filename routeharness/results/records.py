@@ -1,38 +1,47 @@
-"""Typed result records that own their JSON: ``RunRecord`` (one router x task x seed),
-``TaskReference`` (a task's facts and reference rows) and ``ResultSet`` (a run's records
-with provenance); leaderboard submissions build on them (``routeharness.boards.definition``). The
-value codec, the readers that name a bad value's JSON path, and atomic writes are
-``routeharness.common.jsonfiles``. Unknown keys are kept and written back unchanged."""
+"""The result file format (``routeharness.results/1``) as typed models: ``RunRecord`` (one
+router x task x seed), ``TaskReference`` (a task's facts and reference rows), the
+``ProtocolRecord`` and ``ResultSet`` (a run's records with provenance). Leaderboard
+submissions build on them (``routeharness.boards.definition``).
+
+Every model is a ``routeharness.common.contract`` model: read with ``check``/``read_json``
+(the first problem one line naming the file and the key's JSON path), written with
+``dump_json`` (NaN and infinity as ``"nan"``, ``"inf"``; ``null`` = not available). A
+record is typed from the moment a run makes it (``evaluation.run.finish``) to the file and
+back. Result files keep the keys this version does not know and write them back, and a
+key is written back only when it was read (or set): a file read and saved is unchanged.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from routeharness.common.jsonfiles import (
-    RecordFormatError,
-    _extra,
-    anything,
-    encode,
-    flag,
-    get,
-    in_range,
-    integer,
-    items,
-    lambdas,
-    mapping,
-    number,
-    numbers,
-    optional_text,
-    read_as,
-    seed,
-    shape_error,
-    text,
-    write_json,
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    PlainSerializer,
+    SerializerFunctionWrapHandler,
+    WithJsonSchema,
+    field_serializer,
+    model_serializer,
+    model_validator,
 )
+
+from routeharness.common.contract import (
+    Field,
+    Number,
+    OpenContract,
+    check,
+    dump_json,
+    read_json,
+)
+from routeharness.common.errors import RouteHarnessError
+from routeharness.common.files import write_text
 from routeharness.common.provenance import git_commit, platform_info
+from routeharness.embedding.encoders import EncoderIdentity
 
 RESULT_SCHEMA = "routeharness.results/1"
 #: routers added as reference rows to every task (the oracle is computed, not a router)
@@ -40,357 +49,461 @@ REFERENCE_ROUTERS = ("best-single", "random")
 #: the key of the oracle's metrics in a task's reference: the best model of each test
 #: prompt by its true outcome, at every lam, with the protocol's tie rule (an upper bound)
 ORACLE = "oracle"
+#: a recorded seed is in [0, SEED_LIMIT): ``evaluation.protocol.SEED_LIMIT``, which that
+#: module keeps free of pydantic (tests/test_records.py checks that they agree)
+SEED_LIMIT = 2 ** 32
+#: how close two recorded sweeps' lams must be to be one sweep (relative): files made
+#: with numpy's logspace differ between numpy versions in the last bits (~1e-16) and from
+#: today's sweep (12 significant digits) by < 1e-12; a real change of the sweep is larger
+LAMBDA_RTOL = 1e-9
+
+
+class RecordFormatError(RouteHarnessError):
+    """A result or submission file whose JSON does not have the expected shape."""
+
+
+# --- values -----------------------------------------------------------------------------------
+def _got(value: Any) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return json.dumps(value)[:60]
+
+
+def _in_range(low: float, high: float | None = None) -> Any:
+    upper = "inf)" if high is None else f"{high:g}]"
+
+    def check_range(value: float | None) -> float | None:
+        if value is not None and not (math.isfinite(value) and low <= value and
+                                      (high is None or value <= high)):
+            raise ValueError(f"expected a finite number in [{low:g}, {upper} or null, "
+                             f"got {_got(value)}")
+        return value
+
+    return check_range
+
+
+def _bounded_schema(low: float, high: float | None = None) -> dict[str, Any]:
+    number: dict[str, Any] = {"type": "number", "minimum": low}
+    if high is not None:
+        number["maximum"] = high
+    return {"anyOf": [number, {"type": "null"}]}
+
+
+def _seed(value: int) -> int:
+    if not 0 <= value < SEED_LIMIT:
+        raise ValueError(f"expected an integer seed in [0, 2**32), got {_got(value)}")
+    return value
+
+
+def _lambda(value: float | None) -> float:
+    if value is None or math.isnan(value) or value < 0:
+        raise ValueError(f'expected a number >= 0 or "inf", got {_got(value)}')
+    return value
+
+
+def _two(value: list[float | None]) -> list[float | None]:
+    if len(value) != 2:
+        raise ValueError(f"expected two numbers or null, got a list of {len(value)}")
+    return value
+
+
+def _named(value: str) -> str:
+    if not value.strip():
+        raise ValueError(f"expected a non-empty name, got {_got(value)}")
+    return value
+
+
+#: a score x100: a finite number in [0, 100], or null
+Score = Annotated[Number, AfterValidator(_in_range(0, 100)),
+                  WithJsonSchema(_bounded_schema(0, 100))]
+#: a cost (USD or normalised units): a finite number >= 0, or null
+Cost = Annotated[Number, AfterValidator(_in_range(0)), WithJsonSchema(_bounded_schema(0))]
+#: a count: an integer >= 0
+Count = Annotated[int, Field(ge=0)]
+#: a seed: an integer in [0, 2**32)
+Seed = Annotated[int, AfterValidator(_seed),
+                 WithJsonSchema({"type": "integer", "minimum": 0, "maximum": SEED_LIMIT - 1})]
+#: a trade-off weight: a number >= 0, or "inf" (cost only)
+Lambda = Annotated[Number, AfterValidator(_lambda),
+                   WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0},
+                                             {"const": "inf"}]})]
+#: a 95% interval: two numbers (either null when not available)
+Interval = Annotated[list[Number], AfterValidator(_two),
+                     WithJsonSchema({"type": "array", "minItems": 2, "maxItems": 2,
+                                     "items": {"anyOf": [{"type": "number"},
+                                                         {"type": "null"}]}})]
+#: a router's name: a non-empty string
+Name = Annotated[str, AfterValidator(_named), WithJsonSchema({"type": "string",
+                                                              "minLength": 1})]
+
+
+def _encode_data(value: Any) -> Any:
+    """Free-form data as JSON: non-finite floats as ``"nan"``/``"inf"``/``"-inf"`` (the
+    ``Number`` codec), numpy scalars as Python numbers, tuples as lists, keys as text."""
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {str(k): _encode_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode_data(v) for v in value]
+    return value
+
+
+#: free-form JSON data a record carries as is (parameters, platform, a study's numbers),
+#: written with the ``Number`` codec (a NaN in it is ``"nan"`` on disk, never a bare token)
+JsonData = Annotated[Any, PlainSerializer(_encode_data, return_type=Any, when_used="json")]
+
+
+def _as_read(model: Any, data: Any) -> Any:
+    """``data`` (the dump of ``model``) with only the keys that were read or set: the
+    fields in ``model_fields_set`` (by name or alias) and the unknown keys kept."""
+    if not isinstance(data, dict):
+        return data
+    fields = type(model).model_fields
+    keep = set(model.model_fields_set) | set(model.model_extra or {})
+    keep |= {fields[name].alias for name in model.model_fields_set
+             if name in fields and fields[name].alias}
+    return {k: v for k, v in data.items() if k in keep}
+
+
+def encoder_as_read(value: EncoderIdentity, handler: SerializerFunctionWrapHandler) -> Any:
+    """An ``EncoderIdentity`` written with the keys it was read with (a verification
+    record's encoder has no ``modalities``)."""
+    return _as_read(value, handler(value))
+
+
+class Record(OpenContract):
+    """A part of a result file: unknown keys kept, and written back with the keys that
+    were read (defaults are not added to a file that lacked them)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    @model_serializer(mode="wrap")
+    def _written_as_read(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return _as_read(self, handler(self))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The model as the JSON data its file holds (``"nan"``, ``"inf"`` as strings)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def replaced(model: Any, **changes: Any) -> Any:
+    """A copy of ``model`` with ``changes``, validated again (its cross-field rules hold;
+    a problem is a one-line ``RecordFormatError``); the keys it was read with are kept."""
+    values = {name: getattr(model, name) for name in model.model_fields_set}
+    return check(type(model), {**values, **(model.model_extra or {}), **changes},
+                 error=RecordFormatError)
 
 
 # --- curves and metrics ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Curve:
+class Curve(Record):
     """Operating points: ``cost[i]`` (normalised: the most expensive model's mean = 1) and
-    ``quality[i]`` (mean score in [0, 1]), for ``lambdas[i]`` when recorded."""
+    ``quality[i]`` (mean score in [0, 1]), for ``lambda[i]`` when recorded."""
 
-    cost: tuple[float | None, ...]
-    quality: tuple[float | None, ...]
-    lambdas: tuple[float | None, ...] | None = None
+    lambdas: list[Lambda] | None = Field(None, alias="lambda",
+                                         description="the trade-off of each point")
+    cost: list[Number] = Field(description="normalised cost of each point")
+    quality: list[Number] = Field(description="mean score in [0, 1] of each point")
 
-    @classmethod
-    def from_dict(cls, data: Any, path: str) -> Curve:
-        data = mapping(data, path)
-        cost, quality = get(data, "cost", path, numbers), get(data, "quality", path, numbers)
-        lambdas = get(data, "lambda", path, numbers, None)
-        if len(cost) != len(quality) or not cost or (lambdas is not None and
-                                                     len(lambdas) != len(cost)):
-            raise RecordFormatError(f"{path}: cost, quality (and lambda) must be non-empty "
-                                    f"lists of one length, got {len(cost)}, {len(quality)}"
-                                    + (f", {len(lambdas)}" if lambdas is not None else ""))
-        return cls(cost, quality, lambdas)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {} if self.lambdas is None else {"lambda": list(self.lambdas)}
-        return {**out, "cost": list(self.cost), "quality": list(self.quality)}
+    @model_validator(mode="after")
+    def _one_length(self) -> Curve:
+        lengths = [len(self.cost), len(self.quality)] + \
+            ([] if self.lambdas is None else [len(self.lambdas)])
+        if not self.cost or len(set(lengths)) != 1:
+            raise ValueError("cost, quality (and lambda) must be non-empty lists of one "
+                             f"length, got {', '.join(map(str, lengths))}")
+        return self
 
 
-def read_metrics(data: Any, path: str) -> dict[str, Any]:
-    """A metrics mapping: every value a number (or null), ``auc_ci95`` two numbers (or
-    null); ``auc`` and ``quality_at_0`` are required, in [0, 100]; costs finite, >= 0."""
-    data = mapping(data, path)
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if key == "auc_ci95":
-            ci = None if value is None else numbers(value, f"{path}.{key}")
-            if ci is not None and len(ci) != 2:
-                raise shape_error(f"{path}.{key}", "two numbers", value)
-            out[key] = ci
-        elif key in ("auc", "quality_at_0") or key.startswith("cost"):
-            out[key] = in_range(value, f"{path}.{key}", 0, None if key[0] == "c" else 100)
-        else:
-            out[key] = number(value, f"{path}.{key}")
-    for key in ("auc", "quality_at_0"):
-        get(data, key, path, anything)
-    return out
+class Metrics(Record):
+    """A run's numbers on the test split: AUC and quality x100, costs at lam = 0 (``cost_at_0``
+    normalised, ``cost_at_0_usd`` in USD per prompt), the bootstrap interval of the AUC,
+    and APGR/CPT for two-model pools. Other keys are kept; each must be a number."""
 
+    __pydantic_extra__: dict[str, Number]
 
-def _metrics_dict(metrics: dict[str, Any]) -> dict[str, Any]:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in metrics.items()}
+    auc: Score = Field(description="area under the non-decreasing convex hull of the "
+                                   "operating points, score x100, cost normalised to 1")
+    quality_at_0: Score = Field(description="mean score x100 when routing for quality alone")
+    cost_at_0: Cost = Field(None, description="normalised cost at lam = 0")
+    cost_at_0_usd: Cost = Field(None, description="USD per prompt at lam = 0")
+    cost_scale_usd: Cost = Field(None, description="the USD of one normalised cost unit")
+    auc_ci95: Interval | None = Field(None, description="bootstrap 95% interval of the AUC")
+    apgr: Number = Field(None, description="average performance gap recovered (two models)")
+    cpt50: Number = Field(None, description="call-performance threshold at 50% (two models)")
+    cpt80: Number = Field(None, description="call-performance threshold at 80% (two models)")
+
+    @model_validator(mode="after")
+    def _costs_not_negative(self) -> Metrics:
+        for key, value in (self.model_extra or {}).items():
+            if key.startswith("cost"):
+                _in_range(0)(value)
+        return self
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The metric ``name`` (a field or a kept key), ``default`` when absent or null."""
+        value = getattr(self, name, None) if name in type(self).model_fields else \
+            (self.model_extra or {}).get(name)
+        return default if value is None else value
 
 
 # --- records ------------------------------------------------------------------------------------
-_RECORD_KEYS = ("router", "router_class", "router_kind", "plugin", "distribution", "version",
-                "upper_bound", "chosen_model", "task", "seed", "params", "tuning", "n_test",
-                "n_test_excluded", "timings", "metrics", "per_group", "curve", "frontier")
+class TuningRow(Record):
+    """One configuration tuning tried and its validation AUC."""
+
+    params: dict[str, JsonData] = Field(default_factory=dict)
+    validation_auc: Number = None
 
 
-@dataclass(frozen=True)
-class RunRecord:
+class StreamSeeds(Record):
+    """The 32-bit seeds one seed was split into (``protocol.seed_streams``)."""
+
+    grid: int
+    router: int
+    bootstrap: int
+
+
+class RunRecord(Record):
     """One router x task x seed: what ran (router, its plugin and version, the chosen
     ``params`` and the ``tuning`` table), on what (``n_test`` scored test rows,
     ``n_test_excluded`` left out for a missing score), and its numbers (``metrics``, AUC
     and quality x100, costs in USD or normalised units as named; ``per_group``; the
     ``curve`` of operating points and its ``frontier``). ``timings`` in seconds."""
 
-    router: str
-    task: str
-    seed: int
-    metrics: dict[str, Any]
-    curve: Curve
-    frontier: Curve
+    router: Name = Field(description="the router's label (its name, or NAME:PARAM=VALUE)")
     router_class: str = ""
-    router_kind: str = "utility"
+    router_kind: str = Field("utility", description="utility or selection")
     plugin: str | None = None
     distribution: str | None = None
     version: str | None = None
-    upper_bound: bool = False
-    chosen_model: str | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    tuning: list[dict[str, Any]] = field(default_factory=list)
-    n_test: int | None = None
-    n_test_excluded: int = 0
-    timings: dict[str, float | None] = field(default_factory=dict)
-    per_group: dict[str, dict[str, float | None]] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+    upper_bound: bool = Field(False, description="true only for an old file's oracle record")
+    chosen_model: str | None = Field(None, description="the model a single-model router chose")
+    task: str
+    seed: Seed
+    params: dict[str, JsonData] = Field(default_factory=dict,
+                                        description="the fitted router's parameters")
+    tuning: list[TuningRow] = Field(default_factory=list)
+    n_test: Count | None = None
+    n_test_excluded: Count = 0
+    timings: dict[str, Number] = Field(default_factory=dict, description="seconds")
+    metrics: Metrics
+    per_group: dict[str, dict[str, Number]] = Field(default_factory=dict)
+    curve: Curve
+    frontier: Curve
+    deterministic: bool | None = None
+    fixed_params: dict[str, JsonData] | None = None
+    seed_streams: StreamSeeds | None = None
+    search: dict[str, JsonData] | None = Field(None, description="the search the router "
+                                                                 "resolved (kNN's index)")
 
     @property
     def key(self) -> tuple[str, str, int]:
         return (self.router, self.task, self.seed)
 
     @classmethod
-    def from_dict(cls, data: Any, path: str = "record") -> RunRecord:
-        """What ``evaluate.run_one`` returns, or a record read from a file."""
-        data = mapping(data, path)
-        router = get(data, "router", path, text)
-        if not router.strip():
-            raise shape_error(f"{path}.router", "a non-empty name", router)
-        tuning = get(data, "tuning", path, items, [])
-        for i, row in enumerate(tuning):
-            row = mapping(row, f"{path}.tuning[{i}]")
-            get(row, "params", f"{path}.tuning[{i}]", mapping, {})
-            get(row, "validation_auc", f"{path}.tuning[{i}]", number, None)
-        timings = {k: number(v, f"{path}.timings.{k}")
-                   for k, v in get(data, "timings", path, mapping, {}).items()}
-        per_group = {}
-        for group, values in get(data, "per_group", path, mapping, {}).items():
-            values = mapping(values, f"{path}.per_group.{group}")
-            per_group[group] = {k: number(v, f"{path}.per_group.{group}.{k}")
-                                for k, v in values.items()}
-        return cls(
-            router=router, task=get(data, "task", path, text),
-            seed=get(data, "seed", path, seed),
-            metrics=get(data, "metrics", path, read_metrics),
-            curve=Curve.from_dict(get(data, "curve", path, anything), f"{path}.curve"),
-            frontier=Curve.from_dict(get(data, "frontier", path, anything), f"{path}.frontier"),
-            router_class=get(data, "router_class", path, text, ""),
-            router_kind=get(data, "router_kind", path, text, "utility"),
-            plugin=get(data, "plugin", path, optional_text, None),
-            distribution=get(data, "distribution", path, optional_text, None),
-            version=get(data, "version", path, optional_text, None),
-            upper_bound=get(data, "upper_bound", path, flag, False),
-            chosen_model=get(data, "chosen_model", path, optional_text, None),
-            params=get(data, "params", path, mapping, {}), tuning=tuning,
-            n_test=get(data, "n_test", path, integer, None),
-            n_test_excluded=get(data, "n_test_excluded", path, integer, 0),
-            timings=timings, per_group=per_group, extra=_extra(data, _RECORD_KEYS))
-
-    def to_dict(self) -> dict[str, Any]:
-        """The record as (decoded) data, in the key order evaluate writes."""
-        out = {"router": self.router, "router_class": self.router_class,
-               "router_kind": self.router_kind, "plugin": self.plugin,
-               "distribution": self.distribution, "version": self.version,
-               "upper_bound": self.upper_bound, "chosen_model": self.chosen_model,
-               "task": self.task, "seed": self.seed, "params": self.params,
-               "tuning": self.tuning, "n_test": self.n_test,
-               "n_test_excluded": self.n_test_excluded, "timings": self.timings,
-               "metrics": _metrics_dict(self.metrics), "per_group": self.per_group,
-               "curve": self.curve.to_dict(), "frontier": self.frontier.to_dict()}
-        return {**out, **self.extra}
+    def from_dict(cls, data: Any, where: str = "record") -> RunRecord:
+        return check(cls, data, where, RecordFormatError)
 
     def same_numbers(self, other: RunRecord) -> bool:
         """Whether two records carry the same numbers (timings aside): one reference row
         found in two files of one matrix."""
         a, b = self.to_dict(), other.to_dict()
-        a.pop("timings"), b.pop("timings")
-        return json.dumps(encode(a), sort_keys=True) == json.dumps(encode(b), sort_keys=True)
+        a.pop("timings", None), b.pop("timings", None)
+        return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
-@dataclass(frozen=True)
-class OracleRow:
+class OracleRow(Metrics):
     """The harness-computed upper bound of a task: each test prompt's best model by its
-    true outcome; the same metric keys as a record, with its curve and frontier."""
+    true outcome; the metric keys of a record, with its curve and frontier."""
 
-    metrics: dict[str, Any]
     curve: Curve
     frontier: Curve
 
-    @classmethod
-    def from_dict(cls, data: Any, path: str) -> OracleRow:
-        data = mapping(data, path)
-        metrics = read_metrics({k: v for k, v in data.items() if k not in ("curve", "frontier")},
-                               path)
-        return cls(metrics, Curve.from_dict(get(data, "curve", path, anything), f"{path}.curve"),
-                   Curve.from_dict(get(data, "frontier", path, anything), f"{path}.frontier"))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**_metrics_dict(self.metrics), "curve": self.curve.to_dict(),
-                "frontier": self.frontier.to_dict()}
+    def numbers(self) -> dict[str, Any]:
+        """What must agree between two files' oracle rows: everything but the bootstrap
+        interval (it follows the file's first seed)."""
+        data = self.to_dict()
+        data.pop("auc_ci95", None)
+        return data
 
 
-_REFERENCE_KEYS = ("version", "revision", "source", "fingerprint", "sizes", "models", "groups",
-                   "cost_scale_usd", "single_models", "single_model_frontier_auc", ORACLE)
-
-
-@dataclass(frozen=True)
-class SingleModel:
+class SingleModel(Record):
     """One candidate model alone on the test split: quality x100, normalised cost, USD."""
 
     model: str
-    quality: float | None
-    cost: float | None
-    cost_usd: float | None = None
+    quality: Number
+    cost: Number
+    cost_usd: Number = None
 
 
-@dataclass(frozen=True)
-class TaskReference:
-    """The per-task facts every table shows (see ``evaluate.task_reference``): version,
+class EmbeddingsUsed(Record):
+    """How a task's embeddings were obtained: prompts encoded, loaded from the cache."""
+
+    encoded: Count
+    cached: Count
+    notes: list[str] = Field(default_factory=list)
+
+
+class TaskReference(Record):
+    """The per-task facts every table shows (``scoring.task_reference``): version,
     revision, data fingerprint, split sizes, models, the single models and their
     frontier's AUC, and (when the harness computed it) the oracle's reference row."""
 
-    version: int
-    fingerprint: str
-    sizes: dict[str, int]
-    models: tuple[str, ...]
-    single_models: tuple[SingleModel, ...]
-    single_model_frontier_auc: float | None
+    version: Count
     revision: str | None = None
-    source: Any = None
-    groups: Any = None
-    cost_scale_usd: float | None = None
+    source: JsonData = None
+    fingerprint: str = Field(description="sha256 of the task's data")
+    sizes: dict[str, Count] = Field(description="rows per split")
+    models: list[str]
+    groups: JsonData = None
+    cost_scale_usd: Number = None
+    single_models: list[SingleModel]
+    single_model_frontier_auc: Number
     oracle: OracleRow | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    embeddings: EmbeddingsUsed | None = None
 
-    @classmethod
-    def from_dict(cls, data: Any, path: str = "reference") -> TaskReference:
-        data = mapping(data, path)
-        sizes = {k: integer(v, f"{path}.sizes.{k}")
-                 for k, v in get(data, "sizes", path, mapping).items()}
-        models = tuple(text(m, f"{path}.models[{i}]")
-                       for i, m in enumerate(get(data, "models", path, items)))
-        singles = []
-        for i, row in enumerate(get(data, "single_models", path, items)):
-            where = f"{path}.single_models[{i}]"
-            row = mapping(row, where)
-            singles.append(SingleModel(get(row, "model", where, text),
-                                       get(row, "quality", where, number),
-                                       get(row, "cost", where, number),
-                                       get(row, "cost_usd", where, number, None)))
-        oracle = get(data, ORACLE, path, anything, None)
-        return cls(
-            version=get(data, "version", path, integer),
-            fingerprint=get(data, "fingerprint", path, text), sizes=sizes, models=models,
-            single_models=tuple(singles),
-            single_model_frontier_auc=get(data, "single_model_frontier_auc", path, number),
-            revision=get(data, "revision", path, optional_text, None),
-            source=get(data, "source", path, anything, None),
-            groups=get(data, "groups", path, anything, None),
-            cost_scale_usd=get(data, "cost_scale_usd", path, number, None),
-            oracle=None if oracle is None else OracleRow.from_dict(oracle, f"{path}.oracle"),
-            extra=_extra(data, _REFERENCE_KEYS))
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "version": self.version, "revision": self.revision, "source": self.source,
-            "fingerprint": self.fingerprint, "sizes": self.sizes, "models": list(self.models),
-            "groups": self.groups, "cost_scale_usd": self.cost_scale_usd,
-            "single_models": [{"model": s.model, "quality": s.quality, "cost": s.cost,
-                               **({} if s.cost_usd is None else {"cost_usd": s.cost_usd})}
-                              for s in self.single_models],
-            "single_model_frontier_auc": self.single_model_frontier_auc}
-        if self.oracle is not None:
-            out[ORACLE] = self.oracle.to_dict()
-        return {**out, **self.extra}
+# --- the protocol -------------------------------------------------------------------------------
+def same_lambdas(a: Sequence[float] | None, b: Sequence[float] | None) -> bool:
+    """Whether two recorded sweeps are one sweep: the same length, each lam equal within
+    ``LAMBDA_RTOL`` (relative), infinity only with infinity. The one comparison of
+    recorded lams: board validation, merging result sets and ``--resume`` use it."""
+    if a is None or b is None:
+        return a is b
+    return len(a) == len(b) and all(
+        x == y or (math.isfinite(x) and math.isfinite(y)
+                   and math.isclose(x, y, rel_tol=LAMBDA_RTOL, abs_tol=0.0))
+        for x, y in zip(a, b))
+
+
+class ProtocolRecord(Record):
+    """The protocol as a result file records it (``evaluation.protocol.Protocol``):
+    everything that fixes the numbers. Older files may lack keys; unknown keys are kept."""
+
+    lambdas: list[Lambda] | None = Field(None, description="the trade-off sweep")
+    seeds: list[Seed]
+    tune: bool | None = None
+    max_configs: int | None = None
+    n_bootstrap: int | None = None
+    tie_break: str | None = None
+    fit_on: str | None = None
+    tune_on: str | None = None
+    evaluate_on: str | None = None
+    cost_normalisation: str | None = None
+    missing_scores: str | None = None
+    seed_streams: str | None = None
+    oracle: str | None = None
+    version: int | None = None
+
+    def value(self, key: str) -> Any:
+        """The recorded value of ``key`` (a field or a kept key); None when absent."""
+        if key in type(self).model_fields:
+            return getattr(self, key)
+        return (self.model_extra or {}).get(key)
+
+    def keys(self) -> list[str]:
+        """The keys recorded (fields read or set, then the kept ones)."""
+        return [k for k in type(self).model_fields if k in self.model_fields_set] + \
+            list(self.model_extra or {})
+
+    def differences(self, other: ProtocolRecord) -> list[str]:
+        """The keys whose values differ between two recorded protocols, seeds aside (an
+        absent key is null); lams compared by ``same_lambdas``."""
+        keys = dict.fromkeys(self.keys() + other.keys())
+        keys.pop("seeds", None)
+        return sorted(k for k in keys if not (
+            same_lambdas(self.lambdas, other.lambdas) if k == "lambdas"
+            else self.value(k) == other.value(k)))
 
 
 # --- result sets ------------------------------------------------------------------------------------
-_RESULT_KEYS = ("schema", "routeharness_version", "git_commit", "created", "command",
-                "platform", "encoder", "protocol", "tasks", "records", "merged_from")
+class MergedFrom(Record):
+    """One file a merged result set was made from, and its provenance."""
+
+    path: str
+    created: str | None = None
+    git_commit: str | None = None
+    command: JsonData = None
 
 
-@dataclass(frozen=True)
-class ResultSet:
-    """A run's records with everything that fixes their numbers: the ``protocol`` and
-    ``encoder`` (as recorded, JSON data), per task its ``TaskReference``, and provenance
-    (versions, commit, time, command, platform; ``merged_from`` for merged files)."""
+class ResultSet(Record):
+    """A result file (``routeharness.results/1``): a run's records with everything that
+    fixes their numbers: the ``protocol`` and ``encoder``, per task its ``TaskReference``,
+    and provenance (versions, commit, time, command, platform; ``merged_from`` for merged
+    files). At least one task and one record; each record's task is one of ``tasks``, and
+    a router x task x seed is recorded once."""
 
-    encoder: dict[str, Any]
-    protocol: dict[str, Any]
-    tasks: dict[str, TaskReference]
-    records: tuple[RunRecord, ...]
+    schema_: str = Field(RESULT_SCHEMA, alias="schema", description="the file format")
     routeharness_version: str | None = None
     git_commit: str | None = None
-    created: str | None = None
-    command: Any = None
-    platform: dict[str, Any] = field(default_factory=dict)
-    merged_from: tuple[dict[str, Any], ...] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    schema: str = RESULT_SCHEMA
+    created: str | None = Field(None, description="when the run started (ISO 8601, UTC)")
+    command: JsonData = Field(None, description="the command line that made the file")
+    platform: dict[str, JsonData] = Field(default_factory=dict)
+    encoder: EncoderIdentity = Field(description="the encoder every record used")
+    protocol: ProtocolRecord = Field(description="everything that fixes the numbers")
+    tasks: dict[str, TaskReference] = Field(min_length=1, description="per task its facts "
+                                                                      "and reference rows")
+    records: list[RunRecord] = Field(min_length=1, description="one per router x task x "
+                                                               "seed")
+    merged_from: list[MergedFrom] | None = Field(None, description="the files a merged "
+                                                                   "result set came from")
+
+    _encoder = field_serializer("encoder", mode="wrap")(encoder_as_read)
+
+    @model_validator(mode="after")
+    def _records_of_known_tasks_once(self) -> ResultSet:
+        first: dict[tuple[str, str, int], int] = {}
+        for i, record in enumerate(self.records):
+            if record.task not in self.tasks:
+                raise ValueError(f"records[{i}].task: {record.task!r} is not one of the "
+                                 f"file's tasks {sorted(self.tasks)}")
+            if first.setdefault(record.key, i) != i:
+                raise ValueError(f"records[{first[record.key]}], [{i}]: the same router x "
+                                 f"task x seed {list(record.key)!r} twice")
+        return self
 
     @classmethod
-    def new(cls, protocol: Any, encoder: Any) -> ResultSet:
-        """An empty result set for a run of ``protocol`` with ``encoder``, with provenance."""
+    def new(cls, protocol: ProtocolRecord, encoder: EncoderIdentity) -> ResultSet:
+        """The provenance of a run of ``protocol`` with ``encoder`` starting now, with no
+        task or record yet (``with_runs`` adds them; only then is it a result set)."""
         import datetime as _dt
         import sys
 
         from routeharness import __version__
 
-        return cls(encoder={"name": encoder.name, "identity": encoder.identity,
-                            "revision": encoder.revision,
-                            "modalities": sorted(encoder.modalities)},
-                   protocol=protocol.to_dict(), tasks={}, records=(),
-                   routeharness_version=__version__, git_commit=git_commit(),
-                   created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                   command=list(sys.argv), platform=platform_info())
+        return cls.model_construct(
+            schema_=RESULT_SCHEMA, routeharness_version=__version__, git_commit=git_commit(),
+            created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            command=list(sys.argv), platform=platform_info(), encoder=encoder,
+            protocol=protocol, tasks={}, records=[])
+
+    def with_runs(self, tasks: dict[str, TaskReference],
+                  records: Sequence[RunRecord]) -> ResultSet:
+        """This run's provenance with ``tasks`` and ``records``, validated."""
+        return replaced(self, tasks=dict(tasks), records=list(records))
 
     @classmethod
-    def from_dict(cls, data: Any, path: str = "") -> ResultSet:
-        """What ``evaluate.evaluate`` returns, or a result file's content. A result set
-        with no tasks or no records is an error: there is nothing to show."""
-        data = mapping(data, path or "result set")
-        prefix = f"{path}." if path else ""
-        tasks = {name: TaskReference.from_dict(ref, f"{prefix}tasks.{name}")
-                 for name, ref in get(data, "tasks", path, mapping).items()}
-        records = tuple(RunRecord.from_dict(r, f"{prefix}records[{i}]")
-                        for i, r in enumerate(get(data, "records", path, items)))
-        if not tasks or not records:
-            raise RecordFormatError(f"{prefix}{'tasks' if not tasks else 'records'}: empty; "
-                                    "a result set holds at least one task and one record")
-        first: dict[tuple[str, str, int], int] = {}
-        for i, record in enumerate(records):
-            if record.task not in tasks:
-                raise RecordFormatError(f"{prefix}records[{i}].task: {record.task!r} is not "
-                                        f"one of the file's tasks {sorted(tasks)}")
-            if first.setdefault(record.key, i) != i:
-                raise RecordFormatError(f"{prefix}records[{first[record.key]}], [{i}]:"
-                                        " the same router x task x seed "
-                                        f"{list(record.key)!r} twice")
-        encoder = get(data, "encoder", path, mapping)
-        get(encoder, "name", f"{prefix}encoder", text)
-        protocol = get(data, "protocol", path, mapping)
-        for i, value in enumerate(get(protocol, "seeds", f"{prefix}protocol", items)):
-            seed(value, f"{prefix}protocol.seeds[{i}]")
-        get(protocol, "lambdas", f"{prefix}protocol", lambdas, None)
-        merged = get(data, "merged_from", path, items, None)
-        return cls(encoder=encoder, protocol=protocol, tasks=tasks, records=records,
-                   routeharness_version=get(data, "routeharness_version", path, optional_text,
-                                            None),
-                   git_commit=get(data, "git_commit", path, optional_text, None),
-                   created=get(data, "created", path, optional_text, None),
-                   command=data.get("command"),
-                   platform=get(data, "platform", path, mapping, {}),
-                   merged_from=None if merged is None else tuple(merged),
-                   extra=_extra(data, _RESULT_KEYS),
-                   schema=get(data, "schema", path, text, RESULT_SCHEMA))
+    def from_dict(cls, data: Any, where: str = "") -> ResultSet:
+        """A result file's content; the first problem one line naming ``where`` and the key."""
+        return check(cls, data, where, RecordFormatError)
 
     @classmethod
     def from_json(cls, path: str | Path) -> ResultSet:
-        return read_as(path, cls.from_dict, "result file", RESULT_SCHEMA)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {"schema": self.schema, "routeharness_version": self.routeharness_version,
-               "git_commit": self.git_commit, "created": self.created,
-               "command": self.command, "platform": self.platform, "encoder": self.encoder,
-               "protocol": self.protocol,
-               "tasks": {name: ref.to_dict() for name, ref in self.tasks.items()},
-               "records": [r.to_dict() for r in self.records]}
-        if self.merged_from is not None:
-            out["merged_from"] = list(self.merged_from)
-        return {**out, **self.extra}
+        return read_json(path, cls, "result file", schema=RESULT_SCHEMA,
+                         error=RecordFormatError)
 
     def to_json(self) -> str:
-        return json.dumps(encode(self.to_dict()), indent=1, allow_nan=False)
+        return dump_json(self)
 
     def save(self, path: str | Path) -> Path:
-        return write_json(self.to_dict(), path, "result file")
+        """Written atomically; a path that cannot be written is one line."""
+        return write_text(self.to_json(), path, "result file")
 
     @property
     def seeds(self) -> list[int]:
-        return list(self.protocol.get("seeds", []))
+        return list(self.protocol.seeds)
 
     def records_of(self, task: str, router: str | None = None) -> list[RunRecord]:
         return [r for r in self.records
@@ -402,16 +515,9 @@ class ResultSet:
                                   if task is None or r.task == task))
 
     def incompatibilities(self, other: ResultSet) -> list[str]:
-        """What keeps two result sets from being pooled (``incompatibilities``)."""
-        return incompatibilities(self.protocol, self.encoder, other.protocol, other.encoder)
+        """What keeps two result sets from being pooled: the protocol keys that differ
+        (seeds aside; ``ProtocolRecord.differences``), and "encoder" when the encoder's
+        identity or revision differs."""
+        return self.protocol.differences(other.protocol) + \
+            ([] if self.encoder.same_vectors(other.encoder) else ["encoder"])
 
-
-def incompatibilities(protocol_a: dict[str, Any], encoder_a: dict[str, Any],
-                      protocol_b: dict[str, Any], encoder_b: dict[str, Any]) -> list[str]:
-    """The protocol fields that differ (seeds aside), and "encoder" when the encoder's
-    identity or revision differs."""
-    protocols = [{k: v for k, v in p.items() if k != "seeds"} for p in (protocol_a, protocol_b)]
-    differ = sorted(k for k in set(protocols[0]) | set(protocols[1])
-                    if protocols[0].get(k) != protocols[1].get(k))
-    encoders = [(e.get("identity"), e.get("revision")) for e in (encoder_a, encoder_b)]
-    return differ + (["encoder"] if encoders[0] != encoders[1] else [])

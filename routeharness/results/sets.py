@@ -12,9 +12,14 @@ from typing import Any, TypeVar
 import numpy as np
 
 from routeharness.common.errors import RouteHarnessError
-from routeharness.common.jsonfiles import write_json
-from routeharness.results.records import REFERENCE_ROUTERS, ResultSet, RunRecord, TaskReference
-from routeharness.results.records import incompatibilities as _incompatibilities
+from routeharness.results.records import (
+    REFERENCE_ROUTERS,
+    MergedFrom,
+    ResultSet,
+    RunRecord,
+    TaskReference,
+    replaced,
+)
 from routeharness.results.tables import ReportTable, fmt
 
 #: metrics averaged over seeds (mean and std) in every summary
@@ -23,44 +28,12 @@ SUMMARY_METRICS = ("auc", "quality_at_0", "cost_at_0_usd", "apgr", "cpt50")
 SCORE_METRICS = ("auc", "quality_at_0", "cost_at_0_usd")
 
 
-def as_result_set(result: ResultSet | dict[str, Any]) -> ResultSet:
-    return result if isinstance(result, ResultSet) else ResultSet.from_dict(result)
-
-
-# --- the dict interface evaluate uses (until it moves to the typed classes) ----------------
-def new_result_set(protocol: Any, encoder: Any) -> dict[str, Any]:
-    """``ResultSet.new(protocol, encoder)`` as a dict, for code that appends to it."""
-    return ResultSet.new(protocol, encoder).to_dict()
-
-
-def save_json(data: ResultSet | dict[str, Any], path: str | Path) -> Path:
-    """Write a result set (typed or dict) atomically; non-finite numbers as strings."""
-    return write_json(data.to_dict() if isinstance(data, ResultSet) else data, path,
-                      "result file")
-
-
-def load_json(path: str | Path) -> dict[str, Any]:
-    """A result file, checked (``ResultSet.from_json``), as a dict."""
-    return ResultSet.from_json(path).to_dict()
-
-
-def incompatibilities(a: ResultSet | dict[str, Any], b: ResultSet | dict[str, Any]) -> list[str]:
-    """What keeps two result sets from being pooled (``records.incompatibilities``); a
-    dict may be a run just begun (no tasks or records yet)."""
-    def parts(r: ResultSet | dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        if isinstance(r, ResultSet):
-            return r.protocol, r.encoder
-        return r.get("protocol") or {}, r.get("encoder") or {}
-
-    return _incompatibilities(*parts(a), *parts(b))
-
-
 def is_reference(record: RunRecord) -> bool:
     """A reference row: best-single, random, or an old file's oracle record."""
     return record.router in REFERENCE_ROUTERS or record.upper_bound
 
 
-def merge_results(results: Sequence[tuple[str, ResultSet | dict[str, Any]]]) -> ResultSet:
+def merge_results(results: Sequence[tuple[str, ResultSet]]) -> ResultSet:
     """One result set from several ``(path, result set)`` pairs: the pieces of one matrix
     run in separate processes or machines. They must share the protocol (seeds aside),
     the encoder and, for a task in several files, its data fingerprint. A router x task x
@@ -69,13 +42,12 @@ def merge_results(results: Sequence[tuple[str, ResultSet | dict[str, Any]]]) -> 
     Seeds become the union; ``merged_from`` records each file's provenance."""
     if not results:
         raise RouteHarnessError("nothing to merge: no result files given")
-    first_path, first = results[0][0], as_result_set(results[0][1])
+    first_path, first = results[0]
     tasks: dict[str, TaskReference] = {}
     records: list[RunRecord] = []
     seen: dict[tuple[str, str, int], tuple[str, RunRecord]] = {}
     provenance = []
     for path, result in results:
-        result = as_result_set(result)
         differ = first.incompatibilities(result)
         if differ:
             raise RouteHarnessError(f"{path}: differs from {first_path} in "
@@ -91,7 +63,7 @@ def merge_results(results: Sequence[tuple[str, ResultSet | dict[str, Any]]]) -> 
                 tasks[task] = reference if known is None or reference.oracle is not None \
                     else known
             elif reference.oracle is not None and \
-                    _oracle_numbers(known) != _oracle_numbers(reference):
+                    known.oracle.numbers() != reference.oracle.numbers():
                 raise RouteHarnessError(f"{path}: task {task!r}: the oracle reference row "
                                         "differs from an earlier file's")
         for record in result.records:
@@ -106,25 +78,13 @@ def merge_results(results: Sequence[tuple[str, ResultSet | dict[str, Any]]]) -> 
                                         + "; keep one of them")
             seen[record.key] = (str(path), record)
             records.append(record)
-        provenance.append({"path": str(path), "created": result.created,
-                           "git_commit": result.git_commit, "command": result.command})
-    seeds = sorted({r.seed for r in records} | {int(s) for s in first.seeds})
-    return ResultSet(encoder=first.encoder, protocol={**first.protocol, "seeds": seeds},
-                     tasks=tasks, records=tuple(records),
-                     routeharness_version=first.routeharness_version,
-                     git_commit=first.git_commit, created=first.created,
-                     command=first.command, platform=first.platform,
-                     merged_from=tuple(provenance), extra=first.extra)
-
-
-def _oracle_numbers(reference: TaskReference) -> Any:
-    """The oracle row's numbers that must agree between files (its bootstrap interval
-    follows the file's first seed, so it may differ: the first file's is kept)."""
-    oracle = reference.oracle
-    if oracle is None:
-        return None
-    return ({k: v for k, v in oracle.metrics.items() if k != "auc_ci95"}, oracle.curve,
-            oracle.frontier)
+        provenance.append(MergedFrom(path=str(path), created=result.created,
+                                     git_commit=result.git_commit, command=result.command))
+    seeds = sorted({r.seed for r in records} | set(first.seeds))
+    # the first file's provenance and unknown keys; the oracle's bootstrap interval
+    # follows a file's first seed, so the first file's is kept
+    return replaced(first, protocol=replaced(first.protocol, seeds=seeds), tasks=tasks,
+                    records=records, merged_from=provenance)
 
 
 # --- one aggregation over seeds ---------------------------------------------------------------
@@ -139,7 +99,7 @@ def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None
 
 def _tuned_params(record: RunRecord) -> dict[str, Any]:
     """The hyper-parameters the tuning chose between (the grid's names), as chosen."""
-    names = list(record.tuning[0].get("params", {})) if record.tuning else []
+    names = list(record.tuning[0].params) if record.tuning else []
     return {name: record.params.get(name) for name in names}
 
 
@@ -157,7 +117,7 @@ def aggregate(records: Sequence[RunRecord]) -> dict[str, Any]:
         values = [r.metrics.get(metric) for r in records]
         if any(v is not None for v in values):
             row[metric], row[metric + "_std"] = mean_std(values)
-    cis = [r.metrics["auc_ci95"] for r in records if r.metrics.get("auc_ci95")]
+    cis = [r.metrics.auc_ci95 for r in records if r.metrics.auc_ci95]
     if cis:
         row["auc_ci95"] = [mean_std([c[0] for c in cis])[0], mean_std([c[1] for c in cis])[0]]
     row["fit_s"] = mean_std([r.timings.get("fit_s") for r in records])[0]
@@ -170,22 +130,21 @@ def oracle_row(reference: TaskReference) -> dict[str, Any] | None:
     """The harness-computed oracle of a task as a summary row (upper bound), if any."""
     if reference.oracle is None:
         return None
-    metrics = reference.oracle.metrics
+    metrics = reference.oracle
     row = {"router": "oracle", "n_seeds": 1, "upper_bound": True, "params": {},
            "tuned_params": {}, "distribution": None, "chosen_model": None, "per_group": {},
            "reference": True}
     for metric in SUMMARY_METRICS:
         if metrics.get(metric) is not None:
-            row[metric], row[metric + "_std"] = metrics[metric], 0.0
-    if metrics.get("auc_ci95"):
-        row["auc_ci95"] = list(metrics["auc_ci95"])
+            row[metric], row[metric + "_std"] = metrics.get(metric), 0.0
+    if metrics.auc_ci95:
+        row["auc_ci95"] = list(metrics.auc_ci95)
     return row
 
 
-def summarise(result: ResultSet | dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+def summarise(result: ResultSet) -> dict[str, list[dict[str, Any]]]:
     """Per task, one row per router (``aggregate``), routers in record order; the
     harness-computed oracle (when present) as the last row."""
-    result = as_result_set(result)
     tables: dict[str, list[dict[str, Any]]] = {}
     for task, reference in result.tasks.items():
         rows = [aggregate(result.records_of(task, router)) for router in result.routers(task)]
@@ -196,10 +155,9 @@ def summarise(result: ResultSet | dict[str, Any]) -> dict[str, list[dict[str, An
     return tables
 
 
-def summarise_scores(result: ResultSet | dict[str, Any], router: str) -> dict[str, Any]:
+def summarise_scores(result: ResultSet, router: str) -> dict[str, Any]:
     """Per task, mean and std over seeds of ``SCORE_METRICS`` (``results.aggregate``);
     ``overall``: the mean over tasks of each task's mean (every task weighs the same)."""
-    result = as_result_set(result)
     scores: dict[str, Any] = {}
     for task in result.tasks:
         records = result.records_of(task, router)
@@ -272,7 +230,7 @@ def _task_table(result: ResultSet, task: str, rows: list[dict[str, Any]]) -> Rep
     headers = ["router", "AUC" + (" (mean ± std)" if n_seeds > 1 else ""), "95% CI", "Q@λ0",
                "$/1k@λ0", *(["APGR", "CPT(50%)"] if has_apgr else []), "fit s",
                "tuned (first seed)"]
-    encoder = result.encoder.get("name", "?")
+    encoder = result.encoder.name
     table = ReportTable(
         title=(f"{task} (v{reference.version}): {_test_counts(result, task)}, "
                f"{len(reference.models)} models, encoder {encoder}, "
@@ -364,9 +322,8 @@ def ranking_table(summary: dict[str, list[dict[str, Any]]]) -> ReportTable:
     return table
 
 
-def report_tables(result: ResultSet | dict[str, Any]) -> list[ReportTable]:
+def report_tables(result: ResultSet) -> list[ReportTable]:
     """Every table of a result set: per task (and per group), then the ranking."""
-    result = as_result_set(result)
     summary = summarise(result)
     tables: list[ReportTable] = []
     for task, rows in summary.items():
@@ -379,8 +336,8 @@ def report_tables(result: ResultSet | dict[str, Any]) -> list[ReportTable]:
     return tables
 
 
-def plot_frontiers(result: ResultSet | dict[str, Any], path: str | Path) -> Path:
+def plot_frontiers(result: ResultSet, path: str | Path) -> Path:
     """The cost-quality frontier plot (see ``routeharness.results.plots``)."""
     from routeharness.results.plots import plot_frontiers as plot
 
-    return plot(as_result_set(result), path)
+    return plot(result, path)

@@ -11,12 +11,10 @@ from routeharness.common.progress import Reporter
 from routeharness.evaluation.protocol import Protocol
 from routeharness.evaluation.run import Routed
 from routeharness.results.tables import fmt
+from routeharness.study.record import StudyRun
 
 #: bootstrap resamples of the paired comparisons (over test prompts)
 PAIRED_BOOTSTRAP = 1000
-#: the record keys a study file keeps of each run (curves and tuning tables stay out)
-RUN_KEYS = ("router", "task", "seed", "params", "fixed_params", "metrics", "timings",
-            "n_test", "plugin", "distribution", "version")
 
 
 @dataclass
@@ -36,11 +34,9 @@ class StudySettings:
     executor: Any = None
 
 
-def compact(routed: Routed, **condition: Any) -> dict[str, Any]:
-    """A run as a study file keeps it: ``RUN_KEYS`` and the condition it ran under."""
-    record = {k: routed.record[k] for k in RUN_KEYS if k in routed.record}
-    record["condition"] = condition
-    return record
+def compact(routed: Routed, **condition: Any) -> StudyRun:
+    """A run as a study file keeps it (``StudyRun``) and the condition it ran under."""
+    return StudyRun.of(routed.record, **condition)
 
 
 def mean_cell(mean: float | None, std: float | None) -> str:

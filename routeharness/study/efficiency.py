@@ -72,7 +72,7 @@ def run(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | None = N
                                     f"{task.name}: {fraction:g} of train, seed {seed}",
                                     executor=settings.executor))
             per_fraction.append(runs)
-            result.runs += [compact(r, fraction=fraction) for r in runs.values()]
+            result.runs.extend(compact(r, fraction=fraction) for r in runs.values())
         result.results[task.name] = _summary(per_fraction, labels, reference, fractions, n,
                                              protocol.seeds, settings)
     return result
@@ -117,7 +117,7 @@ def tables(result: StudyResult) -> list[ReportTable]:
                      "-" if to95 is None else f"{to95:g}"])
             if any(r["vs_knn"] for r in rows):
                 diff.add([label, *(diff_cell(r["vs_knn"]) for r in rows)])
-        auc.note = (f"seeds {result.protocol['seeds'] if result.protocol else '?'}; each "
+        auc.note = (f"seeds {result.protocol.seeds if result.protocol else '?'}; each "
                     "router tuned on validation at every fraction, as eval tunes")
         out += [auc] + ([diff] if diff.rows else [])
     return out

@@ -60,7 +60,7 @@ def run(routers: Sequence[str], tasks: Sequence[str], encoders: Sequence[str], *
                 each(spec, enc, embedded)
             runs = run_all(plans, embedded, protocol, reporter, f"{task.name} with {spec}",
                            executor=settings.executor)
-            result.runs += [compact(r, encoder=spec) for r in runs.values()]
+            result.runs.extend(compact(r, encoder=spec) for r in runs.values())
             entry: dict[str, Any] = {"routers": {}}
             for label in labels:
                 auc, std = auc_of(runs, label, protocol.seeds)

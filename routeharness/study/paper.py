@@ -107,7 +107,7 @@ def run(out_dir: str | Path, plan: PaperPlan | None = None, *,
         settings.reporter.log(f"paper: running {name}")
         started = time.perf_counter()
         result = call(part_settings)
-        result.wall_seconds = time.perf_counter() - started
+        result = result.timed(time.perf_counter() - started)
         result.save(path)
         done[name] = result
     return done
@@ -121,7 +121,7 @@ def _same(saved: StudyResult, params: dict[str, Any], settings: StudySettings) -
             map(str, saved.params.get("values") or []))
     protocol = saved.protocol
     return have == wanted and (protocol is None or
-                               list(protocol.get("seeds", [])) == list(settings.protocol.seeds))
+                               protocol.seeds == list(settings.protocol.seeds))
 
 
 def load_parts(out_dir: str | Path) -> dict[str, StudyResult]:

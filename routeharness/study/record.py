@@ -1,114 +1,146 @@
-"""A study's result file: ``StudyResult`` owns its JSON (schema tag, NaN and infinity as
-strings, atomic writes) and its provenance, like ``routeharness.results.records.ResultSet``.
+"""A study's result file (``routeharness.study/1``): ``StudyResult``, a contract model like
+``routeharness.results.records.ResultSet`` (read with ``load``, written atomically with
+``save``, NaN and infinity as strings) with its provenance.
 
 ``results`` holds the study's numbers (its own structure, documented by each study
-module); ``runs`` the run records (``evaluate.run_one``'s) each with the ``condition`` it
-ran under (a fraction, an encoder, a held-out group, a parameter value)."""
+module); ``runs`` the runs (``StudyRun``: the compact part of a ``RunRecord``) each with
+the ``condition`` it ran under (a fraction, an encoder, a held-out group, a parameter
+value)."""
 
 from __future__ import annotations
 
 import datetime as _dt
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from routeharness.common.jsonfiles import (
-    anything,
-    get,
-    items,
-    mapping,
-    number,
-    optional_text,
-    read_as,
-    text,
-    write_json,
-)
+from pydantic import ConfigDict
+
+from routeharness.common.contract import Field, Number, OpenContract, check, dump_json, read_json
+from routeharness.common.files import write_text
 from routeharness.common.provenance import git_commit, platform_info
+from routeharness.embedding.encoders import EncoderIdentity
+from routeharness.results.records import (
+    Count,
+    JsonData,
+    Metrics,
+    Name,
+    ProtocolRecord,
+    Record,
+    RecordFormatError,
+    RunRecord,
+    Seed,
+)
 
 STUDY_SCHEMA = "routeharness.study/1"
 
 
-@dataclass
-class StudyResult:
-    """One study's output: what ran (``params``, ``protocol``, ``encoders``, ``tasks``
-    with their fingerprints), its numbers and records, and where it ran."""
+class StudyTask(Record):
+    """A task as a study ran it: data fingerprint, card version, revision, source, split
+    sizes, models and groups."""
 
+    fingerprint: str
+    version: int | None = None
+    revision: str | None = None
+    source: JsonData = None
+    sizes: dict[str, Count] = Field(default_factory=dict)
+    models: list[str] = Field(default_factory=list)
+    groups: JsonData = None
+
+
+class StudyRun(Record):
+    """One run of a study, as its file keeps it: the record's identity, parameters,
+    metrics and timings (curves and tuning tables stay out), and the ``condition`` it ran
+    under."""
+
+    router: Name
+    task: str
+    seed: Seed
+    params: dict[str, JsonData] = Field(default_factory=dict)
+    fixed_params: dict[str, JsonData] | None = None
+    metrics: Metrics
+    timings: dict[str, Number] = Field(default_factory=dict)
+    n_test: Count | None = None
+    plugin: str | None = None
+    distribution: str | None = None
+    version: str | None = None
+    condition: dict[str, JsonData] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, record: RunRecord, **condition: Any) -> StudyRun:
+        """The part of ``record`` a study file keeps, and the condition it ran under."""
+        kept = {k: getattr(record, k) for k in cls.model_fields
+                if k != "condition" and k in record.model_fields_set}
+        return cls(**kept, condition=condition)
+
+
+class StudyResult(OpenContract):
+    """A study's file: what ran (``params``, ``protocol``, ``encoders``, ``tasks`` with
+    their fingerprints), its numbers (``results``) and runs, and where it ran. Its lists
+    and mappings grow while the study runs (``add_encoder``, ``add_task``, ``runs``,
+    ``results``)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    schema_: str = Field(STUDY_SCHEMA, alias="schema")
     study: str
-    params: dict[str, Any]
-    protocol: dict[str, Any] | None = None
-    encoders: list[dict[str, Any]] = field(default_factory=list)
-    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
-    results: dict[str, Any] = field(default_factory=dict)
-    runs: list[dict[str, Any]] = field(default_factory=list)
+    params: dict[str, JsonData]
+    protocol: ProtocolRecord | None = None
+    encoders: list[EncoderIdentity] = Field(default_factory=list)
+    tasks: dict[str, StudyTask] = Field(default_factory=dict)
+    results: dict[str, JsonData] = Field(description="the study's numbers, per task")
+    runs: list[StudyRun] = Field(default_factory=list)
     routeharness_version: str | None = None
     git_commit: str | None = None
     created: str | None = None
-    command: Any = None
-    platform: dict[str, Any] = field(default_factory=dict)
+    command: JsonData = None
+    platform: dict[str, JsonData] = Field(default_factory=dict)
     #: wall time of the study, seconds (set by the caller that timed it)
-    wall_seconds: float | None = None
-    schema: str = STUDY_SCHEMA
+    wall_seconds: Number = None
 
     @classmethod
     def new(cls, study: str, params: dict[str, Any], protocol: Any = None) -> StudyResult:
-        """An empty result of ``study`` run with ``params``, with provenance."""
+        """An empty result of ``study`` run with ``params`` under ``protocol`` (an
+        ``evaluation.protocol.Protocol``), with provenance."""
         from routeharness import __version__
 
         return cls(study=study, params=params,
-                   protocol=protocol.to_dict() if protocol is not None else None,
-                   routeharness_version=__version__, git_commit=git_commit(),
+                   protocol=protocol.recorded() if protocol is not None else None,
+                   results={}, routeharness_version=__version__, git_commit=git_commit(),
                    created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                    command=list(sys.argv), platform=platform_info())
 
     def add_encoder(self, encoder: Any) -> None:
         """Record an encoder's identity (once)."""
-        entry = {"name": encoder.name, "identity": encoder.identity,
-                 "revision": encoder.revision, "modalities": sorted(encoder.modalities)}
+        entry = EncoderIdentity.of(encoder)
         if entry not in self.encoders:
             self.encoders.append(entry)
 
     def add_task(self, task: Any) -> None:
         """Record a task's identity: fingerprint, sizes, source, version, models."""
-        self.tasks[task.name] = {
-            "fingerprint": task.fingerprint(), "version": task.version,
-            "revision": task.revision, "source": task.source,
-            "sizes": {split: data.n for split, data in task.splits.items()},
-            "models": [m.name for m in task.models], "groups": task.groups}
+        self.tasks[task.name] = StudyTask(
+            fingerprint=task.fingerprint(), version=task.version, revision=task.revision,
+            source=task.source, sizes={split: data.n for split, data in task.splits.items()},
+            models=[m.name for m in task.models], groups=task.groups)
+
+    def timed(self, seconds: float) -> StudyResult:
+        """This result with its wall time."""
+        return self.model_copy(update={"wall_seconds": seconds})
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": self.schema, "study": self.study, "params": self.params,
-                "protocol": self.protocol, "encoders": self.encoders, "tasks": self.tasks,
-                "results": self.results, "runs": self.runs,
-                "routeharness_version": self.routeharness_version,
-                "git_commit": self.git_commit, "created": self.created,
-                "command": self.command, "platform": self.platform,
-                "wall_seconds": self.wall_seconds}
+        """The study file's JSON data."""
+        return self.model_dump(mode="json", by_alias=True)
 
     def save(self, path: str | Path) -> Path:
         """Written atomically (a failure leaves no half-written file)."""
-        return write_json(self.to_dict(), path, "study result")
+        return write_text(dump_json(self), path, "study result")
 
     @classmethod
-    def from_dict(cls, data: Any, path: str = "") -> StudyResult:
-        data = mapping(data, path or "study result")
-        return cls(study=get(data, "study", path, text),
-                   params=get(data, "params", path, mapping),
-                   protocol=get(data, "protocol", path, anything, None),
-                   encoders=get(data, "encoders", path, items, []),
-                   tasks=get(data, "tasks", path, mapping, {}),
-                   results=get(data, "results", path, mapping),
-                   runs=get(data, "runs", path, items, []),
-                   routeharness_version=get(data, "routeharness_version", path,
-                                            optional_text, None),
-                   git_commit=get(data, "git_commit", path, optional_text, None),
-                   created=get(data, "created", path, optional_text, None),
-                   command=get(data, "command", path, anything, None),
-                   platform=get(data, "platform", path, mapping, {}),
-                   wall_seconds=get(data, "wall_seconds", path, number, None),
-                   schema=get(data, "schema", path, text, STUDY_SCHEMA))
+    def from_dict(cls, data: Any, where: str = "") -> StudyResult:
+        return check(cls, data, where, RecordFormatError)
 
     @classmethod
     def load(cls, path: str | Path) -> StudyResult:
         """A study file, checked (schema tag and shape); one line otherwise."""
-        return read_as(path, cls.from_dict, "study result", STUDY_SCHEMA)
+        return read_json(path, cls, "study result", schema=STUDY_SCHEMA,
+                         error=RecordFormatError)

@@ -5,6 +5,7 @@ re-run on other data, routers or encoders is judged the same way."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,7 +106,7 @@ def claim_matches(parts: dict[str, StudyResult]) -> Claim:
     beats = sum(line.count("kNN beats") for line in lines)
     evidence = (f"kNN matches {hits} of {total} (task, router) pairs and is ahead, beyond "
                 f"the interval, in {beats} of them; full-data test AUC, seeds "
-                f"{eff.protocol['seeds']}: " + " | ".join(lines))
+                f"{eff.protocol.seeds if eff.protocol else None}: " + " | ".join(lines))
     return Claim(text, evidence, _share(hits, total))
 
 
@@ -209,7 +210,8 @@ def claim_shift(parts: dict[str, StudyResult]) -> Claim:
                          + ("" if drop is None else f" (drop {drop:+.2f})")
                          + (f" ({'; '.join(notes)})" if notes else ""))
     return Claim(text, f"kNN matches {hits} of {total} (fold, router) pairs, seeds "
-                       f"{(shift.protocol or {}).get('seeds')}: " + " | ".join(lines),
+                       f"{shift.protocol.seeds if shift.protocol else None}: "
+                       + " | ".join(lines),
                  _share(hits, total))
 
 
@@ -248,7 +250,6 @@ def write_report(parts: dict[str, StudyResult], out_dir: str | Path) -> Path:
     """``report.md`` and ``report.json`` (the claims, the rules, the parts' provenance)
     and the parts' plots, in ``out_dir``."""
     from routeharness.common.files import write_text
-    from routeharness.common.jsonfiles import write_json
     from routeharness.study import study_module
 
     out_dir = Path(out_dir)
@@ -264,8 +265,8 @@ def write_report(parts: dict[str, StudyResult], out_dir: str | Path) -> Path:
     for name, result in parts.items():
         module = study_module(result.study)
         lines += [f"## {name}", "",
-                  f"Encoders: {', '.join(markdown_cell(short(e['name'])) for e in result.encoders)}; "
-                  f"seeds: {(result.protocol or {}).get('seeds', '-')}; commit "
+                  f"Encoders: {', '.join(markdown_cell(short(e.name)) for e in result.encoders)}; "
+                  f"seeds: {result.protocol.seeds if result.protocol else '-'}; commit "
                   f"{str(result.git_commit)[:12]}; run {result.created}"
                   + (f" in {result.wall_seconds / 60:.1f} min" if result.wall_seconds else "")
                   + ".",
@@ -274,9 +275,10 @@ def write_report(parts: dict[str, StudyResult], out_dir: str | Path) -> Path:
             module.plot(result, out_dir / f"{name}.png")
             lines += [f"![{name}]({name}.png)", ""]
     lines += ["## Verdict rules", ""] + [f"- {k}: {v}" for k, v in RULES.items()]
-    write_json({"schema": "routeharness.paper/1", "claims": [c.to_dict() for c in found],
-                "rules": RULES, "parts": {n: {"file": f"{n}.json", "created": r.created,
-                                               "git_commit": r.git_commit}
-                                           for n, r in parts.items()}},
-               out_dir / "report.json", "report")
+    report = {"schema": "routeharness.paper/1", "claims": [c.to_dict() for c in found],
+              "rules": RULES, "parts": {n: {"file": f"{n}.json", "created": r.created,
+                                             "git_commit": r.git_commit}
+                                         for n, r in parts.items()}}
+    write_text(json.dumps(report, indent=1, allow_nan=False) + "\n", out_dir / "report.json",
+               "report")
     return write_text("\n".join(lines) + "\n", out_dir / "report.md", "report")

@@ -206,4 +206,4 @@ def auc_of(runs: dict[tuple[str, int], Routed], label: str,
     """Mean and standard deviation over seeds of a run metric."""
     from routeharness.results.sets import mean_std
 
-    return mean_std([runs[(label, s)].record["metrics"].get(metric) for s in seeds])
+    return mean_std([runs[(label, s)].record.metrics.get(metric) for s in seeds])

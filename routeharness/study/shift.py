@@ -64,14 +64,14 @@ def run(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | None = N
                              f"out: {', '.join(skipped)}")
         inside = run_all(plans, embedded, protocol, reporter, f"{task.name}: in distribution",
                          executor=settings.executor)
-        result.runs += [compact(r, fold="in distribution") for r in inside.values()]
+        result.runs.extend(compact(r, fold="in distribution") for r in inside.values())
         out = []
         for tested, trained in folds:
             derived = hold_out(embedded, tested, trained)
             runs = run_all(plans, derived, protocol, reporter,
                            f"{task.name}: held out {', '.join(tested)}",
                            executor=settings.executor)
-            result.runs += [compact(r, test_groups=tested) for r in runs.values()]
+            result.runs.extend(compact(r, test_groups=tested) for r in runs.values())
             fold: dict[str, Any] = {"test_groups": tested, "train_groups": trained,
                                     "n_test": derived.task.splits["test"].n,
                                     "n_train": derived.task.splits["train"].n, "routers": {}}
@@ -97,8 +97,7 @@ def _in_distribution(runs: dict, label: str, tested: list[str],
     per-group AUC when one group is held out; else None: not computed)."""
     if len(tested) != 1:
         return None, None
-    values = [runs[(label, s)].record.get("per_group", {}).get(tested[0], {}).get("auc")
-              for s in seeds]
+    values = [runs[(label, s)].record.per_group.get(tested[0], {}).get("auc") for s in seeds]
     return mean_std(values)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from routeharness.common.errors import RouteHarnessError
+from routeharness.results.records import RunRecord
 from routeharness.results.sets import mean_std
 from routeharness.results.tables import ReportTable
 from routeharness.routers.base import parse_router_spec
@@ -71,7 +72,7 @@ def run(router: str, tasks: Sequence[str], param: str, *, encoder: str | None = 
         runs = run_all([*plans, free], embedded, protocol, reporter,
                        f"{task.name}: {free.label} across {name}",
                        executor=settings.executor)
-        result.runs += [compact(r, param=name) for r in runs.values()]
+        result.runs.extend(compact(r, param=name) for r in runs.values())
         rows = []
         for plan in plans:
             val = [_validation(runs[(plan.label, s)].record, plan, embedded, s, protocol)
@@ -80,7 +81,7 @@ def run(router: str, tasks: Sequence[str], param: str, *, encoder: str | None = 
             v_mean, v_std = mean_std(val)
             rows.append({"value": plan.fixed[name], "label": plan.label, "validation_auc": v_mean,
                          "validation_auc_std": v_std, "test_auc": test, "test_auc_std": test_std})
-        picked = [runs[(free.label, s)].record["params"].get(name) for s in protocol.seeds]
+        picked = [runs[(free.label, s)].record.params.get(name) for s in protocol.seeds]
         tuned_auc, tuned_std = auc_of(runs, free.label, protocol.seeds)
         best = max(rows, key=lambda r: (r["validation_auc"] or -1.0))
         result.results[task.name] = {
@@ -91,14 +92,14 @@ def run(router: str, tasks: Sequence[str], param: str, *, encoder: str | None = 
     return result
 
 
-def _validation(record: dict[str, Any], plan: Any, embedded: Any, seed: int,
+def _validation(record: RunRecord, plan: Any, embedded: Any, seed: int,
                 protocol: Any) -> float:
     """The validation AUC of the configuration tuning kept (computed when nothing was
     tuned: a single configuration)."""
-    kept = record["params"]
-    for row in record.get("tuning") or []:
-        if all(kept.get(k) == v for k, v in row["params"].items()):
-            return float(row["validation_auc"])
+    kept = record.params
+    for row in record.tuning:
+        if all(kept.get(k) == v for k, v in row.params.items()):
+            return float(row.validation_auc)
     free = {k: v for k, v in kept.items() if k in plan.grid}
     return validation_auc(plan, embedded, free, seed, protocol)
 
