@@ -119,13 +119,17 @@ def test_task_card_schema_is_strict(tmp_path: Path):
     text = (Path(card.path)).read_text()
     bad = tmp_path / "routerbench.yaml"
     bad.write_text(text + "\ncolour: blue\n")
-    with pytest.raises(TaskCardError, match="unknown key"):
+    with pytest.raises(TaskCardError, match=r"routerbench\.yaml: unknown key\(s\) \['colour'\]"):
         load_card(bad)
     bad.write_text(text.replace("version: 1", "version: one"))
-    with pytest.raises(TaskCardError, match="'version' must be int"):
+    with pytest.raises(TaskCardError, match='routerbench.yaml: version: expected an integer, '
+                                            'got "one"'):
+        load_card(bad)
+    bad.write_text(text.replace("version: 1", "version: 1\nversion: 2"))
+    with pytest.raises(TaskCardError, match="routerbench.yaml: .*key 'version' is given twice"):
         load_card(bad)
     bad.write_text("name: [unclosed\n")
-    with pytest.raises(TaskCardError, match="invalid YAML"):
+    with pytest.raises(TaskCardError, match="routerbench.yaml: not valid YAML"):
         load_card(bad)
 
 
@@ -164,14 +168,21 @@ def test_group_subtask(routerbench_embedded):
 
 
 @pytest.mark.parametrize(("old", "new", "words"), [
-    ("version: 1", "version: 1\nencoder: 3", "'encoder' must be str"),
+    ("version: 1", "version: 1\nencoder: 3", "encoder: expected a string, got 3"),
     ("provider: OpenAI,", "provider: OpenAI, price_input_per_mtok: cheap,",
-     "'price_input_per_mtok' must be float"),
-    ("provider: OpenAI,", "provider: [OpenAI],", "'provider' must be str"),
-    ("provider: OpenAI,", "provider: OpenAI, colour: red,", "unknown key(s) ['colour']"),
+     "('gpt-3.5-turbo-1106').price_input_per_mtok: expected a number, got \"cheap\""),
+    ("provider: OpenAI,", "provider: OpenAI, price_input_per_mtok: -1,",
+     ".price_input_per_mtok: must be >= 0"),
+    ("provider: OpenAI,", "provider: [OpenAI],", ".provider: expected a string, got a list"),
+    ("provider: OpenAI,", "provider: OpenAI, colour: red,",
+     "('gpt-3.5-turbo-1106'): unknown key(s) ['colour']"),
     ("splits:", "splits:\n  dev: none", "splits: unknown key(s) ['dev']"),
-    ("  upstream: https", "  upstream: 7\n  mirror: https", "'upstream' must be str"),
-    ("  - {name: gpt-3.5-turbo-1106,", "  - {name: gpt-4-1106-preview,", "listed twice"),
+    ("  upstream: https", "  upstream: 7\n  commit: https",
+     "source.upstream: expected a string, got 7"),
+    ("  - {name: gpt-3.5-turbo-1106,", "  - {name: gpt-4-1106-preview,",
+     "models: name 'gpt-4-1106-preview' is listed twice"),
+    ("modality: text", "modality: image", "modality: must be one of 'text' or 'text+image'"),
+    ("version: 1", "version: 0", "version: must be >= 1, got 0"),
 ])
 def test_card_nested_values_are_type_checked(tmp_path: Path, old: str, new: str, words: str):
     text = (Path(__file__).resolve().parent.parent / "tasks" / "routerbench.yaml").read_text()
@@ -180,6 +191,7 @@ def test_card_nested_values_are_type_checked(tmp_path: Path, old: str, new: str,
     bad.write_text(text.replace(old, new, 1))
     with pytest.raises(TaskCardError) as info:
         load_card(bad)
+    assert str(info.value).startswith(f"{bad}: ")
     assert words in str(info.value) and "\n" not in str(info.value)
 
 
