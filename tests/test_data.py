@@ -122,14 +122,14 @@ def test_task_card_schema_is_strict(tmp_path: Path):
     with pytest.raises(TaskCardError, match=r"routerbench\.yaml: unknown key\(s\) \['colour'\]"):
         load_card(bad)
     bad.write_text(text.replace("version: 1", "version: one"))
-    with pytest.raises(TaskCardError, match='routerbench.yaml: version: expected an integer, '
-                                            'got "one"'):
+    with pytest.raises(TaskCardError, match=r'routerbench\.yaml: version: expected an integer, '
+                                            r'got "one"'):
         load_card(bad)
     bad.write_text(text.replace("version: 1", "version: 1\nversion: 2"))
-    with pytest.raises(TaskCardError, match="routerbench.yaml: .*key 'version' is given twice"):
+    with pytest.raises(TaskCardError, match=r"routerbench\.yaml: .*key 'version' is given twice"):
         load_card(bad)
     bad.write_text("name: [unclosed\n")
-    with pytest.raises(TaskCardError, match="routerbench.yaml: not valid YAML"):
+    with pytest.raises(TaskCardError, match=r"routerbench\.yaml: not valid YAML"):
         load_card(bad)
 
 
