@@ -179,6 +179,13 @@ def problem_line(exc: ValidationError, where: str, data: Any = None) -> str:
     first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(first["loc"])
     same = [e for e in errors if tuple(e["loc"]) == loc]
+    deeper = [e for e in errors if len(e["loc"]) > len(loc) and tuple(e["loc"][:len(loc)]) == loc]
+    if first["type"] in _EXPECTED and deeper:
+        # a union branch took the value's kind (a list, an object) and failed inside it:
+        # that is the problem, not the kinds the other branches expected
+        first = next((e for e in deeper if e["type"] == "extra_forbidden"), deeper[0])
+        loc = tuple(first["loc"])
+        same = [e for e in errors if tuple(e["loc"]) == loc]
     if len(same) > 1 and all(e["type"] in _EXPECTED for e in same):
         # a value no branch of a union took: name every kind it may be
         kinds = list(dict.fromkeys(_EXPECTED[e["type"]] for e in same))
