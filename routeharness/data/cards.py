@@ -16,7 +16,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, ConfigDict, PrivateAttr, field_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 from routeharness.common.contract import Contract, Field, NonNegative, check, read_yaml
 from routeharness.common.errors import DataError, TaskCardError
@@ -60,7 +67,11 @@ def _unique_names(items: list[Any]) -> list[Any]:
 class CardRecord(Contract):
     """A nested record of a card, read as the mapping it is written as: ``record[key]``,
     ``record.get(key)``, ``keys()``, ``items()``, ``key in record`` and ``dict(record)``
-    see the keys given (those not None)."""
+    see the keys given (those not None); it is written with those keys only."""
+
+    @model_serializer(mode="wrap")
+    def _without_none(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v is not None}
 
     def _given(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}

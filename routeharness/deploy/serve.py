@@ -158,8 +158,8 @@ class Service:
         self.router = saved.load(folder)
         self.pool = [m.name for m in self.router.models]
         self.manifest = self.router.manifest
-        self.label = self.manifest["router"]["label"]
-        self.precomputed = self.manifest["encoder"]["name"] == "precomputed"
+        self.label = self.manifest.router.label
+        self.precomputed = self.manifest.encoder.name == "precomputed"
         self.encoder = None if self.precomputed else self.router.encoder()
         if self.encoder is not None:
             self.encoder.encode(["warm-up"])  # loaded now, not by the first request
@@ -200,10 +200,10 @@ class Service:
         return routes
 
     def health(self) -> dict[str, Any]:
-        task, encoder = self.manifest["task"], self.manifest["encoder"]
+        task, encoder = self.manifest.task, self.manifest.encoder
         return {"status": "ok", "router": self.label,
-                "task": {"name": task["name"], "fingerprint": task["fingerprint"]},
-                "encoder": {k: encoder[k] for k in ("spec", "identity", "revision")},
+                "task": {"name": task.name, "fingerprint": task.fingerprint},
+                "encoder": {k: getattr(encoder, k) for k in ("spec", "identity", "revision")},
                 "default_lam": self.default_lam, "models": len(self.pool),
                 "upstreams": len(self.upstreams),
                 "uptime_s": round(time.monotonic() - self.started, 3)}
