@@ -213,18 +213,32 @@ def test_a_router_that_is_not_saveable_is_refused_before_work(cli, tmp_path,
 
 
 @pytest.mark.parametrize("lines, message", [
-    (['{"prompt": ""}'], "non-blank"),
-    (['{"prompt": "a", "colour": 1}'], "unknown key"),
+    (['{"prompt": ""}'], "input, line 1: prompt: must be non-blank text"),
+    (['{"prompt": "a", "colour": 1}'], r"input, line 1: unknown key\(s\) \['colour'\]"),
     (['{"prompt": "a", "id": 1}', '{"prompt": "b", "id": 1}'], "given twice"),
-    (['{"prompt": "a", "embedding": [1, "x"]}'], "finite numbers"),
+    (['{"prompt": "a", "embedding": [1, "x"]}'],
+     'input, line 1: embedding\\[1\\]: expected a number, got "x"'),
+    (['{"prompt": "a", "embedding": [1, NaN]}'],
+     r"input, line 1: embedding\[1\]: must be a finite number, got nan"),
+    (['{"prompt": "a", "embedding": [Infinity]}'],
+     r"input, line 1: embedding\[0\]: must be a finite number, got inf"),
+    (['{"prompt": "a", "embedding": []}'], r"input, line 1: embedding: must not be empty"),
+    (['{"prompt": 5}'], "input, line 1: prompt: expected a string, got 5"),
+    (['{"prompt": "a", "group": 3}'], "input, line 1: group: expected a string, got 3"),
+    (['{"prompt": "a", "id": true}'],
+     "input, line 1: id: expected a string or an integer, got true"),
+    (['"just text"', '{"prompt": "a", "prompt": "b"}'],
+     "input, line 2: not valid JSON \\(key 'prompt' is given twice"),
+    (['{"prompt": "a", "lam": "0.5"}'], r"input, line 1: unknown key\(s\) \['lam'\]"),
     (['{"prompt": "a", "embedding": [1, 2]}', '{"prompt": "b", "embedding": [1]}'],
      "different lengths"),
     (['{"prompt": "a"'], "not valid JSON"),
     ([], "no prompt"),
 ])
 def test_prompt_input_problems_are_one_line(lines, message):
-    with pytest.raises(RouteHarnessError, match=message):
+    with pytest.raises(RouteHarnessError, match=message) as info:
         read_prompts(lines, "input")
+    assert str(info.value).startswith("input") and "\n" not in str(info.value)
 
 
 def test_plain_lines_are_prompts():
