@@ -1,6 +1,8 @@
-"""One strict validator for the YAML/JSON mappings routeharness reads: task cards,
-board definitions, dataset sidecars. Unknown keys, missing keys, wrong types and values
-out of range are errors naming the file and the key; nothing is coerced."""
+"""The hand-written strict validator for YAML/JSON mappings that came before
+``routeharness.common.contract`` (task cards, dataset and cache sidecars, upstreams files
+and manifests are contracts now); board definitions still use it. Unknown keys, missing
+keys, wrong types and values out of range are errors naming the file and the key;
+nothing is coerced."""
 
 from __future__ import annotations
 
