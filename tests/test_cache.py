@@ -294,6 +294,19 @@ def test_a_cache_written_before_the_contract_loads_unchanged(tmp_path):
     assert again.from_cache and not messages
 
 
+def test_importing_the_cache_loads_no_pydantic():
+    """``--help`` imports the cache (its warning class): the sidecar's contract waits until
+    a shard is read or written."""
+    import subprocess
+    import sys
+
+    code = ("import sys, routeharness.embedding.cache\n"
+            "print('pydantic' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.strip() == "False", done.stderr[-2000:]
+
+
 def test_wrong_shape_shard_is_rebuilt_not_handed_to_faiss(tmp_path):
     """A shard of another dimension with a consistent sidecar: the store's other entries
     decide, and the odd one is rebuilt (the old cache returned it and faiss asserted)."""

@@ -5,7 +5,7 @@ its image's bytes, for an encoder that reads images), in one store per (encoder 
 revision, modalities); only inputs not stored yet are encoded. A store is a folder of
 append-only shards: ``shard-<id>.npy`` (float32 vectors), ``shard-<id>.keys.npy`` (uint8
 keys), both ``allow_pickle=False``, and ``shard-<id>.json``, the sidecar saying what they
-stand for (``ShardSidecar``: encoder identity, revision, modalities, key definition, count,
+stand for (``routeharness.embedding.shards.ShardSidecar``: encoder identity, revision, modalities, key definition, count,
 dim, dtype, the sha256 of both arrays). Every file is written atomically, the sidecar last, so concurrent
 writers never meet. A shard its sidecar does not vouch for is reported in one warning line
 naming the file, deleted and re-encoded; a cache that cannot be written is read, and new
@@ -28,13 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from routeharness.common.contract import Contract, Field, check, dump_json, parse_json
 from routeharness.common.errors import RouteHarnessError, one_line
 from routeharness.common.files import atomic_write, read_regular_file
-from routeharness.embedding.encoders import EncoderIdentity
 
 if TYPE_CHECKING:
-    from routeharness.embedding.encoders import Encoder
+    from routeharness.embedding.encoders import Encoder, EncoderIdentity
 
 
 CACHE_FORMAT = 2
@@ -122,53 +120,6 @@ class _BadShard(RouteHarnessError):
         self.path = path
 
 
-class ShardSidecar(Contract):
-    """``shard-<id>.json``: what a shard's two arrays stand for. The encoder is recorded
-    flat (``encoder`` its name, ``identity``, ``revision``, ``modalities``), as cache
-    format 2 always has: ``encoder_identity`` is it as an ``EncoderIdentity``."""
-
-    encoder: str = Field(description="the encoder's registered name (shown, not compared)")
-    identity: str = Field(description="the encoder identity that fixes its vectors")
-    revision: str = Field(description="the encoder revision")
-    modalities: list[str] = Field(description="what the encoder reads, sorted")
-    format: int = Field(description="the cache format (CACHE_FORMAT)")
-    shard: str = Field(description="the shard's id, its files' stem")
-    key: str = Field(description="what a key is the sha256 of (KEY_DEFINITION)")
-    count: int = Field(ge=0, description="rows in both arrays")
-    dim: int = Field(ge=0, description="the vectors' dimension")
-    dtype: str = Field(description="the vectors' dtype (float32)")
-    vectors_sha256: str = Field(min_length=1, description="sha256 of the vectors' bytes")
-    keys_sha256: str = Field(min_length=1, description="sha256 of the keys' bytes")
-
-    @classmethod
-    def of(cls, encoder: EncoderIdentity, shard: str, keys: np.ndarray,
-           vectors: np.ndarray) -> ShardSidecar:
-        return cls(encoder=encoder.name, identity=encoder.identity,
-                   revision=encoder.revision, modalities=list(encoder.modalities),
-                   format=CACHE_FORMAT, shard=shard, key=KEY_DEFINITION,
-                   count=int(vectors.shape[0]), dim=int(vectors.shape[1]), dtype="float32",
-                   vectors_sha256=_sha256(vectors), keys_sha256=_sha256(keys))
-
-    @property
-    def encoder_identity(self) -> EncoderIdentity:
-        return EncoderIdentity(name=self.encoder, identity=self.identity,
-                               revision=self.revision, modalities=list(self.modalities))
-
-    def not_for(self, encoder: EncoderIdentity, shard: str) -> str | None:
-        """Why this sidecar does not vouch for ``shard`` of ``encoder``'s store (None when
-        it does): the first of format, shard, identity, revision, modalities, key, dtype
-        that differs. The encoder's name is a display name: not compared."""
-        expected = {"format": CACHE_FORMAT, "shard": shard, "identity": encoder.identity,
-                    "revision": encoder.revision, "modalities": list(encoder.modalities),
-                    "key": KEY_DEFINITION, "dtype": "float32"}
-        for key, value in expected.items():
-            found = getattr(self, key)
-            if found != value:
-                return (f"its sidecar records {key} {found!r}, not this store's {value!r} "
-                        "(copied from elsewhere?)")
-        return None
-
-
 @dataclass
 class _Store:
     """One encoder's shards, as loaded into memory: key -> (shard number, row)."""
@@ -190,6 +141,21 @@ class _Store:
 
     def forget(self) -> None:
         self.vectors, self.index, self.dim = [], {}, None
+
+
+def _not_vouching(sidecar: Any, encoder: EncoderIdentity, shard: str) -> str | None:
+    """Why ``sidecar`` (a ``ShardSidecar``) does not vouch for ``shard`` of ``encoder``'s
+    store (None when it does): the first of format, shard, identity, revision, modalities,
+    key, dtype that differs. The encoder's name is a display name: not compared."""
+    expected = {"format": CACHE_FORMAT, "shard": shard, "identity": encoder.identity,
+                "revision": encoder.revision, "modalities": list(encoder.modalities),
+                "key": KEY_DEFINITION, "dtype": "float32"}
+    for key, value in expected.items():
+        found = getattr(sidecar, key)
+        if found != value:
+            return (f"its sidecar records {key} {found!r}, not this store's {value!r} "
+                    "(copied from elsewhere?)")
+    return None
 
 
 def encoder_dimension(encoder: Encoder) -> int | None:
@@ -290,6 +256,8 @@ class EmbeddingCache:
     def _refresh(self, encoder: Encoder) -> _Store:
         """The encoder's store, with any shard written since the last call (by this or
         another process) loaded and checked."""
+        from routeharness.embedding.encoders import EncoderIdentity
+
         path = self.store_path(encoder)
         store = self._stores.setdefault(str(path), _Store(path, EncoderIdentity.of(encoder)))
         expected = encoder_dimension(encoder)
@@ -351,13 +319,16 @@ class EmbeddingCache:
     def _read_shard(path: Path, shard: str,
                     encoder: EncoderIdentity) -> tuple[np.ndarray, np.ndarray]:
         """(keys uint8 (count, 32), vectors float32 (count, dim)), or _BadShard saying why."""
+        from routeharness.common.contract import check, parse_json
+        from routeharness.embedding.shards import ShardSidecar
+
         sidecar, keys_file, vectors_file = (path / f"{shard}{suffix}"
                                             for suffix in (".json", ".keys.npy", ".npy"))
         current = sidecar
         try:
             data = check(ShardSidecar, parse_json(sidecar.read_bytes(), "its sidecar",
                                                   _BadShard), "its sidecar", _BadShard)
-            wrong = data.not_for(encoder, shard)
+            wrong = _not_vouching(data, encoder, shard)
             if wrong:
                 raise _BadShard(wrong)
             count, dim = data.count, data.dim
@@ -418,7 +389,15 @@ class EmbeddingCache:
             return
         shard = f"shard-{uuid.uuid4().hex}"
         key_array = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), KEY_BYTES)
-        sidecar = dump_json(ShardSidecar.of(store.encoder, shard, key_array, vectors))
+        from routeharness.common.contract import dump_json
+        from routeharness.embedding.shards import ShardSidecar
+
+        encoder = store.encoder
+        sidecar = dump_json(ShardSidecar(
+            encoder=encoder.name, identity=encoder.identity, revision=encoder.revision,
+            modalities=list(encoder.modalities), format=CACHE_FORMAT, shard=shard,
+            key=KEY_DEFINITION, count=int(vectors.shape[0]), dim=int(vectors.shape[1]),
+            dtype="float32", vectors_sha256=_sha256(vectors), keys_sha256=_sha256(key_array)))
         files = ((f"{shard}.npy", lambda h: np.save(h, vectors, allow_pickle=False)),
                  (f"{shard}.keys.npy", lambda h: np.save(h, key_array, allow_pickle=False)),
                  (f"{shard}.json", lambda h: h.write(sidecar.encode("utf-8"))))
