@@ -132,8 +132,8 @@ def measure(folder: Path, prompts: list[str], calls: int, batch: int,
     return {"load_s": load_s, "enc": np.array(enc_s), "local": np.array(local_s),
             "http": np.array(http_s), "batch_enc": t1 - t0, "batch_local": t2 - t0,
             "batch_http": t3 - t2, "batch_agree": float(agree),
-            "label": router.manifest["router"]["label"],
-            "auc": router.manifest["training"]["validation_auc"]}
+            "label": router.manifest.router.label,
+            "auc": router.manifest.training.validation_auc}
 
 
 def _ms(values: np.ndarray, q: float) -> str:

@@ -255,6 +255,58 @@ def test_damaged_shard_is_detected_and_rebuilt(tmp_path, damage):
                    damaged=named.get(damage, vectors))
 
 
+@pytest.mark.parametrize("change, says", [
+    ({"colour": "red"}, "its sidecar: unknown key(s) ['colour']"),
+    ({"dim": True}, "its sidecar: dim: expected an integer, got true"),
+    ({"modalities": "text"}, "its sidecar: modalities: expected a list"),
+    ({"identity": None}, "its sidecar: identity: expected a string, got null"),
+    ({"keys_sha256": ""}, "its sidecar: keys_sha256: must not be empty"),
+])
+def test_a_sidecar_its_contract_refuses_is_named_and_the_shard_rebuilt(tmp_path, change,
+                                                                      says):
+    encoder = CountingEncoder()
+    original = EmbeddingCache(tmp_path).embed(encoder, PROMPTS[:10])
+    sidecar = sidecars(original)[0]
+    sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), **change}))
+    _, messages = embed_warning(EmbeddingCache(tmp_path), encoder, PROMPTS[:10])
+    assert len(messages) == 1 and str(sidecar) in messages[0] and says in messages[0], messages
+    # rebuilt: the next process reads it without a warning
+    again, messages = embed_warning(EmbeddingCache(tmp_path), encoder, PROMPTS[:10])
+    assert again.from_cache and not messages
+    assert np.array_equal(again.embeddings, original.embeddings)
+
+
+def test_a_cache_written_before_the_contract_loads_unchanged(tmp_path):
+    """The sidecar's keys, types and values are the ones cache format 2 always wrote."""
+    from routeharness.embedding.cache import CACHE_FORMAT, KEY_DEFINITION
+
+    assert CACHE_FORMAT == 2
+    encoder = CountingEncoder()
+    original = EmbeddingCache(tmp_path).embed(encoder, PROMPTS[:10])
+    sidecar = sidecars(original)[0]
+    meta = json.loads(sidecar.read_text())
+    assert list(meta) == ["encoder", "identity", "revision", "modalities", "format", "shard",
+                          "key", "count", "dim", "dtype", "vectors_sha256", "keys_sha256"]
+    assert (meta["format"], meta["key"], meta["dtype"]) == (2, KEY_DEFINITION, "float32")
+    # as the code before the contract wrote it: json.dumps, indent 1, no final newline
+    sidecar.write_text(json.dumps(meta, indent=1))
+    again, messages = embed_warning(EmbeddingCache(tmp_path), encoder, PROMPTS[:10])
+    assert again.from_cache and not messages
+
+
+def test_importing_the_cache_loads_no_pydantic():
+    """``--help`` imports the cache (its warning class): the sidecar's contract waits until
+    a shard is read or written."""
+    import subprocess
+    import sys
+
+    code = ("import sys, routeharness.embedding.cache\n"
+            "print('pydantic' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.strip() == "False", done.stderr[-2000:]
+
+
 def test_wrong_shape_shard_is_rebuilt_not_handed_to_faiss(tmp_path):
     """A shard of another dimension with a consistent sidecar: the store's other entries
     decide, and the odd one is rebuilt (the old cache returned it and faiss asserted)."""

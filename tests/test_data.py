@@ -119,13 +119,17 @@ def test_task_card_schema_is_strict(tmp_path: Path):
     text = (Path(card.path)).read_text()
     bad = tmp_path / "routerbench.yaml"
     bad.write_text(text + "\ncolour: blue\n")
-    with pytest.raises(TaskCardError, match="unknown key"):
+    with pytest.raises(TaskCardError, match=r"routerbench\.yaml: unknown key\(s\) \['colour'\]"):
         load_card(bad)
     bad.write_text(text.replace("version: 1", "version: one"))
-    with pytest.raises(TaskCardError, match="'version' must be int"):
+    with pytest.raises(TaskCardError, match=r'routerbench\.yaml: version: expected an integer, '
+                                            r'got "one"'):
+        load_card(bad)
+    bad.write_text(text.replace("version: 1", "version: 1\nversion: 2"))
+    with pytest.raises(TaskCardError, match=r"routerbench\.yaml: .*key 'version' is given twice"):
         load_card(bad)
     bad.write_text("name: [unclosed\n")
-    with pytest.raises(TaskCardError, match="invalid YAML"):
+    with pytest.raises(TaskCardError, match=r"routerbench\.yaml: not valid YAML"):
         load_card(bad)
 
 
@@ -164,14 +168,21 @@ def test_group_subtask(routerbench_embedded):
 
 
 @pytest.mark.parametrize(("old", "new", "words"), [
-    ("version: 1", "version: 1\nencoder: 3", "'encoder' must be str"),
+    ("version: 1", "version: 1\nencoder: 3", "encoder: expected a string, got 3"),
     ("provider: OpenAI,", "provider: OpenAI, price_input_per_mtok: cheap,",
-     "'price_input_per_mtok' must be float"),
-    ("provider: OpenAI,", "provider: [OpenAI],", "'provider' must be str"),
-    ("provider: OpenAI,", "provider: OpenAI, colour: red,", "unknown key(s) ['colour']"),
+     "('gpt-3.5-turbo-1106').price_input_per_mtok: expected a number, got \"cheap\""),
+    ("provider: OpenAI,", "provider: OpenAI, price_input_per_mtok: -1,",
+     ".price_input_per_mtok: must be >= 0"),
+    ("provider: OpenAI,", "provider: [OpenAI],", ".provider: expected a string, got a list"),
+    ("provider: OpenAI,", "provider: OpenAI, colour: red,",
+     "('gpt-3.5-turbo-1106'): unknown key(s) ['colour']"),
     ("splits:", "splits:\n  dev: none", "splits: unknown key(s) ['dev']"),
-    ("  upstream: https", "  upstream: 7\n  mirror: https", "'upstream' must be str"),
-    ("  - {name: gpt-3.5-turbo-1106,", "  - {name: gpt-4-1106-preview,", "listed twice"),
+    ("  upstream: https", "  upstream: 7\n  commit: https",
+     "source.upstream: expected a string, got 7"),
+    ("  - {name: gpt-3.5-turbo-1106,", "  - {name: gpt-4-1106-preview,",
+     "models: name 'gpt-4-1106-preview' is listed twice"),
+    ("modality: text", "modality: image", "modality: must be one of 'text' or 'text+image'"),
+    ("version: 1", "version: 0", "version: must be >= 1, got 0"),
 ])
 def test_card_nested_values_are_type_checked(tmp_path: Path, old: str, new: str, words: str):
     text = (Path(__file__).resolve().parent.parent / "tasks" / "routerbench.yaml").read_text()
@@ -180,7 +191,65 @@ def test_card_nested_values_are_type_checked(tmp_path: Path, old: str, new: str,
     bad.write_text(text.replace(old, new, 1))
     with pytest.raises(TaskCardError) as info:
         load_card(bad)
+    assert str(info.value).startswith(f"{bad}: ")
     assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_card_is_typed_and_still_reads_as_the_mappings_plugins_use():
+    """TaskCard is public API: plugins read ``model["name"]``, ``card.source.get(...)``,
+    ``dict(card.source)`` and copy a card with other models."""
+    from routeharness import TaskCard
+
+    card = load_card(Path(__file__).resolve().parent.parent / "tasks" / "alpacaeval.yaml")
+    assert isinstance(card, TaskCard) and card.path.name == "alpacaeval.yaml"
+    first = card.models[0]
+    assert first["name"] == first.name and first.get("size") == first.size
+    assert first.get("price_per_image") is None and "price_per_image" not in first
+    assert card.source["commit"] == card.source.commit == card.revision
+    assert dict(card.source) == {k: v for k, v in card.source.model_dump().items()}
+    assert None not in dict(card.source).values() and "hub" not in card.source
+    assert set(card.splits.keys()) == {"train", "validation", "test"}
+    assert card.group_descriptions() == {g["name"]: g.get("description", "")
+                                         for g in card.groups}
+    assert card.model_infos()[0].name == first.name
+    subset = card.model_copy(update={"models": card.models[:2]})
+    assert len(subset.models) == 2 and subset.path == card.path and len(card.models) > 2
+    with pytest.raises(Exception, match="frozen"):
+        card.name = "other"  # type: ignore[misc]
+    # the JSON Schema docs/schemas/ is generated from describes every key
+    schema = TaskCard.model_json_schema()
+    assert all(field.get("description") for field in schema["properties"].values())
+    assert "path" not in schema["properties"]
+
+
+def test_a_card_s_file_name_and_its_name_agree(tmp_path: Path):
+    text = (Path(__file__).resolve().parent.parent / "tasks" / "routerbench.yaml").read_text()
+    other = tmp_path / "other.yaml"
+    other.write_text(text, encoding="utf-8")
+    with pytest.raises(TaskCardError, match="card name 'routerbench' does not match its file"):
+        load_card(other)
+    with pytest.raises(TaskCardError, match=r"routerbench\.yaml: no such task card"):
+        load_card(tmp_path / "routerbench.yaml")
+
+
+@pytest.mark.parametrize("sidecar, says", [
+    ({"models": [{"name": "small", "price_input_per_mtok": -1}]},
+     "models[0] ('small').price_input_per_mtok: must be >= 0.0, got -1"),
+    ({"models": [{"name": "small"}, {"name": "small"}]}, "models: name 'small' is listed twice"),
+    ({"version": 0}, "version: must be >= 1, got 0"),
+    ({"groups": {"a": 1}}, "groups.a: expected a string, got 1"),
+    ({"source": 3}, "source: expected a string or an object, got 3"),
+    ({"notes": [1]}, "notes[0]: expected a string, got 1"),
+])
+def test_routing_json_values_out_of_range_name_the_key(tmp_path: Path, sidecar, says):
+    import json
+
+    from routeharness.data.readers import read_sidecar
+
+    (tmp_path / "routing.json").write_text(json.dumps(sidecar), encoding="utf-8")
+    with pytest.raises(DataError) as info:
+        read_sidecar(tmp_path)
+    assert str(info.value) == f"{tmp_path / 'routing.json'}: {says}"
 
 
 def test_multimodal_cards_declare_the_offline_image_text_encoder():

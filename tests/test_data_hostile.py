@@ -231,9 +231,9 @@ def test_routing_json_and_card_names_with_control_characters_are_refused(tmp_pat
 def test_routing_json_with_no_models_or_a_repeated_key_is_refused(tmp_path: Path):
     data = _folder(tmp_path / "d")
     for text, reason in (('{"models": []}', "at least one model"),
-                         ('{"name": "a", "name": "b"}', "'name' appears twice"),
+                         ('{"name": "a", "name": "b"}', "key 'name' is given twice"),
                          ('{"models": [{"name": "small", "name": "large"}]}',
-                          "'name' appears twice")):
+                          "key 'name' is given twice")):
         (data / "routing.json").write_text(text, encoding="utf-8")
         problems, first = _both_modes(data)
         assert len(problems) == 1 and reason in str(first)

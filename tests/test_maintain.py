@@ -79,8 +79,8 @@ def test_new_prompts_give_the_routes_of_a_fit_on_all_of_them(synth, tmp_path):
     report = update(folder, new)
     assert report.new_prompts == train.n - train.n // 2 and report.new_models == []
     updated = saved.load(folder)
-    assert updated.manifest["training"]["n_train"] == train.n
-    assert updated.manifest["updates"][0]["new_prompts"] == report.new_prompts
+    assert updated.manifest.training.n_train == train.n
+    assert updated.manifest.updates[0].new_prompts == report.new_prompts
     full = saved.fit("knn:k=10,weighting=distance", str(synth), encoder="precomputed",
                      tune=False)
     test = task.splits["test"]
@@ -120,7 +120,7 @@ def test_a_new_model_on_some_prompts_is_added_with_its_other_cells_missing(synth
     # the same cells again: an update never overwrites an outcome
     with pytest.raises(DataError, match="already has an outcome for model 'm3'"):
         update(folder, new)
-    assert saved.load(folder).manifest["training"]["n_train"] == train.n // 2  # untouched
+    assert saved.load(folder).manifest.training.n_train == train.n // 2  # untouched
 
 
 def test_parametric_routers_are_told_to_refit(synth, tmp_path):

@@ -41,7 +41,7 @@ def _routes_equal_eval(router: str, task: str, folder: Path, seed: int) -> None:
 
     loaded = saved.load(folder)
     task_data = load_task(task)
-    enc = get_encoder(loaded.manifest["encoder"]["spec"])
+    enc = get_encoder(loaded.manifest.encoder.spec)
     embedded = embed_task(task_data, enc, EmbeddingCache(None), _quiet())
     protocol = Protocol(seeds=(seed,), n_bootstrap=0)
     routed = route_one(plan_routers([router], references=False)[0], embedded, seed, protocol)
@@ -136,6 +136,72 @@ def test_loading_refuses_what_it_cannot_honour(synth, tmp_path):
         saved.load(tmp_path / "nothing")
 
 
+def _edit(manifest: dict, path: str, value) -> dict:
+    """``manifest`` with the value at ``path`` (dots and [i]) set; ``...`` deletes it."""
+    import re
+
+    keys = [int(k) if k.isdigit() else k for k in re.findall(r"[^.\[\]]+", path)]
+    node = manifest
+    for key in keys[:-1]:
+        node = node[key]
+    if value is ...:
+        del node[keys[-1]]
+    else:
+        node[keys[-1]] = value
+    return manifest
+
+
+@pytest.mark.parametrize("path, value, says", [
+    ("colour", "red", "unknown key(s) ['colour']"),
+    ("router.kind", "ranking", "router.kind: must be one of 'utility' or 'selection'"),
+    ("router.version", 1, "router.version: expected a string, got 1"),
+    ("params", [], "params: expected an object, got a list"),
+    ("encoder.dimension", 0, "encoder.dimension: must be >= 1, got 0"),
+    ("encoder.identity", ..., "encoder: missing required key(s) ['identity']"),
+    ("cost_scale_usd", 0, "cost_scale_usd: must be > 0"),
+    ("cost_scale_usd", "inf", 'cost_scale_usd: expected a number, got "inf"'),
+    ("models[1].name", "m0", "models: name 'm0' is listed twice"),
+    ("models[0].price_input_per_mtok", -1, "models[0] ('m0').price_input_per_mtok: must be >= 0"),
+    ("models", [], "models: must list at least one model"),
+    ("validation", [], "validation: must list at least one operating point"),
+    ("validation[0].quality", "nan", 'validation[0].quality: expected a number, got "nan"'),
+    ("validation[0].lam", -1, 'validation[0].lam: must be a number >= 0 or "inf"'),
+    ("training.n_train", True, "training.n_train: expected an integer, got true"),
+    ("state", {"state.json": "not a hash"}, "state.state.json: string should match pattern"),
+    ("provenance", ..., "missing required key(s) ['provenance']"),
+])
+def test_a_malformed_manifest_is_one_line_naming_the_key(synth, tmp_path, path, value, says):
+    from routeharness.deploy import saved
+
+    folder = tmp_path / "lin"
+    saved.save(saved.fit("linear", synth, encoder="precomputed", tune=False), folder)
+    file = folder / "manifest.json"
+    manifest = json.loads(file.read_text("utf-8"))
+    file.write_text(json.dumps(_edit(manifest, path, value)), encoding="utf-8")
+    with pytest.raises(RouteHarnessError) as info:
+        saved.load(folder)
+    assert str(info.value).startswith(f"{file}: ") and "\n" not in str(info.value)
+    assert says in str(info.value), str(info.value)
+
+
+def test_the_manifest_round_trips_through_its_contract(synth, tmp_path):
+    """What save writes is what load reads, and a key given twice is refused."""
+    from routeharness.deploy import saved
+
+    folder = tmp_path / "lin"
+    saved.save(saved.fit("linear", synth, encoder="precomputed", tune=False), folder)
+    file = folder / "manifest.json"
+    loaded = saved.load(folder)
+    assert loaded.manifest.model_dump(mode="json", by_alias=True) == json.loads(
+        file.read_text("utf-8"))
+    assert loaded.validation[-1].lam == float("inf")  # "inf" on disk
+    text = file.read_text("utf-8")
+    file.write_text(text.replace('"cost_scale_usd"', '"cost_scale_usd": 1, "cost_scale_usd"',
+                                 1), encoding="utf-8")
+    with pytest.raises(RouteHarnessError, match="key 'cost_scale_usd' is given twice"):
+        saved.load(folder)
+
+
 def test_a_router_that_is_not_saveable_is_refused_before_work(cli, tmp_path,
                                                                tmp_path_factory):
     from plugin_site import env_with, plugin_site
@@ -151,18 +217,32 @@ def test_a_router_that_is_not_saveable_is_refused_before_work(cli, tmp_path,
 
 
 @pytest.mark.parametrize("lines, message", [
-    (['{"prompt": ""}'], "non-blank"),
-    (['{"prompt": "a", "colour": 1}'], "unknown key"),
+    (['{"prompt": ""}'], "input, line 1: prompt: must be non-blank text"),
+    (['{"prompt": "a", "colour": 1}'], r"input, line 1: unknown key\(s\) \['colour'\]"),
     (['{"prompt": "a", "id": 1}', '{"prompt": "b", "id": 1}'], "given twice"),
-    (['{"prompt": "a", "embedding": [1, "x"]}'], "finite numbers"),
+    (['{"prompt": "a", "embedding": [1, "x"]}'],
+     'input, line 1: embedding\\[1\\]: expected a number, got "x"'),
+    (['{"prompt": "a", "embedding": [1, NaN]}'],
+     r"input, line 1: embedding\[1\]: must be a finite number, got nan"),
+    (['{"prompt": "a", "embedding": [Infinity]}'],
+     r"input, line 1: embedding\[0\]: must be a finite number, got inf"),
+    (['{"prompt": "a", "embedding": []}'], r"input, line 1: embedding: must not be empty"),
+    (['{"prompt": 5}'], "input, line 1: prompt: expected a string, got 5"),
+    (['{"prompt": "a", "group": 3}'], "input, line 1: group: expected a string, got 3"),
+    (['{"prompt": "a", "id": true}'],
+     "input, line 1: id: expected a string or an integer, got true"),
+    (['"just text"', '{"prompt": "a", "prompt": "b"}'],
+     "input, line 2: not valid JSON \\(key 'prompt' is given twice"),
+    (['{"prompt": "a", "lam": "0.5"}'], r"input, line 1: unknown key\(s\) \['lam'\]"),
     (['{"prompt": "a", "embedding": [1, 2]}', '{"prompt": "b", "embedding": [1]}'],
      "different lengths"),
     (['{"prompt": "a"'], "not valid JSON"),
     ([], "no prompt"),
 ])
 def test_prompt_input_problems_are_one_line(lines, message):
-    with pytest.raises(RouteHarnessError, match=message):
+    with pytest.raises(RouteHarnessError, match=message) as info:
         read_prompts(lines, "input")
+    assert str(info.value).startswith("input") and "\n" not in str(info.value)
 
 
 def test_plain_lines_are_prompts():

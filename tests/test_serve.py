@@ -142,12 +142,18 @@ def test_route_health_and_models_answer_with_the_saved_router(client, folder):
 
 
 @pytest.mark.parametrize("body, status, says", [
-    ({}, 400, "\"prompts\" must be a list"),
+    ({}, 400, "request: missing required key(s) ['prompts']"),
+    ({"prompts": "a"}, 400, "request: prompts: expected a list, got \"a\""),
     ({"prompts": []}, 400, "no prompt to route"),
-    ({"prompts": ["ok"], "lambda": 1}, 400, "unknown key(s) ['lambda']"),
-    ({"prompts": [{"text": "x"}]}, 400, "prompts[0]: unknown key(s) ['text']"),
-    ({"prompts": ["  "]}, 400, "\"prompt\" must be non-blank text"),
-    ({"prompts": ["a"], "lam": -1}, 400, "\"lam\" must be a finite number >= 0"),
+    ({"prompts": ["ok"], "lambda": 1}, 400, "request: unknown key(s) ['lambda']"),
+    ({"prompts": [{"text": "x"}]}, 400, "request: prompts[0]: unknown key(s) ['text']"),
+    ({"prompts": ["  "]}, 400, "request: prompts[0].prompt: must be non-blank text"),
+    ({"prompts": [{"prompt": "a", "id": 1.5}]}, 400,
+     "request: prompts[0].id: expected a string or an integer, got 1.5"),
+    ({"prompts": [{"prompt": "a", "id": 1}, {"prompt": "b", "id": "1"}]}, 400,
+     "the id '1' is given twice"),
+    ({"prompts": ["a"], "lam": -1}, 400, "request: lam: must be >= 0"),
+    ({"prompts": ["a"], "lam": "0.5"}, 400, "request: lam: expected a number, got \"0.5\""),
     ({"prompts": ["a"], "lam": 1, "budget": 1}, 400, "give \"lam\" or \"budget\""),
     ({"prompts": [{"prompt": "a", "embedding": [1.0, 2.0]}]}, 400, "fitted on 16-d"),
     ([1, 2], 400, "must be a JSON object"),
@@ -179,6 +185,47 @@ def test_other_bad_requests_are_json_errors(client):
     assert answer.status_code == 404 and "--upstreams" in answer.json()["error"]["message"]
 
 
+@pytest.mark.parametrize("body, says", [
+    ({"messages": "hi"}, "request: messages: expected a list, got \"hi\""),
+    ({"messages": []}, "request: messages: must be a non-empty list"),
+    ({"messages": [{"content": "hi"}]}, "request: messages[0]: missing required key(s) "
+                                        "['role']"),
+    ({"model": 5, "messages": [{"role": "user", "content": "hi"}]},
+     "request: model: expected a string, got 5"),
+    ({"stream": "yes", "messages": [{"role": "user", "content": "hi"}]},
+     "request: stream: expected true or false, got \"yes\""),
+    ({"messages": [{"role": "user", "content": [{"text": "hi"}]}]},
+     "request: messages[0].content[0]: missing required key(s) ['type']"),
+    ({"messages": [{"role": "user", "content": "  "}]},
+     "request: the last user message: prompt: must be non-blank text"),
+])
+def test_a_bad_chat_request_is_a_400_naming_the_key(client, body, says):
+    answer = client.post("/v1/chat/completions", json=body)
+    assert answer.status_code == 400, answer.text
+    assert answer.json() == {"error": {"message": says, "type": "invalid_request_error"}}
+
+
+def test_a_key_given_twice_in_a_body_is_refused(client):
+    for path in ("/route", "/v1/chat/completions"):
+        answer = client.post(path, content=b'{"prompts": ["a"], "prompts": ["b"]}',
+                             headers={"content-type": "application/json"})
+        assert answer.status_code == 400
+        assert "request: not valid JSON (key 'prompts' is given twice)" in \
+            answer.json()["error"]["message"]
+
+
+def test_a_selection_router_s_routes_and_the_models_keep_their_shape(client):
+    """Keys that are None are left out of an answer: no null predictions, no null
+    provider; ``/v1/models`` is the OpenAI list."""
+    models = client.get("/models").json()["models"]
+    assert all(None not in m.values() for m in models)
+    assert client.get("/v1/models").json() == {"object": "list", "data": [
+        {"id": "auto", "object": "model", "owned_by": "routeharness"}]}
+    answer = client.post("/route", json={"prompts": ["a"]}).json()
+    assert "budget" not in answer and set(answer["routes"][0]) == {
+        "id", "model", "lam", "predicted_score", "predicted_cost_usd", "predicted"}
+
+
 @pytest.mark.parametrize("text, says", [
     ("models: {m9: {base_url: 'http://x'}}", "models.m9: not a model of the router's pool"),
     ("models: {m0: {base_url: 'http://x', key: k}}", "models.m0: unknown key(s) ['key']"),
@@ -186,7 +233,13 @@ def test_other_bad_requests_are_json_errors(client):
      "'RH_SERVE_UNSET_VAR' (api_key_env) is not set"),
     ("models: {m0: {base_url: 'ftp://x'}}", "must be an http:// or https:// URL"),
     ("models: {m0: {base_url: 'http://x', timeout: 0}}", "must be a number of seconds > 0"),
-    ("models: [m0]", "key 'models' must be dict"),
+    ("models: [m0]", "models: expected an object, got a list"),
+    ("models: {m0: {base_url: 'http://'}}", "models.m0.base_url: must be an http:// or "
+                                            "https:// URL with a host"),
+    ("models: {m0: {base_url: 'http://x'}, m0: {base_url: 'http://y'}}",
+     "key 'm0' is given twice"),
+    ("models: {m0: {base_url: 'http://x', timeout: '5'}}",
+     "models.m0.timeout: expected a number, got \"5\""),
 ])
 def test_the_upstreams_file_is_checked_at_start(folder, tmp_path, text, says):
     from routeharness.deploy.serve import create_app
@@ -195,6 +248,7 @@ def test_the_upstreams_file_is_checked_at_start(folder, tmp_path, text, says):
     path.write_text(text, encoding="utf-8")
     with pytest.raises(RouteHarnessError) as info:
         create_app(folder, path)
+    assert str(info.value).startswith(f"{path}: ")
     assert says in str(info.value) and "\n" not in str(info.value)
 
 

@@ -210,9 +210,7 @@ def columns_from_results(results: Path, card: Any) -> dict[str, list[Any]]:
 
 
 def _card_subset(card: Any, names: list[str]) -> Any:
-    from dataclasses import replace
-
-    return replace(card, models=[m for m in card.models if m["name"] in names])
+    return card.model_copy(update={"models": [m for m in card.models if m["name"] in names]})
 
 
 def load(card: Any, data_dir: Path | None = None, **_: Any) -> Any:

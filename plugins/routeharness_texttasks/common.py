@@ -190,7 +190,7 @@ def save_canonical(task: RoutingTask, out_dir: Path, card: Any, built_from: str)
     """Write ``task`` as the canonical dataset (``write_task``: a ``datasets`` DatasetDict
     and the ``routing.json`` sidecar, with the card's license and source) plus a README.md
     dataset card. ``routeharness.load_local`` loads the result."""
-    out = write_task(task, out_dir, meta={"license": card.license, "source": card.source,
+    out = write_task(task, out_dir, meta={"license": card.license, "source": dict(card.source),
                                           "built_from": built_from})
     try:
         (out / "README.md").write_text(dataset_card(task, card, built_from), encoding="utf-8")

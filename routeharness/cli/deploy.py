@@ -59,10 +59,10 @@ def fit_command(router: str, task: str, encoder: str | None, seed: int, no_tune:
     fitted = saved.fit(router, task, encoder=encoder, seed=seed, tune=not no_tune,
                        data_dir=data_dir, cache_dir=cache_dir, reporter=RichReporter(quiet))
     saved.save(fitted, folder)
-    training = fitted.manifest["training"]
-    say(f"saved {fitted.manifest['router']['label']} (fitted on {training['n_train']} prompts "
-        f"of {fitted.manifest['task']['name']}, validation AUC "
-        f"{training['validation_auc']:.2f}) to {folder}")
+    training = fitted.manifest.training
+    say(f"saved {fitted.manifest.router.label} (fitted on {training.n_train} prompts of "
+        f"{fitted.manifest.task.name}, validation AUC {training.validation_auc:.2f}) to "
+        f"{folder}")
 
 
 @cli.command(name="route")
@@ -140,7 +140,7 @@ def router_routes(router: Any, items: list[Any], lam: float) -> Any:
     """Routes of parsed prompts: their own vectors, or the saved encoder's."""
     import numpy as np
 
-    if router.manifest["encoder"]["name"] == "precomputed" or items[0].embedding is not None:
+    if router.manifest.encoder.name == "precomputed" or items[0].embedding is not None:
         missing = [i for i, item in enumerate(items) if item.embedding is None]
         if missing:
             raise RouteHarnessError(f"prompt {missing[0] + 1} has no \"embedding\" (this "
@@ -150,7 +150,7 @@ def router_routes(router: Any, items: list[Any], lam: float) -> Any:
         X = router.encoder().encode([item.prompt for item in items])
     groups = [item.group for item in items] if router.tags.needs_groups else None
     if groups is not None and any(g is None for g in groups):
-        raise RouteHarnessError(f"router {router.manifest['router']['label']!r} needs a "
+        raise RouteHarnessError(f"router {router.manifest.router.label!r} needs a "
                                 "\"group\" with every prompt")
     return router.route_vectors(X, lam, groups, [item.prompt for item in items])
 

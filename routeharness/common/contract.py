@@ -169,15 +169,23 @@ def _problem(error: dict[str, Any]) -> str:
 
 def problem_line(exc: ValidationError, where: str, data: Any = None) -> str:
     """The first problem of ``exc`` as one line: ``where: key.path: problem``. Unknown
-    and missing keys of one object are listed together."""
+    keys come first (a misspelt key is also a missing one; its name says more), and the
+    unknown or missing keys of one object are listed together."""
     errors = exc.errors(include_url=False)
     for error in errors:  # a union's branches add their type to the location: drop it
         error["loc"] = tuple(p for p in error["loc"] if isinstance(p, int) or not (
             str(p).startswith(("function-", "nullable[", "list[", "dict[", "tagged-union"))
             or str(p) in ("int", "float", "str", "bool", "none")))
-    first = errors[0]
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(first["loc"])
     same = [e for e in errors if tuple(e["loc"]) == loc]
+    deeper = [e for e in errors if len(e["loc"]) > len(loc) and tuple(e["loc"][:len(loc)]) == loc]
+    if first["type"] in _EXPECTED and deeper:
+        # a union branch took the value's kind (a list, an object) and failed inside it:
+        # that is the problem, not the kinds the other branches expected
+        first = next((e for e in deeper if e["type"] == "extra_forbidden"), deeper[0])
+        loc = tuple(first["loc"])
+        same = [e for e in errors if tuple(e["loc"]) == loc]
     if len(same) > 1 and all(e["type"] in _EXPECTED for e in same):
         # a value no branch of a union took: name every kind it may be
         kinds = list(dict.fromkeys(_EXPECTED[e["type"]] for e in same))

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from routeharness.common.errors import DataError
 from routeharness.common.files import FileReadError, check_regular_file, read_regular_file
+from routeharness.data.cards import DatasetSidecar
 from routeharness.data.dataset import ModelInfo
 from routeharness.data.validation import Part
 
@@ -19,7 +19,7 @@ class Raw:
 
     source: str
     parts: dict[str, Part] = field(default_factory=dict)
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: DatasetSidecar = field(default_factory=DatasetSidecar)
     models: list[ModelInfo] | None = None
     revision: str | None = None
     default_name: str = ""

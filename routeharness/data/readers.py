@@ -21,9 +21,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from routeharness.common.contract import parse_json
 from routeharness.common.errors import DataError, RouteHarnessError, one_line
 from routeharness.common.files import new_folder
-from routeharness.data.cards import check_sidecar
+from routeharness.data.cards import DatasetSidecar, check_sidecar
 from routeharness.data.columns import (
     EMBEDDING,
     SPLITS,
@@ -34,33 +35,30 @@ from routeharness.data.columns import (
 from routeharness.data.dataset import ModelInfo, RoutingData, RoutingTask
 from routeharness.data.llmrouter import is_llmrouter_folder, read_folder
 from routeharness.data.raw import Raw, os_error, read_bytes, regular_file
-from routeharness.data.textio import read_csv, read_json_rows, unique_keys
+from routeharness.data.textio import read_csv, read_json_rows
 from routeharness.data.validation import Enough, Part, Problems, check_parts, check_table
 
-SIDECAR = "routing.json"  # its schema: routeharness.data.cards.SIDECAR_FIELDS
+SIDECAR = "routing.json"  # its contract: routeharness.data.cards.DatasetSidecar
 SUFFIXES = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}
 
 
-def read_sidecar(directory: Path, text: bytes | None = None) -> dict[str, Any]:
-    """``routing.json`` (optional), strictly validated: {} when there is none."""
+def read_sidecar(directory: Path, text: bytes | None = None) -> DatasetSidecar:
+    """``routing.json`` (optional) as a ``DatasetSidecar``: strict JSON (a key given
+    twice refused) through the sidecar's contract; an empty one when there is none."""
     path = directory / SIDECAR
     if text is None:
         try:
             os.lstat(path)
         except FileNotFoundError:
-            return {}
+            return DatasetSidecar()
         except OSError as exc:
             raise os_error(path, exc) from None
         text = read_bytes(path)
-    try:
-        data = json.loads(text.decode("utf-8"), object_pairs_hook=unique_keys)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DataError(f"invalid JSON: {exc}", source=str(path)) from None
-    return check_sidecar(data, str(path))
+    return check_sidecar(parse_json(text, str(path), DataError), str(path))
 
 
-def sidecar_models(meta: dict[str, Any]) -> list[ModelInfo] | None:
-    return [ModelInfo.from_dict(m) for m in meta.get("models", [])] or None
+def sidecar_models(meta: DatasetSidecar) -> list[ModelInfo] | None:
+    return [ModelInfo.from_dict(dict(m)) for m in meta.models or []] or None
 
 
 def read_file(path: Path, problems: Problems) -> Any | None:
@@ -133,7 +131,7 @@ def read_local(path: Path, problems: Problems) -> Raw:
     is_dir = stat.S_ISDIR(info.st_mode)
     if is_dir:
         names = _list_folder(path)
-        meta = read_sidecar(path) if SIDECAR in names else {}
+        meta = read_sidecar(path) if SIDECAR in names else DatasetSidecar()
     else:
         regular_file(path)
         meta = read_sidecar(path.parent)
@@ -270,11 +268,11 @@ def to_task(raw: Raw, *, check_leaks: bool = True, name: str | None = None,
                                             models=train_models, validate=False)
               for split, part in raw.parts.items()}
     meta = raw.meta
-    return RoutingTask(name=name or str(meta.get("name") or raw.default_name),
-                       version=version or int(meta.get("version", 1)), splits=splits,
+    return RoutingTask(name=name or meta.name or raw.default_name,
+                       version=version or meta.version or 1, splits=splits,
                        source=raw.source,
                        group_descriptions=dict(fields.pop("group_descriptions", None)
-                                               or meta.get("groups", {})),
+                                               or meta.groups or {}),
                        revision=fields.pop("revision", None) or raw.revision, **fields)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from routeharness.common.errors import DataError, RouteHarnessError, one_line
-from routeharness.data.cards import TaskCard, load_card, parse_card
+from routeharness.data.cards import DatasetSidecar, TaskCard, load_card, parse_card
 from routeharness.data.dataset import RoutingTask
 from routeharness.data.raw import Raw
 from routeharness.data.readers import SIDECAR, read_sidecar, sidecar_models, to_task, validate_path
@@ -101,13 +101,13 @@ def load_hub(repo: str, revision: str | None = None, *, check_leaks: bool = Fals
     return to_task(raw, check_leaks=check_leaks)
 
 
-def _hub_sidecar(repo: str, revision: str | None) -> dict[str, Any]:
+def _hub_sidecar(repo: str, revision: str | None) -> DatasetSidecar:
     try:
         from huggingface_hub import hf_hub_download
 
         local = Path(hf_hub_download(repo, SIDECAR, repo_type="dataset", revision=revision))
     except Exception:  # the sidecar is optional
-        return {}
+        return DatasetSidecar()
     return read_sidecar(local.parent, local.read_bytes())
 
 

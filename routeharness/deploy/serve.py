@@ -7,10 +7,14 @@ message and forwards it to the chosen model's endpoint named in an upstreams YAM
 streams (server-sent events) relayed chunk by chunk; the decision is in the
 ``x-routeharness-model`` header. The router and encoder load once, at start-up; routing
 runs in a worker thread behind one lock (the event loop keeps answering; tokenizers are
-not safe to share between threads); upstream calls are async (httpx). Prompts are checked
-by ``routing_input``, as ``route`` checks them. Errors are ``{"error": {"message",
-"type"}}``: 400 bad request, 404 unknown model or path, 502 upstream failed, 504 upstream
-timed out; bad input never reaches 500. FastAPI and httpx are imported only inside this
+not safe to share between threads); upstream calls are async (httpx). Every request and
+answer is a contract (``routeharness.common.contract``): ``RouteRequest`` and its
+``PromptItem`` s (``routing_input``, the prompts ``route`` reads), ``ChatRequest`` (what is
+routed on is checked, every other key forwarded unchanged), ``RouteResponse``, ``Health``,
+``ModelsResponse``, ``OpenAIModelList``, ``ErrorBody``; the upstreams YAML is
+``UpstreamsFile``. Bodies are strict JSON (a key given twice is refused). Errors are
+``{"error": {"message", "type"}}``: 400 bad request (one line naming the key), 404 unknown
+model or path, 502 upstream failed, 504 upstream timed out; bad input never reaches 500. FastAPI and httpx are imported only inside this
 module's functions: the default install has no web stack (the ``serve`` extra adds it).
 """
 
@@ -24,16 +28,29 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import numpy as np
+from pydantic import AfterValidator, ConfigDict, field_validator
 
-from routeharness.common.errors import RouteHarnessError, one_line
+from routeharness.common.contract import (
+    Contract,
+    Field,
+    Number,
+    OpenContract,
+    check,
+    parse_json,
+    read_yaml,
+)
+from routeharness.common.errors import RouteHarnessError
+from routeharness.data.cards import CardModel
+from routeharness.deploy.routing_input import PromptItem, RoutedPrompt, RouteRequest
 
 #: how to get the web stack when it is missing
 SERVE_INSTALL = "pip install 'routeharness[serve]'"
 #: the keys a ``POST /route`` body may hold
-ROUTE_KEYS = ("prompts", "lam", "budget")
+ROUTE_KEYS = tuple(RouteRequest.model_fields)
 #: seconds an upstream may take when its YAML entry names no timeout
 DEFAULT_TIMEOUT_S = 60.0
 #: ``model`` values of a chat request that mean "route it"
@@ -50,6 +67,53 @@ class Problem(RouteHarnessError):
     def __init__(self, status: int, message: str, kind: str = "invalid_request_error"):
         super().__init__(message)
         self.status, self.message, self.kind = status, message, kind
+
+
+class BadRequest(Problem):
+    """A request that is not what its contract says: 400, one line naming the key."""
+
+    def __init__(self, message: str):
+        super().__init__(400, message)
+
+
+# --- the upstreams file ----------------------------------------------------------------------
+def _http_url(value: str) -> str:
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        host, parts = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not host:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return value
+
+
+def _seconds(value: float) -> float:
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError("must be a number of seconds > 0")
+    return value
+
+
+class UpstreamEntry(Contract):
+    """One pool model's endpoint in the upstreams YAML."""
+
+    base_url: Annotated[str, AfterValidator(_http_url)] = Field(
+        description="the OpenAI-compatible base URL (.../v1); /chat/completions is added")
+    api_key_env: str | None = Field(None, description="the NAME of the environment "
+                                    "variable holding its API key (never the key)")
+    model: str | None = Field(None, description="the upstream's own name for the model "
+                              "(default: the pool's)")
+    timeout: Annotated[float, AfterValidator(_seconds)] | None = Field(
+        None, description=f"seconds it may take (default {DEFAULT_TIMEOUT_S:g})")
+
+
+class UpstreamsFile(Contract):
+    """The upstreams YAML of ``serve --upstreams``: pool model name -> its endpoint."""
+
+    model_config = ConfigDict(title="routeharness serve: the upstreams file")
+
+    models: dict[str, UpstreamEntry] = Field(description="model names of the saved "
+                                             "router's pool -> their endpoints")
 
 
 @dataclass(frozen=True)
@@ -78,72 +142,172 @@ class Upstream:
 
 def load_upstreams(path: str | Path, pool: Sequence[str],
                    environ: Mapping[str, str] | None = None) -> dict[str, Upstream]:
-    """The upstreams YAML (``models: {NAME: {base_url, api_key_env?, model?, timeout?}}``)
-    checked strictly: unknown keys, a model not in the pool and an ``api_key_env`` that is
-    not set are one-line errors, at start-up rather than at the first request."""
-    import yaml
-
-    from routeharness.common.schema import Field, check_mapping
-
+    """The upstreams YAML (``UpstreamsFile``: ``models: {NAME: {base_url, api_key_env?,
+    model?, timeout?}}``) read strictly: a key given twice, an unknown key, a URL that is
+    not http(s) with a host, a model not in the pool and an ``api_key_env`` that is not set
+    are one-line errors, at start-up rather than at the first request."""
     path = Path(path)
     environ = os.environ if environ is None else environ
-    try:
-        data = yaml.safe_load(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        detail = one_line(exc)
-        raise RouteHarnessError(f"{path}: cannot read the upstreams ({detail})") from None
-    top = check_mapping(data, {"models": Field(dict, required=True)}, str(path))
-    fields = {"base_url": Field(str, required=True, check=lambda v: None if v.startswith(
-                  ("http://", "https://")) else "must be an http:// or https:// URL"),
-              "api_key_env": Field(str), "model": Field(str),
-              "timeout": Field(float, check=lambda v: None if math.isfinite(v) and v > 0
-                               else "must be a number of seconds > 0")}
+    entries = read_yaml(path, UpstreamsFile, "upstreams file").models
     out = {}
-    for name, entry in top["models"].items():
+    for name, entry in entries.items():
         where = f"{path}: models.{name}"
         if name not in pool:
             raise RouteHarnessError(f"{where}: not a model of the router's pool "
                                     f"({', '.join(pool)})")
-        entry = check_mapping(entry, fields, where)
-        variable = entry.get("api_key_env")
-        if variable is not None and variable not in environ:
-            raise RouteHarnessError(f"{where}: the environment variable {variable!r} "
-                                    "(api_key_env) is not set")
-        out[name] = Upstream(name, entry["base_url"], variable, entry.get("model"),
-                             float(entry.get("timeout", DEFAULT_TIMEOUT_S)))
+        if entry.api_key_env is not None and entry.api_key_env not in environ:
+            raise RouteHarnessError(f"{where}: the environment variable "
+                                    f"{entry.api_key_env!r} (api_key_env) is not set")
+        out[name] = Upstream(name, entry.base_url, entry.api_key_env, entry.model,
+                             DEFAULT_TIMEOUT_S if entry.timeout is None else entry.timeout)
     if not out:
         raise RouteHarnessError(f"{path}: \"models\" names no upstream")
     return out
 
 
-def _number(value: Any, key: str) -> float | None:
-    """A trade-off or budget from a body (or, as text, a header): finite and >= 0."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            value = float(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 \
-            or not math.isfinite(value):
-        raise Problem(400, f"request: \"{key}\" must be a finite number >= 0")
-    return float(value)
+# --- requests and responses ------------------------------------------------------------------
+class ContentPart(OpenContract):
+    """A part of a chat message's content (``{"type": "text", "text": ...}``, an image,
+    ...); other keys kept."""
+
+    type: str = Field(description="text, image_url, ...")
+    text: str | None = Field(None, description="the text of a text part")
 
 
-def last_user_text(body: Mapping[str, Any]) -> str:
+class ChatMessage(OpenContract):
+    """A chat message: its role and content (text, or a list of parts); other keys
+    (name, tool calls, ...) kept."""
+
+    role: str = Field(description="system, user, assistant, tool, ...")
+    content: str | list[ContentPart] | None = Field(None, description="text, or a list "
+                                                    "of content parts")
+
+
+class ChatRequest(OpenContract):
+    """An OpenAI chat completion request as ``serve`` reads it: what it routes on is
+    checked, every other key is forwarded unchanged."""
+
+    model_config = ConfigDict(title="routeharness serve: POST /v1/chat/completions")
+
+    model: str | None = Field(None, description='a pool model, or "auto" / absent: routed')
+    messages: list[ChatMessage] = Field(description="the conversation (not empty)")
+    stream: bool | None = Field(None, description="relay the answer as server-sent events")
+
+    @field_validator("messages")
+    @classmethod
+    def _some(cls, value: list[ChatMessage]) -> list[ChatMessage]:
+        if not value:
+            raise ValueError("must be a non-empty list")
+        return value
+
+
+def last_user_text(request: ChatRequest) -> str:
     """What a chat request is routed on: its last user message (the question asked now;
     earlier turns and the system prompt are context the router was not fitted on); a
     list of content parts gives its text parts joined by newlines (images are ignored)."""
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise Problem(400, "request: \"messages\" must be a non-empty list")
-    for message in reversed(messages):
-        if isinstance(message, Mapping) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, list):
-                return "\n".join(p["text"] for p in content if isinstance(p, Mapping) and
-                                 p.get("type") == "text" and isinstance(p.get("text"), str))
-            return content if isinstance(content, str) else ""
+    for message in reversed(request.messages):
+        if message.role == "user":
+            if isinstance(message.content, list):
+                return "\n".join(part.text for part in message.content
+                                 if part.type == "text" and part.text is not None)
+            return message.content or ""
     raise Problem(400, "request: no message with role \"user\" to route on")
+
+
+class BudgetChoice(Contract):
+    """The trade-off a budget chose on the validation split."""
+
+    usd_per_1k: float = Field(description="the budget asked for")
+    met_on_validation: bool = Field(description="whether a trade-off met it on validation "
+                                    "(else the cheapest is used)")
+    validation_usd_per_1k: float = Field(description="the chosen trade-off's mean cost "
+                                         "per 1,000 validation prompts")
+    validation_quality: float = Field(description="its validation quality (score x100)")
+
+
+class RouteResponse(Contract):
+    """The answer of ``POST /route``."""
+
+    model_config = ConfigDict(title="routeharness serve: the answer of POST /route")
+
+    router: str = Field(description="the saved router's label")
+    lam: Number = Field(description="the trade-off used")
+    budget: BudgetChoice | None = Field(None, description="with a budget: what it chose")
+    routes: list[RoutedPrompt] = Field(description="one per prompt, in order")
+
+
+class TaskFacts(Contract):
+    name: str
+    fingerprint: str
+
+
+class EncoderFacts(Contract):
+    spec: str
+    identity: str
+    revision: str
+
+
+class Health(Contract):
+    """The answer of ``GET /health``."""
+
+    status: Literal["ok"] = "ok"
+    router: str = Field(description="the saved router's label")
+    task: TaskFacts = Field(description="the task it was fitted on")
+    encoder: EncoderFacts = Field(description="the encoder it routes with")
+    default_lam: Number = Field(description="the trade-off when a request names none")
+    models: int = Field(description="models in the pool")
+    upstreams: int = Field(description="models with an upstream")
+    uptime_s: float = Field(description="seconds since start")
+
+
+class ServedModel(CardModel):
+    """A pool model as ``GET /models`` lists it: the task card's record and whether it
+    has an upstream."""
+
+    upstream: bool = Field(description="whether chat requests can be forwarded to it")
+
+
+class ModelsResponse(Contract):
+    """The answer of ``GET /models``."""
+
+    models: list[ServedModel]
+
+
+class OpenAIModel(Contract):
+    id: str
+    object: Literal["model"] = "model"
+    owned_by: str = "routeharness"
+
+
+class OpenAIModelList(Contract):
+    """The answer of ``GET /v1/models``: what a chat request may name."""
+
+    object: Literal["list"] = "list"
+    data: list[OpenAIModel]
+
+
+class ErrorDetail(Contract):
+    message: str = Field(description="one line")
+    type: str = Field(description="invalid_request_error, not_found, upstream_error, "
+                      "upstream_timeout, internal_error, or the upstream's")
+
+
+class ErrorBody(Contract):
+    """Every error ``serve`` answers: ``{"error": {"message", "type"}}``."""
+
+    error: ErrorDetail
+
+
+def _header_lam(text: str) -> float:
+    """The trade-off of a chat request's ``x-routeharness-lam`` header: a finite number
+    >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise Problem(400, f"request: \"{LAM_HEADER}\" must be a finite number >= 0")
+    return value
 
 
 class Service:
@@ -158,8 +322,8 @@ class Service:
         self.router = saved.load(folder)
         self.pool = [m.name for m in self.router.models]
         self.manifest = self.router.manifest
-        self.label = self.manifest["router"]["label"]
-        self.precomputed = self.manifest["encoder"]["name"] == "precomputed"
+        self.label = self.manifest.router.label
+        self.precomputed = self.manifest.encoder.name == "precomputed"
         self.encoder = None if self.precomputed else self.router.encoder()
         if self.encoder is not None:
             self.encoder.encode(["warm-up"])  # loaded now, not by the first request
@@ -174,7 +338,7 @@ class Service:
         self.lock = threading.Lock()
         self.client: Any = None
 
-    def route(self, items: list[Any], lam: float, served_only: bool = False) -> Any:
+    def route(self, items: list[PromptItem], lam: float, served_only: bool = False) -> Any:
         """``Routes`` of checked prompts (blocking: call it in a worker thread). With
         ``served_only`` a utility router chooses among the models with an upstream."""
         from routeharness.routers.base import select
@@ -199,51 +363,37 @@ class Service:
             routes = dataclasses.replace(routes, choices=np.asarray(choices, np.int64))
         return routes
 
-    def health(self) -> dict[str, Any]:
-        task, encoder = self.manifest["task"], self.manifest["encoder"]
-        return {"status": "ok", "router": self.label,
-                "task": {"name": task["name"], "fingerprint": task["fingerprint"]},
-                "encoder": {k: encoder[k] for k in ("spec", "identity", "revision")},
-                "default_lam": self.default_lam, "models": len(self.pool),
-                "upstreams": len(self.upstreams),
-                "uptime_s": round(time.monotonic() - self.started, 3)}
+    def health(self) -> Health:
+        task, encoder = self.manifest.task, self.manifest.encoder
+        return Health(router=self.label,
+                      task=TaskFacts(name=task.name, fingerprint=task.fingerprint),
+                      encoder=EncoderFacts(spec=encoder.spec, identity=encoder.identity,
+                                           revision=encoder.revision),
+                      default_lam=self.default_lam, models=len(self.pool),
+                      upstreams=len(self.upstreams),
+                      uptime_s=round(time.monotonic() - self.started, 3))
 
 
 async def _body(request: Any) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise Problem(400, "request: the body is not valid JSON") from None
+    """The request's JSON object (strict: a key given twice is refused); 400 otherwise."""
+    body = parse_json(await request.body(), "request", BadRequest)
     if isinstance(body, dict):
         return body
-    raise Problem(400, f"request: the body must be a JSON object, got {type(body).__name__}")
+    raise BadRequest("request: the body must be a JSON object, got "
+                     f"{'a list' if isinstance(body, list) else type(body).__name__}")
 
 
-def _route_request(service: Service, body: dict[str, Any]) -> tuple[list[Any], float,
-                                                                       dict[str, Any]]:
-    from routeharness.deploy.routing_input import check_items, prompt_item
-
-    unknown = sorted(set(body) - set(ROUTE_KEYS))
-    if unknown:
-        raise Problem(400, f"request: unknown key(s) {unknown} (a /route body has "
-                           f"{', '.join(ROUTE_KEYS)})")
-    prompts = body.get("prompts")
-    if not isinstance(prompts, list):
-        raise Problem(400, "request: \"prompts\" must be a list of prompts (text or "
-                           "{\"prompt\": ...} objects)")
-    items = [prompt_item(p, f"request: prompts[{i}]", i + 1) for i, p in enumerate(prompts)]
-    check_items(items, "request")
-    lam, budget = _number(body.get("lam"), "lam"), _number(body.get("budget"), "budget")
-    if lam is not None and budget is not None:
-        raise Problem(400, "request: give \"lam\" or \"budget\", not both")
-    extra: dict[str, Any] = {}
-    if budget is not None:
-        point, met = service.router.lam_for_budget(budget)
-        lam = point.lam
-        extra["budget"] = {"usd_per_1k": budget, "met_on_validation": met,
-                           "validation_usd_per_1k": point.cost_usd * 1000,
-                           "validation_quality": point.quality}
-    return items, service.default_lam if lam is None else lam, extra
+def _route_request(service: Service, body: dict[str, Any]
+                   ) -> tuple[list[PromptItem], float, BudgetChoice | None]:
+    """A ``/route`` body as (prompts, trade-off, what a budget chose)."""
+    request = check(RouteRequest, body, "request", BadRequest)
+    if request.budget is None:
+        lam = service.default_lam if request.lam is None else request.lam
+        return request.items(), lam, None
+    point, met = service.router.lam_for_budget(request.budget)
+    return request.items(), point.lam, BudgetChoice(
+        usd_per_1k=request.budget, met_on_validation=met,
+        validation_usd_per_1k=point.cost_usd * 1000, validation_quality=point.quality)
 
 
 def create_app(folder: str | Path, upstreams: str | Path | None = None, *,
@@ -254,7 +404,7 @@ def create_app(folder: str | Path, upstreams: str | Path | None = None, *,
     try:
         import httpx  # noqa: F401
         from fastapi import FastAPI, Request
-        from fastapi.responses import JSONResponse
+        from fastapi.responses import JSONResponse, Response
         from starlette.concurrency import run_in_threadpool
         from starlette.exceptions import HTTPException
     except ImportError as exc:
@@ -272,7 +422,16 @@ def create_app(folder: str | Path, upstreams: str | Path | None = None, *,
     app.state.service = service
 
     def error(status: int, message: str, kind: str) -> Any:
-        return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status)
+        body = ErrorBody(error=ErrorDetail(message=message, type=kind))
+        return JSONResponse(body.model_dump(mode="json"), status_code=status)
+
+    def answer(model: Contract) -> Any:
+        """A response model as JSON: keys that are None left out (a selection router's
+        routes have no predictions), non-finite numbers as "inf"/"nan" (``Number``)."""
+        return Response(model.model_dump_json(exclude_none=True),
+                        media_type="application/json")
+
+    errors = {status: {"model": ErrorBody} for status in (400, 404, 502, 504)}
 
     @app.exception_handler(RouteHarnessError)  # Problem, or bad input found deeper down
     async def on_problem(request: Any, exc: RouteHarnessError) -> Any:
@@ -288,39 +447,43 @@ def create_app(folder: str | Path, upstreams: str | Path | None = None, *,
     async def on_bug(request: Any, exc: Exception) -> Any:
         return error(500, f"internal error: {type(exc).__name__}: {exc}", "internal_error")
 
-    @app.post("/route")
+    @app.post("/route", responses={200: {"model": RouteResponse}, **errors})
     async def route(request: Request) -> Any:
-        items, lam, extra = _route_request(service, await _body(request))
+        items, lam, budget = _route_request(service, await _body(request))
         routes = await run_in_threadpool(service.route, items, lam)
-        rows = [{"id": item.id, **row} for item, row in zip(items, routes.rows())]
-        return {"router": service.label, "lam": lam, **extra, "routes": rows}
+        # the router's own numbers (Routes.rows), not validated again: up to 100,000 rows
+        rows = [RoutedPrompt.model_construct(id=item.id, **row)
+                for item, row in zip(items, routes.rows())]
+        return answer(RouteResponse(router=service.label, lam=lam, budget=budget,
+                                    routes=rows))
 
-    @app.get("/health")
+    @app.get("/health", responses={200: {"model": Health}})
     async def health() -> Any:
-        return service.health()
+        return answer(service.health())
 
-    @app.get("/models")
+    @app.get("/models", responses={200: {"model": ModelsResponse}})
     async def models() -> Any:
-        return {"models": [{**m.to_dict(), "upstream": m.name in service.upstreams}
-                           for m in service.router.models]}
+        return answer(ModelsResponse(models=[
+            ServedModel.model_validate({**m.to_dict(), "upstream": m.name in service.upstreams})
+            for m in service.router.models]))
 
-    @app.get("/v1/models")
+    @app.get("/v1/models", responses={200: {"model": OpenAIModelList}})
     async def openai_models() -> Any:
-        names = ["auto", *service.upstreams]
-        return {"object": "list", "data": [{"id": n, "object": "model",
-                                            "owned_by": "routeharness"} for n in names]}
+        return answer(OpenAIModelList(data=[OpenAIModel(id=name) for name in
+                                            ["auto", *service.upstreams]]))
 
-    @app.post("/v1/chat/completions")
+    @app.post("/v1/chat/completions", responses=errors)
     async def chat(request: Request) -> Any:
         from routeharness.deploy.routing_input import prompt_item
 
         body = await _body(request)
-        model, lam = body.get("model"), service.default_lam
+        chat_request = check(ChatRequest, body, "request", BadRequest)
+        model, lam = chat_request.model, service.default_lam
         if LAM_HEADER in request.headers:
-            lam = _number(request.headers[LAM_HEADER], LAM_HEADER)
+            lam = _header_lam(request.headers[LAM_HEADER])
         if model in AUTO_MODELS:
-            item = prompt_item({"prompt": last_user_text(body)},
-                               "request: the last user message", 1)
+            item = prompt_item(last_user_text(chat_request), "request: the last user message",
+                               1)
             if not service.upstreams:
                 raise Problem(404, "no model has an upstream: start serve with --upstreams",
                               "not_found")
@@ -329,7 +492,7 @@ def create_app(folder: str | Path, upstreams: str | Path | None = None, *,
                                    "text: name a model instead of \"auto\"")
             routes = await run_in_threadpool(service.route, [item], lam, True)
             chosen, routed = routes.models[int(routes.choices[0])], True
-        elif not isinstance(model, str) or model not in service.pool:
+        elif model not in service.pool:
             raise Problem(404, f"model {model!r} is not in the router's pool "
                                f"({', '.join(service.pool)}) and is not \"auto\"", "not_found")
         else:

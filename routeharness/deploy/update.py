@@ -109,12 +109,14 @@ def merge(old_scores: np.ndarray, old_costs: np.ndarray, old_ids: list[str],
 
 def update(folder: str | Path, outcomes: str | Path) -> UpdateReport:
     """Adds ``outcomes`` to the saved router in ``folder`` (see the module doc)."""
+    from routeharness.data.cards import CardModel
     from routeharness.data.dataset import ModelInfo
+    from routeharness.deploy.saved import UpdateEntry
     from routeharness.routers.base import tags_of
 
     folder = Path(folder)
     current = saved.load(folder)
-    label = current.manifest["router"]["label"]
+    label = current.manifest.router.label
     if not tags_of(current.router).updatable:
         raise RouteHarnessError(f"router {label!r} learns parameters from its training data: "
                                 "new outcomes need a refit (routeharness fit on the data "
@@ -135,15 +137,16 @@ def update(folder: str | Path, outcomes: str | Path) -> UpdateReport:
     current.router.update_outcomes(X_new, scores, costs)
     new_models = models[len(current.models):]
     current.models = list(current.models) + [ModelInfo(name) for name in new_models]
-    manifest = dict(current.manifest)
-    manifest["models"] = [m.to_dict() for m in current.models]
     report = UpdateReport(len(added), new_models, filled, len(ids) + len(added))
-    manifest["updates"] = [*manifest.get("updates", []), {
-        **report.to_dict(), "source": str(outcomes),
-        "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}]
-    manifest["training"] = {**manifest["training"], "n_train": report.n_train,
-                            "validation_points_before_updates": True}
-    current.manifest = {k: v for k, v in manifest.items() if k not in ("state", "provenance")}
+    manifest = current.manifest
+    entry = UpdateEntry(**report.to_dict(), source=str(outcomes),
+                        at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    # checked as a whole by save (RouterManifest) before anything is written
+    current.manifest = manifest.model_copy(update={
+        "models": [CardModel.model_validate(m.to_dict()) for m in current.models],
+        "updates": [*manifest.updates, entry],
+        "training": manifest.training.model_copy(update={
+            "n_train": report.n_train, "validation_points_before_updates": True})})
     all_ids = ids + [str(new.ids[i]) for i in added]
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.update."))
     try:
@@ -165,8 +168,8 @@ def update(folder: str | Path, outcomes: str | Path) -> UpdateReport:
 def _vectors(current: Any, new: Any, added: np.ndarray) -> np.ndarray:
     """The new prompts' vectors: their ``embedding`` column, or the saved encoder's."""
     if not len(added):
-        return np.zeros((0, int(current.manifest["encoder"]["dimension"])), np.float32)
-    if current.manifest["encoder"]["name"] == "precomputed" or new.embeddings is not None:
+        return np.zeros((0, current.manifest.encoder.dimension), np.float32)
+    if current.manifest.encoder.name == "precomputed" or new.embeddings is not None:
         if new.embeddings is None:
             raise RouteHarnessError("this router routes the dataset's own vectors: the new "
                                     "outcomes need an \"embedding\" column")

@@ -5,8 +5,8 @@ its image's bytes, for an encoder that reads images), in one store per (encoder 
 revision, modalities); only inputs not stored yet are encoded. A store is a folder of
 append-only shards: ``shard-<id>.npy`` (float32 vectors), ``shard-<id>.keys.npy`` (uint8
 keys), both ``allow_pickle=False``, and ``shard-<id>.json``, the sidecar saying what they
-stand for (encoder identity, revision, modalities, key definition, count, dim, dtype, the
-sha256 of both arrays). Every file is written atomically, the sidecar last, so concurrent
+stand for (``routeharness.embedding.shards.ShardSidecar``: encoder identity, revision, modalities, key definition, count,
+dim, dtype, the sha256 of both arrays). Every file is written atomically, the sidecar last, so concurrent
 writers never meet. A shard its sidecar does not vouch for is reported in one warning line
 naming the file, deleted and re-encoded; a cache that cannot be written is read, and new
 vectors are used without being stored (one warning); a cache path that is not a directory
@@ -17,7 +17,6 @@ is an error. docs/multimodal.md ("The embedding cache") has the details.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import uuid
@@ -31,10 +30,9 @@ import numpy as np
 
 from routeharness.common.errors import RouteHarnessError, one_line
 from routeharness.common.files import atomic_write, read_regular_file
-from routeharness.common.schema import Field, check_mapping, non_empty
 
 if TYPE_CHECKING:
-    from routeharness.embedding.encoders import Encoder
+    from routeharness.embedding.encoders import Encoder, EncoderIdentity
 
 
 CACHE_FORMAT = 2
@@ -122,21 +120,12 @@ class _BadShard(RouteHarnessError):
         self.path = path
 
 
-_SIDECAR = {
-    "format": Field(int, True), "shard": Field(str, True), "encoder": Field(str, True),
-    "identity": Field(str, True), "revision": Field(str, True),
-    "modalities": Field(list, True), "key": Field(str, True), "count": Field(int, True),
-    "dim": Field(int, True), "dtype": Field(str, True),
-    "vectors_sha256": Field(str, True, non_empty), "keys_sha256": Field(str, True, non_empty),
-}
-
-
 @dataclass
 class _Store:
     """One encoder's shards, as loaded into memory: key -> (shard number, row)."""
 
     path: Path
-    meta: dict[str, Any]
+    encoder: EncoderIdentity
     vectors: list[np.ndarray] = field(default_factory=list)
     index: dict[bytes, tuple[int, int]] = field(default_factory=dict)
     shards: dict[str, int] = field(default_factory=dict)  # shard id -> rows it brought
@@ -152,6 +141,21 @@ class _Store:
 
     def forget(self) -> None:
         self.vectors, self.index, self.dim = [], {}, None
+
+
+def _not_vouching(sidecar: Any, encoder: EncoderIdentity, shard: str) -> str | None:
+    """Why ``sidecar`` (a ``ShardSidecar``) does not vouch for ``shard`` of ``encoder``'s
+    store (None when it does): the first of format, shard, identity, revision, modalities,
+    key, dtype that differs. The encoder's name is a display name: not compared."""
+    expected = {"format": CACHE_FORMAT, "shard": shard, "identity": encoder.identity,
+                "revision": encoder.revision, "modalities": list(encoder.modalities),
+                "key": KEY_DEFINITION, "dtype": "float32"}
+    for key, value in expected.items():
+        found = getattr(sidecar, key)
+        if found != value:
+            return (f"its sidecar records {key} {found!r}, not this store's {value!r} "
+                    "(copied from elsewhere?)")
+    return None
 
 
 def encoder_dimension(encoder: Encoder) -> int | None:
@@ -252,10 +256,10 @@ class EmbeddingCache:
     def _refresh(self, encoder: Encoder) -> _Store:
         """The encoder's store, with any shard written since the last call (by this or
         another process) loaded and checked."""
+        from routeharness.embedding.encoders import EncoderIdentity
+
         path = self.store_path(encoder)
-        meta = {"encoder": encoder.name, "identity": encoder.identity,
-                "revision": encoder.revision, "modalities": sorted(encoder.modalities)}
-        store = self._stores.setdefault(str(path), _Store(path, meta))
+        store = self._stores.setdefault(str(path), _Store(path, EncoderIdentity.of(encoder)))
         expected = encoder_dimension(encoder)
         if expected is not None and store.dim not in (None, expected):
             _warn(f"embedding cache {path}: stored vectors have dimension {store.dim} but "
@@ -279,7 +283,7 @@ class EmbeddingCache:
             if shard in store.shards:
                 continue
             try:
-                keys, vectors = self._read_shard(path, shard, meta)
+                keys, vectors = self._read_shard(path, shard, store.encoder)
             except FileNotFoundError:
                 continue  # merged away by a concurrent compaction after the listing
             except _BadShard as exc:
@@ -312,26 +316,26 @@ class EmbeddingCache:
         return store
 
     @staticmethod
-    def _read_shard(path: Path, shard: str, meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    def _read_shard(path: Path, shard: str,
+                    encoder: EncoderIdentity) -> tuple[np.ndarray, np.ndarray]:
         """(keys uint8 (count, 32), vectors float32 (count, dim)), or _BadShard saying why."""
+        from routeharness.common.contract import check, parse_json
+        from routeharness.embedding.shards import ShardSidecar
+
         sidecar, keys_file, vectors_file = (path / f"{shard}{suffix}"
                                             for suffix in (".json", ".keys.npy", ".npy"))
         current = sidecar
         try:
-            data = json.loads(sidecar.read_text(encoding="utf-8"))
-            data = check_mapping(data, _SIDECAR, "its sidecar", _BadShard)
-            expected = {**meta, "format": CACHE_FORMAT, "shard": shard, "key": KEY_DEFINITION,
-                        "dtype": "float32"}
-            expected.pop("encoder")  # a display name: the identity is what counts
-            wrong = [k for k, v in expected.items() if data[k] != v]
+            data = check(ShardSidecar, parse_json(sidecar.read_bytes(), "its sidecar",
+                                                  _BadShard), "its sidecar", _BadShard)
+            wrong = _not_vouching(data, encoder, shard)
             if wrong:
-                raise _BadShard(f"its sidecar records {wrong[0]} {data[wrong[0]]!r}, not this "
-                                f"store's {expected[wrong[0]]!r} (copied from elsewhere?)")
-            count, dim = data["count"], data["dim"]
+                raise _BadShard(wrong)
+            count, dim = data.count, data.dim
             current = keys_file
             keys = np.load(keys_file, allow_pickle=False)
             if keys.dtype != np.uint8 or keys.shape != (count, KEY_BYTES) or \
-                    _sha256(keys) != data["keys_sha256"]:
+                    _sha256(keys) != data.keys_sha256:
                 raise _BadShard("the key list does not match the sha256 and shape recorded "
                                 "in its sidecar", keys_file)
             current = vectors_file
@@ -339,7 +343,7 @@ class EmbeddingCache:
             if vectors.dtype != np.float32 or vectors.shape != (count, dim):
                 raise _BadShard(f"the vectors are {vectors.dtype} {vectors.shape}, not the "
                                 f"float32 ({count}, {dim}) its sidecar records", vectors_file)
-            if _sha256(vectors) != data["vectors_sha256"]:
+            if _sha256(vectors) != data.vectors_sha256:
                 raise _BadShard("the vectors do not match the sha256 recorded in its "
                                 "sidecar (changed since written?)", vectors_file)
             if count == 0 or dim == 0 or not np.isfinite(vectors).all():
@@ -385,13 +389,18 @@ class EmbeddingCache:
             return
         shard = f"shard-{uuid.uuid4().hex}"
         key_array = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), KEY_BYTES)
-        sidecar = {**store.meta, "format": CACHE_FORMAT, "shard": shard, "key": KEY_DEFINITION,
-                   "count": int(vectors.shape[0]), "dim": int(vectors.shape[1]),
-                   "dtype": "float32", "vectors_sha256": _sha256(vectors),
-                   "keys_sha256": _sha256(key_array)}
+        from routeharness.common.contract import dump_json
+        from routeharness.embedding.shards import ShardSidecar
+
+        encoder = store.encoder
+        sidecar = dump_json(ShardSidecar(
+            encoder=encoder.name, identity=encoder.identity, revision=encoder.revision,
+            modalities=list(encoder.modalities), format=CACHE_FORMAT, shard=shard,
+            key=KEY_DEFINITION, count=int(vectors.shape[0]), dim=int(vectors.shape[1]),
+            dtype="float32", vectors_sha256=_sha256(vectors), keys_sha256=_sha256(key_array)))
         files = ((f"{shard}.npy", lambda h: np.save(h, vectors, allow_pickle=False)),
                  (f"{shard}.keys.npy", lambda h: np.save(h, key_array, allow_pickle=False)),
-                 (f"{shard}.json", lambda h: h.write(json.dumps(sidecar, indent=1).encode())))
+                 (f"{shard}.json", lambda h: h.write(sidecar.encode("utf-8"))))
         try:
             store.path.mkdir(parents=True, exist_ok=True)
             for name, writer in files:

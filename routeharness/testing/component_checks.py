@@ -95,8 +95,9 @@ def _card_path(card: Any) -> Path:
 
 
 def check_card_schema(card: Any) -> None:
-    """The card parses under the strict schema (unknown keys, missing keys and wrong
-    types are errors)."""
+    """The card reads through its contract, ``TaskCard`` (``load_card``, as the harness
+    reads it: unknown keys, missing keys, wrong types and values out of range are
+    errors)."""
     from routeharness.common.errors import TaskCardError
     from routeharness.data.cards import load_card
 
@@ -132,7 +133,7 @@ def check_card_models_and_splits(card: Any) -> None:
     """At least two candidate models (else there is nothing to route) and all three splits."""
     parsed = _parsed(card)
     assert len(parsed.models) >= 2, f"{len(parsed.models)} model(s): routing needs at least two"
-    missing = [s for s in ("train", "validation", "test") if s not in parsed.splits]
+    missing = [s for s in ("train", "validation", "test") if getattr(parsed.splits, s) is None]
     assert not missing, f"splits lacks {missing}"
 
 

@@ -267,9 +267,10 @@ def new_cases() -> None:
     write_csv(d / "data.csv", rows, [*HEADER, "split"])
 
     for name, meta, words in (
-            ("sidecar_version_not_int", {"version": "2"}, "key 'version' must be int"),
+            ("sidecar_version_not_int", {"version": "2"},
+             "version: expected an integer, got \"2\""),
             ("sidecar_models_not_objects", {"models": ["small", "large"]},
-             "must be a mapping"),
+             "models[0]: expected an object, got \"small\""),
             ("sidecar_unknown_key", {"name": "x", "colour": "red"},
              "unknown key(s) ['colour']")):
         d = case(name, "routing.json", None, None, words,

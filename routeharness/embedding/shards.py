@@ -1,0 +1,33 @@
+"""The contract of an embedding cache shard's sidecar (``shard-<id>.json``, cache format
+2): what a shard's two arrays stand for; ``routeharness.embedding.cache`` writes it and
+decides what it vouches for. Apart from the cache so that importing the cache (as
+``--help`` does, for its warning class) loads no pydantic."""
+
+from __future__ import annotations
+
+from routeharness.common.contract import Contract, Field
+from routeharness.embedding.encoders import EncoderIdentity
+
+
+class ShardSidecar(Contract):
+    """``shard-<id>.json``: what a shard's two arrays stand for. The encoder is recorded
+    flat (``encoder`` its name, ``identity``, ``revision``, ``modalities``), as cache
+    format 2 always has: ``encoder_identity`` is it as an ``EncoderIdentity``."""
+
+    encoder: str = Field(description="the encoder's registered name (shown, not compared)")
+    identity: str = Field(description="the encoder identity that fixes its vectors")
+    revision: str = Field(description="the encoder revision")
+    modalities: list[str] = Field(description="what the encoder reads, sorted")
+    format: int = Field(description="the cache format (CACHE_FORMAT)")
+    shard: str = Field(description="the shard's id, its files' stem")
+    key: str = Field(description="what a key is the sha256 of (KEY_DEFINITION)")
+    count: int = Field(ge=0, description="rows in both arrays")
+    dim: int = Field(ge=0, description="the vectors' dimension")
+    dtype: str = Field(description="the vectors' dtype (float32)")
+    vectors_sha256: str = Field(min_length=1, description="sha256 of the vectors' bytes")
+    keys_sha256: str = Field(min_length=1, description="sha256 of the keys' bytes")
+
+    @property
+    def encoder_identity(self) -> EncoderIdentity:
+        return EncoderIdentity(name=self.encoder, identity=self.identity,
+                               revision=self.revision, modalities=list(self.modalities))
