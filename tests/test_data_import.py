@@ -7,6 +7,7 @@ a non-zero exit, and no output folder."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import math
@@ -219,6 +220,35 @@ def test_routerarena_real_files_import_and_validate(shared_data, tmp_path, capsy
             assert cell["scores"][model] == pytest.approx(min(1, max(0, result["score"])))
     notes = json.loads((out / "routing.json").read_text("utf-8"))["notes"]
     assert any("1 score outside [0, 1] clipped: NarrativeQA_4102" in n for n in notes)
+
+
+def test_routerbench_full_reads_the_real_wide_layout(shared_data, tmp_path, capsys):
+    """The RouterDC re-export mirrored in ../shared/data/routerbench has the release's wide
+    columns; one file converted to parquet imports with its prompts, cells and costs."""
+    import numpy as np
+    import pandas as pd
+
+    from routeharness.data.tasks import load_task
+
+    frame = pd.read_csv(shared_data / "routerbench" / "arc_challenge_test.csv", index_col=0)
+    frame.to_parquet(tmp_path / "arc.parquet")
+    code, _, stderr = _run(["data", "import", "routerbench-full", tmp_path / "arc.parquet",
+                                 tmp_path / "out"], capsys)
+    assert code == 0, stderr
+    task = load_task(str(tmp_path / "out"))
+    models = [c[:-len("|total_cost")] for c in frame.columns if c.endswith("|total_cost")]
+    assert [m.name for m in task.models] == models and len(models) == 11
+    assert sum(d.n for d in task.splits.values()) == len(frame) == 445
+    scores = np.concatenate([d.scores for d in task.splits.values()])
+    assert int(np.isnan(scores).sum()) == int(frame[models].isna().sum().sum()) > 0
+    cells = _cells(task)
+    row = frame.iloc[0]
+    cell = cells[row["sample_id"]]
+    assert cell["prompt"] == "\n".join(ast.literal_eval(row["prompt"]))
+    for model in models:
+        assert cell["costs"][model] == pytest.approx(row[f"{model}|total_cost"])
+    notes = json.loads((tmp_path / "out" / "routing.json").read_text("utf-8"))["notes"]
+    assert "2 rows share a sample_id with another row: their id is sample_id#<row>" in notes
 
 
 @pytest.mark.slow

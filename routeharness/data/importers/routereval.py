@@ -133,7 +133,7 @@ def read(source: Path) -> Imported:
     group = dataset if isinstance(dataset, str) and dataset else \
         path.stem.removesuffix("_router_dataset")
     imported = Imported(format=NAME, source=where)
-    imported.description = ("RouterEval (Huang et al., 2025) router dataset: one candidate "
+    imported.description = ("RouterEval (MilkThink-Lab, 2025) router dataset: one candidate "
                             "pool of Open LLM Leaderboard models, imported")
     imported.license = "MIT (linggm/RouterEval dataset card)"
     imported.built_from = ("https://github.com/MilkThink-Lab/RouterEval (router_dataset; "
