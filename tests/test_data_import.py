@@ -397,3 +397,67 @@ def test_a_failing_validation_writes_nothing(tmp_path, capsys):
     pq.write_table(pa.table(table), path)
     code, _, err = _run(["data", "import", "routerbench-full", path, tmp_path / "out"], capsys)
     _one_line_error(code, err, tmp_path / "out", f"{path}, row 5", "outside [0, 1]")
+
+
+# --- the pages' pickle conversions (run here on pickles this test makes itself) ---------
+def _conversions(page: str) -> list[str]:
+    import re
+
+    text = (ROOT / "docs" / "formats" / page).read_text("utf-8")
+    return re.findall(r'^python -c "(.*)"$', text, flags=re.M)
+
+
+def test_the_routerbench_page_conversion_gives_what_the_import_reads(tmp_path, monkeypatch,
+                                                                     capsys):
+    import pandas as pd
+
+    from routeharness.data.tasks import load_task
+
+    expected = _make("routerbench-full").write(tmp_path / "made")
+    frame = pd.read_parquet(tmp_path / "made" / "routerbench_0shot.parquet")
+    monkeypatch.chdir(tmp_path)
+    frame.to_pickle("routerbench_0shot.pkl")  # what the Hub ships
+    [line] = _conversions("routerbench-full.md")
+    exec(compile(line, "routerbench-full.md", "exec"), {})  # the page's line, as a user runs it
+    code, _, err = _run(["data", "import", "routerbench-full", "routerbench_0shot.parquet",
+                         "out"], capsys)
+    assert code == 0, err
+    assert set(_cells(load_task("out"))) == set(expected.rows)
+
+
+def test_the_routereval_page_conversions_give_what_the_import_reads(tmp_path, monkeypatch,
+                                                                    capsys):
+    """A pickle in the layout the page describes (prompts once, pools by difficulty, size
+    and kind) through each of the page's lines, then imported."""
+    import numpy as np
+
+    from routeharness.data.tasks import load_task
+
+    prompts = {f"{s}_prompt": np.array([f"{s} question {i}" for i in range(n)], dtype=object)
+               for s, n in (("train", 12), ("val", 4), ("test", 4))}
+
+    def pool(models: list[str]) -> dict:
+        rng = np.random.default_rng(len(models))
+        return {"model": models, "data": {
+            f"{s}_score": rng.integers(0, 2, (len(prompts[f"{s}_prompt"]), len(models)))
+            for s in ("train", "val", "test")}}
+
+    names = [f"org/model-{i}" for i in range(100)]
+    data = {"prompt": prompts, "split_index": {}, "embedding": {},
+            "easy": {5: {"strong_to_weak": pool(names[:5])}},
+            "hard": {100: {"all_strong": pool(names)}}}
+    monkeypatch.chdir(tmp_path)
+    with open("gsm8k_router_dataset.pkl", "wb") as handle:
+        pickle.dump(data, handle)
+    lines = _conversions("routereval.md")
+    assert len(lines) == 2
+    for line, made, models in zip(lines, ("gsm8k_easy5_s2w.json", "gsm8k_hard100.npz"),
+                                  (names[:5], names)):
+        exec(compile(line, "routereval.md", "exec"), {})  # the page's line, as a user runs it
+        out = f"out-{made}"
+        code, _, err = _run(["data", "import", "routereval", made, out], capsys)
+        assert code == 0, err
+        task = load_task(out)
+        assert [m.name for m in task.models] == models
+        assert {s: d.n for s, d in task.splits.items()} == {"train": 12, "validation": 4,
+                                                            "test": 4}
