@@ -88,13 +88,11 @@ def read_text(path: Path, expected: str, doc: str) -> str:
                         source=str(path)) from None
 
 
-def _cut_short(text: str) -> str:
-    return "" if text.endswith("\n") else " (the file ends inside this record: cut short?)"
-
-
-def parse_json(text: str, source: str, *, row: int | None = None, cut: str = "") -> Any:
+def parse_json(text: str, source: str, *, row: int | None = None,
+               last: bool = True) -> Any:
     """JSON text -> data: NaN/Infinity, a key given twice and bad JSON refused, one line
-    naming the file (and row)."""
+    naming the file (and row); the ``last`` text of a file stopping before its value ends
+    (a string or value still open at the end) is named as cut short."""
     def constant(name: str) -> Any:
         raise ValueError(f"{name} is not a JSON number")
 
@@ -110,27 +108,28 @@ def parse_json(text: str, source: str, *, row: int | None = None, cut: str = "")
         return json.loads(text, object_pairs_hook=unique, parse_constant=constant)
     except RecursionError:
         raise DataError("JSON nested too deeply", source=source, row=row) from None
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
+        open_at_end = (exc.pos >= len(text.rstrip())
+                       or exc.msg.startswith("Unterminated string"))
+        cut = (" (the file ends inside this value: cut short?)"
+               if last and text.strip() and open_at_end else "")
         raise DataError(f"invalid JSON: {str(exc)[:160]}{cut}", source=source,
                         row=row) from None
+    except ValueError as exc:
+        raise DataError(f"invalid JSON: {str(exc)[:160]}", source=source, row=row) from None
 
 
 def read_json_file(path: Path, expected: str, doc: str) -> Any:
-    text = read_text(path, expected, doc)
-    return parse_json(text, str(path), cut=_cut_short(text) if text.strip() else "")
+    return parse_json(read_text(path, expected, doc), str(path))
 
 
 def read_jsonl(path: Path, expected: str, doc: str) -> Iterator[tuple[int, Any]]:
-    """(row, record) of a JSON-lines file; rows count non-blank lines from 0; the last
-    line not ending the file and not parsing is named as cut short."""
+    """(row, record) of a JSON-lines file; rows count non-blank lines from 0."""
     text = read_text(path, expected, doc)
     lines = [line for line in text.split("\n") if line.strip()]
-    ends = text.endswith("\n")
     for row, line in enumerate(lines):
-        last = row == len(lines) - 1
-        cut = (" (the file ends inside this record: cut short?)"
-               if last and not ends else "")
-        yield row, parse_json(line, str(path), row=row, cut=cut)
+        last = row == len(lines) - 1 and not text.endswith("\n")
+        yield row, parse_json(line, str(path), row=row, last=last)
 
 
 def read_csv_rows(path: Path, expected: str, doc: str,
