@@ -247,3 +247,31 @@ def info_tables(info: dict[str, Any]) -> list[ReportTable]:
             summary.add([f"{later} rows with a {earlier} row's embedding",
                          *(count if s == later else "" for s in splits)])
     return [sizes, models, summary]
+
+
+@data.command(name="import")
+@click.argument("fmt", metavar="FORMAT")
+@click.argument("source", type=click.Path())
+@click.argument("out", type=click.Path())
+@click.option("--seed", type=int, default=None,
+              help="Seed of the split of a source without its own splits (default "
+                   "20250601; docs/formats/README.md).")
+@click.option("--prices", type=click.Path(dir_okay=False), default=None,
+              help="Price table (JSON: model -> input_token_price_per_million, "
+                   "output_token_price_per_million, USD): cost = the source's tokens x these "
+                   "prices, instead of the source's own cost.")
+@click.option("--name", default=None, help="The task's name (default: FORMAT).")
+def data_import(fmt: str, source: str, out: str, seed: int | None, prices: str | None,
+                name: str | None) -> None:
+    """Convert another tool's routing data (SOURCE, in FORMAT) into a routeharness dataset
+    in the new directory OUT: one of routerarena, routerbench-full, llmrouterbench,
+    embedllm, sprout, routereval, vl-routerbench (docs/formats/FORMAT.md). Costs and splits
+    are the source's where it has them; what was inferred is in OUT/routing.json's notes."""
+    from routeharness.data.importers import import_source
+
+    written = import_source(fmt, source, out, seed=seed, prices=prices, name=name)
+    for warning in written.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    sizes = ", ".join(f"{split} {n}" for split, n in written.sizes.items())
+    click.echo(f"imported {fmt} from {source} to {out}: {sizes}; {written.models} models, "
+               f"{written.groups} groups; {written.cost_rule}; evaluate with --task {out}")
