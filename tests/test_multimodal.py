@@ -411,6 +411,12 @@ def test_vhelm_builder_errors(tmp_path):
         build(str(FIXTURE), tmp_path / "a", suite="v9")
     with pytest.raises(RouteHarnessError, match="not a HELM benchmark_output"):
         build(str(tmp_path), tmp_path / "b")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "keep.txt").write_text("mine")
+    with pytest.raises(RouteHarnessError, match="exists and is not an empty directory"):
+        build(str(FIXTURE), tmp_path / "c", suite="v2.1.0")
+    assert [p.name for p in (tmp_path / "c").iterdir()] == ["keep.txt"]
 
 
 def test_vhelm_helpers():
@@ -465,26 +471,30 @@ def test_download_resumes_a_partial_file(tmp_path):
         server.shutdown()
 
 
-def test_vhelm_build_from_a_url_downloads_runs_and_images(tmp_path, vhelm_built):
-    """The URL path end to end, against a local HTTP server holding the fixture."""
+def test_vhelm_build_from_a_url_downloads_runs_and_images(tmp_path, vhelm_built, cache_dir):
+    """The URL path end to end, against a local HTTP server holding the fixture; the raw
+    files are downloaded under the routeharness cache (where a next build resumes them),
+    never into --out, and removed once the dataset is written."""
     import functools
 
-    from routeharness_vhelm.build import build
+    from routeharness_vhelm.build import build, download_cache
 
     from routeharness.data.tasks import load_local
 
     handler = functools.partial(_QuietFiles, directory=str(FIXTURE / "benchmark_output"))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
     try:
-        out = build(f"http://127.0.0.1:{server.server_port}", tmp_path / "from-url",
-                    suite="v2.1.0")
+        out = build(url, tmp_path / "from-url", suite="v2.1.0")
     finally:
         server.shutdown()
     from_url, local = load_local(out), load_local(vhelm_built)
     assert from_url.fingerprint() == local.fingerprint()
     assert from_url.splits["test"].images[0]["bytes"] == local.splits["test"].images[0]["bytes"]
     assert not (out / ".download").exists()
+    assert download_cache(url).parent == cache_dir / "vhelm-downloads"
+    assert not download_cache(url).exists()
 
 
 class _QuietFiles(http.server.SimpleHTTPRequestHandler):

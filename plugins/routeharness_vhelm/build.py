@@ -1,19 +1,26 @@
-"""Build ``vhelm-mm`` from VHELM's raw per-instance outputs (HELM run-output format).
+"""Build ``vhelm-mm`` from a HELM suite's raw per-instance outputs (HELM run-output format:
+VHELM's published suites, or any suite run with HELM on custom or new models).
 
 Reads ``<benchmark_output>/runs/<suite>/<run>/`` (``run_spec.json``,
 ``per_instance_stats.json``, and ``instances.json`` or ``scenario_state.json``; format in
 docs/multimodal.md and the VHELM FORMAT note), from a local directory or from the published
-bucket URL (downloaded with a progress bar, resuming partial files with HTTP Range).
+bucket URL (downloaded with a progress bar, resuming partial files with HTTP Range), and the
+suite's HELM model files (``prod_env/model_deployments.yaml`` and ``model_metadata.yaml``,
+``--prod-env``; by default the ``prod_env`` beside ``benchmark_output``) to name its models.
 
-Per run: the model is ``run_spec.adapter_spec.model``; the run key is the run name without
-``model=``; per-instance stats repeated per metric class are merged by (instance id,
-perturbation, trial); the score is the run group's main metric (``main_name`` of the suite's
-schema: ``runs/<suite>/schema.json`` if present, else the copy of HELM's schema_vhelm.yaml
-for that suite), with prometheus_vision (1-5) mapped to (x - 1) / 4 and toxic_frac to
-1 - toxic_frac; cost = num_prompt_tokens x input price + num_output_tokens x output price
-(USD per million tokens, the card's price table; image tokens are not counted upstream).
-Rows are joined across models by (run key, instance id, perturbation); the group is the
-scenario (the run name before ``:``); the first image of the instance is embedded.
+Per run: the model is ``run_spec.adapter_spec.model`` (else the model its
+``model_deployment`` serves); the run key is the run name without ``model=``; per-instance
+stats repeated per metric class are merged by (instance id, perturbation, trial); the score
+is the run group's main metric (``main_name`` of the suite's schema:
+``runs/<suite>/schema.json`` if present, else the copy of HELM's schema_vhelm.yaml for that
+suite), with prometheus_vision (1-5) mapped to (x - 1) / 4 and toxic_frac to 1 - toxic_frac;
+cost = num_prompt_tokens x input price + num_output_tokens x output price (USD per million
+tokens: the card's price table, added to or overridden by ``--prices FILE``; image tokens
+are not counted upstream). Rows are joined across models by (run key, instance id,
+perturbation); the group is the scenario (the run name before ``:``); the first image of the
+instance is embedded (found in the suite's folders or ``--images-dir``; none with
+``--text-only``, which builds the task ``vhelm-mm-text-only``). Every check runs before the
+dataset is written, whole, at the end: a failed build leaves ``--out`` as it was.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ import hashlib
 import json
 import math
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,18 +44,30 @@ from routeharness import (
     ModelInfo,
     RouteHarnessError,
     carve_validation,
+    image_bytes,
     task_from_table,
     write_task,
 )
 from routeharness_vhelm.download import (
     BASE_URL,
+    DownloadError,
     fetch_url,
-    image_bytes,
+    image_cache_path,
+    image_url,
+    is_url,
+    local_image,
     mirror_suite,
     read_json,
 )
+from routeharness_vhelm.prices import FORMAT_HINT, Price, card_prices, read_prices
+from routeharness_vhelm.prod_env import HelmModels, read_prod_env
 
 NAME = "vhelm-mm"
+#: the name of a ``--text-only`` build: another task (no images), and every table says so
+TEXT_ONLY_NAME = "vhelm-mm-text-only"
+TEXT_ONLY_NOTE = ("text-only build (--text-only): no image column; routers and encoders see "
+                  "the question text alone, so its numbers are not comparable with vhelm-mm "
+                  "built with images")
 DEFAULT_SUITE = "v2.1.0"
 METRICS_FILE = Path(__file__).parent / "data" / "main_metrics.json"
 # a bias probe whose "correct" reference is "unclear": not an accuracy to route on
@@ -54,7 +75,7 @@ EXCLUDED_SCENARIOS = ("pairs",)
 TEST_FRACTION = 0.3
 VALIDATION_FRACTION = 0.1
 SPLIT_SEED = 20241101
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 
 
 # --- reading the run files ----------------------------------------------------------------
@@ -206,38 +227,109 @@ def find_suite_dir(root: Path, suite: str | None) -> tuple[Path, Path, str]:
                             "runs/<suite>/<run>/per_instance_stats.json)")
 
 
-def collect(suite_dir: Path, suite: str, prices: dict[str, dict[str, float]]
-            ) -> dict[str, Any]:
-    """Every run of the suite -> rows joined across models (see the module docstring)."""
-    metrics = main_metrics(suite_dir, suite)
-    rows: dict[str, dict[str, Any]] = {}
-    models: list[str] = []
+@dataclass
+class Run:
+    """One run directory: its spec, the run key and scenario, the HELM model and
+    deployment it evaluated, and ``column``, the candidate's name in the task."""
+
+    path: Path
+    spec: dict[str, Any]
+    name: str
+    key: str
+    scenario: str
+    model: str
+    deployment: str
+    column: str = ""
+
+
+def read_runs(suite_dir: Path, helm: HelmModels) -> list[Run]:
+    """Every run of the suite with ``per_instance_stats.json`` but the excluded scenarios,
+    in name order: only ``run_spec.json`` is read. The model is ``adapter_spec.model``, else
+    the model the ``prod_env`` names for ``adapter_spec.model_deployment``. A model run
+    through several deployments in the suite is one candidate per deployment (named by the
+    deployment: they may differ in price and answers); else the candidate is the model."""
     run_dirs = sorted(p for p in suite_dir.iterdir()
                       if p.is_dir() and (p / "per_instance_stats.json").is_file())
     if not run_dirs:
         raise RouteHarnessError(f"{suite_dir}: no run directories with per_instance_stats.json")
+    runs = []
     for run_dir in run_dirs:
         spec = read_json(run_dir / "run_spec.json")
-        run_name = str(spec.get("name") or run_dir.name)
-        key, scenario = run_key(run_name)
+        if not isinstance(spec, dict):
+            raise DataError("must be a JSON object (a RunSpec)",
+                            source=str(run_dir / "run_spec.json"))
+        name = str(spec.get("name") or run_dir.name)
+        key, scenario = run_key(name)
         if scenario in EXCLUDED_SCENARIOS:
             continue
-        adapter = spec.get("adapter_spec", {})
-        model = adapter.get("model") or adapter.get("model_deployment")
+        adapter = spec.get("adapter_spec") or {}
+        deployment = str(adapter.get("model_deployment") or "")
+        model = str(adapter.get("model") or (helm.model_of(deployment) if deployment else ""))
         if not model:
             raise DataError("adapter_spec has no model", source=str(run_dir / "run_spec.json"))
-        if model not in prices:
-            raise DataError(f"model {model!r} has no price in the vhelm-mm price table (task "
-                            "card models); add it to build a cost", source=str(run_dir))
+        runs.append(Run(run_dir, spec, name, key, scenario, model, deployment or model))
+    deployments: dict[str, set[str]] = {}
+    for run in runs:
+        deployments.setdefault(run.model, set()).add(run.deployment)
+    for run in runs:
+        run.column = run.deployment if len(deployments[run.model]) > 1 else run.model
+    return runs
+
+
+def candidates(runs: list[Run]) -> dict[str, list[Run]]:
+    """{candidate name: its runs}, in the order the candidates first appear."""
+    by_column: dict[str, list[Run]] = {}
+    for run in runs:
+        by_column.setdefault(run.column, []).append(run)
+    return by_column
+
+
+def price_candidates(by_column: dict[str, list[Run]], card: dict[str, Price],
+                     given: dict[str, Price], given_from: str | None, suite: str
+                     ) -> dict[str, Price]:
+    """The price of each candidate: from ``--prices`` (by candidate, model or deployment
+    name), else from the task card. Every candidate without one is named in one line."""
+    prices, unpriced = {}, []
+    for column, runs in by_column.items():
+        names = [column, runs[0].model, *sorted({r.deployment for r in runs})]
+        price = next((given[n] for n in names if n in given), None) \
+            or next((card[n] for n in names if n in card), None)
+        if price is None:
+            deployments = sorted({r.deployment for r in runs} - {column})
+            unpriced.append(column + (f" (deployment {', '.join(deployments)})"
+                                      if deployments else ""))
+        else:
+            prices[column] = price
+    if unpriced:
+        more = f", or add to {given_from}" if given_from else ""
+        raise RouteHarnessError(
+            f"{len(unpriced)} of {len(by_column)} models in suite {suite!r} "
+            f"{'has' if len(unpriced) == 1 else 'have'} no price: "
+            f"{', '.join(unpriced)}; pass --prices FILE{more} ({FORMAT_HINT}; a model in "
+            f"the file adds to or overrides the {NAME} card's prices)")
+    return prices
+
+
+def collect(suite_dir: Path, suite: str, runs: list[Run], prices: dict[str, Price]
+            ) -> dict[str, Any]:
+    """Every run of the suite -> rows joined across candidates (see the module
+    docstring)."""
+    metrics = main_metrics(suite_dir, suite)
+    rows: dict[str, dict[str, Any]] = {}
+    models: list[str] = []
+    for run in runs:
+        run_dir, spec, run_name, scenario, model = (run.path, run.spec, run.name,
+                                                    run.scenario, run.column)
         groups = [g for g in spec.get("groups", []) if g in metrics]
         if not groups:
             raise DataError(f"none of the run's groups {spec.get('groups')} has a main metric "
                             f"in the {suite} schema", source=str(run_dir / "run_spec.json"))
         main = metrics[groups[0]]
-        augmented = bool(spec.get("data_augmenter_spec", {}).get("perturbation_specs")) \
+        augmented = bool((spec.get("data_augmenter_spec") or {}).get("perturbation_specs")) \
             or "data_augmentation=" in run_name
         if model not in models:
             models.append(model)
+        price = prices[model]
         stats = merge_instance_stats(read_json(run_dir / "per_instance_stats.json"),
                                      str(run_dir / "per_instance_stats.json"))
         instances = read_instances(run_dir)
@@ -252,10 +344,9 @@ def collect(suite_dir: Path, suite: str, prices: dict[str, dict[str, float]]
             output_tokens = metric_value(instance_stats, "num_output_tokens", None)
             if math.isnan(output_tokens):
                 output_tokens = metric_value(instance_stats, "num_completion_tokens", None)
-            price = prices[model]
-            cost = (np.nan_to_num(prompt_tokens) * price["price_input_per_mtok"]
-                    + np.nan_to_num(output_tokens) * price["price_output_per_mtok"]) / 1e6
-            row_id = f"{key}|{instance_id}|{pert}"
+            cost = (np.nan_to_num(prompt_tokens) * price.input_per_mtok
+                    + np.nan_to_num(output_tokens) * price.output_per_mtok) / 1e6
+            row_id = f"{run.key}|{instance_id}|{pert}"
             row = rows.get(row_id)
             if row is None:
                 instance = instances.get((instance_id, pert))
@@ -266,6 +357,10 @@ def collect(suite_dir: Path, suite: str, prices: dict[str, dict[str, float]]
                 row = rows[row_id] = {"prompt": text, "images": images, "group": scenario,
                                       "unit": f"{base_key(run_name)}|{instance_id}",
                                       "metric": main["main_name"], "scores": {}, "costs": {}}
+            if model in row["scores"]:
+                raise DataError(f"{model} has two results for instance {instance_id!r} "
+                                f"({pert}) of {run.key}: two runs of one model",
+                                source=str(run_dir))
             row["scores"][model] = score
             row["costs"][model] = float(cost)
     return {"rows": rows, "models": models}
@@ -285,41 +380,117 @@ def assign_splits(units: list[str], groups: list[str]) -> dict[str, str]:
     return {unit: str(s) for unit, s in zip(ids, split)}
 
 
-def card_prices(card: Any) -> dict[str, dict[str, float]]:
-    return {m["name"]: {"price_input_per_mtok": float(m["price_input_per_mtok"]),
-                        "price_output_per_mtok": float(m["price_output_per_mtok"])}
-            for m in card.models}
+# --- images -----------------------------------------------------------------------------------
+def gather_images(locations: list[str], root: Path, images_dir: Path | None,
+                  base_url: str | None, fetch: Callable[[str, Path], Path] | None,
+                  cache: Path) -> dict[str, dict[str, Any]]:
+    """{location: {"bytes", "path"}} for each image location: a local file (the suite's
+    ``benchmark_output/`` or ``images_dir``, see ``image_candidates``), else downloaded (a
+    URL location; a relative one when the source is a URL, from under it). After the first
+    download that cannot reach its server, nothing more is tried. Any image missing: one
+    line (how many, the first, what to pass), before anything is written."""
+    found: dict[str, Path] = {}
+    remote = []
+    missing = []
+    for location in locations:
+        path = local_image(location, root, images_dir)
+        if path is not None:
+            found[location] = path
+        elif is_url(location) or base_url is not None:
+            remote.append(location)
+        else:
+            missing.append(location)
+    unreachable = None
+    for location in remote:
+        if fetch is None or unreachable is not None:
+            missing.append(location)
+            continue
+        try:
+            found[location] = fetch(image_url(location, base_url or BASE_URL),
+                                    image_cache_path(location, cache))
+        except DownloadError as exc:
+            missing.append(location)
+            if exc.status is None:
+                unreachable = exc
+    if missing:
+        order = {loc: i for i, loc in enumerate(locations)}
+        first = min(missing, key=order.__getitem__)
+        where = [str(root)] + ([str(images_dir)] if images_dir is not None else [])
+        failed = sum(1 for loc in missing if loc in remote)
+        detail = (f"not under {' or '.join(where)}" if not is_url(first) else "a URL")
+        if failed:
+            detail += (f"; {failed} could not be downloaded"
+                       + (" (no connection: offline?)" if unreachable is not None or fetch is None
+                          else ""))
+        raise RouteHarnessError(
+            f"{len(missing)} of {len(locations)} images are missing (first: {first}, "
+            f"{detail}); pass --images-dir DIR (a folder holding HELM's scenarios/ tree), or "
+            f"--text-only to build a text-only task without them")
+    return {loc: {"bytes": image_bytes(path), "path": path.name} for loc, path in found.items()}
+
+
+# --- the build --------------------------------------------------------------------------------
+def check_new_output(out_dir: Path) -> None:
+    """``out_dir`` must not exist or be an empty folder: checked before any work (the
+    dataset is written whole at the end, so a failed build leaves it as it was)."""
+    if out_dir.is_symlink() or (out_dir.exists() and (not out_dir.is_dir()
+                                                      or any(out_dir.iterdir()))):
+        raise RouteHarnessError(f"{out_dir}: exists and is not an empty directory (the "
+                                "dataset is written to a new one): choose a new --out")
+
+
+def download_cache(source: str) -> Path:
+    """Where the raw files of a source are downloaded (resumed by the next build of the
+    same source; removed after a build that succeeds): under routeharness's cache."""
+    from routeharness import default_cache_dir
+
+    digest = hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
+    return default_cache_dir() / "vhelm-downloads" / digest
 
 
 def build(source: str | Path, out_dir: Path, suite: str | None = None, download: bool = True,
+          prices: str | Path | None = None, prod_env: str | Path | None = None,
+          images_dir: str | Path | None = None, text_only: bool = False,
           **options: Any) -> Path:
-    """``routeharness data build vhelm-mm --source DIR_OR_URL [--suite S] --out DIR``:
-    writes a ``datasets`` DatasetDict (train/validation/test, images embedded) and a
-    ``routing.json`` (models with prices, suite, counts) to ``out_dir``; returns it."""
+    """``routeharness data build vhelm-mm --source DIR_OR_URL [--suite S] --out DIR
+    [--prices FILE] [--prod-env DIR] [--images-dir DIR] [--text-only]``: writes a
+    ``datasets`` DatasetDict (train/validation/test; images embedded, none with
+    ``text_only``) and a ``routing.json`` (models with prices and their sources, suite,
+    counts) to ``out_dir``, whole at the end (a failed build writes nothing); returns it."""
     import datasets
 
     from routeharness import load_card, task_card_path
 
     if options:
         raise RouteHarnessError(f"vhelm-mm build: unknown option(s) {sorted(options)}")
-    card = load_card(task_card_path(NAME))
-    prices = card_prices(card)
     out_dir = Path(out_dir).expanduser()
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / ".download").is_dir():
-        raise RouteHarnessError(f"{out_dir} exists and is not empty: choose a new --out")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cache = out_dir / ".download"
-    fetch = fetch_url if download else None
+    check_new_output(out_dir)
+    card = load_card(task_card_path(NAME))
+    given = read_prices(prices) if prices is not None else {}
+    images_root = Path(images_dir).expanduser() if images_dir is not None else None
+    if images_root is not None and not images_root.is_dir():
+        raise RouteHarnessError(f"{images_root}: --images-dir is not a folder")
     text = str(source)
-    if text.startswith(("http://", "https://")):
-        root = mirror_suite(text, suite or DEFAULT_SUITE, cache, fetch_url)
+    cache = download_cache(text if is_url(text) else str(Path(text).expanduser().resolve()))
+    fetch = fetch_url if download else None
+    if is_url(text):
+        if fetch is None:
+            raise RouteHarnessError(f"{text} is a URL and downloads are off")
+        root = mirror_suite(text, suite or DEFAULT_SUITE, cache, fetch)
         base_url = text
     else:
         root, base_url = Path(text).expanduser(), None
         if not root.is_dir():
             raise RouteHarnessError(f"{root}: source directory does not exist")
     root, suite_dir, suite = find_suite_dir(root, suite)
-    collected = collect(suite_dir, suite, prices)
+    if prod_env is None and base_url is None and (root.parent / "prod_env").is_dir():
+        prod_env = root.parent / "prod_env"  # HELM's default --local-path, beside the output
+    helm = read_prod_env(prod_env)
+    runs = read_runs(suite_dir, helm)
+    by_column = candidates(runs)
+    priced = price_candidates(by_column, card_prices(card), given,
+                              str(prices) if prices is not None else None, suite)
+    collected = collect(suite_dir, suite, runs, priced)
     rows, models = collected["rows"], collected["models"]
     complete = {rid: r for rid, r in rows.items() if len(r["scores"]) == len(models)}
     if not complete:
@@ -328,52 +499,92 @@ def build(source: str | Path, out_dir: Path, suite: str | None = None, download:
     ordered = sorted(complete)
     unit_split = assign_splits([complete[r]["unit"] for r in ordered],
                                [complete[r]["group"] for r in ordered])
-    columns: dict[str, list[Any]] = {"id": [], "prompt": [], "group": [], "image": [],
-                                     "split": []}
+    split_names = set(unit_split.values())
+    for split in SPLITS:
+        if split not in split_names:
+            raise RouteHarnessError(f"{suite_dir}: too few instances for a {split} split "
+                                    f"({len(ordered)} rows)")
+    images: dict[str, dict[str, Any]] = {}
+    if not text_only:
+        locations = list(dict.fromkeys(complete[r]["images"][0] for r in ordered
+                                       if complete[r]["images"]))
+        images = gather_images(locations, root, images_root, base_url, fetch, cache / "images")
+    columns: dict[str, list[Any]] = {"id": [], "prompt": [], "group": [], "split": []}
+    if not text_only:
+        columns["image"] = []
     for model in models:
         columns[SCORE_PREFIX + model] = []
         columns[COST_PREFIX + model] = []
     for rid in ordered:
         row = complete[rid]
-        image = None
-        if row["images"]:
-            data, name = image_bytes(row["images"][0], root, fetch, cache / "images",
-                                     base_url or BASE_URL)
-            image = {"bytes": data, "path": name}
         columns["id"].append(rid)
         columns["prompt"].append(row["prompt"])
         columns["group"].append(row["group"])
-        columns["image"].append(image)
         columns["split"].append(unit_split[row["unit"]])
+        if not text_only:
+            columns["image"].append(images[row["images"][0]] if row["images"] else None)
         for model in models:
             columns[SCORE_PREFIX + model].append(row["scores"][model])
             columns[COST_PREFIX + model].append(row["costs"][model])
     features = datasets.Features({
         "id": datasets.Value("string"), "prompt": datasets.Value("string"),
-        "group": datasets.Value("string"), "image": datasets.Image(),
-        "split": datasets.Value("string"),
+        "group": datasets.Value("string"), "split": datasets.Value("string"),
+        **({} if text_only else {"image": datasets.Image()}),
         **{k: datasets.Value("float64") for k in columns if k.startswith((SCORE_PREFIX,
                                                                           COST_PREFIX))}})
     datasets.disable_progress_bars()
     table = datasets.Dataset.from_dict(columns, features=features)
-    for split in SPLITS:
-        if split not in columns["split"]:
-            raise RouteHarnessError(f"{suite_dir}: too few instances for a {split} split "
-                                    f"({len(ordered)} rows)")
-    card_models = {m["name"]: m for m in card.models}
-    model_dicts = [{k: v for k, v in card_models[m].items() if k != "notes"} for m in models]
+    card_models = {m["name"]: dict(m.items()) for m in card.models}
+    model_dicts = [model_record(column, by_column[column], card_models, helm, priced[column])
+                   for column in models]
+    name = TEXT_ONLY_NAME if text_only else NAME
+    source_label = base_url or str(root)
     # the one validation, then the one writer: a bad build writes no dataset
-    task = task_from_table(table, name=NAME, version=card.version, source=base_url or str(root),
-                           models=[ModelInfo.from_dict(m) for m in model_dicts], card=card)
+    task = task_from_table(table, name=name, version=card.version, source=source_label,
+                           models=[ModelInfo.from_dict(m) for m in model_dicts],
+                           card=None if text_only else card)
+    notes = ["num_prompt_tokens counts text only: image input tokens are not in the cost",
+             "rows are instances with a main-metric value for every model"]
+    if text_only:
+        notes.insert(0, TEXT_ONLY_NOTE)
     meta = {
-        "build_version": BUILD_VERSION, "suite": suite, "source": base_url or str(root),
+        "build_version": BUILD_VERSION, "suite": suite, "source": source_label,
+        "description": (f"TEXT-ONLY build of {NAME} (--text-only): " if text_only else "")
+        + " ".join(str(card.description).split()),
+        "built_from": f"HELM suite {suite} at {source_label}"
+        + (f"; models named by {helm.folder}" if helm.folder is not None else "")
+        + (f"; prices from {prices} and the task card" if prices is not None
+           else "; prices from the task card")
+        + ("; text only (--text-only): no images" if text_only else
+           f"; {len(images)} images" + (f" (looked for under {images_root} too)"
+                                        if images_root is not None else "")),
         "models": model_dicts,
         "counts": {"rows": len(ordered), "dropped_incomplete": len(rows) - len(complete),
                    **{s: task.splits[s].n for s in SPLITS}},
-        "notes": ["num_prompt_tokens counts text only: image input tokens are not in the cost",
-                  "rows are instances with a main-metric value for every model"],
+        "notes": notes,
     }
-    if cache.is_dir():  # everything is read: the raw copy is no longer needed
-        shutil.rmtree(cache, ignore_errors=True)
     write_task(task, out_dir, meta=meta)
+    if cache.is_dir():  # everything is read and written: the raw copy is no longer needed
+        shutil.rmtree(cache, ignore_errors=True)
     return out_dir
+
+
+def model_record(column: str, runs: list[Run], card_models: dict[str, dict[str, Any]],
+                 helm: HelmModels, price: Price) -> dict[str, Any]:
+    """A candidate's record for the task and ``routing.json``: the card's (by candidate or
+    model name) where it has one, else what the ``prod_env`` says (display name and
+    description, creator, size, deployment and tokenizer facts); the price used and its
+    source in ``notes``."""
+    model = runs[0].model
+    deployments = sorted({r.deployment for r in runs})
+    known = card_models.get(column) or card_models.get(model)
+    record = dict(known) if known else helm.describe(model, deployments)
+    notes = record.pop("notes", [])
+    notes = [notes] if isinstance(notes, str) else list(notes)
+    record["name"] = column
+    if not record.get("description"):
+        record["description"] = model if column == model else f"{model} via {column}"
+    record["price_input_per_mtok"] = price.input_per_mtok
+    record["price_output_per_mtok"] = price.output_per_mtok
+    record["notes"] = [*notes, price.note()]
+    return record

@@ -5,12 +5,13 @@ download resuming a partial file with an HTTP Range request."""
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from routeharness import DataError, RouteHarnessError
@@ -30,29 +31,79 @@ def read_json(path: Path) -> Any:
 
 
 # --- images ---------------------------------------------------------------------------------
-def image_bytes(location: str, root: Path, fetch: Callable[[str, Path], Path] | None,
-                cache: Path, base_url: str = BASE_URL) -> tuple[bytes, str]:
-    """(bytes, file name) of a MediaObject location: an http(s) URL (downloaded), an
-    existing path, or a path under ``benchmark_output/`` resolved against the local
-    ``root`` (the benchmark_output directory), else downloaded from ``base_url`` (the
-    source URL, or the published bucket), as HELM's frontend serves it."""
-    if location.startswith(("http://", "https://")):
-        if fetch is None:
-            raise DataError(f"image {location} is a URL and downloads are off", source=location)
-        target = cache / hashlib.sha256(location.encode()).hexdigest()[:16] / \
-            Path(urllib.parse.urlparse(location).path).name
-        return fetch(location, target).read_bytes(), target.name
-    relative = location.split("benchmark_output/", 1)[1] if "benchmark_output/" in location \
+def is_url(location: str) -> bool:
+    return location.startswith(("http://", "https://"))
+
+
+def relative_location(location: str) -> str:
+    """A MediaObject location relative to ``benchmark_output/`` (HELM writes
+    ``benchmark_output/scenarios/<scenario>/...``, relative to where helm-run ran)."""
+    return location.split("benchmark_output/", 1)[1] if "benchmark_output/" in location \
         else location
-    for candidate in (Path(location), root / relative):
+
+
+def image_candidates(location: str, root: Path, images_dir: Path | None) -> list[Path]:
+    """Where a local image location may be, in order: as written (absolute, or relative to
+    the folder holding ``benchmark_output/``, HELM's working directory), under the suite's
+    ``benchmark_output/`` (``root``), then under ``images_dir`` as a ``benchmark_output``
+    folder, a folder holding ``scenarios/``, or the ``scenarios`` folder itself."""
+    path = PurePosixPath(location)
+    relative = relative_location(location)
+    parts = path.parts
+    from_scenarios = PurePosixPath(*parts[parts.index("scenarios"):]) \
+        if "scenarios" in parts else None
+    candidates = [Path(location)] if path.is_absolute() else [root.parent / location]
+    candidates.append(root / relative)
+    if from_scenarios is not None:
+        candidates.append(root / from_scenarios)
+    if images_dir is not None:
+        candidates.append(images_dir / relative)
+        if from_scenarios is not None:
+            candidates += [images_dir / from_scenarios,
+                           images_dir / PurePosixPath(*from_scenarios.parts[1:])]
+    unique: list[Path] = []
+    for candidate in candidates:
+        if candidate not in unique:
+            unique.append(candidate)
+    return unique
+
+
+def local_image(location: str, root: Path, images_dir: Path | None) -> Path | None:
+    """The first existing file among ``image_candidates``, else None."""
+    if is_url(location):
+        return None
+    for candidate in image_candidates(location, root, images_dir):
         if candidate.is_file():
-            return candidate.read_bytes(), candidate.name
-    if fetch is None:
-        raise DataError(f"image not found under {root} (and downloads are off)",
-                        source=location)
-    url = f"{base_url.rstrip('/')}/" + "/".join(urllib.parse.quote(p) for p in relative.split("/"))
-    target = cache / relative
-    return fetch(url, target).read_bytes(), target.name
+            return candidate
+    return None
+
+
+def image_url(location: str, base_url: str) -> str:
+    """The URL of a local location under ``base_url`` (a benchmark_output URL), each path
+    component quoted, as HELM's frontend serves it; a URL location as it is."""
+    if is_url(location):
+        return location
+    relative = relative_location(location)
+    return f"{base_url.rstrip('/')}/" + "/".join(urllib.parse.quote(p)
+                                                 for p in relative.split("/"))
+
+
+def image_cache_path(location: str, cache: Path) -> Path:
+    """Where a downloaded image is kept: a URL under a hash of itself, a relative location
+    under its own path."""
+    if is_url(location):
+        return cache / hashlib.sha256(location.encode()).hexdigest()[:16] / \
+            (Path(urllib.parse.urlparse(location).path).name or "image")
+    return cache / relative_location(location).lstrip("/")
+
+
+class DownloadError(RouteHarnessError):
+    """A download that failed: ``status`` is the HTTP status, None when the server could
+    not be reached (offline, DNS, timeout)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 # --- download with resume -------------------------------------------------------------------
@@ -72,10 +123,11 @@ def fetch_url(url: str, target: Path, *, progress: bool = True, timeout: float =
         if exc.code == 416 and done:  # the range starts at the end: the part is complete
             part.replace(target)
             return target
-        raise RouteHarnessError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from None
+        raise DownloadError(f"cannot download {url}: HTTP {exc.code} {exc.reason}",
+                            exc.code) from None
     except (urllib.error.URLError, OSError) as exc:
-        raise RouteHarnessError(f"cannot download {url}: {exc} (offline? build from a local "
-                                "copy: --source DIR)") from None
+        raise DownloadError(f"cannot download {url}: {exc} (offline? build from a local "
+                            "copy: --source DIR)") from None
     with response:
         resumed = response.status == 206
         length = response.headers.get("Content-Length")
@@ -93,13 +145,17 @@ def fetch_url(url: str, target: Path, *, progress: bool = True, timeout: float =
                       TransferSpeedColumn(), disable=not progress, transient=True) as bar:
             task = bar.add_task(f"downloading {target.name}", total=total,
                                 completed=done if resumed else 0)
-            with part.open(mode) as handle:
-                while True:
-                    chunk = response.read(1 << 16)
-                    if not chunk:
-                        break
-                    handle.write(chunk)
-                    bar.advance(task, len(chunk))
+            try:
+                with part.open(mode) as handle:
+                    while True:
+                        chunk = response.read(1 << 16)
+                        if not chunk:
+                            break
+                        handle.write(chunk)
+                        bar.advance(task, len(chunk))
+            except (OSError, http.client.HTTPException) as exc:  # the part is kept: resumed
+                raise DownloadError(f"cannot download {url}: {exc or type(exc).__name__} "
+                                    "(interrupted; run the build again to resume)") from None
     part.replace(target)
     return target
 

@@ -119,11 +119,26 @@ def data_validate(path: str) -> None:
               help="New directory for the canonical dataset (datasets save_to_disk).")
 @click.option("--suite", default=None,
               help="Upstream release/suite to build, for tasks that have several (vhelm-mm).")
-def data_build(task: str, source: str, out: str, suite: str | None) -> None:
+@click.option("--prices", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Prices (CSV or YAML: model, price_input_per_mtok, price_output_per_mtok, "
+                   "source, date) adding to or overriding the task card's (vhelm-mm).")
+@click.option("--prod-env", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="HELM's prod_env folder (model_deployments.yaml, model_metadata.yaml) "
+                   "naming the suite's models; default: a prod_env beside benchmark_output "
+                   "(vhelm-mm).")
+@click.option("--images-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="A folder holding the images (HELM's scenarios/ tree) when the source "
+                   "lacks them (vhelm-mm).")
+@click.option("--text-only", is_flag=True,
+              help="Build without images: an explicitly text-only task (vhelm-mm).")
+def data_build(task: str, source: str, out: str, suite: str | None, prices: str | None,
+               prod_env: str | None, images_dir: str | None, text_only: bool) -> None:
     """Convert TASK's upstream layout into the canonical dataset, with a dataset card."""
     from routeharness.data.tasks import build_task
 
-    built = build_task(task, source, out, **({"suite": suite} if suite else {}))
+    given = {"suite": suite, "prices": prices, "prod_env": prod_env,
+             "images_dir": images_dir, "text_only": text_only or None}
+    built = build_task(task, source, out, **{k: v for k, v in given.items() if v})
     sizes = ", ".join(f"{s} {d.n}" for s, d in built.splits.items())
     say(f"built {built.name} v{built.version} in {out}: {sizes}; {len(built.models)} models; "
         f"loads with --task {out}", err=False)
