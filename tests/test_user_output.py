@@ -269,6 +269,18 @@ def test_data_export(synth, home, env):
                    "stdout")
 
 
+@case("data import")
+def test_data_import(home, shared_data):
+    source = shared_data / "routerarena"
+    for shown in look(lambda tag: ("data", "import", "routerarena", str(source),
+                                   str(home / f"arena-{tag}"))):
+        out = home / f"arena-{shown.tag}"
+        shows_line(shown, f"imported routerarena from {source} to {out}: train 567, "
+                          "validation 81, test 161; 2 models, 36 groups; cost: the real USD "
+                          "per call the source records (evaluation_result.inference_cost); "
+                          f"evaluate with --task {out}", "stdout")
+
+
 # --- fit, route, update, serve -------------------------------------------------------------------
 @case("fit")
 def test_fit(synth, home, env):
