@@ -172,8 +172,8 @@ def synth_results(home, synth) -> Path:
 
 
 # --- listings ---------------------------------------------------------------------------------
-@case("routers", "tasks", "encoders", "plugins")
-@pytest.mark.parametrize("command", ["routers", "tasks", "encoders", "plugins"])
+@case("routers", "tasks", "encoders", "plugins", "schema")
+@pytest.mark.parametrize("command", ["routers", "tasks", "encoders", "plugins", "schema"])
 def test_listings_show_every_entry_whole(command, env):
     expected = json_tables(command, env=env)
     assert expected[0]["rows"]

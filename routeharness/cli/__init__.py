@@ -14,6 +14,7 @@ from routeharness.cli import (
     leaderboard,
     listing,
     results,
+    schemas,
     serve,
     study,
 )
@@ -21,4 +22,4 @@ from routeharness.cli._app import _ranking_table, cli, main
 from routeharness.cli.evaluation import _parse_seeds
 
 __all__ = ["_parse_seeds", "_ranking_table", "check", "cli", "data", "deploy", "evaluation", "leaderboard", "listing",
-           "main", "results", "serve", "study"]
+           "main", "results", "schemas", "serve", "study"]
