@@ -23,9 +23,9 @@ from routeharness.boards.definition import (
     parse_board,
 )
 from routeharness.boards.run import (
+    as_submission,
     load_submission,
     run_board,
-    save_submission,
     validate_submission,
     verify_submission,
 )
@@ -202,7 +202,7 @@ def test_validate_rejects_hand_edits(edit, messages, submission, boards):
 
 
 def test_validate_command_names_the_problem(submission, boards, tmp_path, cli):
-    path = save_submission(_changed_number(copy.deepcopy(submission)), tmp_path / "edited.json")
+    path = as_submission(_changed_number(copy.deepcopy(submission))).save(tmp_path / "edited.json")
     done = cli("leaderboard", "validate", str(path), "--boards-dir", str(boards), "--no-data")
     assert done.returncode == 1
     assert "invalid" in done.stdout and "metrics.auc" in done.stdout
@@ -252,10 +252,10 @@ def populated(boards, submission_file, tmp_path_factory) -> Path:
     knn = load_submission(folder / "knn.json")
     rows, rerun = verify_submission(knn, board=board)
     save_record(make_record(board, folder / "knn.json", knn, rows, rerun, board.tolerance), board)
-    save_submission(run_board(board, "best-single"), folder / "best-single.json")
+    as_submission(run_board(board, "best-single")).save(folder / "best-single.json")
     edited = _changed_number(load_submission(submission_file).to_dict())
     edited["router"]["name"] = "edited"
-    save_submission(edited, folder / "edited.json")
+    as_submission(edited).save(folder / "edited.json")
     return root
 
 

@@ -23,7 +23,7 @@ from routeharness.data.llmrouter import (
     VALIDATION_FRACTION,
     write_llmrouter,
 )
-from routeharness.data.readers import load_path, read_llmrouter, validate_path, write_task
+from routeharness.data.readers import load_path, validate_path, write_task
 from routeharness.data.tasks import load_task
 
 SPLITS = ("train", "validation", "test")
@@ -55,7 +55,7 @@ def test_an_exported_task_reads_back_with_the_same_outcomes(arc):
         "default_llm.json", *(ROUTING_FILE.format(split=s) for s in ("test", "train",
                                                                      "validation")),
         EMBEDDINGS_FILE]
-    back = read_llmrouter(folder)
+    back = load_path(folder)
     assert [m.to_dict() for m in back.models] == [m.to_dict() for m in task.models]
     missing = 0
     for split in SPLITS:
@@ -83,7 +83,7 @@ def test_a_deleted_record_is_a_missing_cell(arc, tmp_path):
     lines = path.read_text("utf-8").splitlines(keepends=True)
     gone = json.loads(lines[3])
     path.write_text("".join(lines[:3] + lines[4:]), "utf-8")
-    back = read_llmrouter(copy).splits["test"]
+    back = load_path(copy).splits["test"]
     row = back.ids.index(gone["query_id"])
     column = back.model_names.index(gone["model_name"])
     assert math.isnan(back.scores[row, column]) and math.isnan(back.costs[row, column])
@@ -308,7 +308,7 @@ def test_the_cli_exports_a_datasets_own_vectors_and_refuses_a_full_output(tmp_pa
     done = cli("data", "export", str(source), "--format", "llmrouter", "-o",
                str(tmp_path / "exported"))
     assert done.returncode == 0 and "4-d embeddings from precomputed" in done.stdout, done.stderr
-    task, back = load_path(source), read_llmrouter(tmp_path / "exported")
+    task, back = load_path(source), load_path(tmp_path / "exported")
     for split in SPLITS:
         a, b = task.splits[split], back.splits[split]
         assert b.ids == a.ids and np.array_equal(b.embeddings, a.embeddings)
@@ -374,9 +374,3 @@ def test_the_cli_names_a_bad_folder_in_one_line(tmp_path, cli):
         f"error: {folder / 'default_llm.json'}, column 'b.input_price': input_price must be a "
         "finite number >= 0 (USD per million tokens), got -1",
         f"Error: {folder}: 1 problem found"], done.stderr
-
-
-def test_read_llmrouter_wants_a_folder_with_a_pt_file(tmp_path):
-    (tmp_path / "train.jsonl").write_text("{}\n")
-    with pytest.raises(DataError, match=r"not an LLMRouter folder \(no \.pt file\)"):
-        read_llmrouter(tmp_path)

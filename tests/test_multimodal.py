@@ -248,11 +248,12 @@ def ci_fused(blindtest_ci, cache_dir):
 
 def _run(names, embedded):
     from routeharness.evaluation.protocol import Protocol
-    from routeharness.evaluation.run import run_one
-    from routeharness.plugins.registry import get_registry
+    from routeharness.evaluation.run import route_one
+    from routeharness.evaluation.tuning import plan_routers
 
-    registry, protocol = get_registry("router"), Protocol(tune=False, n_bootstrap=0)
-    return {name: run_one(name, registry.get(name), embedded, 0, protocol) for name in names}
+    protocol = Protocol(tune=False, n_bootstrap=0)
+    return {plan.label: route_one(plan, embedded, 0, protocol).record
+            for plan in plan_routers(names, references=False)}
 
 
 def test_knn_on_image_features_alone_beats_random(ci_fused):

@@ -337,7 +337,7 @@ def test_to_markdown_of_a_record_set_escapes_pipes():
 
 
 def test_record_from_dict_accepts_what_evaluate_writes():
-    """run_one's newer keys (fixed_params, seed_streams, deterministic) are typed, and a
+    """A run's newer keys (fixed_params, seed_streams, deterministic) are typed, and a
     key this version does not know is kept and written back."""
     data = make_record("knn", 0, fixed_params={"k": 3}, deterministic=True,
                        seed_streams={"grid": 1, "router": 2, "bootstrap": 3}, newer={"x": 1})

@@ -60,10 +60,6 @@ def load_submission(path: str | Path) -> Submission:
         raise LeaderboardError(str(exc)) from None
 
 
-def save_submission(submission: Submission | dict[str, Any], path: str | Path) -> Path:
-    return as_submission(submission).save(path)
-
-
 def run_board(board: Board, router: str, *, data_dir: str | None = None,
               cache_dir: str | None = None, reporter: Any = None,
               checkpoint: str | Path | None = None, resume: bool = False,

@@ -18,8 +18,7 @@ from routeharness.cli import (
     serve,
     study,
 )
-from routeharness.cli._app import _ranking_table, cli, main
-from routeharness.cli.evaluation import _parse_seeds
+from routeharness.cli._app import cli, main
 
-__all__ = ["_parse_seeds", "_ranking_table", "check", "cli", "data", "deploy", "evaluation", "leaderboard", "listing",
+__all__ = ["check", "cli", "data", "deploy", "evaluation", "leaderboard", "listing",
            "main", "results", "schemas", "serve", "study"]

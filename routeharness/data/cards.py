@@ -29,8 +29,6 @@ from routeharness.common.contract import Contract, Field, NonNegative, check, re
 from routeharness.common.errors import DataError, TaskCardError
 from routeharness.data.columns import name_problem
 
-MODALITIES = ("text", "text+image")
-
 
 def _not_blank(value: str) -> str:
     if not value.strip():

@@ -357,12 +357,3 @@ def write_task(task: RoutingTask, directory: str | Path, *,
     except RouteHarnessError as exc:
         raise DataError(str(exc).removeprefix(f"{out}: "), source=str(out)) from None
     return out
-
-
-def read_llmrouter(path: str | Path, *, check_leaks: bool = True) -> RoutingTask:
-    """A folder of LLMRouter routing data -> a validated ``RoutingTask`` (what ``--task
-    PATH`` loads); a test query repeated in train is refused unless ``check_leaks=False``."""
-    folder = Path(path).expanduser()
-    if not folder.is_dir() or not is_llmrouter_folder(os.listdir(folder)):
-        raise DataError("not an LLMRouter folder (no .pt file)", source=str(folder))
-    return load_path(folder, check_leaks=check_leaks)

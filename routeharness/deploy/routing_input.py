@@ -26,7 +26,6 @@ from routeharness.common.contract import (
 from routeharness.common.errors import RouteHarnessError
 
 #: the keys a prompt object may hold
-PROMPT_KEYS = ("prompt", "id", "group", "embedding")
 #: prompts one request may route
 MAX_PROMPTS = 100_000
 

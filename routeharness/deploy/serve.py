@@ -50,7 +50,6 @@ from routeharness.deploy.routing_input import PromptItem, RoutedPrompt, RouteReq
 #: how to get the web stack when it is missing
 SERVE_INSTALL = "pip install 'routeharness[serve]'"
 #: the keys a ``POST /route`` body may hold
-ROUTE_KEYS = tuple(RouteRequest.model_fields)
 #: seconds an upstream may take when its YAML entry names no timeout
 DEFAULT_TIMEOUT_S = 60.0
 #: ``model`` values of a chat request that mean "route it"

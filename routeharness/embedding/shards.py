@@ -6,13 +6,12 @@ decides what it vouches for. Apart from the cache so that importing the cache (a
 from __future__ import annotations
 
 from routeharness.common.contract import Contract, Field
-from routeharness.embedding.encoders import EncoderIdentity
 
 
 class ShardSidecar(Contract):
     """``shard-<id>.json``: what a shard's two arrays stand for. The encoder is recorded
-    flat (``encoder`` its name, ``identity``, ``revision``, ``modalities``), as cache
-    format 2 always has: ``encoder_identity`` is it as an ``EncoderIdentity``."""
+    flat (``encoder`` its name, ``identity``, ``revision``, ``modalities``: the fields of
+    an ``EncoderIdentity``), as cache format 2 always has."""
 
     encoder: str = Field(description="the encoder's registered name (shown, not compared)")
     identity: str = Field(description="the encoder identity that fixes its vectors")
@@ -26,8 +25,3 @@ class ShardSidecar(Contract):
     dtype: str = Field(description="the vectors' dtype (float32)")
     vectors_sha256: str = Field(min_length=1, description="sha256 of the vectors' bytes")
     keys_sha256: str = Field(min_length=1, description="sha256 of the keys' bytes")
-
-    @property
-    def encoder_identity(self) -> EncoderIdentity:
-        return EncoderIdentity(name=self.encoder, identity=self.identity,
-                               revision=self.revision, modalities=list(self.modalities))

@@ -64,14 +64,6 @@ def frontier(costs: np.ndarray, qualities: np.ndarray) -> tuple[np.ndarray, np.n
     return np.asarray(hull_c), np.asarray(hull_q)
 
 
-def hull_value(hull_costs: np.ndarray, hull_qualities: np.ndarray, budget: float) -> float:
-    """Quality reachable at a cost budget: the hull, flat after its last vertex, and
-    undefined (nan) below its cheapest vertex."""
-    if budget < hull_costs[0]:
-        return float("nan")
-    return float(np.interp(budget, hull_costs, hull_qualities))
-
-
 def auc(costs: np.ndarray, qualities: np.ndarray, max_cost: float = MAX_COST) -> float:
     """Area under the frontier on [cheapest point, max_cost], score x 100, cost in [0, 1].
 

@@ -24,20 +24,9 @@ from routeharness.evaluation.tuning import (
     fit_router,
     jsonable,
     make_router,
-    plan_routers,
     tune,
 )
 from routeharness.results.records import Curve, Metrics, RunRecord, StreamSeeds, TuningRow
-
-
-def run_one(router_name: str | RouterRun, entry: Any, embedded: EmbeddedTask, seed: int,
-            protocol: Protocol, advance: Advance = _ignore) -> RunRecord:
-    """One router x task x seed: tune, fit, route, score -> its record.
-    ``router_name``: a registered name or spec, or a ``RouterRun`` (then ``entry`` is
-    unused)."""
-    plan = router_name if isinstance(router_name, RouterRun) else \
-        plan_routers([router_name], references=False)[0]
-    return route_one(plan, embedded, seed, protocol, advance).record
 
 
 @dataclass
