@@ -1,1 +1,1 @@
-"""The foundation every other folder stands on: the error classes, files (JSON, atomic writes), the built-in resources' location and the progress interface. Imports nothing else of routeharness."""
+"""The foundation every other folder stands on: the error classes and their one-line form, files (the one atomic writer, reading regular files), the validation layer (contract), provenance, the built-in resources' location and the progress interface. Imports nothing else of routeharness."""
