@@ -303,3 +303,50 @@ def test_ci_rejects_the_forgery_and_passes_a_real_submission(boards, tmp_path):
                         rf"verified: \d+ of \d+ number\(s\) differ \(first: {TASK} seed 0 "
                         r"auc\)", lines[1]), lines[1]
     assert len(lines) == 2 and "1 submission(s) not verified" in done.stderr
+
+
+def test_a_forgery_with_a_non_ascii_name_is_caught_by_ci_and_refused_by_the_board(boards,
+                                                                                 tmp_path):
+    """git quotes a path that is not ASCII in its line output (``"...\\303\\266..."``), so
+    CI's pattern once never matched it while the board still read the file by glob: a
+    forged row, its record signed by hand, ranked first as verified. CI now reads git's
+    paths NUL-separated and unquoted (and re-runs it: FAILED), and the board refuses a
+    submission file name that is not plain ASCII whatever its record says."""
+    repo = tmp_path / "repo"
+    (repo / ".ci").mkdir(parents=True)
+    shutil.copy(ROOT / ".ci" / "verify_submissions", repo / ".ci" / "verify_submissions")
+    board_dir = repo / "leaderboards" / BOARD
+    shutil.copytree(boards / BOARD, board_dir)
+    forged_at = board_dir / "submissions" / "knn-vöte.json"
+    shutil.move(board_dir / "submissions" / "knn-vote.json", tmp_path / "knn-vote.json")
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "base")
+    env = {**os.environ, "ROUTEHARNESS_VERIFY_BASE": _git(repo, "rev-parse", "HEAD"),
+           "ROUTEHARNESS_PYTHON": sys.executable}
+    data = json.loads((tmp_path / "knn-vote.json").read_text("utf-8"))
+    forged_at.write_text(json.dumps(forge(data, raise_by=0.5)), "utf-8")
+    board = load_board(board_dir / "board.yaml")
+    forged = Submission.from_json(forged_at)
+    claim = make_record(board, forged_at, forged, [], forged, board.tolerance).model_copy(
+        update={"matched": True, "numbers": 9})
+    save_record(claim.model_copy(update={"checksum": claim.computed_checksum()}), board)
+    assert record_path(board, forged_at).exists()
+    # the board: the file is rejected by name, never ranked, whatever its record says
+    assert not verification_status(board, forged_at, forged).verified
+    shown = ranking(board)
+    assert "knn-vöte.json" not in {row["file"] for row in shown.rows}
+    assert any(name == "knn-vöte.json" and "not plain ASCII" in problems[0]
+               for name, problems in shown.rejected)
+    # CI: git lists the paths quoted; the script still finds and fails the submission
+    quoted = _git(repo, "status", "--porcelain")
+    assert '"leaderboards/' in quoted and "\\303\\266" in quoted
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "pull request")
+    done = subprocess.run([str(repo / ".ci" / "verify_submissions")], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"FAILED leaderboards/{BOARD}/submissions/knn-vöte.json: "), lines
+    assert "not plain ASCII" in lines[0]

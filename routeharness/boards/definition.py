@@ -278,12 +278,29 @@ def check_board_output(output: str | Path, what: str, directory: str | Path | No
     return check_output_path(output, what)
 
 
+#: a submission's file name in a board's folder: plain ASCII, so that every tool sees it
+#: as it is (git quotes other names in its line output, where CI once missed a forgery)
+SUBMISSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.json")
+
+
+def submission_name_problem(name: str) -> str | None:
+    """Why ``name`` may not be a submission's file name in a board's folder, or None."""
+    if SUBMISSION_NAME.fullmatch(name):
+        return None
+    return (f"file name {name!r} is not plain ASCII (letters, digits, '.', '_' and '-', "
+            "ending in .json): rename it")
+
+
 def board_of_file(path: str | Path) -> Board | None:
     """The board whose ``submissions/`` folder holds ``path``, if any: a submission in a
-    board's folder is checked against that board, whatever board it names."""
+    board's folder is checked against that board, whatever board it names; its file name
+    must be plain ASCII (``submission_name_problem``)."""
     folder = Path(path).resolve().parent
     board_file = folder.parent / BOARD_FILE
     if folder.name == SUBMISSIONS_DIR and board_file.is_file():
+        problem = submission_name_problem(Path(path).name)
+        if problem:
+            raise LeaderboardError(f"{path}: {problem}")
         return load_board(board_file)
     return None
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from routeharness.boards.definition import MAIN_METRICS, Board, Submission
+from routeharness.boards.definition import MAIN_METRICS, Board, Submission, submission_name_problem
 from routeharness.boards.run import load_submission, validate_submission
 from routeharness.boards.verification import VerificationStatus, verification_status
 from routeharness.common.errors import RouteHarnessError
@@ -56,6 +56,9 @@ def ranking(board: Board, *, check_data: bool = False) -> Ranking:
     rejected: list[tuple[str, list[str]]] = []
     valid: dict[str, tuple[Path, Submission, VerificationStatus]] = {}
     for path in board.submission_files():  # sorted by file name
+        if submission_name_problem(path.name):
+            rejected.append((path.name, [str(submission_name_problem(path.name))]))
+            continue
         try:
             data = load_submission(path)
             problems = validate_submission(data, board=board, check_data=check_data)

@@ -31,6 +31,7 @@ from routeharness.boards.definition import (
     LeaderboardError,
     Submission,
     checksum,
+    submission_name_problem,
 )
 from routeharness.common.contract import Contract, Field, Number, dump_json, read_json
 from routeharness.common.files import write_text
@@ -198,6 +199,9 @@ def verification_status(board: Board, path: str | Path,
     docstring); a missing, unreadable or hand-edited record is unverified, with why."""
     where = record_path(board, path)
     short = f"{VERIFICATIONS_DIR}/{where.name}"
+    named = submission_name_problem(Path(path).name)
+    if named:
+        return VerificationStatus(False, f"not verified: {named}")
     if not where.exists():
         return VerificationStatus(False, "not verified: no verification record")
     try:
