@@ -252,3 +252,62 @@ def test_a_group_without_test_prompts_is_not_held_out(hash_encoder, tmp_path):
     assert [f["test_groups"] for f in summary["folds"]] == [["g0"], ["g1"]]
     assert summary["not_held_out"] == ["g2"]
     assert "not held out: g2" in shift.tables(result)[0].note
+
+
+# --- study paper --resume compares every setting of a part (issue 18) --------------------------
+def test_paper_resume_reuses_a_part_only_when_every_setting_matches(dataset, tmp_path,
+                                                                    cache_dir):
+    """A saved part is reused only when its parameters, every protocol field, the paired
+    bootstrap's size, each task's data and each encoder match the run asked for; anything
+    else is named in one log line and the part runs again (it once compared only the
+    parameters and the seeds)."""
+    from dataclasses import replace
+
+    from routeharness.common.progress import Reporter
+    from routeharness.study import paper
+    from routeharness.study.common import StudySettings
+
+    class Log(Reporter):
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def log(self, message: str) -> None:
+            self.lines.append(message)
+
+    plan = paper.PaperPlan(text_tasks=(dataset,), parts=("sweep",), sweep="k=1,5")
+    out = tmp_path / "paper"
+
+    def run(**changes) -> list[str]:
+        log = Log()
+        base = StudySettings(protocol=Protocol(seeds=(0,), n_bootstrap=0), paired_bootstrap=50,
+                             cache_dir=str(cache_dir), reporter=log)
+        paper.run(out, plan, settings=replace(base, **changes), resume=True)
+        return log.lines
+
+    assert "paper: running sweep" in run()
+    assert any(line.startswith("paper: sweep reused") for line in run())
+    assert StudyResult.load(out / "sweep.json").paired_bootstrap == 50
+    lines = run(paired_bootstrap=60)
+    assert any("other settings (paired bootstrap size)" in line for line in lines), lines
+    lines = run(paired_bootstrap=60, protocol=Protocol(seeds=(0,), n_bootstrap=7))
+    assert any("other settings (protocol.n_bootstrap)" in line for line in lines), lines
+    lines = run(paired_bootstrap=60, protocol=Protocol(seeds=(0,), n_bootstrap=7, tune=False))
+    assert any("protocol.tune" in line for line in lines), lines
+    write_dataset(Path(dataset), n=240, seed=1)  # the same file, other outcomes
+    lines = run(paired_bootstrap=60, protocol=Protocol(seeds=(0,), n_bootstrap=7, tune=False))
+    assert any("task groups's data" in line for line in lines), lines
+    assert any(line.startswith("paper: sweep reused") for line in run(
+        paired_bootstrap=60, protocol=Protocol(seeds=(0,), n_bootstrap=7, tune=False)))
+
+
+def test_paper_output_inside_a_dataset_is_refused_before_any_work(cli, tmp_path):
+    """`study paper -o` goes through eval's rule for outputs: never into a dataset folder,
+    the data directory or the cache."""
+    data = tmp_path / "data"
+    (data / "routerbench").mkdir(parents=True)
+    done = cli("study", "paper", "-o", str(data / "routerbench" / "paper"), "--data-dir",
+               str(data), "--part", "sweep")
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "would overwrite the input" in lines[0], done.stderr
+    assert not (data / "routerbench" / "paper").exists()

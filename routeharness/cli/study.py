@@ -322,6 +322,11 @@ def paper_command(out_dir: str, routers: tuple[str, ...], encoders: tuple[str, .
     plan = paper.replace(plan, encoders=tuple(encoders) or paper.default_encoders())
     settings = _settings(seeds, no_tune, bootstrap, data_dir, cache_dir, quiet)
     if not report_only:
+        from routeharness.cli.evaluation import check_output_paths
+
+        # never into a dataset, the data directory or the cache: eval's rule for outputs
+        check_output_paths(Path(out_dir) / "report.json", None, plan.all_tasks(), data_dir,
+                           cache_dir)
         paper.run(out_dir, plan, settings=settings, resume=resume, only=parts or None)
     saved = paper.load_parts(out_dir)
     if not saved:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from routeharness.common.errors import RouteHarnessError
+from routeharness.embedding.encoders import EncoderIdentity, choose_encoder, get_encoder
 from routeharness.study.common import StudySettings
 from routeharness.study.record import STUDY_SCHEMA, StudyResult
 
@@ -44,6 +45,11 @@ class PaperPlan:
     parts: tuple[str, ...] = ("locality", "sweep", "sample-efficiency", "encoders", "shift",
                               "images")
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def all_tasks(self) -> tuple[str, ...]:
+        """Every task spec some part reads, each once."""
+        return tuple(dict.fromkeys((*self.text_tasks, *self.efficiency_tasks,
+                                    *self.shift_tasks, *self.image_tasks)))
 
 
 def _calls(plan: PaperPlan) -> dict[str, tuple[dict[str, Any], Callable[..., StudyResult]]]:
@@ -89,6 +95,7 @@ def run(out_dir: str | Path, plan: PaperPlan | None = None, *,
                                     f"{', '.join(calls)})")
     out_dir.mkdir(parents=True, exist_ok=True)
     done: dict[str, StudyResult] = {}
+    now = _Current(settings)
     for name in plan.parts:
         params, call = calls[name]
         path = part_path(out_dir, name)
@@ -97,31 +104,79 @@ def run(out_dir: str | Path, plan: PaperPlan | None = None, *,
         part_settings = replace(settings, protocol=replace(settings.protocol, seeds=seeds))
         if resume and path.is_file():
             saved = StudyResult.load(path)
-            if _same(saved, params, part_settings):
+            differ = differences(saved, params, part_settings, now)
+            if not differ:
                 settings.reporter.log(f"paper: {name} reused from {path}")
                 done[name] = saved
                 continue
-            settings.reporter.log(f"paper: {path} was run with other parameters: running again")
+            settings.reporter.log(f"paper: {path} was run with other settings "
+                                  f"({', '.join(differ)}): running again")
         if only and name not in only:
             continue
         settings.reporter.log(f"paper: running {name}")
         started = time.perf_counter()
         result = call(part_settings)
-        result = result.timed(time.perf_counter() - started)
+        result = result.timed(time.perf_counter() - started).model_copy(
+            update={"paired_bootstrap": settings.paired_bootstrap})
         result.save(path)
         done[name] = result
     return done
 
 
-def _same(saved: StudyResult, params: dict[str, Any], settings: StudySettings) -> bool:
-    wanted = {k: v for k, v in params.items()}
-    have = {k: saved.params.get(k) for k in wanted}
-    if "param" in wanted:  # sweep keeps the parsed name and values
+class _Current:
+    """What a part would run on now, looked up once per run: each task's data fingerprint
+    and each encoder's identity (what a saved part is compared with on ``--resume``)."""
+
+    def __init__(self, settings: StudySettings):
+        self.settings = settings
+        self.tasks: dict[str, Any] = {}
+        self.encoders: dict[str, EncoderIdentity] = {}
+
+    def load(self, specs: Sequence[str]) -> list[Any]:
+        from routeharness.data.tasks import load_task
+
+        for spec in specs:
+            if spec not in self.tasks:
+                self.tasks[spec] = load_task(spec, data_dir=self.settings.data_dir,
+                                             **self.settings.task_options)
+        return [self.tasks[spec] for spec in specs]
+
+    def identity(self, spec: str) -> EncoderIdentity:
+        if spec not in self.encoders:
+            self.encoders[spec] = EncoderIdentity.of(get_encoder(spec))
+        return self.encoders[spec]
+
+
+def differences(saved: StudyResult, params: dict[str, Any], settings: StudySettings,
+                now: _Current) -> list[str]:
+    """What differs between a saved part and the part as it would run now: its
+    parameters, every protocol field (the tuning, the bootstrap count, the trade-offs,
+    the seeds), the paired bootstrap's size, each task's data fingerprint and each
+    encoder's identity. Empty: the saved part may be reused."""
+    out = []
+    have = {k: saved.params.get(k) for k in params}
+    if "param" in params:  # sweep keeps the parsed name and values
         have["param"] = f"{saved.params.get('param')}=" + ",".join(
             map(str, saved.params.get("values") or []))
-    protocol = saved.protocol
-    return have == wanted and (protocol is None or
-                               protocol.seeds == list(settings.protocol.seeds))
+    out += [f"parameter {k}" for k in params if have[k] != params[k]]
+    if saved.protocol is not None:
+        wanted = settings.protocol.recorded()
+        out += [f"protocol.{k}" for k in saved.protocol.differences(wanted)]
+        if list(saved.protocol.seeds or []) != list(wanted.seeds or []):
+            out.append("seeds")
+    if saved.paired_bootstrap != settings.paired_bootstrap:
+        out.append("paired bootstrap size")
+    tasks = now.load(params.get("tasks") or [])
+    for task in tasks:
+        recorded = saved.tasks.get(task.name)
+        if recorded is None or recorded.fingerprint != task.fingerprint():
+            out.append(f"task {task.name}'s data")
+    specs = params.get("encoders") or [choose_encoder(None, tasks)]
+    identities = {(e.identity, e.revision) for e in saved.encoders}
+    if any((i.identity, i.revision) not in identities
+           for i in (now.identity(str(s)) for s in specs)):
+        out.append("encoder")
+    return out
 
 
 def load_parts(out_dir: str | Path) -> dict[str, StudyResult]:

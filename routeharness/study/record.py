@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, SerializerFunctionWrapHandler, model_serializer
 
 from routeharness.common.contract import Field, Number, OpenContract, check, dump_json, read_json
 from routeharness.common.files import write_text
@@ -97,6 +97,18 @@ class StudyResult(OpenContract):
     platform: dict[str, JsonData] = Field(default_factory=dict)
     #: wall time of the study, seconds (set by the caller that timed it)
     wall_seconds: Number = None
+    #: resamples of the paired comparisons (``StudySettings.paired_bootstrap``), when the
+    #: caller recorded it (``study paper`` does: ``--resume`` compares it)
+    paired_bootstrap: int | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unrecorded(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """A file without ``paired_bootstrap`` (every study file before it was recorded)
+        is written back without it."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("paired_bootstrap") is None:
+            data.pop("paired_bootstrap", None)
+        return data
 
     @classmethod
     def new(cls, study: str, params: dict[str, Any], protocol: Any = None) -> StudyResult:
