@@ -318,13 +318,15 @@ def test_hub_dataset_without_network_is_one_clear_line(cli, tmp_path: Path):
 def test_eval_knn_on_the_three_text_tasks(cli, cache_dir: Path, tmp_path: Path,
                                           shared_data: Path):
     out = tmp_path / "text.json"
+    # encoding the three tasks' ~8,000 prompts takes 5-15 minutes on 2 cores
     result = cli("eval", "--router", "knn", "--task", "alpacaeval", "--task", "llmrouter",
-                 "--task", "routerdc", "--data-dir", str(shared_data), "-o", str(out))
+                 "--task", "routerdc", "--data-dir", str(shared_data), "-o", str(out),
+                 timeout=2400)
     assert result.returncode == 0, result.stderr
     saved = json.loads(out.read_text("utf-8"))
     assert set(saved["tasks"]) == set(TEXT_TASKS)
     for name in TEXT_TASKS:
         records = {r["router"]: r for r in saved["records"] if r["task"] == name}
-        assert records["oracle"]["metrics"]["auc"] >= records["knn"]["metrics"]["auc"]
+        assert saved["tasks"][name]["oracle"]["auc"] >= records["knn"]["metrics"]["auc"]
         assert len(records["knn"]["per_group"]) == len(saved["tasks"][name]["groups"]) or \
             name == "llmrouter"  # gpqa and human_eval have no test rows after leak removal
