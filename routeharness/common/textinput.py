@@ -247,11 +247,18 @@ def _integer(text: str) -> int | IntegerText:
 #: a JSON string, escapes included (the unrolled form: no backtracking per character)
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-#: an escaped high surrogate not followed by a low one, or a low one on its own: a
-#: candidate only (an escaped backslash before it is not looked at); the parsed strings
-#: are then searched
-_LONE_ESCAPE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
-                          r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+#: an escaped surrogate (``\\ud800``-``\\udfff``); a lone one is looked for among these
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+#: an escaped surrogate pair (one character)
+_PAIR_ESCAPE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+
+
+def _lone_escape(text: str) -> bool:
+    """Whether JSON text may hold an escaped lone surrogate: one left when the escaped
+    pairs are taken out (a candidate only: an escaped backslash before it is not looked
+    at; the parsed strings are then searched)."""
+    return _SURROGATE_ESCAPE.search(text) is not None and \
+        _SURROGATE_ESCAPE.search(_PAIR_ESCAPE.sub("", text)) is not None
 
 
 def json_depth(text: str) -> int:
@@ -310,7 +317,7 @@ def parse_json(raw: bytes | str, where: str, error: type[RouteHarnessError] = _E
         raise error(f"{where}: JSON nested more than {max_depth} levels deep") from None
     except ValueError as exc:
         raise error(f"{where}: not valid JSON ({str(exc)[:120]})") from None
-    if _LONE_ESCAPE.search(text):
+    if _lone_escape(text):
         found = _lone_surrogate(data)
         if found:
             at, problem = found
