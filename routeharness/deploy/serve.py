@@ -540,13 +540,13 @@ async def _forward(service: Service, upstream: Upstream, body: dict[str, Any],
     request = service.client.build_request("POST", url, json=payload, timeout=seconds,
                                            headers=upstream.headers())
 
-    def failed(exc: Exception) -> Problem:
+    def failed(exc: Exception, what: str = "could not be reached") -> Problem:
         if isinstance(exc, httpx.TimeoutException):
             return Problem(504, f"upstream of {name!r} did not answer within {seconds:g} s",
                            "upstream_timeout")
         log.warning("upstream of %r at %s failed: %s", name, url, _printable(repr(exc)))
-        return Problem(502, f"upstream of {name!r} could not be reached (the server's log "
-                            "has the details)", "upstream_error")
+        return Problem(502, f"upstream of {name!r} {what} (the server's log has the "
+                            "details)", "upstream_error")
 
     try:
         response = await service.client.send(request, stream=True)
@@ -585,7 +585,7 @@ async def _forward(service: Service, upstream: Upstream, body: dict[str, Any],
             async for chunk in response.aiter_bytes():
                 yield chunk
         except httpx.HTTPError as exc:  # the status is sent: the error becomes an event
-            problem = failed(exc)
+            problem = failed(exc, "broke off its answer")
             event = {"error": {"message": problem.message, "type": problem.kind}}
             yield f"data: {json.dumps(event)}\n\n".encode()
         finally:
