@@ -315,7 +315,8 @@ class FakeUpstream(BaseHTTPRequestHandler):
         if behaviour == "fail":
             self.send_response(500)
             self.end_headers()
-            self.wfile.write(b'{"error": "upstream exploded"}')
+            self.wfile.write(b'{"error": "upstream exploded at db-7.internal.example '
+                             b'with key sk-SECRET\n\x1b[31mforged log line"}')
             return
         self.send_response(200)
         if body.get("stream"):
@@ -420,13 +421,19 @@ def test_serve_forwards_chat_completions_to_the_routed_upstream(folder, upstream
         answer = httpx.post(f"{base}/v1/chat/completions", timeout=10,
                             json={**chat, "metadata": {"test": "fail"}})
         assert answer.status_code == 502
-        assert answer.json()["error"]["type"] == "upstream_error"
-        assert "answered HTTP 500" in answer.json()["error"]["message"]
+        # the upstream's body is logged on the server, never relayed: a fixed reason
+        assert answer.json()["error"] == {"type": "upstream_error", "message": (
+            f"upstream of {expected!r} answered HTTP 500 (Internal Server Error) (its body "
+            "is in the server's log)")}
+        assert "SECRET" not in answer.text and "internal" not in answer.text
         assert httpx.get(f"{base}/health", timeout=5).status_code == 200
         answer = httpx.post(f"{base}/v1/chat/completions", timeout=10,
                             json={**chat, "metadata": {"test": "busy"}})
-        assert answer.status_code == 429  # the caller's to see: relayed as it is
-        assert answer.json()["error"]["message"] == "slow down"
+        assert answer.status_code == 429  # the caller's to see: its status kept
+        assert answer.json()["error"]["message"] == (
+            f"upstream of {expected!r} answered HTTP 429 (Too Many Requests) (its body is in "
+            "the server's log)")
+        assert "slow down" not in answer.text
         assert answer.headers["x-routeharness-model"] == expected
         # the trade-off of one request, from its header
         at_50 = _expected(folder, [text], 50.0)[0]
@@ -446,7 +453,14 @@ def test_serve_forwards_chat_completions_to_the_routed_upstream(folder, upstream
         assert routed["routes"][0]["model"] == expected and routed["lam"] == 0.5
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        _, log = server.communicate(timeout=10)
+    # the server's log: each upstream error body on one line, control characters escaped
+    lines = log.decode().splitlines()
+    failed = [line for line in lines if "answered HTTP 500" in line]
+    assert len(failed) == 1 and "db-7.internal.example with key sk-SECRET" in failed[0]
+    assert "\\x1b[31mforged log line" in failed[0]
+    assert not any(line.startswith("forged") or "\x1b" in line for line in lines)
+    assert any("answered HTTP 429" in line and "slow down" in line for line in lines)
 
 
 def test_serve_refuses_a_bad_upstreams_file_in_one_line(folder, tmp_path):

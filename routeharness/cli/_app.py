@@ -113,6 +113,53 @@ def _ranking_table(summary: dict[str, list[dict[str, Any]]]) -> Any:
     return rich_table(ranking_table(summary))
 
 
+# --- option types ------------------------------------------------------------------------------
+class FiniteNumber(click.ParamType):
+    """A finite number, at least ``minimum``: NaN and infinity are refused in one line,
+    with ``hint`` (what to give instead) after it."""
+
+    name = "number"
+
+    def __init__(self, minimum: float | None = None, hint: str = "") -> None:
+        self.minimum, self.hint = minimum, hint
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        import math
+
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value} is not a finite number" + (f"; {self.hint}" if self.hint
+                                                           else ""), param, ctx)
+        if self.minimum is not None and number < self.minimum:
+            self.fail(f"{value} is not a number >= {self.minimum:g}", param, ctx)
+        return number
+
+
+class ByteSize(click.ParamType):
+    """A size in bytes: ``1000000``, ``16MB``, ``512KiB``, ``1GB``
+    (``routeharness.common.textinput.parse_size``)."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        from routeharness.common.textinput import parse_size
+
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+#: the trade-off of ``route`` and ``serve``: a finite number >= 0; the hint for infinity
+LAM_HINT = ("for cost-only routing give a large trade-off (e.g. --lam 1e6) or a budget of 0 "
+            "(the cheapest validation trade-off)")
+
+
 # --- options shared by several commands -------------------------------------------------------
 data_dir_option = click.option(
     "--data-dir", type=click.Path(file_okay=False), default=None, envvar="ROUTEHARNESS_DATA",

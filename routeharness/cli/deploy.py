@@ -4,14 +4,15 @@
 from __future__ import annotations
 
 import json
-import math
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from routeharness.cli._app import (
+    LAM_HINT,
+    ByteSize,
+    FiniteNumber,
     cache_dir_option,
     cli,
     data_dir_option,
@@ -21,6 +22,9 @@ from routeharness.cli._app import (
 from routeharness.cli.progress import RichReporter
 from routeharness.common.errors import RouteHarnessError
 
+#: ``route --max-input``'s default (``textinput.DEFAULT_MAX_INPUT_BYTES``, not imported
+#: so that ``--help`` stays instant; a test checks they agree)
+DEFAULT_MAX_INPUT = "1GB"
 #: what ``route --format`` writes: the table formats every command takes (``json``: one
 #: array of the routes), and ``jsonl``: the same objects, one per line
 ROUTE_FORMATS = ("rich", "markdown", "json", "jsonl")
@@ -71,30 +75,42 @@ def fit_command(router: str, task: str, encoder: str | None, seed: int, no_tune:
 @click.option("--file", "prompts_file", type=click.Path(dir_okay=False), default=None,
               help="Prompts as JSON lines: {\"prompt\": ..., \"id\"?, \"group\"?, "
                    "\"embedding\"?}; '-' or no PROMPT: standard input (JSON lines or "
-                   "one prompt per line).")
-@click.option("--lam", type=float, default=None,
-              help="Trade-off: utility = score - lam x cost (normalised). Default 0.")
-@click.option("--budget", type=float, default=None, metavar="USD_PER_1K",
+                   "one prompt per line). UTF-8; a regular file or a pipe.")
+@click.option("--lam", type=FiniteNumber(0, LAM_HINT), default=None,
+              help="Trade-off, a finite number >= 0: utility = score - lam x cost "
+                   "(normalised). Default 0.")
+@click.option("--budget", type=FiniteNumber(0, "for no limit leave --budget out (--lam 0 "
+                                                "routes on quality alone)"),
+              default=None, metavar="USD_PER_1K",
               help="Mean cost per 1,000 prompts: the trade-off of highest validation "
                    "quality within it.")
 @click.option("--format", "fmt", type=click.Choice(ROUTE_FORMATS), default="rich",
               show_default=True,
               help="A table, Markdown, a JSON array of the routes, or one JSON object per "
                    "prompt per line (jsonl); JSON keeps each prompt whole.")
+@click.option("--max-input", type=ByteSize(), default=DEFAULT_MAX_INPUT,
+              show_default=True,
+              help="The largest input read (the file, standard input or PROMPT): 16MB, "
+                   "2GB, 1000000 (bytes).")
 def route_command(folder: str, prompt: str | None, prompts_file: str | None,
-                  lam: float | None, budget: float | None, fmt: str) -> None:
+                  lam: float | None, budget: float | None, fmt: str, max_input: int) -> None:
     """Route prompts with a saved router: the chosen model per prompt, with the predicted
     scores and costs (utility routers)."""
+    from routeharness.common.textinput import read_input
     from routeharness.deploy import saved
-    from routeharness.deploy.routing_input import read_prompts
+    from routeharness.deploy.routing_input import read_prompt_argument, read_prompts
 
     if lam is not None and budget is not None:
         raise click.UsageError("give --lam or --budget, not both")
-    if lam is not None and (math.isnan(lam) or lam < 0):
-        raise click.BadParameter(f"{lam}: a trade-off is a number >= 0", param_hint="--lam")
     if prompt is not None and prompts_file is not None:
         raise click.UsageError("give a PROMPT or --file, not both")
     router = saved.load(folder)
+    if prompt is not None:
+        items = read_prompt_argument(prompt, limit=max_input, option="--max-input")
+    else:
+        text, where = read_input(prompts_file, "prompts file", limit=max_input,
+                                 option="--max-input")
+        items = read_prompts(text, where)
     if budget is not None:
         point, met = router.lam_for_budget(budget)
         chosen = point.lam
@@ -106,17 +122,6 @@ def route_command(folder: str, prompt: str | None, prompts_file: str | None,
         say(note)
     else:
         chosen = 0.0 if lam is None else lam
-    if prompt is not None:
-        items = read_prompts([json.dumps({"prompt": prompt})], "PROMPT")
-    elif prompts_file not in (None, "-"):
-        path = Path(prompts_file)
-        try:
-            lines = path.read_text("utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RouteHarnessError(f"{path}: cannot read the prompts ({exc})") from None
-        items = read_prompts(lines, str(path))
-    else:
-        items = read_prompts(sys.stdin.read().splitlines(), "standard input")
     routes = router_routes(router, items, chosen)
     _print_routes(items, routes.rows(), fmt)
 
@@ -157,18 +162,23 @@ def router_routes(router: Any, items: list[Any], lam: float) -> Any:
 
 def _print_routes(items: list[Any], rows: list[dict[str, Any]], fmt: str) -> None:
     from routeharness.cli.render import emit
+    from routeharness.deploy.routing_input import RoutedPrompt
     from routeharness.results.tables import ReportTable
 
     if len(rows) != len(items):
         raise RouteHarnessError(f"the router returned {len(rows)} routes for {len(items)} "
                                 "prompts")
-    records = [{"id": item.id, "prompt": item.prompt, **row} for item, row in zip(items, rows)]
-    if fmt == "jsonl":
-        for record in records:
-            click.echo(json.dumps(record, ensure_ascii=False))
-        return
-    if fmt == "json":
-        click.echo(json.dumps(records, indent=1, ensure_ascii=False))
+    if fmt in ("json", "jsonl"):
+        # as serve answers (RoutedPrompt): a trade-off of infinity (a budget may choose
+        # it) is "inf", never a bare Infinity token that JSON readers refuse
+        lines = [RoutedPrompt.model_construct(id=item.id, prompt=item.prompt, **row)
+                 .model_dump_json(exclude_none=True) for item, row in zip(items, rows)]
+        if fmt == "jsonl":
+            for line in lines:
+                click.echo(json.dumps(json.loads(line), ensure_ascii=False))
+        else:
+            click.echo(json.dumps([json.loads(line) for line in lines], indent=1,
+                                  ensure_ascii=False, allow_nan=False))
         return
     has_predictions = bool(rows) and "predicted_score" in rows[0]
     headers = ["id", "prompt", "model"] + (["predicted score", "predicted cost (USD)"]

@@ -2,41 +2,86 @@
 
 from __future__ import annotations
 
-import math
+import ipaddress
 
 import click
 
-from routeharness.cli._app import cli, say
+from routeharness.cli._app import LAM_HINT, ByteSize, FiniteNumber, cli, say
 from routeharness.common.errors import RouteHarnessError
+
+#: ``--max-body`` and ``--max-prompt-chars`` defaults (``deploy.guard``'s, not imported so
+#: that ``--help`` stays instant; tests/test_serve_guard.py checks they agree)
+DEFAULT_MAX_BODY = "16MB"
+DEFAULT_MAX_PROMPT_CHARS = 100_000
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @cli.command(name="serve")
 @click.argument("folder", type=click.Path())
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on (0.0.0.0: every interface).")
+              help="Address to listen on (0.0.0.0: every interface; set a token then).")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True,
               help="Port to listen on.")
 @click.option("--upstreams", type=click.Path(dir_okay=False), default=None,
               help="YAML naming each model's OpenAI-compatible endpoint (base_url, "
                    "api_key_env, model, timeout): enables /v1/chat/completions.")
-@click.option("--lam", type=float, default=0.0, show_default=True,
-              help="Default trade-off: utility = score - lam x cost (normalised).")
-def serve_command(folder: str, host: str, port: int, upstreams: str | None,
-                  lam: float) -> None:
+@click.option("--lam", type=FiniteNumber(0, LAM_HINT), default=0.0, show_default=True,
+              help="Default trade-off, a finite number >= 0: utility = score - lam x cost "
+                   "(normalised).")
+@click.option("--token-env", metavar="VAR", default=None,
+              help="Require 'Authorization: Bearer <token>' on every endpoint, the token "
+                   "read from the environment variable VAR (never given on the command "
+                   "line, where ps shows it).")
+@click.option("--token-file", type=click.Path(dir_okay=False), default=None,
+              help="As --token-env, the token read from FILE.")
+@click.option("--max-body", type=ByteSize(), default=DEFAULT_MAX_BODY, show_default=True,
+              help="The largest request body (larger: 413, refused before it is read): "
+                   "16MB, 512KiB, 1000000 (bytes).")
+@click.option("--max-prompt-chars", type=click.IntRange(min=1),
+              default=DEFAULT_MAX_PROMPT_CHARS, show_default=True,
+              help="The longest prompt routed, in characters (longer: 400).")
+@click.option("--docs", is_flag=True,
+              help="Serve the interactive API docs: /docs and /redoc (their pages load "
+                   "scripts from a CDN) and /openapi.json. Off by default.")
+def serve_command(folder: str, host: str, port: int, upstreams: str | None, lam: float,
+                  token_env: str | None, token_file: str | None, max_body: int,
+                  max_prompt_chars: int, docs: bool) -> None:
     """Serve a saved router (routeharness fit): POST /route, GET /health, GET /models and
     an OpenAI-compatible POST /v1/chat/completions that routes and forwards each request.
     Needs the serve extra: pip install 'routeharness[serve]'."""
+    import logging
+
+    from routeharness.deploy.guard import ServeLimits, read_token
     from routeharness.deploy.serve import SERVE_INSTALL, create_app
 
-    if math.isnan(lam) or lam < 0:
-        raise click.BadParameter(f"{lam}: a trade-off is a number >= 0", param_hint="--lam")
+    token = read_token(token_env, token_file)  # before the router loads: fail fast
     try:
         import uvicorn
     except ImportError:
         raise RouteHarnessError(f"serve needs the web stack (uvicorn is missing): "
                                 f"{SERVE_INSTALL}") from None
-    app = create_app(folder, upstreams, default_lam=lam)
+    # what clients are not told (upstream error bodies, bugs): one line each on stderr
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    served_log = logging.getLogger("routeharness.serve")
+    served_log.addHandler(handler)
+    served_log.setLevel(logging.INFO)
+    served_log.propagate = False
+    app = create_app(folder, upstreams, default_lam=lam, token=token, docs=docs,
+                     limits=ServeLimits(max_body, max_prompt_chars))
     service = app.state.service
     say(f"serving {service.label} ({len(service.pool)} models, {len(service.upstreams)} "
-        f"with an upstream) on http://{host}:{port}")
+        f"with an upstream) on http://{host}:{port}"
+        + ("; every request needs the bearer token" if token else ""))
+    if token is None and not _loopback(host):
+        say(f"warning: listening on {host} without --token-env or --token-file: anyone who "
+            "can reach the port can route and spend the upstreams' keys")
     uvicorn.run(app, host=host, port=port, log_level="warning")

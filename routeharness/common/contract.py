@@ -12,7 +12,8 @@ derived from ``Contract``, parsed here and nowhere else.
   problem as one line naming ``where`` (a file) and the key's JSON path:
   ``results.json: records[2].metrics.auc: expected a number, got "x"``.
 - ``parse_json`` / ``parse_yaml``: text as data, a key given twice refused (JSON
-  ``object_pairs_hook``, a YAML loader of our own), nesting and encodings errors one line.
+  ``object_pairs_hook``, a YAML loader of our own), nesting and encodings errors one line;
+  JSON and the bytes of every file through the one text reader (``textinput``).
 - ``read_json`` / ``read_yaml``: a regular file through both.
 - ``Number``: the JSON number codec of files the harness writes: ``NaN`` and infinity are
   the strings ``"nan"``, ``"inf"``, ``"-inf"`` on disk and floats in memory; ``null`` is
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -43,11 +45,12 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from routeharness.common import textinput
 from routeharness.common.errors import RouteHarnessError
-from routeharness.common.files import FileReadError, read_regular_file
+from routeharness.common.files import FileReadError
 
-__all__ = ["Contract", "Field", "FiniteFloat", "NonNegative", "Number", "OpenContract",
-           "check", "dump_json", "json_schema", "parse_json", "parse_yaml", "problem_line",
+__all__ = ["FLOAT32_MAX", "Contract", "Field", "FiniteFloat", "Float32Vector", "NonNegative",
+           "Number", "OpenContract", "check", "dump_json", "json_schema", "parse_json", "parse_yaml", "problem_line",
            "read_json", "read_yaml"]
 
 M = TypeVar("M", bound=BaseModel)
@@ -99,6 +102,20 @@ Number = Annotated[
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 #: a finite number >= 0
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+#: the largest float32 (a vector is stored and routed as float32)
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _float32_range(values: list[float]) -> list[float]:
+    if values and max(map(abs, values)) > FLOAT32_MAX:
+        at = next(i for i, v in enumerate(values) if abs(v) > FLOAT32_MAX)
+        raise ValueError(f"[{at}]: {values[at]:g} is outside float32's range (at most "
+                         f"{FLOAT32_MAX:.4g} in size)")
+    return values
+
+
+#: a vector of finite numbers that float32 holds (an embedding)
+Float32Vector = Annotated[list[FiniteFloat], AfterValidator(_float32_range)]
 
 
 # --- one line per problem --------------------------------------------------------------------
@@ -108,7 +125,8 @@ def _shown(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float, str)):
-        text = json.dumps(value, ensure_ascii=False) if not isinstance(value, float) or \
+        text = str(value) if isinstance(value, textinput.IntegerText) else \
+            json.dumps(value, ensure_ascii=False) if not isinstance(value, float) or \
             math.isfinite(value) else str(value)
         return text if len(text) <= 60 else text[:57] + "..."
     return {dict: "an object", list: "a list", tuple: "a list"}.get(type(value),
@@ -201,42 +219,31 @@ def problem_line(exc: ValidationError, where: str, data: Any = None) -> str:
         what = "unknown key(s)" if first["type"] == "extra_forbidden" else \
             "missing required key(s)"
         return f"{prefix}{at + ': ' if at else ''}{what} {keys}"
-    at = _path(loc, data)
-    return f"{prefix}{at + ': ' if at else ''}{_problem(first)}"
+    at, problem = _path(loc, data), _problem(first)
+    if at and problem.startswith("["):  # a list's check naming the item: embedding[3]: ...
+        return f"{prefix}{at}{problem}"
+    return f"{prefix}{at + ': ' if at else ''}{problem}"
 
 
 def check(model: type[M], data: Any, where: str = "",
-          error: type[RouteHarnessError] = RouteHarnessError) -> M:
-    """``data`` validated as ``model``; the first problem raised as ``error``, one line."""
+          error: type[RouteHarnessError] = RouteHarnessError,
+          context: dict[str, Any] | None = None) -> M:
+    """``data`` validated as ``model`` (``context``: settings its validators read, such
+    as a limit); the first problem raised as ``error``, one line."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         raise error(problem_line(exc, where, data)) from None
 
 
 # --- text -> data ----------------------------------------------------------------------------
-def _unique(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
-    out: dict[Any, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"key {key!r} is given twice")
-        out[key] = value
-    return out
-
-
 def parse_json(raw: bytes | str, where: str,
                error: type[RouteHarnessError] = RouteHarnessError) -> Any:
-    """JSON text (UTF-8 bytes or str) as data; a repeated key, bad UTF-8, bad JSON or
-    nesting too deep for Python is one line naming ``where``."""
-    try:
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        return json.loads(text, object_pairs_hook=_unique)
-    except UnicodeDecodeError as exc:
-        raise error(f"{where}: not UTF-8 text (byte {exc.start})") from None
-    except RecursionError:
-        raise error(f"{where}: JSON nested too deeply") from None
-    except ValueError as exc:
-        raise error(f"{where}: not valid JSON ({str(exc)[:120]})") from None
+    """JSON text (UTF-8 bytes or str) as data, read by the one text reader
+    (``textinput.parse_json``): a repeated key, bad UTF-8, nesting deeper than
+    ``MAX_JSON_DEPTH``, a lone surrogate or bad JSON is one line naming ``where``; an
+    integer too long to be a number is kept as its text."""
+    return textinput.parse_json(raw, where, error)
 
 
 def _yaml_loader() -> Any:
@@ -277,7 +284,7 @@ def parse_yaml(text: str, where: str,
 
 def _read_text(path: Path, what: str, error: type[RouteHarnessError]) -> bytes:
     try:
-        return read_regular_file(path, what)
+        return textinput.read_file_bytes(path, what)
     except FileReadError as exc:
         if not path.exists() and not path.is_symlink():
             raise error(f"{path}: no such {what}") from None
@@ -302,11 +309,8 @@ def read_yaml(path: str | Path, model: type[M], what: str, *,
               error: type[RouteHarnessError] = RouteHarnessError) -> M:
     """A YAML file as ``model``; every problem one line naming the file."""
     path = Path(path)
-    raw = _read_text(path, what, error)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise error(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    text = textinput.check_text(textinput.decode(_read_text(path, what, error), str(path),
+                                                 error), str(path), error)
     return check(model, parse_yaml(text, str(path), error), str(path), error)
 
 

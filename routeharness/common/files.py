@@ -10,7 +10,8 @@ dataset): built beside the target and renamed into place whole.
 
 Reading: ``read_regular_file`` opens without blocking and reads only a regular file: a
 FIFO, a device (``/dev/zero``) or a directory is refused by name, never read (it would
-hang or never end).
+hang or never end); with a ``limit``, a larger file is refused from its size, unread.
+``common.textinput`` builds the text rules (encodings, JSON, limits of streams) on it.
 """
 
 from __future__ import annotations
@@ -33,32 +34,49 @@ _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
 
 
 class FileReadError(RouteHarnessError):
-    """A file that cannot be read (``unreadable``: the OS said why), or is not a regular
-    file: ``path`` and ``reason`` apart, so that a reader can name them in its own error
-    (``DataError``)."""
+    """A file that cannot be read (``unreadable``: the OS said why), is not a regular
+    file, or is larger than the reader's limit (``size``: its size then): ``path`` and
+    ``reason`` apart, so that a reader can name them in its own error (``DataError``)."""
 
     def __init__(self, path: str | Path, reason: str, what: str = "file", *,
-                 unreadable: bool = False):
-        self.path, self.reason, self.unreadable = str(path), reason, unreadable
+                 unreadable: bool = False, size: int | None = None):
+        self.path, self.reason, self.unreadable, self.size = str(path), reason, unreadable, \
+            size
         super().__init__(f"cannot read {what} {path}: {reason}")
 
 
-def read_regular_file(path: str | Path, what: str = "file") -> bytes:
-    """The bytes of ``path`` if it is a regular file; else a ``FileReadError`` naming it
-    and what it is (checked on the open handle, opened without blocking)."""
+def file_kind(mode: int) -> str:
+    """What a file of this mode is, for messages: "a directory", "a FIFO", ..."""
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    return next((name for test, name in _KINDS if test(mode)), "not a file")
+
+
+def read_regular_file(path: str | Path, what: str = "file", limit: int | None = None
+                      ) -> bytes:
+    """The bytes of ``path`` if it is a regular file (of at most ``limit`` bytes); else a
+    ``FileReadError`` naming it and what it is (checked on the open handle, opened
+    without blocking; a file over the limit is refused from its size, unread)."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise FileReadError(exc.filename or path, exc.strerror or str(exc), what,
                             unreadable=True) from None
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = next((name for test, name in _KINDS if test(mode)), "not a file")
-            raise FileReadError(path, f"it is {kind}, not a regular file", what)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise FileReadError(path, f"it is {file_kind(info.st_mode)}, not a regular file",
+                                what)
+        if limit is not None and info.st_size > limit:
+            raise FileReadError(path, f"{info.st_size:,} bytes, more than the limit of "
+                                f"{limit:,}", what, size=info.st_size)
         with os.fdopen(fd, "rb") as handle:
             fd = -1
-            return handle.read()
+            data = handle.read() if limit is None else handle.read(limit + 1)
+        if limit is not None and len(data) > limit:  # it grew after the size was read
+            raise FileReadError(path, f"more than the limit of {limit:,} bytes", what,
+                                size=len(data))
+        return data
     except OSError as exc:
         raise FileReadError(exc.filename or path, exc.strerror or str(exc), what,
                             unreadable=True) from None
@@ -75,8 +93,7 @@ def check_regular_file(path: str | Path, what: str = "file") -> None:
         raise FileReadError(exc.filename or path, exc.strerror or str(exc), what,
                             unreadable=True) from None
     if not stat.S_ISREG(mode):
-        kind = next((name for test, name in _KINDS if test(mode)), "not a file")
-        raise FileReadError(path, f"it is {kind}, not a regular file", what)
+        raise FileReadError(path, f"it is {file_kind(mode)}, not a regular file", what)
 
 
 # --- writing ---------------------------------------------------------------------------------

@@ -9,10 +9,12 @@ import functools
 import hashlib
 import itertools
 import json
-import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+# the blank-text rule (``is_blank``) is the one text reader's
+from routeharness.common.textinput import HIDDEN_CATEGORIES, is_blank
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,25 +52,8 @@ def float_column(arrow: Any, name: str) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
 
-#: Unicode categories that show nothing: control (ESC, newline), format (the zero-width
-#: space U+200B, bidi marks), surrogates, and the line and paragraph separators
-_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
-#: letters and symbols that render as blank (Hangul fillers, the braille blank)
-_BLANK_LOOKING = frozenset("\u115f\u1160\u3164\uffa0\u2800")
-
-
-#: an ASCII letter or digit: a text holding one shows something (the fast answer for
-#: nearly every prompt, without a Unicode lookup per character)
-_VISIBLE_ASCII = re.compile(r"[A-Za-z0-9]")
-
-
-def is_blank(text: str) -> bool:
-    """True when ``text`` shows nothing: empty, whitespace, or only invisible characters
-    (the zero-width space U+200B and other format or control characters, separators)."""
-    if _VISIBLE_ASCII.search(text):
-        return False
-    return all(ch.isspace() or ch in _BLANK_LOOKING
-               or unicodedata.category(ch) in _HIDDEN | {"Zs"} for ch in text)
+#: Unicode categories that show nothing (control, format, surrogates, separators)
+_HIDDEN = HIDDEN_CATEGORIES
 
 
 def name_problem(name: str) -> str | None:

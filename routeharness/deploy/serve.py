@@ -12,15 +12,24 @@ answer is a contract (``routeharness.common.contract``): ``RouteRequest`` and it
 ``PromptItem`` s (``routing_input``, the prompts ``route`` reads), ``ChatRequest`` (what is
 routed on is checked, every other key forwarded unchanged), ``RouteResponse``, ``Health``,
 ``ModelsResponse``, ``OpenAIModelList``, ``ErrorBody``; the upstreams YAML is
-``UpstreamsFile``. Bodies are strict JSON (a key given twice is refused). Errors are
-``{"error": {"message", "type"}}``: 400 bad request (one line naming the key), 404 unknown
-model or path, 502 upstream failed, 504 upstream timed out; bad input never reaches 500. FastAPI and httpx are imported only inside this
-module's functions: the default install has no web stack (the ``serve`` extra adds it).
+``UpstreamsFile``. Bodies are read by the one text reader (``common.textinput``: strict
+JSON, a key given twice refused, nesting, surrogates, long integers). Every endpoint is
+guarded (``guard.Guard``: an optional bearer token, 401; the body limit, 413) and prompts
+have a length limit (``guard.ServeLimits``). Errors are ``{"error": {"message",
+"type"}}``: 400 bad request (one line naming the key), 401, 404 unknown model or path,
+413, 502 upstream failed, 504 upstream timed out; bad input never reaches 500. What an
+upstream says in an error body is logged here, one line each (logger
+``routeharness.serve``), never relayed: the client gets its status and a fixed reason.
+The interactive docs (``/docs``, ``/redoc``, ``/openapi.json``) are off unless asked for.
+FastAPI and httpx are imported only inside this module's functions: the default install
+has no web stack (the ``serve`` extra adds it).
 """
 
 import contextlib
 import dataclasses
+import http
 import json
+import logging
 import math
 import os
 import threading
@@ -40,12 +49,26 @@ from routeharness.common.contract import (
     Number,
     OpenContract,
     check,
-    parse_json,
     read_yaml,
 )
 from routeharness.common.errors import RouteHarnessError
+from routeharness.common.textinput import parse_json
 from routeharness.data.cards import CardModel
-from routeharness.deploy.routing_input import PromptItem, RoutedPrompt, RouteRequest
+from routeharness.deploy.guard import (
+    BadRequest,
+    ErrorBody,
+    ErrorDetail,
+    Guard,
+    Problem,
+    ServeLimits,
+)
+from routeharness.deploy.routing_input import (
+    COST_ONLY_HINT,
+    MAX_PROMPT_CHARS,
+    PromptItem,
+    RoutedPrompt,
+    RouteRequest,
+)
 
 #: how to get the web stack when it is missing
 SERVE_INSTALL = "pip install 'routeharness[serve]'"
@@ -56,23 +79,14 @@ DEFAULT_TIMEOUT_S = 60.0
 AUTO_MODELS = (None, "auto")
 #: the request header that sets a chat request's trade-off (default: ``--lam``)
 LAM_HEADER = "x-routeharness-lam"
-#: upstream statuses relayed as they are (the caller's to see); other failures are a 502
+#: upstream statuses passed on as they are (the caller's to see: a rate limit, a request
+#: the model refused), with a fixed reason instead of the upstream's body; other
+#: failures are a 502
 RELAYED_STATUSES = frozenset({400, 404, 409, 413, 422, 429})
-
-
-class Problem(RouteHarnessError):
-    """A request that fails: its HTTP status, one-line message and error type."""
-
-    def __init__(self, status: int, message: str, kind: str = "invalid_request_error"):
-        super().__init__(message)
-        self.status, self.message, self.kind = status, message, kind
-
-
-class BadRequest(Problem):
-    """A request that is not what its contract says: 400, one line naming the key."""
-
-    def __init__(self, message: str):
-        super().__init__(400, message)
+#: how much of an upstream's error body the server's log keeps (characters)
+LOGGED_BODY_CHARS = 1000
+#: where ``serve`` logs what it does not tell clients (upstream error bodies, bugs)
+log = logging.getLogger("routeharness.serve")
 
 
 # --- the upstreams file ----------------------------------------------------------------------
@@ -285,18 +299,6 @@ class OpenAIModelList(Contract):
     data: list[OpenAIModel]
 
 
-class ErrorDetail(Contract):
-    message: str = Field(description="one line")
-    type: str = Field(description="invalid_request_error, not_found, upstream_error, "
-                      "upstream_timeout, internal_error, or the upstream's")
-
-
-class ErrorBody(Contract):
-    """Every error ``serve`` answers: ``{"error": {"message", "type"}}``."""
-
-    error: ErrorDetail
-
-
 def _header_lam(text: str) -> float:
     """The trade-off of a chat request's ``x-routeharness-lam`` header: a finite number
     >= 0."""
@@ -305,7 +307,8 @@ def _header_lam(text: str) -> float:
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value >= 0):
-        raise Problem(400, f"request: \"{LAM_HEADER}\" must be a finite number >= 0")
+        raise Problem(400, f"request: \"{LAM_HEADER}\" must be a finite number >= 0; "
+                           f"{COST_ONLY_HINT}")
     return value
 
 
@@ -313,11 +316,13 @@ class Service:
     """The loaded router, its encoder and upstreams; what the endpoints share."""
 
     def __init__(self, folder: str | Path, upstreams: str | Path | None,
-                 default_lam: float) -> None:
+                 default_lam: float, limits: ServeLimits | None = None) -> None:
         from routeharness.deploy import saved
 
-        if not (default_lam >= 0):
-            raise RouteHarnessError(f"--lam {default_lam}: a trade-off is a number >= 0")
+        if not (math.isfinite(default_lam) and default_lam >= 0):
+            raise RouteHarnessError(f"--lam {default_lam}: a trade-off is a finite number "
+                                    f">= 0; {COST_ONLY_HINT}")
+        self.limits = ServeLimits() if limits is None else limits
         self.router = saved.load(folder)
         self.pool = [m.name for m in self.router.models]
         self.manifest = self.router.manifest
@@ -385,7 +390,8 @@ async def _body(request: Any) -> dict[str, Any]:
 def _route_request(service: Service, body: dict[str, Any]
                    ) -> tuple[list[PromptItem], float, BudgetChoice | None]:
     """A ``/route`` body as (prompts, trade-off, what a budget chose)."""
-    request = check(RouteRequest, body, "request", BadRequest)
+    request = check(RouteRequest, body, "request", BadRequest,
+                    context={MAX_PROMPT_CHARS: service.limits.max_prompt_chars})
     if request.budget is None:
         lam = service.default_lam if request.lam is None else request.lam
         return request.items(), lam, None
@@ -396,10 +402,14 @@ def _route_request(service: Service, body: dict[str, Any]
 
 
 def create_app(folder: str | Path, upstreams: str | Path | None = None, *,
-               default_lam: float = 0.0) -> Any:
+               default_lam: float = 0.0, limits: ServeLimits | None = None,
+               token: str | None = None, docs: bool = False) -> Any:
     """The FastAPI application serving the saved router in ``folder`` (see the module
     doc); ``upstreams``: the YAML naming each model's endpoint, or None (no chat
-    completions). Bad folders, encoders or YAML are one-line errors here, at start-up."""
+    completions); ``limits``: the body and prompt limits (default ``ServeLimits()``);
+    ``token``: the bearer token every request must carry (None: none); ``docs``: serve
+    ``/docs``, ``/redoc`` and ``/openapi.json``. Bad folders, encoders or YAML are
+    one-line errors here, at start-up."""
     try:
         import httpx  # noqa: F401
         from fastapi import FastAPI, Request
@@ -409,7 +419,8 @@ def create_app(folder: str | Path, upstreams: str | Path | None = None, *,
     except ImportError as exc:
         raise RouteHarnessError(f"serve needs the web stack ({exc.name} is missing): "
                                 f"{SERVE_INSTALL}") from None
-    service = Service(folder, upstreams, default_lam)
+    limits = ServeLimits() if limits is None else limits
+    service = Service(folder, upstreams, default_lam, limits)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> Any:
@@ -417,8 +428,11 @@ def create_app(folder: str | Path, upstreams: str | Path | None = None, *,
         if service.client is not None:
             await service.client.aclose()
 
-    app = FastAPI(title=f"routeharness: {service.label}", lifespan=lifespan)
+    app = FastAPI(title=f"routeharness: {service.label}", lifespan=lifespan,
+                  docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None,
+                  openapi_url="/openapi.json" if docs else None)
     app.state.service = service
+    app.add_middleware(Guard, token=token, max_body_bytes=limits.max_body_bytes)
 
     def error(status: int, message: str, kind: str) -> Any:
         body = ErrorBody(error=ErrorDetail(message=message, type=kind))
@@ -430,7 +444,7 @@ def create_app(folder: str | Path, upstreams: str | Path | None = None, *,
         return Response(model.model_dump_json(exclude_none=True),
                         media_type="application/json")
 
-    errors = {status: {"model": ErrorBody} for status in (400, 404, 502, 504)}
+    errors = {status: {"model": ErrorBody} for status in (400, 401, 404, 413, 502, 504)}
 
     @app.exception_handler(RouteHarnessError)  # Problem, or bad input found deeper down
     async def on_problem(request: Any, exc: RouteHarnessError) -> Any:
@@ -444,7 +458,11 @@ def create_app(folder: str | Path, upstreams: str | Path | None = None, *,
 
     @app.exception_handler(Exception)
     async def on_bug(request: Any, exc: Exception) -> Any:
-        return error(500, f"internal error: {type(exc).__name__}: {exc}", "internal_error")
+        # the client learns nothing of the server's insides; the log has the traceback
+        log.error("internal error on %s %s", request.method, _printable(request.url.path),
+                  exc_info=exc)
+        return error(500, "internal error (the server's log has the details)",
+                     "internal_error")
 
     @app.post("/route", responses={200: {"model": RouteResponse}, **errors})
     async def route(request: Request) -> Any:
@@ -482,7 +500,7 @@ def create_app(folder: str | Path, upstreams: str | Path | None = None, *,
             lam = _header_lam(request.headers[LAM_HEADER])
         if model in AUTO_MODELS:
             item = prompt_item(last_user_text(chat_request), "request: the last user message",
-                               1)
+                               1, service.limits.max_prompt_chars)
             if not service.upstreams:
                 raise Problem(404, "no model has an upstream: start serve with --upstreams",
                               "not_found")
@@ -522,11 +540,13 @@ async def _forward(service: Service, upstream: Upstream, body: dict[str, Any],
     request = service.client.build_request("POST", url, json=payload, timeout=seconds,
                                            headers=upstream.headers())
 
-    def failed(exc: Exception) -> Problem:
+    def failed(exc: Exception, what: str = "could not be reached") -> Problem:
         if isinstance(exc, httpx.TimeoutException):
             return Problem(504, f"upstream of {name!r} did not answer within {seconds:g} s",
                            "upstream_timeout")
-        return Problem(502, f"upstream of {name!r} failed: {exc!r}", "upstream_error")
+        log.warning("upstream of %r at %s failed: %s", name, url, _printable(repr(exc)))
+        return Problem(502, f"upstream of {name!r} {what} (the server's log has the "
+                            "details)", "upstream_error")
 
     try:
         response = await service.client.send(request, stream=True)
@@ -541,10 +561,22 @@ async def _forward(service: Service, upstream: Upstream, body: dict[str, Any],
         finally:
             await response.aclose()
         status = response.status_code
-        if status >= 400 and status not in RELAYED_STATUSES:
-            text = " ".join(content[:300].decode("utf-8", "replace").split())
-            raise Problem(502, f"upstream of {name!r} answered HTTP {status}: {text}",
-                          "upstream_error")
+        if status >= 400:
+            # the body may hold what the client must not see (keys, organisations,
+            # internal host names): logged here, one line; the client gets a fixed reason
+            text = content[:LOGGED_BODY_CHARS * 4].decode("utf-8", "replace")
+            log.warning("upstream of %r at %s answered HTTP %d: %s", name, url, status,
+                        _printable(text)[:LOGGED_BODY_CHARS])
+            reason = _reason(status)
+            message = (f"upstream of {name!r} answered HTTP {status}{reason} (its body is in "
+                       "the server's log)")
+            relayed = status in RELAYED_STATUSES
+            retry = response.headers.get("retry-after", "")
+            extra = {"retry-after": retry} if relayed and retry.isdigit() and \
+                len(retry) <= 8 else {}
+            return Response(ErrorBody(error=ErrorDetail(message=message, type="upstream_error"))
+                            .model_dump_json(), status_code=status if relayed else 502,
+                            media_type="application/json", headers={**headers, **extra})
         return Response(content, status_code=response.status_code, media_type=kind,
                         headers=headers)
 
@@ -553,9 +585,24 @@ async def _forward(service: Service, upstream: Upstream, body: dict[str, Any],
             async for chunk in response.aiter_bytes():
                 yield chunk
         except httpx.HTTPError as exc:  # the status is sent: the error becomes an event
-            problem = {"message": failed(exc).message, "type": failed(exc).kind}
-            yield f"data: {json.dumps({'error': problem})}\n\n".encode()
+            problem = failed(exc, "broke off its answer")
+            event = {"error": {"message": problem.message, "type": problem.kind}}
+            yield f"data: {json.dumps(event)}\n\n".encode()
         finally:
             await response.aclose()
 
     return StreamingResponse(relay(), media_type=kind, headers=headers)
+
+
+def _reason(status: int) -> str:
+    try:
+        return f" ({http.HTTPStatus(status).phrase})"
+    except ValueError:
+        return ""
+
+
+def _printable(text: str) -> str:
+    """``text`` as one printable line for the log: runs of whitespace one space, other
+    control characters escaped (a body cannot forge a log line)."""
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" if ord(ch) < 256
+                   else f"\\u{ord(ch):04x}" for ch in " ".join(text.split()))
