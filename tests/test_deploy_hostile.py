@@ -329,7 +329,7 @@ def test_update_killed_at_every_step_of_the_swap_leaves_old_or_new(
 
 
 #: kill-anywhere: SIGKILLs at seeded random instants of a whole update's run
-KILLS, KILL_SEED = 24, 20261207
+KILLS, KILL_SEED = 20, 20261207
 
 
 def _timed_update(folder: Path, new: Path) -> tuple[float, float]:
@@ -348,7 +348,7 @@ def _timed_update(folder: Path, new: Path) -> tuple[float, float]:
 
 
 def test_update_killed_at_random_instants_leaves_old_or_new(synth, fitted, tmp_path, capsys):
-    """Data loss: ``routeharness update`` (a subprocess) SIGKILLed at 24 seeded random
+    """Data loss: ``routeharness update`` (a subprocess) SIGKILLed at 20 seeded random
     instants: half anywhere in a measured update's run (most land while Python starts),
     half in its writing part (from taking the lock to the end, where the swap is). After
     each the folder is the old or the new router (training size and routes compared
