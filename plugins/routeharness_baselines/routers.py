@@ -61,6 +61,12 @@ class _ConstantRouter(BaseRouter):
         """Restores ``model_index_`` (checked: one non-negative integer)."""
         return _restore_index(self, state, "model_index_")
 
+    def check_sizes(self, *, models: int, dimension: int, n_train: int) -> None:
+        """The model routed to must be one of the ``models``."""
+        if not 0 <= self.model_index_ < models:
+            raise StateError(f"{type(self).__name__}: the state routes to model "
+                             f"{self.model_index_}, the manifest lists {models} models")
+
 
 class BestSingleRouter(_ConstantRouter):
     """The model with the best mean training score (ties: the cheaper one)."""

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from routeharness import SELECTION, UTILITY, BaseRouter, Tags, best_models
+from routeharness import SELECTION, UTILITY, BaseRouter, StateError, Tags, best_models
 from routeharness_knn.search import (
     AUTO_HNSW_FROM,
     INDEXES,
@@ -56,11 +56,29 @@ class _KNNBase(LookupTable, BaseRouter):
         self.ef_search = ef_search
         self.random_state = random_state
 
-    def fit(self, X: np.ndarray, outcomes: Any) -> _KNNBase:
+    def validate_params(self) -> None:
+        """``k`` an integer >= 1, ``weighting`` and ``index`` known names, ``nprobe`` and
+        ``ef_search`` positive integers or None (the ranges ``fit`` and a saved router's
+        manifest are held to)."""
+        k = self.k
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise ValueError(f"k must be an integer >= 1, got {k!r}")
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k!r}")
         if self.weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
-        if int(self.k) < 1:
-            raise ValueError(f"k must be >= 1, got {self.k!r}")
+        plan_index(1, int(k), self.index, self.nprobe, self.ef_search)  # index, nprobe, ef
+
+    def check_sizes(self, *, models: int, dimension: int, n_train: int) -> None:
+        """The table is ``n_train`` prompts of ``dimension``-d vectors x ``models``."""
+        if self.X_.shape != (n_train, dimension) or self.scores_.shape != (n_train, models):
+            raise StateError(f"{type(self).__name__}: the state's table holds vectors "
+                             f"{self.X_.shape} and outcomes {self.scores_.shape}; the "
+                             f"manifest says {n_train} training prompts, {dimension}-d "
+                             f"embeddings and {models} models")
+
+    def fit(self, X: np.ndarray, outcomes: Any) -> _KNNBase:
+        self.validate_params()
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[0] != outcomes.n:
             raise ValueError(f"X has shape {X.shape} but outcomes have {outcomes.n} rows")
@@ -143,6 +161,13 @@ class KNNVoteRouter(_KNNBase):
         super().__init__(k=k, weighting=weighting, index=index, nprobe=nprobe,
                          ef_search=ef_search, random_state=random_state)
         self.tie_break = tie_break
+
+    def validate_params(self) -> None:
+        """The kNN ranges, and ``tie_break`` one of the tie rules (its grid: both)."""
+        super().validate_params()
+        rules = tuple(self.param_grid["tie_break"])
+        if self.tie_break not in rules:
+            raise ValueError(f"tie_break must be one of {rules}, got {self.tie_break!r}")
 
     def _vote(self, index: np.ndarray, weights: np.ndarray, lam: float) -> np.ndarray:
         labels = best_models(self.scores_, self.costs_, lam, self.tie_break)[index]  # (n, k)

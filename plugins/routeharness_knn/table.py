@@ -51,12 +51,25 @@ class LookupTable:
         self._check_fitted()  # type: ignore[attr-defined]
         return self.scores_, self.costs_
 
-    def update_outcomes(self, X_new: np.ndarray, scores: np.ndarray,
-                        costs: np.ndarray) -> Any:
+    def update_outcomes(self, X_new: np.ndarray, scores: np.ndarray, costs: np.ndarray,
+                        rows: np.ndarray | None = None, X_rows: np.ndarray | None = None
+                        ) -> Any:
         """The table replaced by ``scores``/``costs`` (n + n_new, m'): the old rows first
         (cells filled in, models appended as columns), then the rows of the new prompts,
-        whose vectors are ``X_new`` (n_new, d). The same as ``fit`` on the whole table."""
+        whose vectors are ``X_new`` (n_new, d); ``rows`` (r,) of the old table get the
+        vectors ``X_rows`` (r, d) (prompts replaced). The same as ``fit`` on the whole
+        table."""
         self._check_fitted()  # type: ignore[attr-defined]
+        X_old = self.X_
+        if rows is not None:
+            rows = np.asarray(rows, dtype=np.int64)
+            X_rows = np.asarray(X_rows, dtype=X_old.dtype)
+            if rows.ndim != 1 or X_rows.shape != (len(rows), X_old.shape[1]) or \
+                    (len(rows) and not 0 <= rows.min() <= rows.max() < len(X_old)):
+                raise ValueError(f"replaced rows {rows.shape} and vectors {X_rows.shape} do "
+                                 f"not fit a table of {X_old.shape}")
+            X_old = X_old.copy()
+            X_old[rows] = X_rows
         X_new = np.asarray(X_new, dtype=self.X_.dtype)
         n_old, m_old = self.scores_.shape
         scores = np.asarray(scores, dtype=np.float64)
@@ -68,7 +81,7 @@ class LookupTable:
                 scores.shape[1] < m_old:
             raise ValueError(f"the updated table is {scores.shape} (costs {costs.shape}); "
                              f"expected {n_old + len(X_new)} rows and at least {m_old} models")
-        X = np.concatenate([self.X_, X_new]) if len(X_new) else self.X_
+        X = np.concatenate([X_old, X_new]) if len(X_new) else X_old
         plan = plan_index(X.shape[0], int(self.k), self.index, self.nprobe,  # type: ignore
                           self.ef_search)  # type: ignore[attr-defined]
         self._set_table(X, scores, costs, plan)

@@ -65,8 +65,7 @@ class RidgeRouter(BaseRouter):
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or len(X) != outcomes.n:
             raise DataError(f"linear: X has shape {X.shape}, expected ({outcomes.n}, d)")
-        if not self.alpha > 0:
-            raise ValueError(f"linear: alpha must be > 0, got {self.alpha!r}")
+        self.validate_params()
         m = outcomes.m
         Y = np.concatenate([np.asarray(outcomes.scores, dtype=np.float64),
                             np.asarray(outcomes.costs, dtype=np.float64)], axis=1)
@@ -81,6 +80,20 @@ class RidgeRouter(BaseRouter):
         out = np.asarray(X, dtype=np.float64) @ self.coef_ + self.intercept_
         m = self.n_models_
         return np.clip(out[:, :m], 0.0, 1.0), np.maximum(out[:, m:], 1e-6)
+
+    def validate_params(self) -> None:
+        """``alpha``: a finite number > 0."""
+        alpha = self.alpha
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or \
+                not 0 < alpha < float("inf"):
+            raise ValueError(f"linear: alpha must be a finite number > 0, got {alpha!r}")
+
+    def check_sizes(self, *, models: int, dimension: int, n_train: int) -> None:
+        """``coef_`` is (dimension, 2 x models)."""
+        if self.coef_.shape != (dimension, 2 * models):
+            raise StateError(f"linear: the state's coef_ has shape {self.coef_.shape}, the "
+                             f"manifest says {dimension}-d embeddings and {models} models "
+                             f"(expected {(dimension, 2 * models)})")
 
     def set_state(self, state: RouterState) -> RidgeRouter:
         """``get_state()``'s ``coef_`` (d, 2m), ``intercept_`` (2m,) and ``n_models_`` m,

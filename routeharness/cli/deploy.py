@@ -128,17 +128,38 @@ def route_command(folder: str, prompt: str | None, prompts_file: str | None,
 
 @cli.command(name="update")
 @click.argument("folder", type=click.Path())
-@click.argument("outcomes", type=click.Path())
-def update_command(folder: str, outcomes: str) -> None:
+@click.argument("outcomes", type=click.Path(), required=False)
+@click.option("--replace", is_flag=True,
+              help="A known id whose text, group or vector differs replaces that prompt's "
+                   "row (its text, vector and every outcome) instead of being refused.")
+@click.option("--migrate", is_flag=True,
+              help="Add the manifest checksum to a folder saved before it existed (no "
+                   "OUTCOMES needed).")
+@click.option("--wait", "wait_s", type=click.FloatRange(0, 86400), default=120,
+              show_default=True, metavar="SECONDS",
+              help="How long to wait for another update of the same router.")
+def update_command(folder: str, outcomes: str | None, replace: bool, migrate: bool,
+                   wait_s: float) -> None:
     """Add new evaluations to a saved kNN router without retraining: new prompts for the
     pool's models, or a new model evaluated on some prompts (a file of the canonical
-    columns: id, prompt, group, score:<model>, cost:<model>, optional embedding)."""
+    columns: id, prompt, group, score:<model>, cost:<model>, and embedding for a router
+    fitted on -e precomputed). The folder is swapped whole, under a lock."""
     from routeharness.deploy.update import update
 
-    report = update(folder, outcomes)
+    if outcomes is None and not migrate:
+        raise click.UsageError("give OUTCOMES (a file of new outcomes), or --migrate")
+    report = update(folder, outcomes, replace=replace, migrate=migrate, wait_s=wait_s)
+    checksum = "; manifest checksum added" if report.migrated else ""
+    if outcomes is None:
+        say(f"migrated {folder}: manifest checksum added" if report.migrated else
+            f"{folder}: already has a manifest checksum; nothing to migrate")
+        return
     models = f", new model(s) {', '.join(report.new_models)}" if report.new_models else ""
+    replaced = (f", {report.replaced_prompts} prompt(s) replaced"
+                if report.replaced_prompts else "")
     say(f"updated {folder}: {report.new_prompts} new prompt(s), {report.filled_cells} "
-        f"cell(s) filled on known prompts{models}; {report.n_train} training prompts now")
+        f"cell(s) filled on known prompts{replaced}{models}; {report.n_train} training "
+        f"prompts now{checksum}")
 
 
 def router_routes(router: Any, items: list[Any], lam: float) -> Any:

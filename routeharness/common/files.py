@@ -6,7 +6,9 @@ over the target, the folder fsynced): a reader sees the old file or the new one,
 part of one, and a crash leaves no half-written file. ``write_bytes`` / ``write_text``
 wrap it for outputs a user named (the path checked first, an error one line naming it).
 ``new_folder`` is the same rule for a folder of files (a saved router, an exported
-dataset): built beside the target and renamed into place whole.
+dataset): built beside the target and renamed into place whole (a symlink to an empty
+folder is followed and stays a link). Replacing a folder that exists, under a lock, is
+``routeharness.common.folders``.
 
 Reading: ``read_regular_file`` opens without blocking and reads only a regular file: a
 FIFO, a device (``/dev/zero``) or a directory is refused by name, never read (it would
@@ -179,9 +181,11 @@ def write_text(content: str, path: str | Path, what: str = "output") -> Path:
 
 def check_new_folder(target: str | Path, what: str = "output") -> Path:
     """``target`` if ``new_folder`` may write it (it does not exist, or is an empty
-    folder); else one line naming it. Checked before long work, and again at the end."""
+    folder; a symlink is followed: to an empty folder, or to none yet); else one line
+    naming it. Checked before long work, and again at the end."""
     target = Path(target).expanduser()
-    if target.is_symlink() or (target.exists() and (not target.is_dir() or any(target.iterdir()))):
+    real = Path(os.path.realpath(target))
+    if real.exists() and (not real.is_dir() or any(real.iterdir())):
         raise RouteHarnessError(f"{target}: exists and is not an empty directory (the "
                                 f"{what} is written to a new one)")
     return target
@@ -191,12 +195,13 @@ def check_new_folder(target: str | Path, what: str = "output") -> Path:
 def new_folder(target: str | Path, what: str = "output") -> Iterator[Path]:
     """A temporary folder beside ``target`` to fill; when the block ends without an error
     its files are fsynced and it is renamed to ``target`` (which must not exist, or be an
-    empty folder); after an error it is removed. Either the whole folder appears, or
-    nothing does."""
+    empty folder; a symlink stays a link, and the folder it points to is written). After
+    an error it is removed. Either the whole folder appears, or nothing does."""
     target = check_new_folder(target, what)
+    real = Path(os.path.realpath(target))
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        real.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{real.name}.", dir=real.parent))
     except OSError as exc:
         raise RouteHarnessError(f"{target}: cannot write the {what}: "
                                 f"{exc.strerror or exc}") from None
@@ -207,8 +212,8 @@ def new_folder(target: str | Path, what: str = "output") -> Iterator[Path]:
                 with open(Path(folder) / name, "rb") as handle:
                     os.fsync(handle.fileno())
         os.chmod(work, 0o777 & ~_umask())  # mkdtemp's 0700 -> what mkdir would have made
-        os.replace(work, target)  # onto an empty folder too (POSIX rename)
-        fsync_folder(target.parent)
+        os.replace(work, real)  # onto an empty folder too (POSIX rename)
+        fsync_folder(real.parent)
     except OSError as exc:
         raise RouteHarnessError(f"{target}: cannot write the {what}: "
                                 f"{exc.strerror or exc}") from None

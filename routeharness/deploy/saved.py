@@ -1,20 +1,29 @@
 """A fitted router saved as a folder, and loaded to route new prompts (``routeharness fit``,
 ``routeharness route``).
 
-The folder holds ``manifest.json`` (``RouterManifest``, a contract, schema
+The folder is one verified unit: ``manifest.json`` (``RouterManifest``, a contract, schema
 ``routeharness.router/1``: the router, its plugin distribution and version,
 hyper-parameters, the encoder's identity and revision, the task's fingerprint, the model
 pool with prices, the cost scale, the training protocol, the validation operating points,
-the updates since, the state's hashes and the provenance) and the router's state (``routeharness.routers.state``:
-``state.safetensors`` and ``state.json``, their sha256 in the manifest). No pickle, ever.
+the updates since, the sha256 of every other file, the provenance, and its own
+``checksum``), the router's state (``routeharness.routers.state``: ``state.safetensors``
+and ``state.json``) and ``train_ids.json`` (``TrainingRows``: each training prompt's id,
+group and the sha256 of its text and vector, in the table's row order, for ``update``).
+No pickle, ever. A folder holds exactly the files its manifest hashes.
 
 ``fit`` trains exactly as one ``eval`` run does (``tuning.tune`` on validation with the
 seed's streams, then ``make_router`` + ``fit_router`` on train), so routing the task's
 test prompts with a saved router gives ``eval``'s test routes for that router and seed.
-Loading reads the manifest through its contract (unknown keys, wrong types, values out of
-range: one line naming the file and the key), checks it against what is installed and
-refuses, in one line, what it cannot honour: another router class, distribution or version, another encoder identity
-or revision, files changed after saving.
+
+``load`` reads every file through one handle of the folder (``common.folders``: a swap
+by ``update`` meanwhile is read again, never mixed; an interrupted swap is finished or
+rolled back first), then refuses in one line naming the file and the key: a manifest
+out of its contract, a checksum that does not match, a missing, extra or changed file,
+another router class, distribution or version, parameters the installed router refuses
+(``validate_params``), a state whose sizes disagree with the manifest's models,
+dimension and training size (``check_sizes``), training rows that are not the training
+size. A manifest saved before checksums (no ``checksum`` key) loads with a
+``LegacyRouterWarning``; ``routeharness update FOLDER --migrate`` adds one.
 """
 
 from __future__ import annotations
@@ -22,13 +31,20 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import AfterValidator, ConfigDict, WithJsonSchema, field_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from routeharness.common.contract import (
     Contract,
@@ -38,7 +54,7 @@ from routeharness.common.contract import (
     Number,
     check,
     dump_json,
-    read_json,
+    parse_json,
 )
 from routeharness.common.errors import RouteHarnessError
 from routeharness.data.cards import CardModel
@@ -46,8 +62,17 @@ from routeharness.embedding.encoders import EncoderIdentity
 
 SCHEMA = "routeharness.router/1"
 MANIFEST = "manifest.json"
-#: the training prompts' ids, in the table's row order (for ``update``)
+#: the training prompts' ids (groups, text and vector hashes), in the table's row order
 IDS_FILE = "train_ids.json"
+#: the files beside the manifest, each hashed in its ``state``; the first two required
+SAVED_FILES = ("state.safetensors", "state.json", IDS_FILE)
+#: how long ``load`` waits for an update that is swapping the folder in two renames, and
+#: how many times it reads a folder that updates replace while it reads
+READ_WAIT_S, READ_TRIES = 30.0, 20
+
+
+class LegacyRouterWarning(UserWarning):
+    """A saved router whose manifest has no checksum (saved before there was one)."""
 
 
 def _lam(value: float | None) -> float:
@@ -137,6 +162,8 @@ class UpdateEntry(Contract):
     new_prompts: int = Field(ge=0, description="prompts appended")
     new_models: list[str] = Field(description="models added")
     filled_cells: int = Field(ge=0, description="cells filled on known prompts")
+    replaced_prompts: int = Field(0, ge=0, description="known prompts whose row was "
+                                  "replaced (update --replace)")
     n_train: int = Field(ge=1, description="training prompts afterwards")
     source: str = Field(description="the file of new outcomes")
     at: str = Field(description="when (ISO 8601, UTC)")
@@ -199,9 +226,112 @@ class RouterManifest(FittedRouter):
 
     model_config = ConfigDict(title="routeharness saved router manifest")
 
-    state: dict[str, Sha256] = Field(description="file name -> sha256 of the state files "
-                                     "(and the training ids)")
+    state: dict[str, Sha256] = Field(description="file name -> sha256 of every other file "
+                                     "of the folder: state.safetensors, state.json and "
+                                     "train_ids.json")
     provenance: ManifestProvenance = Field(description="what wrote the folder")
+    checksum: str | None = Field(None, pattern=r"^sha256:[0-9a-f]{64}$", description=(
+        "sha256 over this manifest's canonical JSON (keys sorted, no spaces), this key "
+        "left out; absent in folders saved before it existed"))
+
+    @field_validator("state")
+    @classmethod
+    def _files(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(SAVED_FILES))
+        if unknown:
+            raise ValueError(f"unknown file(s) {unknown}; a saved router holds "
+                             f"{list(SAVED_FILES)}")
+        missing = [name for name in SAVED_FILES[:2] if name not in value]
+        if missing:
+            raise ValueError(f"missing the hash of {missing}")
+        return value
+
+
+def manifest_checksum(data: dict[str, Any]) -> str:
+    """``"sha256:<hex>"`` over a manifest's JSON data (as parsed from the file), its
+    ``checksum`` key left out: keys sorted, no spaces, non-ASCII escaped (the canonical
+    form of submission checksums)."""
+    body = {key: value for key, value in data.items() if key != "checksum"}
+    # a NaN a hand put in the file gives a checksum no writer made (they refuse NaN)
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+#: a sha256 in hex, or null where it was not recorded (rows saved before it was)
+MaybeSha256 = Annotated[str | None, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class TrainingRows(Contract):
+    """``train_ids.json``: the router's training prompts in its table's row order, what
+    ``update`` matches new outcomes on: the id, and to tell a known id's prompt from
+    another one, its group and the sha256 of its text (UTF-8) and, for a router fitted
+    on the dataset's own vectors, of its vector (float32, little-endian). null where not
+    recorded (a folder saved before they were, whose ``train_ids.json`` is a list of
+    ids)."""
+
+    ids: list[str] = Field(description="the ids, unique")
+    groups: list[str | None] = Field(description="each prompt's group")
+    prompt_sha256: list[MaybeSha256] = Field(description="sha256 of each prompt's text")
+    embedding_sha256: list[MaybeSha256] = Field(description="sha256 of each prompt's "
+                                                "vector (precomputed routers), else null")
+
+    @field_validator("ids")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            seen: set[str] = set()
+            twice = next(i for i in value if i in seen or seen.add(i))
+            raise ValueError(f"id {twice!r} is listed twice")
+        return value
+
+    @model_validator(mode="after")
+    def _lengths(self) -> TrainingRows:
+        n = len(self.ids)
+        for key in ("groups", "prompt_sha256", "embedding_sha256"):
+            if len(getattr(self, key)) != n:
+                raise ValueError(f"{key} holds {len(getattr(self, key))} entries for {n} ids")
+        return self
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def take(self, at: Sequence[int]) -> TrainingRows:
+        """Rows ``at`` (indices), in that order."""
+        pick = [int(i) for i in at]
+        return TrainingRows(**{key: [getattr(self, key)[i] for i in pick] for key in
+                               ("ids", "groups", "prompt_sha256", "embedding_sha256")})
+
+    def extended(self, other: TrainingRows) -> TrainingRows:
+        return TrainingRows(ids=self.ids + other.ids, groups=self.groups + other.groups,
+                            prompt_sha256=self.prompt_sha256 + other.prompt_sha256,
+                            embedding_sha256=self.embedding_sha256 + other.embedding_sha256)
+
+    def replaced(self, at: Sequence[int], other: TrainingRows) -> TrainingRows:
+        """These rows with rows ``at`` (indices) replaced by ``other``'s, in order."""
+        out = {key: list(getattr(self, key)) for key in
+               ("ids", "groups", "prompt_sha256", "embedding_sha256")}
+        for i, row in enumerate(at):
+            for key, values in out.items():
+                values[row] = getattr(other, key)[i]
+        return TrainingRows(**out)
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def vector_sha256(vector: Any) -> str:
+    return hashlib.sha256(np.ascontiguousarray(vector, dtype="<f4").tobytes()).hexdigest()
+
+
+def rows_of(data: Any, vectors: np.ndarray | None) -> TrainingRows:
+    """``TrainingRows`` of a ``RoutingData`` (its ids, groups and prompts) and, for a
+    router fitted on the dataset's own vectors, ``vectors`` (n, d)."""
+    return TrainingRows(
+        ids=[str(i) for i in data.ids], groups=[str(g) for g in data.groups],
+        prompt_sha256=[text_sha256(str(p)) for p in data.prompts],
+        embedding_sha256=[None] * data.n if vectors is None else
+        [vector_sha256(v) for v in vectors])
 
 
 @dataclass(frozen=True)
@@ -239,8 +369,8 @@ class SavedRouter:
     manifest: FittedRouter
     router: Any
     models: list[Any] = field(default_factory=list)
-    #: the training prompts' ids in the router's row order (what ``update`` matches on)
-    train_ids: list[str] | None = None
+    #: the training prompts in the router's row order (what ``update`` matches on)
+    rows: TrainingRows | None = None
 
     @property
     def cost_scale(self) -> float:
@@ -392,9 +522,10 @@ def fit(router: str, task: str, *, encoder: str | None = None, seed: int = 0,
                      "validation_auc": float(scored["auc"])},
         "validation": validation,
     }
-    train_ids = [str(i) for i in loaded.splits["train"].ids]
     body = check(FittedRouter, manifest, f"the manifest of {plan.label} on {loaded.name}")
-    return SavedRouter(body, fitted, list(loaded.models), train_ids)
+    rows = rows_of(loaded.splits["train"],
+                   inputs.X_train if body.encoder.name == "precomputed" else None)
+    return SavedRouter(body, fitted, list(loaded.models), rows)
 
 
 def _check_saveable(plan: Any) -> None:
@@ -407,46 +538,138 @@ def _check_saveable(plan: Any) -> None:
 
 def save(saved: SavedRouter, folder: str | Path) -> Path:
     """Writes the folder: built in a temporary folder beside it, then renamed into place,
-    so a failure leaves nothing half-written. An existing non-empty folder is refused."""
-    from routeharness import __version__
-    from routeharness.common.files import check_output_path, new_folder
-    from routeharness.common.provenance import git_commit, platform_info
-    from routeharness.routers.state import write_state
+    so a failure leaves nothing half-written. An existing non-empty folder is refused; a
+    symlink to an empty folder (or to none yet) is followed and stays a link."""
+    from routeharness.common.files import new_folder
 
     folder = Path(folder)
-    check_output_path(folder / MANIFEST, "saved router")
     state = saved.router.get_state()
     with new_folder(folder, "saved router") as tmp:
-        hashes = write_state(state, tmp)
-        if saved.train_ids is not None:
-            blob = json.dumps(saved.train_ids).encode("utf-8")
-            (tmp / IDS_FILE).write_bytes(blob)
-            hashes[IDS_FILE] = hashlib.sha256(blob).hexdigest()
-        fitted = saved.manifest.model_dump(by_alias=True, exclude={"state", "provenance"})
-        manifest = check(RouterManifest, {
-            **fitted, "state": hashes,
-            "provenance": {"routeharness_version": __version__, "git_commit": git_commit(),
-                           "platform": platform_info()}}, str(folder / MANIFEST))
-        (tmp / MANIFEST).write_text(dump_json(manifest), encoding="utf-8")
+        manifest = write_folder(saved, tmp, state, str(folder / MANIFEST))
     saved.manifest = manifest
     return folder
 
 
-def load(folder: str | Path) -> SavedRouter:
-    """A saved router, checked against what is installed (see the module doc): the
-    manifest through ``RouterManifest`` (unknown keys, wrong types and values out of
-    range are one line naming it and the key), then the router's class, distribution and
-    version, then the state files against their hashes."""
+def write_folder(saved: SavedRouter, folder: Path, state: Any = None,
+                 where: str = MANIFEST) -> RouterManifest:
+    """The saved router's files in the empty ``folder`` (``save``'s, or ``update``'s
+    swap); returns the manifest written, checked through ``RouterManifest`` first and
+    then checksummed (``where`` names it in a message)."""
+    from routeharness import __version__
+    from routeharness.common.provenance import git_commit, platform_info
+    from routeharness.routers.state import write_state
+
+    hashes = write_state(saved.router.get_state() if state is None else state, folder)
+    if saved.rows is not None:
+        rows = saved.rows.model_dump(mode="json")
+        blob = json.dumps(rows, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        (folder / IDS_FILE).write_bytes(blob)
+        hashes[IDS_FILE] = hashlib.sha256(blob).hexdigest()
+    fitted = saved.manifest.model_dump(by_alias=True,
+                                       exclude={"state", "provenance", "checksum"})
+    manifest = check(RouterManifest, {
+        **fitted, "state": hashes,
+        "provenance": {"routeharness_version": __version__, "git_commit": git_commit(),
+                       "platform": platform_info()}}, where)
+    data = manifest.model_dump(mode="json", by_alias=True, exclude={"checksum"})
+    manifest = manifest.model_copy(update={"checksum": manifest_checksum(data)})
+    (folder / MANIFEST).write_text(dump_json(manifest), encoding="utf-8")
+    return manifest
+
+
+def read_files(folder: str | Path, *, recover: bool = True) -> dict[str, bytes]:
+    """The files of the real folder behind ``folder`` (symlinks followed), read whole
+    through one handle of it: a swap by ``update`` meanwhile is read again, never mixed.
+    ``recover``: an interrupted swap is finished or rolled back first, unless a writer is
+    at work (``common.folders``; ``update`` holds the lock and recovers itself)."""
+    from routeharness.common.folders import (
+        needs_recovery,
+        read_folder,
+        real_folder,
+        recover_if_idle,
+    )
+
+    shown, real = Path(folder), real_folder(folder)
+    for _ in range(READ_TRIES):
+        if recover and needs_recovery(real):
+            recover_if_idle(real, 0.0 if os.path.isdir(real) else READ_WAIT_S)
+        try:
+            return read_folder(real)
+        except FileNotFoundError:  # swapped while read, or a swap under way: again
+            if not (os.path.isdir(real) or (recover and needs_recovery(real))):
+                break  # nothing there, and no swap that would put it back
+        except NotADirectoryError:
+            break
+        except OSError as exc:
+            raise RouteHarnessError(f"{shown}: cannot read the saved router: "
+                                    f"{exc.strerror or exc}") from None
+    else:
+        raise RouteHarnessError(f"{shown}: the saved router was replaced {READ_TRIES} "
+                                "times while it was read; try again")
+    raise RouteHarnessError(f"{shown}: not a saved router (a folder made by "
+                            "routeharness fit)")
+
+
+def load(folder: str | Path, *, recover: bool = True) -> SavedRouter:
+    """A saved router, checked against itself and what is installed (see the module
+    doc); every refusal one line naming the file and the key."""
+    import warnings
+
     from routeharness.data.dataset import ModelInfo
-    from routeharness.plugins.registry import get_registry
     from routeharness.routers.base import tags_of
-    from routeharness.routers.state import read_state
 
     folder = Path(folder)
-    if not folder.is_dir():
-        raise RouteHarnessError(f"{folder}: not a saved router (a folder made by "
-                                "routeharness fit)")
-    manifest = read_json(folder / MANIFEST, RouterManifest, "saved router", schema=SCHEMA)
+    files = read_files(folder, recover=recover)
+    where = folder / MANIFEST
+    if MANIFEST not in files:
+        raise RouteHarnessError(f"{folder}: not a saved router (no {MANIFEST}; a folder "
+                                "made by routeharness fit)")
+    data = parse_json(files[MANIFEST], str(where))
+    found = data.get("schema") if isinstance(data, dict) else None
+    if found != SCHEMA:
+        raise RouteHarnessError(f"{where}: not a routeharness saved router (schema "
+                                f"{found!r}, expected {SCHEMA!r})")
+    manifest = check(RouterManifest, data, str(where))
+    # another router version is refused whatever else (a refit is the answer either way)
+    cls = _installed_class(folder, manifest)
+    if manifest.checksum is None:
+        warnings.warn(f"{where}: saved without a manifest checksum (by an older "
+                      "routeharness): its other files are checked, the manifest by its "
+                      f"contract only; add one with routeharness update {folder} --migrate",
+                      LegacyRouterWarning, stacklevel=2)
+    elif manifest.checksum != manifest_checksum(data):
+        raise RouteHarnessError(f"{where}: checksum: does not match the manifest's content "
+                                "(edited after it was saved?); restore it or refit "
+                                "(routeharness fit)")
+    _check_files(folder, files, manifest)
+    if not tags_of(cls).saveable:
+        raise RouteHarnessError(f"{folder}: router {manifest.router.label!r}: the installed "
+                                "router no longer declares saveable=True")
+    router = _restored(folder, cls, manifest, files)
+    rows = _rows(folder, files.get(IDS_FILE), manifest.training.n_train)
+    models = [ModelInfo.from_dict(dict(m)) for m in manifest.models]
+    return SavedRouter(manifest, router, models, rows)
+
+
+def _check_files(folder: Path, files: dict[str, bytes], manifest: RouterManifest) -> None:
+    """Exactly the manifest's files, each with its recorded sha256."""
+    extra = sorted(set(files) - {MANIFEST} - set(manifest.state))
+    if extra:
+        raise RouteHarnessError(f"{folder / extra[0]}: not a file of this saved router (its "
+                                f"manifest hashes {sorted(manifest.state)}); remove it")
+    for name, digest in manifest.state.items():
+        if name not in files:
+            raise RouteHarnessError(f"{folder / name}: missing (the manifest records its "
+                                    "sha256)")
+        if hashlib.sha256(files[name]).hexdigest() != digest:
+            raise RouteHarnessError(f"{folder / name}: its sha256 is not the one the manifest "
+                                    "records (the file was changed after it was saved)")
+
+
+def _installed_class(folder: Path, manifest: RouterManifest) -> type:
+    """The installed router class, refused when it is not the one saved."""
+    from routeharness.plugins.registry import get_registry
+
     about = manifest.router
     entry = get_registry("router").get(about.name)
     cls = entry.load()
@@ -460,16 +683,75 @@ def load(folder: str | Path) -> SavedRouter:
             raise RouteHarnessError(f"{where} was saved with {key} {saved_as[key]!r}, the "
                                     f"installed one is {value!r}; refit it "
                                     "(routeharness fit)")
-    if not tags_of(cls).saveable:
-        raise RouteHarnessError(f"{where}: the installed router no longer declares "
-                                "saveable=True")
-    state = read_state(folder, manifest.state)
+    kind = getattr(cls, "kind", "utility")
+    if kind != about.kind:
+        raise RouteHarnessError(f"{folder / MANIFEST}: router.kind: {about.kind!r}, but "
+                                f"{about.class_path} is a {kind} router")
+    return cls
+
+
+def _restored(folder: Path, cls: type, manifest: RouterManifest,
+              files: dict[str, bytes]) -> Any:
+    """``cls`` built with the manifest's parameters (every one, each accepted by the
+    router's ``validate_params``), its state set and its sizes checked."""
+    import inspect
+
+    from routeharness.routers.state import ARRAYS_FILE, StateError, state_from_bytes
+
+    where = folder / MANIFEST
+    signature = inspect.signature(cls.__init__)
+    names = {p.name for p in signature.parameters.values()
+             if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    params = dict(manifest.params)
+    missing, unknown = sorted(names - set(params)), sorted(set(params) - names)
+    if missing or unknown:
+        raise RouteHarnessError(f"{where}: params: " + "; ".join(
+            part for part in (f"missing {missing}" if missing else "",
+                              f"unknown {unknown}" if unknown else "") if part)
+            + f" (the parameters of {manifest.router.class_path})")
     try:
-        router = cls(**manifest.params).set_state(state)
+        router = cls(**params)
+        validate = getattr(router, "validate_params", None)
+        if validate is not None:
+            validate()
+    except (TypeError, ValueError) as exc:
+        raise RouteHarnessError(f"{where}: params: {' '.join(str(exc).split())}") from None
+    for name, value in manifest.fixed_params.items():
+        if name not in params or params[name] != value:
+            raise RouteHarnessError(f"{where}: fixed_params.{name}: {value!r} is not the "
+                                    f"value in params ({params.get(name)!r})")
+    state = state_from_bytes(files, folder, manifest.state)
+    sizes = {"models": len(manifest.models), "dimension": manifest.encoder.dimension,
+             "n_train": manifest.training.n_train}
+    try:
+        router = router.set_state(state)
+        check_sizes = getattr(router, "check_sizes", None)
+        if check_sizes is not None:
+            check_sizes(**sizes)
+    except StateError as exc:
+        raise RouteHarnessError(f"{folder / ARRAYS_FILE}: {exc}") from None
     except RouteHarnessError:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise RouteHarnessError(f"{folder / MANIFEST}: a malformed saved router "
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise RouteHarnessError(f"{where}: a malformed saved router "
                                 f"({type(exc).__name__}: {exc})") from None
-    models = [ModelInfo.from_dict(dict(m)) for m in manifest.models]
-    return SavedRouter(manifest, router, models)
+    return router
+
+
+def _rows(folder: Path, blob: bytes | None, n_train: int) -> TrainingRows | None:
+    """``train_ids.json`` as ``TrainingRows`` (a plain list of ids: rows known by id
+    alone), one per training prompt; None when the folder has none."""
+
+    if blob is None:
+        return None
+    path = folder / IDS_FILE
+    data = parse_json(blob, str(path))
+    if isinstance(data, list):  # saved before groups and hashes were kept
+        none = [None] * len(data)
+        data = {"ids": data, "groups": none, "prompt_sha256": none,
+                "embedding_sha256": none}
+    rows = check(TrainingRows, data, str(path))
+    if len(rows) != n_train:
+        raise RouteHarnessError(f"{path}: ids: {len(rows)} ids for the {n_train} training "
+                                "prompts the manifest records (training.n_train)")
+    return rows

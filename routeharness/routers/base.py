@@ -61,7 +61,9 @@ class Tags:
     - ``updatable``: new outcomes are added without refitting (``routeharness update``):
       ``outcome_table() -> (scores, costs)`` (n, m) as fitted, and
       ``update_outcomes(X_new, scores, costs)`` taking the merged table (old rows first,
-      new models as appended columns) and the new rows' vectors (``routeharness.deploy.update``).
+      new models as appended columns) and the new rows' vectors; with ``rows=``,
+      ``X_rows=`` it also gives those old rows new vectors (``update --replace``)
+      (``routeharness.deploy.update``).
     - ``check_params``: hyper-parameters the kit sets for its checks (fewer epochs).
     - ``expected_failures``: check name -> reason, reported by the kit as ``xfail``.
     """
@@ -181,6 +183,25 @@ class BaseRouter:
                                  f"it has {valid}")
             setattr(self, name, value)
         return self
+
+    def validate_params(self) -> None:
+        """Raises ``ValueError`` (one line, naming the parameter) when a hyper-parameter
+        is one this router cannot use (``k=0``, an unknown option). Called by ``fit`` and
+        by ``routeharness.deploy.saved.load`` on the manifest's parameters, so a router
+        states its ranges once. The default accepts everything."""
+
+    def check_sizes(self, *, models: int, dimension: int, n_train: int) -> None:
+        """Raises ``StateError`` (one line) when the fitted (or restored) state does not
+        fit what a saved router's manifest says it was fitted on: ``models`` (m, the
+        pool in column order), ``dimension`` (d of the embeddings), ``n_train`` (the
+        training prompts). The default checks ``n_models_`` where the router sets it;
+        a router whose state holds more (a table, a weight matrix) checks that too."""
+        from routeharness.routers.state import StateError
+
+        m = getattr(self, "n_models_", None)
+        if isinstance(m, (int, np.integer)) and not isinstance(m, bool) and m != models:
+            raise StateError(f"{type(self).__name__}: the state is for {m} models, the "
+                             f"manifest lists {models}")
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())

@@ -175,11 +175,7 @@ def write_state(state: RouterState, folder: Any) -> dict[str, str]:
 def read_state(folder: Any, expected: Mapping[str, str] | None = None) -> RouterState:
     """The state ``write_state`` wrote; with ``expected`` (file -> sha256) a file whose
     hash differs is a one-line ``StateError``. Never unpickles: safetensors and JSON."""
-    import hashlib
-    import json
     from pathlib import Path
-
-    from safetensors.numpy import load
 
     folder = Path(folder)
     blobs = {}
@@ -189,9 +185,27 @@ def read_state(folder: Any, expected: Mapping[str, str] | None = None) -> Router
             raise StateError(f"{path}: missing (a saved router holds {ARRAYS_FILE} and "
                              f"{VALUES_FILE})")
         blobs[name] = path.read_bytes()
+    return state_from_bytes(blobs, folder, expected)
+
+
+def state_from_bytes(blobs: Mapping[str, bytes], folder: Any,
+                     expected: Mapping[str, str] | None = None) -> RouterState:
+    """``read_state`` of files already read (``ARRAYS_FILE`` and ``VALUES_FILE`` -> their
+    bytes; ``folder`` names them in messages)."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from safetensors.numpy import load
+
+    folder = Path(folder)
+    for name in (ARRAYS_FILE, VALUES_FILE):
+        if name not in blobs:
+            raise StateError(f"{folder / name}: missing (a saved router holds {ARRAYS_FILE} "
+                             f"and {VALUES_FILE})")
         if expected is not None and hashlib.sha256(blobs[name]).hexdigest() != expected.get(name):
-            raise StateError(f"{path}: its sha256 is not the one the manifest records (the "
-                             "file was changed after it was saved)")
+            raise StateError(f"{folder / name}: its sha256 is not the one the manifest "
+                             "records (the file was changed after it was saved)")
     try:
         arrays = load(blobs[ARRAYS_FILE])
     except Exception as exc:  # safetensors raises its own error types

@@ -1,7 +1,9 @@
 """The saved-state check of routers that declare ``Tags(saveable=True)``: the fitted router
 as plain data (``get_state``), through the files a saved router is made of
 (``routeharness.routers.state.write_state`` / ``read_state``: safetensors and JSON, no pickle),
-rebuilt as ``cls(**params).set_state(state)``, routes exactly as the fitted one.
+rebuilt as ``cls(**params).set_state(state)``, routes exactly as the fitted one, and
+accepts its own parameters and sizes (``validate_params``, ``check_sizes``: what loading a
+saved folder asks).
 """
 
 from __future__ import annotations
@@ -40,6 +42,24 @@ def _restored(fitted: Any) -> Any:
     return restored
 
 
+def _check_saved_checks(restored: Any, problem: Any) -> None:
+    """What loading a saved router asks of it: ``validate_params()`` accepts the router's
+    own parameters and ``check_sizes`` the sizes it was fitted on."""
+    sizes = {"models": problem.train.m, "dimension": problem.X_train.shape[1],
+             "n_train": problem.X_train.shape[0]}
+    for name, call in (("validate_params()", lambda: restored.validate_params()),
+                       (f"check_sizes(**{sizes})", lambda: restored.check_sizes(**sizes))):
+        if not hasattr(restored, name.split("(")[0]):
+            continue
+        try:
+            call()
+        except Exception as exc:
+            raise AssertionError(f"the restored router's {name} raised "
+                                 f"{type(exc).__name__}: {exc}; a saved router whose "
+                                 "manifest holds its own parameters and sizes must load"
+                                 ) from None
+
+
 def check_state_roundtrip(router: Any) -> None:
     """``get_state()`` before ``fit`` raises ``NotFittedError``; after it, the state
     written to files, read back and restored on a new router (``ROUND_TRIP``) routes every
@@ -57,6 +77,7 @@ def check_state_roundtrip(router: Any) -> None:
     problem, other = mock.tradeoff_problem(), mock.tradeoff_problem(seed=7)
     fitted = fit_on(fresh_copy(router), problem)
     restored = _restored(fitted)
+    _check_saved_checks(restored, problem)
     for what, source in (("test", problem), ("fresh", other)):
         before = routes_of(fitted, problem, source.X_test, source.test, LAMBDAS)
         try:
