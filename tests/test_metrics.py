@@ -159,7 +159,7 @@ def test_resampling_seeds_widens_the_interval_when_refits_differ():
 
 
 def test_a_router_against_the_single_model_frontier():
-    scores, costs, good, rng = _problem()
+    scores, costs, good, _ = _problem()
     diff, replicates = metrics.paired_seed_prompt_bootstrap(scores, costs, [good], None,
                                                             n_resamples=100)
     assert diff[0] > 0 and metrics.percentile_interval(replicates[:, 0])[0] > 0  # above
