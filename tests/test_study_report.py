@@ -306,3 +306,15 @@ def test_the_committed_parts_are_judged_by_the_new_rules(tmp_path):
     assert saved["settings"]["margin"] == 1.0 and saved["settings"]["correction"] == "Bonferroni"
     assert [c["verdict"] for c in saved["claims"]] == [c.verdict for c in found]
     assert [c.verdict for c in claims({})][:6] == [NOT_RUN] * 6
+
+
+def test_resume_runs_again_a_part_written_before_these_rules(tmp_path):
+    """`study paper --resume` must not reuse a part whose file predates the rules: its
+    report would lack what a run now measures."""
+    from routeharness.study.paper import predates_rules
+
+    for name in ("locality", "sample-efficiency", "encoders", "shift", "images"):
+        assert predates_rules(StudyResult.load(PAPER / f"{name}.json")), name
+    assert not predates_rules(StudyResult.load(PAPER / "sweep.json"))  # unchanged
+    fresh = efficiency({"knn": {"by_fraction": [], "vs_frontier": vs(1.0, 0.1)}})
+    assert not predates_rules(fresh)

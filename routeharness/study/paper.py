@@ -217,6 +217,8 @@ def differences(saved: StudyResult, params: dict[str, Any], settings: StudySetti
             out.append("seeds")
     if saved.paired_bootstrap != settings.paired_bootstrap:
         out.append("paired bootstrap size")
+    if predates_rules(saved):
+        out.append("numbers from before issue 19's verdict rules")
     tasks = now.load(params.get("tasks") or [])
     for task in tasks:
         recorded = saved.tasks.get(task.name)
@@ -228,6 +230,22 @@ def differences(saved: StudyResult, params: dict[str, Any], settings: StudySetti
            for i in (now.identity(str(s)) for s in specs)):
         out.append("encoder")
     return out
+
+
+#: what a part's numbers hold once written under issue 19's rules: comparisons resampled
+#: over seeds then prompts, locality with best-model sets (the sweep did not change)
+_RULES_MARK = {"locality": '"best_rule"', "sample-efficiency": '"resampled"',
+               "encoders": '"resampled"', "shift": '"resampled"', "images": '"resampled"'}
+
+
+def predates_rules(saved: StudyResult) -> bool:
+    """Whether a saved part was written before issue 19's rules (its report would say
+    "not measured in this file" where a run now measures): ``--resume`` runs it again."""
+    import json
+
+    mark = _RULES_MARK.get(saved.study)
+    return mark is not None and bool(saved.results) and \
+        mark not in json.dumps(saved.results, default=str)
 
 
 def load_parts(out_dir: str | Path) -> dict[str, StudyResult]:
