@@ -348,5 +348,5 @@ def paper_command(out_dir: str | None, tasks: tuple[str, ...], routers: tuple[st
     if not saved:
         raise RouteHarnessError(f"{out_dir}: no saved part to report on")
     path = write_report(saved, out_dir, delta)
-    say(f"report written to {path} (margin {delta:g})")
+    say(f"report written to {path}")
     emit([claim_table(claims(saved, delta))], fmt)
