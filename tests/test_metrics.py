@@ -116,3 +116,78 @@ def test_a_missing_cell_never_poisons_the_row():
     assert best_models(scores, costs, 0.0, "best-average")[0] == 2
     # no score but the cheapest known cost: never the cost-only choice
     assert select(np.array([[np.nan, 0.5]]), np.array([[0.01, 0.2]]), np.inf).tolist() == [1]
+
+
+# --- the two-stage bootstrap of paired comparisons (issue 19) ---------------------------------
+def _problem(n: int = 1500, seed: int = 0):
+    """0/1 outcomes of three models (costs 0.1, 0.4, 1) and an oracle-like router's
+    choices at a sweep of trade-offs."""
+    rng = np.random.default_rng(seed)
+    scores = (rng.random((n, 3)) < np.array([0.3, 0.6, 0.9])).astype(float)
+    costs = np.tile(np.array([0.1, 0.4, 1.0]), (n, 1))
+    lams = [0.0, 0.1, 0.3, 1.0, 3.0, np.inf]
+    good = np.stack([best_models(scores, costs, lam, "cheapest") for lam in lams])
+    return scores, costs, good, rng
+
+
+def _worse(good: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
+    """``good`` with the cheapest model on a random ``share`` of the prompts."""
+    out = good.copy()
+    out[:, rng.random(good.shape[1]) < share] = 0
+    return out
+
+
+def test_the_two_stage_bootstrap_of_identical_runs_is_exactly_zero():
+    scores, costs, good, _ = _problem()
+    diff, replicates = metrics.paired_seed_prompt_bootstrap(
+        scores, costs, [good, good], [good, good], n_resamples=50)
+    assert diff.tolist() == [0.0, 0.0, 0.0] and not replicates.any()
+    assert replicates.shape == (50, 3)
+
+
+def test_resampling_seeds_widens_the_interval_when_refits_differ():
+    """Refits that route differently: the interval over seeds then prompts is wider than
+    the one over prompts alone (what the committed study's intervals left out)."""
+    scores, costs, good, rng = _problem()
+    a = [_worse(good, share, rng) for share in (0.02, 0.25, 0.45)]  # unstable refits
+    b = [good] * 3
+    _, low, high = metrics.paired_bootstrap_auc(scores, costs, a, b, n_resamples=300)
+    _, replicates = metrics.paired_seed_prompt_bootstrap(scores, costs, a, b,
+                                                         n_resamples=300)
+    two_low, two_high = metrics.percentile_interval(replicates[:, 0])
+    assert two_high - two_low > 2 * (high - low)
+
+
+def test_a_router_against_the_single_model_frontier():
+    scores, costs, good, _ = _problem()
+    diff, replicates = metrics.paired_seed_prompt_bootstrap(scores, costs, [good], None,
+                                                            n_resamples=100)
+    assert diff[0] > 0 and metrics.percentile_interval(replicates[:, 0])[0] > 0  # above
+    cheap = np.zeros_like(good)  # always the cheapest model: one point on the frontier
+    diff, _ = metrics.paired_seed_prompt_bootstrap(scores, costs, [cheap], None,
+                                                   n_resamples=20)
+    assert diff[0] < 0 and diff[1] == pytest.approx(100 * (scores[:, 0].mean()
+                                                           - scores.mean(axis=0).max()))
+
+
+def test_quality_at_a_fixed_budget_reads_the_hull():
+    costs, quality = np.array([0.1, 0.5, 1.0]), np.array([0.2, 0.6, 0.7])
+    assert metrics.quality_at(costs, quality, 0.3) == pytest.approx(40.0)
+    assert metrics.quality_at(costs, quality, 2.0) == pytest.approx(70.0)
+    assert np.isnan(metrics.quality_at(costs, quality, 0.05))  # nothing that cheap
+    assert metrics.budget_of(np.tile([0.2, 1.0], (4, 1))) == pytest.approx(0.6)
+
+
+def test_cost_spread():
+    assert metrics.cost_spread(np.tile([0.875, 1.0], (3, 1))) == pytest.approx(0.125)
+    assert metrics.cost_spread(np.tile([1.0, 100.0], (3, 1))) == pytest.approx(0.99)
+    assert np.isnan(metrics.cost_spread(np.zeros((2, 2))))
+
+
+def test_tail_quantiles_are_the_replicates_quantiles():
+    values = np.arange(1000.0)
+    tails = metrics.tail_quantiles(values)
+    assert tails["p"] == list(metrics.TAIL_PROBABILITIES)
+    assert tails["low"][-1] == pytest.approx(np.quantile(values, 0.1))
+    assert tails["high"][0] == pytest.approx(np.quantile(values, 0.9995))
+    assert all(np.isnan(metrics.tail_quantiles(np.full(3, np.nan))["low"]))

@@ -105,14 +105,40 @@ def test_sample_efficiency_runs_the_eval_protocol_and_compares_with_knn(hash_enc
     for label in ("knn", "linear"):
         aucs = [r.metrics.auc for r in plain.records if r.router == label]
         assert summary["routers"][label]["full_auc"] == pytest.approx(np.mean(aucs))
-    assert len(result.runs) == 3 * 2 * 2  # fractions x routers x seeds
+    # fractions x routers x seeds, re-tuned; and below full data, with the full-data
+    # hyper-parameters of the same router and seed (no tuning)
+    assert len(result.runs) == 3 * 2 * 2 + 2 * 2 * 2
     assert {r.condition["fraction"] for r in result.runs} == {0.1, 0.5, 1.0}
+    fixed = [r for r in result.runs if r.condition.get("tuning")]
+    assert {r.condition["fraction"] for r in fixed} == {0.1, 0.5}
+    for run in fixed:
+        full = next(r for r in result.runs if r.router == run.router and r.seed == run.seed
+                    and r.condition == {"fraction": 1.0})
+        grid = {k: v for k, v in full.params.items() if k != "random_state"}
+        assert all(run.params.get(k) == v for k, v in grid.items()), (run.params, full.params)
+    # the comparisons: seeds then prompts, the area between the curves, the frontier
+    entry = linear["by_fraction"][-1]["vs_knn"]
+    assert entry["n_seeds"] == 2 and entry["resampled"] == "seeds, then test prompts"
+    assert set(entry) >= {"tails", "quality_at_0", "quality_at_budget", "budget", "n_test"}
+    assert set(linear["area_vs_knn"]) == {"retuned", "fixed"}
+    area = linear["area_vs_knn"]["retuned"]
+    weights = summary["area"]["weights"]
+    assert area["difference"] == pytest.approx(
+        sum(w * r["vs_knn"]["difference"] for w, r in zip(weights, linear["by_fraction"])))
+    assert summary["target"]["auc"]["value"] == pytest.approx(
+        0.95 * max(knn["full_auc"], linear["full_auc"]))
+    assert knn["vs_frontier"]["difference"] is not None and "vs_frontier" in linear
+    assert summary["verdict_tuning"] == "retuned"
+    assert result.tasks["groups"].cost_spread is not None
     path = result.save(tmp_path / "eff.json")
     assert json.loads(path.read_text())["schema"] == STUDY_SCHEMA
     again = StudyResult.load(path)
     assert again.results == json.loads(json.dumps(result.results))
     tables = efficiency.tables(again)
-    assert [t.rows[0][0] for t in tables] == ["knn", "linear"]
+    assert [t.rows[0][0] for t in tables] == ["knn", "knn", "linear"]
+    assert "re-tuned at every share" in tables[0].title and "the verdict reads" in tables[0].note
+    assert "full-data hyper-parameters" in tables[1].title
+    assert tables[2].headers[-2:] == ["area (re-tuned)", "area (full-data hyper-parameters)"]
     assert efficiency.plot(again, tmp_path / "eff.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -233,10 +259,11 @@ def test_on_strongly_local_data_knn_nears_the_oracle_from_a_few_outcomes(synthet
                               Protocol(n_bootstrap=0), seed_streams(0))
     knn = summary["routers"]["knn"]["by_fraction"]
     assert knn[0]["auc"] >= 0.95 * oracle.auc
-    assert summary["routers"]["knn"]["fraction_to_95"] == 0.05
+    assert summary["routers"]["knn"]["fraction_to_target"]["auc"] == 0.05
     local = neighbours.run([path], encoder="lookup-test", n_pairs=5000, settings=settings())
     loc = local.results["synthetic"]
     assert loc["spearman_ci95"][1] < 0 and loc["nn_agreement"] > loc["random_agreement"]
+    assert loc["nn_minus_random_ci95"][0] > loc["nn_minus_random_null_high"]
 
 
 def test_a_group_without_test_prompts_is_not_held_out(hash_encoder, tmp_path):
@@ -311,3 +338,38 @@ def test_paper_output_inside_a_dataset_is_refused_before_any_work(cli, tmp_path)
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "would overwrite the input" in lines[0], done.stderr
     assert not (data / "routerbench" / "paper").exists()
+
+
+# --- the narrow-cost flag (issue 19, item 6) -----------------------------------------------------
+def test_a_narrow_cost_range_is_flagged_in_eval_and_study_tables(hash_encoder, tmp_path):
+    """Prices within 10% of each other: every hull lies on [0.9, 1], AUC is capped near
+    10 and tracks quality. eval's table and the study tables say so; the study shows
+    quality at lambda 0 by share, which its verdicts read instead."""
+    import csv
+
+    from routeharness.evaluation.matrix import evaluate
+    from routeharness.results.sets import report_tables
+    from routeharness.study import efficiency
+
+    path = write_dataset(tmp_path / "narrow.csv", n=240)
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    costs = [k for k in rows[0] if k.startswith("cost:")]
+    for row in rows:
+        for key, price in zip(costs, (0.0009, 0.00095, 0.001)):
+            row[key] = str(price)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    result = evaluate(["knn"], [str(path)], encoder=hash_encoder,
+                      protocol=Protocol(seeds=(0,), n_bootstrap=0))
+    table = report_tables(result)[0]
+    assert "AUC uninformative: normalised costs span only 0.900-1" in table.title
+    assert "compare the routers by Q@λ0" in table.note
+    study = efficiency.run(["linear"], [str(path)], encoder=hash_encoder, fractions=[0.5],
+                           settings=settings())
+    assert study.tasks["narrow"].cost_spread == pytest.approx(0.1)
+    titles = [t.title for t in efficiency.tables(study)]
+    assert all("AUC uninformative" in t for t in titles)
+    assert any(t.startswith("narrow: Q@λ0 by share") for t in titles)

@@ -294,36 +294,52 @@ def show_command(file: str, plot: str | None, fmt: str) -> None:
 
 
 @study.command(name="paper")
-@click.option("--output", "-o", "out_dir", type=click.Path(file_okay=False),
-              default="benchmarks/paper", show_default=True,
-              help="Folder for the parts' JSON, the plots and report.md/report.json.")
+@click.option("--output", "-o", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for the parts' JSON, the plots and report.md/report.json "
+                   "[default: benchmarks/paper; with -t: study-paper].")
+@click.option("--task", "-t", "tasks", multiple=True,
+              help="Run the report on these tasks instead of the built-in plan (repeatable): "
+                   "a task name, NAME:GROUP or a dataset path; each needs train, validation "
+                   "and test splits.")
 @click.option("--router", "-r", "routers", multiple=True,
               help="Routers [default: knn, linear, mlp, bandit].")
 @click.option("--encoder", "-e", "encoders", multiple=True,
               help="Encoders of the encoders part [default: minilm, lexical, and "
-                   "all-mpnet-base-v2 when scripts/assemble_mpnet.py has put it in place].")
+                   "all-mpnet-base-v2 when scripts/assemble_mpnet.py has put it in place]; "
+                   "with -t, the first is every other part's encoder too (e.g. precomputed).")
 @click.option("--part", "parts", multiple=True,
               help="Run only these parts (repeatable); the report covers every saved part.")
+@click.option("--margin", default=None, metavar="DELTA",
+              help="Equivalence margin in AUC points, declared before the run [default: "
+                   "1.0]; a finite number >= 0.")
 @click.option("--resume", is_flag=True, help="Reuse parts saved with the same parameters.")
 @click.option("--report-only", is_flag=True, help="Write the report from the saved parts.")
 @_common(seeds="0,1,2", output=False)
-def paper_command(out_dir: str, routers: tuple[str, ...], encoders: tuple[str, ...],
-                  parts: tuple[str, ...], resume: bool, report_only: bool, seeds: str,
-                  no_tune: bool, bootstrap: int, data_dir: str | None,
-                  cache_dir: str | None, fmt: str, quiet: bool) -> None:
-    """Every study on the built-in tasks and a reproduction report, claim by claim."""
+def paper_command(out_dir: str | None, tasks: tuple[str, ...], routers: tuple[str, ...],
+                  encoders: tuple[str, ...], parts: tuple[str, ...], margin: str | None,
+                  resume: bool, report_only: bool, seeds: str, no_tune: bool, bootstrap: int,
+                  data_dir: str | None, cache_dir: str | None, fmt: str, quiet: bool) -> None:
+    """Every study and a reproduction report, claim by claim, with verdicts by written
+    rules: on the built-in tasks, or on any tasks with -t (your own data by path)."""
     from routeharness.common.errors import RouteHarnessError
     from routeharness.study import paper
     from routeharness.study.report import claim_table, claims, write_report
+    from routeharness.study.verdicts import DEFAULT_MARGIN, check_margin
 
-    plan = paper.PaperPlan()
-    if routers:
-        plan = paper.replace(plan, routers=tuple(routers))
-    plan = paper.replace(plan, encoders=tuple(encoders) or paper.default_encoders())
+    delta = DEFAULT_MARGIN if margin is None else check_margin(margin)
+    out_dir = out_dir or ("study-paper" if tasks else "benchmarks/paper")
     settings = _settings(seeds, no_tune, bootstrap, data_dir, cache_dir, quiet)
     if not report_only:
         from routeharness.cli.evaluation import check_output_paths
 
+        if tasks:
+            plan = paper.plan_for(tasks, routers=routers or paper.ROUTERS, encoders=encoders,
+                                  data_dir=data_dir)
+        else:
+            plan = paper.PaperPlan()
+            if routers:
+                plan = paper.replace(plan, routers=tuple(routers))
+            plan = paper.replace(plan, encoders=tuple(encoders) or paper.default_encoders())
         # never into a dataset, the data directory or the cache: eval's rule for outputs
         check_output_paths(Path(out_dir) / "report.json", None, plan.all_tasks(), data_dir,
                            cache_dir)
@@ -331,6 +347,6 @@ def paper_command(out_dir: str, routers: tuple[str, ...], encoders: tuple[str, .
     saved = paper.load_parts(out_dir)
     if not saved:
         raise RouteHarnessError(f"{out_dir}: no saved part to report on")
-    path = write_report(saved, out_dir)
+    path = write_report(saved, out_dir, delta)
     say(f"report written to {path}")
-    emit([claim_table(claims(saved))], fmt)
+    emit([claim_table(claims(saved, delta))], fmt)

@@ -71,7 +71,11 @@ def auc(costs: np.ndarray, qualities: np.ndarray, max_cost: float = MAX_COST) ->
     unspent); left of its cheapest vertex it contributes nothing (no operating point
     exists there). Vertices beyond ``max_cost`` are cut at ``max_cost``.
     """
-    hull_c, hull_q = frontier(costs, qualities)
+    return hull_area(*frontier(costs, qualities), max_cost=max_cost)
+
+
+def hull_area(hull_c: np.ndarray, hull_q: np.ndarray, max_cost: float = MAX_COST) -> float:
+    """``auc`` of a frontier already computed (``frontier``'s vertices)."""
     if hull_c[0] >= max_cost:
         return 0.0
     if hull_c[-1] > max_cost:
@@ -182,3 +186,150 @@ def paired_bootstrap_auc(scores: np.ndarray, costs: np.ndarray,
     alpha = (1.0 - level) / 2.0
     low, high = np.quantile(values, [alpha, 1.0 - alpha]) if values else (np.nan, np.nan)
     return difference(slice(None)), float(low), float(high)
+
+
+# --- paired comparisons over seeds and prompts (the studies' verdicts, issue 19) -------------
+#: the metrics a paired comparison resamples, in the order of every (..., 3) array below:
+#: the frontier AUC, quality at lam = 0 (score x 100) and quality at a fixed budget
+#: (score x 100 at the hull's point of normalised cost ``budget``)
+PAIRED_METRICS = ("auc", "quality_at_0", "quality_at_budget")
+#: one-sided tail probabilities at which a comparison's bootstrap replicates are kept
+#: (``tail_quantiles``): enough to read a Bonferroni-corrected interval for up to 100
+#: comparisons at alpha = 0.05 without storing the replicates
+TAIL_PROBABILITIES = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+
+
+def cost_spread(costs: np.ndarray) -> float:
+    """1 - the cheapest model's mean cost / the dearest model's (costs (n, m), any unit,
+    NaN = unknown): 0 when every model costs the same, near 1 when one is far cheaper.
+    Normalised so the dearest model's mean is 1, the cheapest sits at 1 - spread."""
+    means = np.nanmean(np.asarray(costs, dtype=float), axis=0)
+    means = means[np.isfinite(means)]
+    if means.size == 0 or means.max() <= 0:
+        return float("nan")
+    return float(1.0 - means.min() / means.max())
+
+
+def budget_of(costs: np.ndarray) -> float:
+    """The fixed budget of ``quality_at_budget``: halfway between the cheapest model's
+    mean normalised cost and the dearest's (1), on normalised ``costs`` (n, m)."""
+    means = np.nanmean(np.asarray(costs, dtype=float), axis=0)
+    return float((np.nanmin(means) + np.nanmax(means)) / 2.0)
+
+
+def quality_at(costs: np.ndarray, qualities: np.ndarray, budget: float) -> float:
+    """The hull's quality (x 100) at normalised cost ``budget``: interpolated between its
+    vertices, flat right of the last; NaN when no operating point costs that little."""
+    return _hull_quality(*frontier(costs, qualities), budget)
+
+
+def _hull_quality(hull_c: np.ndarray, hull_q: np.ndarray, budget: float) -> float:
+    if budget < hull_c[0]:
+        return float("nan")
+    return 100.0 * float(np.interp(budget, hull_c, hull_q))
+
+
+def _three(point_c: np.ndarray, point_q: np.ndarray, budget: float) -> tuple[float, ...]:
+    """``PAIRED_METRICS`` of one set of operating points (point 0: lam = 0)."""
+    hull = frontier(point_c, point_q)
+    return hull_area(*hull), 100.0 * float(point_q[0]), _hull_quality(*hull, budget)
+
+
+def run_metrics(scores: np.ndarray, costs: np.ndarray, choices: np.ndarray, budget: float,
+                prompt_idx: np.ndarray | None = None) -> np.ndarray:
+    """``PAIRED_METRICS`` of one run's (L, n) ``choices``: (3,) on every prompt, or
+    (B, 3) on each row of ``prompt_idx`` (B, n), a resample of the prompts."""
+    choices = np.atleast_2d(choices)
+    rows = np.arange(scores.shape[0])
+    chosen_s, chosen_c = scores[rows, choices], costs[rows, choices]  # (L, n)
+    if prompt_idx is None:
+        return np.array(_three(chosen_c.mean(axis=1), chosen_s.mean(axis=1), budget))
+    return np.array([_three(chosen_c[:, idx].mean(axis=1), chosen_s[:, idx].mean(axis=1),
+                            budget) for idx in prompt_idx])
+
+
+def frontier_metrics(scores: np.ndarray, costs: np.ndarray, budget: float,
+                     prompt_idx: np.ndarray | None = None) -> np.ndarray:
+    """``PAIRED_METRICS`` of the single-model frontier (the hull of the m models used
+    alone; its quality at lam = 0 is the best model's): (3,) or (B, 3) as ``run_metrics``."""
+    def one(idx: np.ndarray | slice) -> tuple[float, ...]:
+        point_c, point_q = costs[idx].mean(axis=0), scores[idx].mean(axis=0)
+        hull = frontier(point_c, point_q)
+        return hull_area(*hull), 100.0 * float(point_q.max()), _hull_quality(*hull, budget)
+
+    if prompt_idx is None:
+        return np.array(one(slice(None)))
+    return np.array([one(idx) for idx in prompt_idx])
+
+
+def bootstrap_draws(n_prompts: int, n_seeds: int, n_resamples: int,
+                    seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The draws of a two-stage bootstrap over seeds and prompts: (B, n_seeds) seed
+    indices and (B, n_prompts) prompt indices, both with replacement (seeded). Every
+    run compared under one set of draws sees the same resamples, so differences and
+    sums over conditions are paired."""
+    rng = np.random.default_rng(seed)
+    seeds = rng.integers(0, n_seeds, size=(n_resamples, n_seeds))
+    prompts = rng.integers(0, n_prompts, size=(n_resamples, n_prompts), dtype=np.int32) \
+        if n_prompts else np.zeros((n_resamples, 0), dtype=np.int32)
+    return seeds, prompts
+
+
+def seed_means(per_seed: np.ndarray, seed_idx: np.ndarray) -> np.ndarray:
+    """(B, ...) means over each replicate's drawn seeds of ``per_seed`` (k, B, ...): the
+    seed stage of the two-stage bootstrap."""
+    replicate = np.arange(seed_idx.shape[0])[:, None]
+    return per_seed[seed_idx, replicate].mean(axis=1)
+
+
+def tail_quantiles(replicates: np.ndarray) -> dict[str, list[float]]:
+    """The bootstrap replicates' ``TAIL_PROBABILITIES`` quantiles, lower and upper:
+    ``{"p": [...], "low": [q(p)...], "high": [q(1 - p)...]}`` (NaN replicates left out;
+    NaN when none is finite)."""
+    values = np.asarray(replicates, dtype=float)
+    values = values[np.isfinite(values)]
+    p = np.asarray(TAIL_PROBABILITIES)
+    if values.size == 0:
+        nan = [float("nan")] * p.size
+        return {"p": p.tolist(), "low": nan, "high": list(nan)}
+    return {"p": p.tolist(), "low": np.quantile(values, p).tolist(),
+            "high": np.quantile(values, 1.0 - p).tolist()}
+
+
+def percentile_interval(replicates: np.ndarray, level: float = 0.95) -> list[float]:
+    """The central ``level`` percentile interval of the finite replicates ([NaN, NaN]
+    when none is)."""
+    values = np.asarray(replicates, dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return [float("nan"), float("nan")]
+    alpha = (1.0 - level) / 2.0
+    return np.quantile(values, [alpha, 1.0 - alpha]).tolist()
+
+
+def paired_seed_prompt_bootstrap(scores: np.ndarray, costs: np.ndarray,
+                                 choices_a: Sequence[np.ndarray],
+                                 choices_b: Sequence[np.ndarray] | None, *,
+                                 n_resamples: int = 1000, seed: int = 0,
+                                 budget: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``PAIRED_METRICS`` of a - b, mean over paired runs (``choices_a[i]`` and
+    ``choices_b[i]``: one seed's refits), and its (B, 3) replicates under a two-stage
+    bootstrap: each replicate draws the seeds with replacement, then the prompts, and
+    scores every drawn run on those prompts. ``choices_b`` None: b is the single-model
+    frontier. ``budget`` defaults to ``budget_of(costs)``."""
+    if (choices_b is not None and len(choices_a) != len(choices_b)) or not choices_a:
+        raise ValueError("paired_seed_prompt_bootstrap needs as many runs of a as of b, "
+                         "at least one")
+    budget = budget_of(costs) if budget is None else budget
+    seed_idx, prompt_idx = bootstrap_draws(scores.shape[0], len(choices_a), n_resamples, seed)
+
+    def side(runs: Sequence[np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+        if runs is None:
+            return (frontier_metrics(scores, costs, budget),
+                    frontier_metrics(scores, costs, budget, prompt_idx))
+        point = np.mean([run_metrics(scores, costs, c, budget) for c in runs], axis=0)
+        per_seed = np.stack([run_metrics(scores, costs, c, budget, prompt_idx) for c in runs])
+        return point, seed_means(per_seed, seed_idx)
+
+    (point_a, rep_a), (point_b, rep_b) = side(choices_a), side(choices_b)
+    return point_a - point_b, rep_a - rep_b

@@ -20,7 +20,7 @@ from routeharness.results.records import (
     TaskReference,
     replaced,
 )
-from routeharness.results.tables import ReportTable, fmt
+from routeharness.results.tables import ReportTable, fmt, narrow_cost_flag
 
 #: metrics averaged over seeds (mean and std) in every summary
 SUMMARY_METRICS = ("auc", "quality_at_0", "cost_at_0_usd", "apgr", "cpt50")
@@ -231,10 +231,12 @@ def _task_table(result: ResultSet, task: str, rows: list[dict[str, Any]]) -> Rep
                "$/1k@λ0", *(["APGR", "CPT(50%)"] if has_apgr else []), "fit s",
                "tuned (first seed)"]
     encoder = result.encoder.name
+    flag = narrow_cost_flag(cost_spread_of(reference))
     table = ReportTable(
         title=(f"{task} (v{reference.version}): {_test_counts(result, task)}, "
                f"{len(reference.models)} models, encoder {encoder}, "
-               f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"),
+               f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
+               + (f" [{flag}]" if flag else "")),
         headers=headers, right=set(range(1, len(headers) - 1)))
     routers, references = _ordered(rows)
     for i, row in enumerate(routers + references):
@@ -270,8 +272,18 @@ def _task_table(result: ResultSet, task: str, rows: list[dict[str, Any]]) -> Rep
         + (f"; the best model on test is {best.model} ({fmt(best.quality)})" if best else "")
         + f". single-model frontier: the hull of the {len(reference.models)} models alone "
         "(RouterBench's zero router). oracle: each prompt's best model by its true outcome. "
-        "fit s: seconds of the final fit on train, mean over seeds (tuning not included).")
+        "fit s: seconds of the final fit on train, mean over seeds (tuning not included)."
+        + (f" {flag[0].upper()}{flag[1:]}: compare the routers by Q@λ0 and by quality at a "
+           "fixed budget (docs/studies.md)." if flag else ""))
     return table
+
+
+def cost_spread_of(reference: TaskReference) -> float | None:
+    """1 - the cheapest single model's mean normalised cost on the evaluated split (the
+    dearest's is 1): what the narrow-cost flag reads; None without single models."""
+    costs = [s.cost for s in reference.single_models
+             if s.cost is not None and np.isfinite(s.cost)]
+    return 1.0 - min(costs) / max(costs) if costs and max(costs) > 0 else None
 
 
 def _group_table(task: str, rows: list[dict[str, Any]]) -> ReportTable | None:

@@ -41,6 +41,24 @@ def fmt(mean: float | None, std: float | None = None, digits: int = 2) -> str:
     return f"{mean:.{digits}f}"
 
 
+#: a task whose cheapest model's mean normalised cost is over 1 - this (the dearest
+#: model's is 1) has too narrow a cost range for AUC to say much: every hull lies on
+#: [cheapest, 1], so AUC is capped near (1 - cheapest) x 100 and moves with quality alone
+NARROW_COST_SPREAD = 0.5
+
+
+def narrow_cost_flag(spread: float | None) -> str | None:
+    """The flag every table shows for a task of normalised cost spread ``spread`` (1 -
+    the cheapest model's mean normalised cost) under ``NARROW_COST_SPREAD``; None when
+    the range is wide enough or unknown."""
+    if spread is None or not isinstance(spread, (int, float)) or not math.isfinite(spread) \
+            or spread >= NARROW_COST_SPREAD:
+        return None
+    return (f"AUC uninformative: normalised costs span only {1 - spread:.3f}-1 (spread "
+            f"{spread:.3f} < {NARROW_COST_SPREAD}), so AUC is capped near {100 * spread:.1f} "
+            "and tracks quality; read Q@λ0")
+
+
 class Row(NamedTuple):
     """One row as every renderer sees it: its cells, its style hint and whether a rule
     follows it."""

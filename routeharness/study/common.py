@@ -10,7 +10,7 @@ from typing import Any
 from routeharness.common.progress import Reporter
 from routeharness.evaluation.protocol import Protocol
 from routeharness.evaluation.run import Routed
-from routeharness.results.tables import fmt
+from routeharness.results.tables import fmt, narrow_cost_flag
 from routeharness.study.record import StudyRun
 
 #: bootstrap resamples of the paired comparisons (over test prompts)
@@ -50,3 +50,16 @@ def diff_cell(entry: dict[str, Any] | None) -> str:
     ci = entry.get("ci95")
     text = f"{entry['difference']:+.2f}"
     return text + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci and None not in ci else "")
+
+
+def cost_flag(result: Any, task: str) -> str | None:
+    """The narrow-cost flag of ``task`` in a study file (``results.tables.narrow_cost_flag``
+    of its recorded cost spread); None when the range is wide or the file (one written
+    before issue 19) did not record it."""
+    recorded = result.tasks.get(task)
+    return narrow_cost_flag(getattr(recorded, "cost_spread", None))
+
+
+def flagged(title: str, flag: str | None) -> str:
+    """A table title with the task's narrow-cost flag, when it has one."""
+    return title if flag is None else f"{title} [{flag}]"

@@ -17,9 +17,18 @@ from routeharness.embedding.embed import EmbeddedTask
 from routeharness.evaluation.matrix import load_tasks
 from routeharness.results.sets import ranked
 from routeharness.results.tables import ReportTable
-from routeharness.study.common import StudySettings, compact, diff_cell, mean_cell
+from routeharness.study.common import (
+    StudySettings,
+    compact,
+    cost_flag,
+    diff_cell,
+    flagged,
+    mean_cell,
+)
 from routeharness.study.record import StudyResult
 from routeharness.study.runs import (
+    REFERENCE_ROUTER,
+    against_frontier,
     auc_of,
     comparison,
     embed,
@@ -67,7 +76,9 @@ def run(routers: Sequence[str], tasks: Sequence[str], encoders: Sequence[str], *
                 entry["routers"][label] = {
                     "auc": auc, "auc_std": std,
                     "vs_knn": versus(runs, label, reference, protocol.seeds,
-                                     settings.paired_bootstrap)}
+                                     settings.paired_bootstrap),
+                    "vs_frontier": against_frontier(runs, label, protocol.seeds,
+                                                    settings.paired_bootstrap)}
             order = ranked(labels, lambda label, e=entry: e["routers"][label]["auc"],
                            lambda label: False)
             entry["ranking"] = [label for _, label in order]
@@ -98,8 +109,9 @@ def tables(result: StudyResult) -> list[ReportTable]:
     out = []
     for task, summary in result.results.items():
         encoders = list(summary["encoders"])
-        table = ReportTable(f"{task}: test AUC by encoder (mean ± std over seeds; vs kNN "
-                            "paired [95% CI])", ["router", *map(short, encoders)],
+        table = ReportTable(flagged(f"{task}: test AUC by encoder (mean ± std over seeds; "
+                                    "vs kNN paired [95% CI])", cost_flag(result, task)),
+                            ["router", *map(short, encoders)],
                             right=set(range(1, len(encoders) + 1)))
         for label in summary["routers"]:
             cells = []
@@ -113,6 +125,10 @@ def tables(result: StudyResult) -> list[ReportTable]:
         table.add(["kNN's rank", *(f"{summary['encoders'][e]['knn_rank']} of "
                                    f"{len(summary['routers'])}" for e in encoders)], "bold")
         table.sections.add(len(table.rows) - 2)
+        frontier = [summary["encoders"][e]["routers"].get(REFERENCE_ROUTER, {}).get("vs_frontier")
+                    for e in encoders]
+        if any(frontier):
+            table.add(["kNN - single-model frontier", *(diff_cell(f) for f in frontier)])
         taus = "; ".join(f"{short(t['a'])} vs {short(t['b'])}: "
                          + ("-" if t["tau"] is None else f"{t['tau']:+.2f}")
                          for t in summary["kendall_tau"])

@@ -16,7 +16,14 @@ from routeharness.evaluation.matrix import load_tasks
 from routeharness.results.tables import ReportTable
 from routeharness.study import encoders as encoder_study
 from routeharness.study.common import StudySettings
-from routeharness.study.neighbours import SUMMARY_HEADERS, measure, sees_images, summary_row
+from routeharness.study.neighbours import (
+    OLD_NOTE,
+    SUMMARY_HEADERS,
+    SUMMARY_NOTE,
+    measure,
+    sees_images,
+    summary_row,
+)
 from routeharness.study.record import StudyResult
 
 #: text only, image only, image and text fused
@@ -59,12 +66,15 @@ def run(routers: Sequence[str], tasks: Sequence[str], *,
 def tables(result: StudyResult) -> list[ReportTable]:
     """The routing table per task (router x encoder) and the locality of each encoder."""
     routing = StudyResult(study="encoders", params=result.params, protocol=result.protocol,
+                          tasks=result.tasks,
                           results={t: r["routing"] for t, r in result.results.items()})
     out = encoder_study.tables(routing)
     for task, entry in result.results.items():
         table = ReportTable(f"{task}: locality of outcomes under each encoder",
-                            ["encoder", *SUMMARY_HEADERS[1:]], right=set(range(1, 8)))
+                            ["encoder", *SUMMARY_HEADERS[1:]], right=set(range(1, 6)))
         for spec, loc in entry["locality"].items():
             table.add(summary_row(spec, loc))
+        table.note = SUMMARY_NOTE + (OLD_NOTE if any("best_rule" not in loc for loc in
+                                                     entry["locality"].values()) else "")
         out.append(table)
     return out

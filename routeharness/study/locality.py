@@ -1,12 +1,14 @@
 """Is model performance local in embedding space? The statistics behind ``study
 locality`` (arXiv 2505.12601's argument for kNN routing), pure numpy on arrays.
 
-On seeded random pairs of training prompts: the cosine distance and the agreement of
-their outcomes (1 - mean |score difference| over the models known for both; for 0/1
-scores that is the share of models with the same outcome), and whether the best model
-is the same. Then: the rank correlation of distance and agreement with a bootstrap
-interval; agreement by distance decile and each prompt's nearest training neighbour
-against a random one, both against a null band; the intrinsic dimension.
+On seeded random pairs of training prompts, distinct and drawn without replacement:
+the cosine distance and the agreement of their outcomes (1 - mean |score difference|
+over the models known for both; for 0/1 scores that is the share of models with the
+same outcome), and whether they share a best model (their SETS of best models, ties
+kept, intersect: no column order decides). Then: the rank correlation of distance and
+agreement with a bootstrap interval; agreement by distance decile and each prompt's
+nearest training neighbour against a random one, both against a null band, the latter
+with an interval from a bootstrap over the query prompts; the intrinsic dimension.
 
 The null bands come from shuffled pairings of prompts with outcomes: the score rows are
 permuted across prompts and the same pairs scored again. Shuffling the pairs'
@@ -90,9 +92,12 @@ class Neighbours:
     """Each query prompt with its nearest other training prompt of a different text
     against one random other prompt of a different text: mean agreement, the paired
     difference (nearest - random) with its null band (2.5 and 97.5 percentiles when
-    score rows are shuffled across prompts), and the same-best-model shares.
-    ``nn_with_duplicates``: queries whose exact duplicates were skipped; ``nn_dropped``:
-    queries left out (no model known for both in either pair, or no other text)."""
+    score rows are shuffled across prompts) and its interval and standard error from a
+    bootstrap over the query prompts (``_ci95``, ``_se``); the same for the shares of
+    pairs that share a best model (``best_same``), with the nearest pairs' share under
+    the null (``nn_best_same_null``: its chance level). ``nn_with_duplicates``: queries
+    whose exact duplicates were skipped; ``nn_dropped``: queries left out (no model
+    known for both in either pair, or no other text)."""
 
     nn_queries: int
     nn_agreement: float
@@ -100,8 +105,16 @@ class Neighbours:
     nn_minus_random: float
     nn_minus_random_null_low: float
     nn_minus_random_null_high: float
+    nn_minus_random_ci95: tuple[float, float]
+    nn_minus_random_se: float
     nn_best_same: float
     random_best_same: float
+    nn_best_same_null: float
+    nn_best_minus_random: float
+    nn_best_minus_random_null_low: float
+    nn_best_minus_random_null_high: float
+    nn_best_minus_random_ci95: tuple[float, float]
+    nn_best_minus_random_se: float
     nn_with_duplicates: int
     nn_dropped: int
 
@@ -114,22 +127,28 @@ class Locality:
     """The locality statistics of one task's training prompts under one embedding.
 
     ``binary``: every known score is 0 or 1 (agreement is then the share of models with
-    the same outcome). ``n_pairs``: pairs drawn; ``n_pairs_used``: those in the
-    statistics; ``n_no_common``: pairs with no model known for both (dropped);
+    the same outcome). ``n_pairs``: distinct pairs drawn (without replacement; at most
+    ``n_pairs_possible``, n(n-1)/2); ``n_pairs_used``: those in the statistics;
+    ``n_no_common``: pairs with no model known for both (dropped);
     ``n_duplicate_pairs``: pairs of identical texts (reported apart, with their mean
-    agreement ``duplicate_agreement``, NaN when none)."""
+    agreement ``duplicate_agreement``, NaN when none). ``best_same_share``: pairs whose
+    sets of best models intersect (``best_rule``), ``best_same_chance`` its mean when
+    score rows are shuffled across prompts (its level by chance)."""
 
     n_prompts: int
     n_models: int
     binary: bool
     seed: int
     n_pairs: int
+    n_pairs_possible: int
     n_pairs_used: int
     n_no_common: int
     n_duplicate_pairs: int
     duplicate_agreement: float
     mean_agreement: float
+    best_rule: str
     best_same_share: float
+    best_same_chance: float
     agreement_correlation: Correlation
     best_same_correlation: Correlation
     deciles: tuple[Decile, ...]
@@ -148,7 +167,8 @@ class Locality:
                                   ("best_same_spearman", self.best_same_correlation)):
             out[name] = correlation.value
             out[f"{name}_ci95"] = [correlation.ci_low, correlation.ci_high]
-        out.update(self.neighbours.to_dict())
+        out.update({key: list(value) if isinstance(value, tuple) else value
+                    for key, value in self.neighbours.to_dict().items()})
         out["deciles"] = [row.to_dict() for row in self.deciles]
         out["dimensions"] = [dimension.to_dict() for dimension in self.dimensions]
         return out
@@ -192,31 +212,61 @@ def _text_codes(texts: Sequence[str]) -> np.ndarray:
 
 # --- pairs ----------------------------------------------------------------------------------
 
+#: how "the same best model" is decided: no column order, ties kept
+BEST_RULE = "sets of best models intersect (ties kept)"
+#: two scores within this are tied (graded scores are rounded, 0/1 are exact)
+TIE = 1e-9
+
+
 def _pair_outcomes(scores: np.ndarray, i: np.ndarray, j: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Agreement and best-model-same (as 0/1 float) of pairs (i, j), over the models known
-    for both; NaN for both where no model is."""
+    """Agreement and best-model-shared (as 0/1 float) of pairs (i, j), over the models
+    known for both; NaN for both where no model is. A prompt's best models are every
+    model within ``TIE`` of its highest score among those models; a pair shares a best
+    model when the two sets intersect, so the order of the model columns never decides
+    (with 0/1 scores a prompt every model gets right, or wrong, shares its best with
+    every other prompt: the null's chance level counts that in)."""
     a, b = scores[i], scores[j]
     known = ~np.isnan(a) & ~np.isnan(b)
     n_known = known.sum(axis=1)
     difference = np.where(known, np.abs(a - b), 0.0).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         agreement = 1.0 - difference / n_known
-    # argmax over the known models, lowest index first among ties (numpy's argmax)
-    best_a = np.argmax(np.where(known, a, -np.inf), axis=1)
-    best_b = np.argmax(np.where(known, b, -np.inf), axis=1)
-    same = (best_a == best_b).astype(float)
+    masked_a = np.where(known, a, -np.inf)
+    masked_b = np.where(known, b, -np.inf)
+    best_a = known & (masked_a >= masked_a.max(axis=1, keepdims=True) - TIE)
+    best_b = known & (masked_b >= masked_b.max(axis=1, keepdims=True) - TIE)
+    same = (best_a & best_b).any(axis=1).astype(float)
     none = n_known == 0
     agreement[none] = np.nan
     same[none] = np.nan
     return agreement, same
 
 
-def _random_pairs(n: int, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` uniform ordered pairs i != j."""
-    i = rng.integers(0, n, size=count)
-    j = rng.integers(0, n - 1, size=count)
-    return i, j + (j >= i)
+def distinct_pairs(n: int, count: int, rng: np.random.Generator
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``min(count, n(n-1)/2)`` distinct unordered pairs i < j of 0..n-1, drawn
+    uniformly without replacement (every pair when count reaches n(n-1)/2), in a random
+    order."""
+    total = n * (n - 1) // 2
+    if count >= total or total <= 4 * count or total <= 2_000_000:
+        first, second = np.triu_indices(n, k=1)
+        pick = rng.permutation(total) if count >= total else rng.choice(total, count,
+                                                                         replace=False)
+        return first[pick], second[pick]
+    # a small share of many pairs: draw, drop repeats, draw again for what is missing
+    keys = np.empty(0, dtype=np.int64)
+    while keys.size < count:
+        want = int((count - keys.size) * 1.1) + 16
+        a = rng.integers(0, n, size=want)
+        b = rng.integers(0, n - 1, size=want)
+        b = b + (b >= a)
+        new = np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b)
+        _, first_seen = np.unique(new, return_index=True)
+        new = new[np.sort(first_seen)]
+        keys = np.concatenate([keys, new[~np.isin(new, keys)]])
+    keys = keys[:count]
+    return keys // n, keys % n
 
 
 def _cosine_distances(unit: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -287,9 +337,14 @@ class _Comparison:
         both = np.isfinite(near_agree) & np.isfinite(rand_agree)
         return near_agree[both], rand_agree[both], near_same[both], rand_same[both]
 
-    def difference(self, scores: np.ndarray) -> float:
-        near_agree, rand_agree, _, _ = self.outcomes(scores)
-        return float(np.mean(near_agree - rand_agree)) if near_agree.size else float("nan")
+    def differences(self, scores: np.ndarray) -> tuple[float, float, float]:
+        """Mean nearest - random agreement, the same for sharing a best model, and the
+        nearest pairs' share (NaN when no query is usable)."""
+        near_agree, rand_agree, near_same, rand_same = self.outcomes(scores)
+        if not near_agree.size:
+            return float("nan"), float("nan"), float("nan")
+        return (float(np.mean(near_agree - rand_agree)),
+                float(np.mean(near_same - rand_same)), float(np.mean(near_same)))
 
 
 def _comparison(unit: np.ndarray, codes: np.ndarray, rng: np.random.Generator) -> _Comparison:
@@ -303,17 +358,38 @@ def _comparison(unit: np.ndarray, codes: np.ndarray, rng: np.random.Generator) -
                        int(queries.size))
 
 
-def _neighbours(comparison: _Comparison, scores: np.ndarray, null: np.ndarray) -> Neighbours:
+def _query_bootstrap(values: np.ndarray, n_bootstrap: int, seed: int
+                     ) -> tuple[tuple[float, float], float]:
+    """95% percentile interval and standard error of the mean of per-query ``values``
+    over queries resampled with replacement (NaN without a bootstrap or queries)."""
+    if n_bootstrap < 1 or values.size < 2:
+        return (float("nan"), float("nan")), float("nan")
+    rng = np.random.default_rng([seed, 0x9E37])
+    means = np.array([values[rng.integers(0, values.size, size=values.size)].mean()
+                      for _ in range(n_bootstrap)])
+    low, high = np.quantile(means, [(1 - LEVEL) / 2, 1 - (1 - LEVEL) / 2])
+    return (float(low), float(high)), float(means.std(ddof=1))
+
+
+def _neighbours(comparison: _Comparison, scores: np.ndarray, null: np.ndarray,
+                n_bootstrap: int, seed: int) -> Neighbours:
+    """``null``: (n_null, 3) ``_Comparison.differences`` of shuffled score rows."""
     near_agree, rand_agree, near_same, rand_same = comparison.outcomes(scores)
     nan = float("nan")
 
     def mean(values: np.ndarray) -> float:
         return float(values.mean()) if values.size else nan
 
-    low, high = percentile_band(null[:, None], LEVEL)
+    low, high = percentile_band(null[:, :2], LEVEL)
+    agree_ci, agree_se = _query_bootstrap(near_agree - rand_agree, n_bootstrap, seed)
+    best_ci, best_se = _query_bootstrap(near_same - rand_same, n_bootstrap, seed + 1)
+    chance = float(np.nanmean(null[:, 2])) if null.size and np.isfinite(null[:, 2]).any() \
+        else nan
     return Neighbours(int(near_agree.size), mean(near_agree), mean(rand_agree),
                       mean(near_agree - rand_agree), float(low[0]), float(high[0]),
-                      mean(near_same), mean(rand_same), comparison.n_with_duplicates,
+                      agree_ci, agree_se, mean(near_same), mean(rand_same), chance,
+                      mean(near_same - rand_same), float(low[1]), float(high[1]), best_ci,
+                      best_se, comparison.n_with_duplicates,
                       comparison.n_sampled - int(near_agree.size))
 
 
@@ -341,9 +417,11 @@ def locality(X: Any, scores: Any, texts: Sequence[str], *, n_pairs: int = 20000,
 
     X: (n, d) embeddings (rows are normalised here; distance = 1 - cosine). scores:
     (n, m) outcomes in [0, 1], NaN = missing (a pair compares only the models known for
-    both). texts: the n prompt texts (identical texts = duplicates). ``n_bootstrap``
-    resamples of pairs for the correlations' intervals; ``n_null`` shuffles of score rows
-    across prompts for the null bands. Seeded: the same inputs and seed give the same
+    both). texts: the n prompt texts (identical texts = duplicates). ``n_pairs``: distinct
+    pairs, drawn without replacement (all of them when there are fewer). ``n_bootstrap``
+    resamples of pairs for the correlations' intervals and of query prompts for the
+    nearest-against-random intervals; ``n_null`` shuffles of score rows across prompts
+    for the null bands. Seeded: the same inputs and seed give the same
     numbers. Raises RouteHarnessError on bad input.
     """
     if n_pairs < 1 or n_bootstrap < 0 or n_null < 0:
@@ -355,7 +433,8 @@ def locality(X: Any, scores: Any, texts: Sequence[str], *, n_pairs: int = 20000,
     rng = np.random.default_rng(seed)
     n = unit.shape[0]
 
-    i, j = _random_pairs(n, n_pairs, rng)
+    i, j = distinct_pairs(n, n_pairs, rng)
+    drawn = int(i.size)
     agreement, same = _pair_outcomes(scores, i, j)
     no_common = np.isnan(agreement)
     duplicate = (codes[i] == codes[j]) & ~no_common
@@ -370,21 +449,26 @@ def locality(X: Any, scores: Any, texts: Sequence[str], *, n_pairs: int = 20000,
     comparison = _comparison(unit, codes, rng)
     # one shuffle of the score rows across prompts per replicate, for both null bands
     null_deciles = np.empty((n_null, N_DECILES))
-    null_difference = np.empty(n_null)
+    null_best_share = np.empty(n_null)
+    null_difference = np.empty((n_null, 3))
     for replicate in range(n_null):
         shuffled = scores[rng.permutation(n)]
-        null_deciles[replicate] = _binned_means(bins, _pair_outcomes(shuffled, i, j)[0])
-        null_difference[replicate] = comparison.difference(shuffled)
+        null_agreement, null_same = _pair_outcomes(shuffled, i, j)
+        null_deciles[replicate] = _binned_means(bins, null_agreement)
+        null_best_share[replicate] = np.nanmean(null_same)
+        null_difference[replicate] = comparison.differences(shuffled)
     return Locality(
-        n_prompts=n, n_models=scores.shape[1], binary=binary, seed=seed, n_pairs=n_pairs,
-        n_pairs_used=int(i.size), n_no_common=int(no_common.sum()),
-        n_duplicate_pairs=int(duplicate.sum()), duplicate_agreement=duplicate_agreement,
-        mean_agreement=float(agreement.mean()), best_same_share=float(same.mean()),
+        n_prompts=n, n_models=scores.shape[1], binary=binary, seed=seed, n_pairs=drawn,
+        n_pairs_possible=n * (n - 1) // 2, n_pairs_used=int(i.size),
+        n_no_common=int(no_common.sum()), n_duplicate_pairs=int(duplicate.sum()),
+        duplicate_agreement=duplicate_agreement, mean_agreement=float(agreement.mean()),
+        best_rule=BEST_RULE, best_same_share=float(same.mean()),
+        best_same_chance=float(null_best_share.mean()) if n_null else float("nan"),
         agreement_correlation=_correlation(distance, agreement, n_bootstrap=n_bootstrap,
                                            seed=seed),
         best_same_correlation=_correlation(distance, same, n_bootstrap=n_bootstrap,
                                            seed=seed + 1),
         deciles=_deciles(distance, agreement, same, edges, bins, null_deciles),
-        neighbours=_neighbours(comparison, scores, null_difference),
+        neighbours=_neighbours(comparison, scores, null_difference, n_bootstrap, seed),
         dimensions=dimensions(unit, k_values, seed=seed),
         n_bootstrap=n_bootstrap, n_null=n_null)

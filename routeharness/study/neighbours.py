@@ -60,34 +60,69 @@ def run(tasks: Sequence[str], *, encoder: str | None = None, n_pairs: int = DEFA
     return result
 
 
+def _interval(values: Any) -> str:
+    if not values or None in values:
+        return "not measured in this file"
+    return f"[{fmt(values[0], digits=3)}, {fmt(values[1], digits=3)}]"
+
+
 def summary_row(task: str, loc: dict[str, Any]) -> list[str]:
-    """One task's headline numbers as table cells (``SUMMARY_HEADERS``)."""
+    """One task's headline numbers as table cells (``SUMMARY_HEADERS``). A file written
+    before issue 19 has pairs drawn with replacement, "the same best model" by argmax
+    (ties to the first column, marked ``*``) and no interval over prompts."""
     ci = loc.get("spearman_ci95") or [None, None]
     dims = {d["estimator"] + (f" k={d['k']}" if d["estimator"] != "twonn" else ""): d["value"]
             for d in loc.get("dimensions", [])}
-    return [task, str(loc.get("n_pairs")), str(loc.get("n_duplicate_pairs")),
+    old = "best_rule" not in loc
+    mark = "*" if old else ""
+    pairs = str(loc.get("n_pairs")) + ("" if old else f" of {loc.get('n_pairs_possible')}")
+    difference = (f"{fmt(loc.get('nn_minus_random'), digits=3)} "
+                  f"{_interval(loc.get('nn_minus_random_ci95'))}; null "
+                  f"{fmt(loc.get('nn_minus_random_null_low'), digits=3)} to "
+                  f"{fmt(loc.get('nn_minus_random_null_high'), digits=3)}")
+    best = (f"{fmt(loc.get('nn_best_same'), digits=3)}{mark} vs "
+            f"{fmt(loc.get('random_best_same'), digits=3)}{mark}")
+    if not old:
+        best += (f"; chance {fmt(loc.get('nn_best_same_null'), digits=3)}, null band of the "
+                 f"difference {fmt(loc.get('nn_best_minus_random_null_low'), digits=3)} to "
+                 f"{fmt(loc.get('nn_best_minus_random_null_high'), digits=3)}")
+    return [task, pairs, str(loc.get("n_duplicate_pairs")),
             f"{fmt(loc.get('spearman'), digits=3)} [{fmt(ci[0], digits=3)}, "
             f"{fmt(ci[1], digits=3)}]",
             fmt(loc.get("nn_agreement"), digits=3), fmt(loc.get("random_agreement"), digits=3),
-            fmt(loc.get("nn_best_same"), digits=3), fmt(loc.get("random_best_same"), digits=3),
+            difference, best,
             ", ".join(f"{k} {fmt(v, digits=1)}" for k, v in dims.items()) or "-"]
 
 
-SUMMARY_HEADERS = ["task", "pairs", "duplicate pairs", "Spearman(distance, agreement) [95% CI]",
-                   "agreement: nearest", "agreement: random", "same best: nearest",
-                   "same best: random", "intrinsic dimension"]
+SUMMARY_HEADERS = ["task", "distinct pairs", "duplicate pairs",
+                   "Spearman(distance, agreement) [95% CI over pairs]",
+                   "agreement: nearest", "agreement: random",
+                   "nearest - random [95% CI over prompts]; null band",
+                   "share a best model: nearest vs random", "intrinsic dimension"]
+
+
+SUMMARY_NOTE = (
+    "pairs: distinct, drawn without replacement; pairs with identical prompt text are "
+    "counted apart and left out of every other number; nearest: each prompt's nearest "
+    "other training prompt; its interval is a bootstrap over the query prompts, the null "
+    "band the difference when score rows are shuffled across prompts (the verdict reads "
+    "these; Spearman's interval over pairs is too narrow: context only); a best model is "
+    "shared when the prompts' sets of best models intersect (ties kept), chance: the "
+    "nearest pairs' share under the shuffles")
+OLD_NOTE = ("; * a file written before issue 19: pairs drawn with replacement, the same "
+            "best model by argmax (ties to the first column), no interval over prompts")
 
 
 def tables(result: StudyResult) -> list[ReportTable]:
     """The headline table (one row per task) and each task's decile table."""
     head = ReportTable(f"locality of outcomes in embedding space ({result.params.get('encoder')})",
-                       SUMMARY_HEADERS, right=set(range(1, 8)))
+                       SUMMARY_HEADERS, right=set(range(1, 6)))
     out = [head]
     for task, loc in result.results.items():
         head.add(summary_row(task, loc))
         deciles = ReportTable(f"{task}: outcome agreement by distance decile",
                               ["decile", "distance", "agreement", "null band (95%)",
-                               "against the band", "same best model", "pairs"],
+                               "against the band", "shares a best model", "pairs"],
                               right={1, 2, 3, 5, 6})
         for row in loc.get("deciles", []):
             side = ("above" if row["agreement"] > row["null_high"] else
@@ -101,8 +136,8 @@ def tables(result: StudyResult) -> list[ReportTable]:
         deciles.note = ("null band: the decile's mean agreement when score rows are shuffled "
                         "across prompts (local outcomes: above it for near pairs, below for far)")
         out.append(deciles)
-    head.note = ("pairs with identical prompt text are counted apart and left out of every "
-                 "other number; nearest: each prompt's nearest other training prompt")
+    head.note = (SUMMARY_NOTE + (OLD_NOTE if any("best_rule" not in loc for loc in
+                                                 result.results.values()) else ""))
     return out
 
 

@@ -44,6 +44,8 @@ class PaperPlan:
     first_seed_only: tuple[str, ...] = ("encoders", "shift", "sweep")
     parts: tuple[str, ...] = ("locality", "sweep", "sample-efficiency", "encoders", "shift",
                               "images")
+    #: the encoder of every part but encoders and images (None: the tasks' card default)
+    encoder: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def all_tasks(self) -> tuple[str, ...]:
@@ -53,27 +55,76 @@ class PaperPlan:
 
 
 def _calls(plan: PaperPlan) -> dict[str, tuple[dict[str, Any], Callable[..., StudyResult]]]:
+    """Each part's parameters (as its study file records them; ``_encoder``: the encoder
+    it runs with, compared by identity on ``--resume``) and how to run it."""
     from routeharness.study import efficiency, encoders, images, neighbours, shift, sweep
 
+    enc = plan.encoder
+    own = {"_encoder": enc} if enc else {}
     return {
-        "locality": ({"tasks": list(plan.text_tasks)},
-                     lambda s: neighbours.run(list(plan.text_tasks), settings=s)),
-        "sweep": ({"router": "knn", "tasks": list(plan.text_tasks), "param": plan.sweep},
-                  lambda s: sweep.run("knn", list(plan.text_tasks), plan.sweep, settings=s)),
+        "locality": ({"tasks": list(plan.text_tasks), **own},
+                     lambda s: neighbours.run(list(plan.text_tasks), encoder=enc, settings=s)),
+        "sweep": ({"router": "knn", "tasks": list(plan.text_tasks), "param": plan.sweep, **own},
+                  lambda s: sweep.run("knn", list(plan.text_tasks), plan.sweep, encoder=enc,
+                                      settings=s)),
         "sample-efficiency": (
             {"routers": list(plan.routers), "tasks": list(plan.efficiency_tasks),
-             "fractions": list(plan.fractions)},
+             "fractions": list(plan.fractions), **own},
             lambda s: efficiency.run(list(plan.routers), list(plan.efficiency_tasks),
-                                     fractions=plan.fractions, settings=s)),
+                                     encoder=enc, fractions=plan.fractions, settings=s)),
         "encoders": ({"routers": list(plan.routers), "tasks": list(plan.efficiency_tasks),
                       "encoders": list(plan.encoders)},
                      lambda s: encoders.run(list(plan.routers), list(plan.efficiency_tasks),
                                             list(plan.encoders), settings=s)),
-        "shift": ({"routers": list(plan.routers), "tasks": list(plan.shift_tasks)},
-                  lambda s: shift.run(list(plan.routers), list(plan.shift_tasks), settings=s)),
+        "shift": ({"routers": list(plan.routers), "tasks": list(plan.shift_tasks), **own},
+                  lambda s: shift.run(list(plan.routers), list(plan.shift_tasks), encoder=enc,
+                                      settings=s)),
         "images": ({"routers": list(plan.routers), "tasks": list(plan.image_tasks)},
                    lambda s: images.run(list(plan.routers), list(plan.image_tasks), settings=s)),
     }
+
+
+def plan_for(tasks: Sequence[str], *, routers: Sequence[str] = ROUTERS,
+             encoders: Sequence[str] = (), data_dir: str | None = None,
+             task_options: dict[str, Any] | None = None) -> PaperPlan:
+    """The plan of ``study paper -t TASK...``: any tasks, built-in or a user's own (a
+    path), under the same rules. Each task is loaded (a bad one is one line, before any
+    work): locality, the k sweep and sample-efficiency on every task; shift on those with
+    two or more groups that have scored test prompts; images on those with images; the
+    encoders part when two or more encoders are given. Every part but encoders and images
+    runs with the first encoder given (else the tasks' card default)."""
+    from routeharness.data.tasks import load_task
+
+    if not tasks:
+        raise RouteHarnessError("study paper -t: give at least one task")
+    loaded = [load_task(spec, data_dir=data_dir, **(task_options or {})) for spec in tasks]
+    for spec, task in zip(tasks, loaded):
+        for split in ("train", "validation", "test"):
+            data = task.splits.get(split)
+            if data is None or data.n == 0:
+                raise RouteHarnessError(f"task {spec!r} has no {split} split: study paper "
+                                        "tunes on validation and reports test (docs/"
+                                        "dataset-format.md)")
+    grouped = [spec for spec, task in zip(tasks, loaded) if len(_tested_groups(task)) >= 2]
+    with_images = [spec for spec, task in zip(tasks, loaded)
+                   if any(d.has_images for d in task.splits.values())]
+    text = tuple(tasks)
+    parts = ["locality", "sweep", "sample-efficiency"]
+    if len(encoders) >= 2:
+        parts.append("encoders")
+    if grouped:
+        parts.append("shift")
+    if with_images:
+        parts.append("images")
+    return PaperPlan(routers=tuple(routers), text_tasks=text, efficiency_tasks=text,
+                     shift_tasks=tuple(grouped), image_tasks=tuple(with_images),
+                     encoders=tuple(encoders), parts=tuple(parts),
+                     encoder=encoders[0] if encoders else None)
+
+
+def _tested_groups(task: Any) -> set[str]:
+    test = task.splits["test"]
+    return {str(g) for g, ok in zip(test.groups, test.complete_rows()) if ok}
 
 
 def part_path(out_dir: Path, part: str) -> Path:
@@ -154,11 +205,11 @@ def differences(saved: StudyResult, params: dict[str, Any], settings: StudySetti
     the seeds), the paired bootstrap's size, each task's data fingerprint and each
     encoder's identity. Empty: the saved part may be reused."""
     out = []
-    have = {k: saved.params.get(k) for k in params}
+    have = {k: saved.params.get(k) for k in params if not k.startswith("_")}
     if "param" in params:  # sweep keeps the parsed name and values
         have["param"] = f"{saved.params.get('param')}=" + ",".join(
             map(str, saved.params.get("values") or []))
-    out += [f"parameter {k}" for k in params if have[k] != params[k]]
+    out += [f"parameter {k}" for k in params if not k.startswith("_") and have[k] != params[k]]
     if saved.protocol is not None:
         wanted = settings.protocol.recorded()
         out += [f"protocol.{k}" for k in saved.protocol.differences(wanted)]
@@ -166,17 +217,35 @@ def differences(saved: StudyResult, params: dict[str, Any], settings: StudySetti
             out.append("seeds")
     if saved.paired_bootstrap != settings.paired_bootstrap:
         out.append("paired bootstrap size")
+    if predates_rules(saved):
+        out.append("numbers from before issue 19's verdict rules")
     tasks = now.load(params.get("tasks") or [])
     for task in tasks:
         recorded = saved.tasks.get(task.name)
         if recorded is None or recorded.fingerprint != task.fingerprint():
             out.append(f"task {task.name}'s data")
-    specs = params.get("encoders") or [choose_encoder(None, tasks)]
+    specs = params.get("encoders") or [choose_encoder(params.get("_encoder"), tasks)]
     identities = {(e.identity, e.revision) for e in saved.encoders}
     if any((i.identity, i.revision) not in identities
            for i in (now.identity(str(s)) for s in specs)):
         out.append("encoder")
     return out
+
+
+#: what a part's numbers hold once written under issue 19's rules: comparisons resampled
+#: over seeds then prompts, locality with best-model sets (the sweep did not change)
+_RULES_MARK = {"locality": '"best_rule"', "sample-efficiency": '"resampled"',
+               "encoders": '"resampled"', "shift": '"resampled"', "images": '"resampled"'}
+
+
+def predates_rules(saved: StudyResult) -> bool:
+    """Whether a saved part was written before issue 19's rules (its report would say
+    "not measured in this file" where a run now measures): ``--resume`` runs it again."""
+    import json
+
+    mark = _RULES_MARK.get(saved.study)
+    return mark is not None and bool(saved.results) and \
+        mark not in json.dumps(saved.results, default=str)
 
 
 def load_parts(out_dir: str | Path) -> dict[str, StudyResult]:

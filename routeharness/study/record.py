@@ -46,6 +46,10 @@ class StudyTask(Record):
     sizes: dict[str, Count] = Field(default_factory=dict)
     models: list[str] = Field(default_factory=list)
     groups: JsonData = None
+    #: 1 - the cheapest model's mean cost over the dearest's on the test split (what the
+    #: narrow-cost flag reads); absent from files written before issue 19
+    cost_spread: Number = Field(None, description="1 - the cheapest model's mean cost / "
+                                "the dearest model's, on the test split")
 
 
 class StudyRun(Record):
@@ -130,10 +134,14 @@ class StudyResult(OpenContract):
 
     def add_task(self, task: Any) -> None:
         """Record a task's identity: fingerprint, sizes, source, version, models."""
+        from routeharness.evaluation.metrics import cost_spread
+
+        test = task.splits["test"]
+        spread = cost_spread(test.subset(test.complete_rows()).costs) if test.n else None
         self.tasks[task.name] = StudyTask(
             fingerprint=task.fingerprint(), version=task.version, revision=task.revision,
             source=task.source, sizes={split: data.n for split, data in task.splits.items()},
-            models=[m.name for m in task.models], groups=task.groups)
+            models=[m.name for m in task.models], groups=task.groups, cost_spread=spread)
 
     def timed(self, seconds: float) -> StudyResult:
         """This result with its wall time."""

@@ -14,7 +14,7 @@ import numpy as np
 
 from routeharness.common.errors import RouteHarnessError
 from routeharness.common.progress import Reporter
-from routeharness.data.dataset import RoutingTask
+from routeharness.data.dataset import RoutingData, RoutingTask
 from routeharness.embedding.embed import EmbeddedTask, embed_task
 from routeharness.embedding.encoders import choose_encoder
 from routeharness.evaluation import metrics
@@ -165,6 +165,16 @@ def versus(runs: dict[tuple[str, int], Routed], label: str, reference: str | Non
     return paired(runs, label, reference, seeds, n_bootstrap=n_bootstrap, seed=seeds[0])
 
 
+def against_frontier(runs: dict[tuple[str, int], Routed], label: str, seeds: Sequence[int],
+                     n_bootstrap: int) -> dict[str, Any]:
+    """``label`` minus the single-model frontier on the same test prompts (AUC, quality at
+    lambda 0 against the best model's, quality at the fixed budget), with the interval of
+    a bootstrap over seeds and prompts: where the router stands against mixing models
+    blindly (above, within, below)."""
+    resamples = Resamples.of(runs, seeds, n_bootstrap, seeds[0])
+    return resamples.entry(resamples.side(runs, label, seeds), resamples.frontier())
+
+
 def run_all(plans: Sequence[RouterRun], embedded: EmbeddedTask, protocol: Protocol,
             reporter: Reporter, title: str, executor: Any = None) -> dict[tuple[str, int], Routed]:
     """Every router x seed on one (possibly derived) task: (label, seed) -> ``Routed``,
@@ -180,18 +190,97 @@ def run_all(plans: Sequence[RouterRun], embedded: EmbeddedTask, protocol: Protoc
     return {(job.plan.label, job.seed): done[(job.plan.label, job.seed)] for job in jobs}
 
 
+class Resamples:
+    """One task's scored test prompts and one set of two-stage bootstrap draws (seeds,
+    then prompts: ``metrics.bootstrap_draws``) under which every run on them is scored:
+    a difference of two routers, of a router and the single-model frontier, or a sum of
+    differences over training shares, is paired because every side sees the same draws.
+    Costs are normalised on the test split (``metrics.cost_scale``), as eval scores."""
+
+    def __init__(self, test: RoutingData, n_seeds: int, n_bootstrap: int, seed: int):
+        self.n_test = test.n
+        self.n_seeds = n_seeds
+        self.scores = test.scores
+        self.costs = test.costs / metrics.cost_scale(test.costs)
+        self.budget = metrics.budget_of(self.costs)
+        self.draws = (metrics.bootstrap_draws(test.n, n_seeds, n_bootstrap,
+                                              seed_streams(seed).bootstrap)
+                      if n_bootstrap else None)
+        #: id of a run's choices -> (the choices, kept alive; point; replicates): a
+        #: deterministic router's one set of routes is scored once for every seed
+        self._runs: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
+
+    @classmethod
+    def of(cls, runs: dict[tuple[str, int], Routed], seeds: Sequence[int], n_bootstrap: int,
+           seed: int) -> Resamples:
+        """The draws for the runs of ``seeds`` (their test prompts: any run's)."""
+        return cls(next(iter(runs.values())).test, len(seeds), n_bootstrap, seed)
+
+    def _run(self, routed: Routed) -> tuple[np.ndarray, np.ndarray | None]:
+        key = id(routed.choices)
+        if key not in self._runs:
+            if routed.test.n != self.n_test:
+                raise RouteHarnessError("paired runs must be scored on the same test prompts")
+            point = metrics.run_metrics(self.scores, self.costs, routed.choices, self.budget)
+            replicates = None if self.draws is None else metrics.run_metrics(
+                self.scores, self.costs, routed.choices, self.budget, self.draws[1])
+            self._runs[key] = (routed.choices, point, replicates)
+        return self._runs[key][1:]
+
+    def side(self, runs: dict[tuple[str, int], Routed], label: str,
+             seeds: Sequence[int]) -> tuple[np.ndarray, np.ndarray | None]:
+        """``metrics.PAIRED_METRICS`` of ``label``, mean over ``seeds``: (3,) and its
+        (B, 3) replicates (seeds drawn, then prompts; None without a bootstrap)."""
+        scored = [self._run(runs[(label, s)]) for s in seeds]
+        point = np.mean([p for p, _ in scored], axis=0)
+        if self.draws is None:
+            return point, None
+        return point, metrics.seed_means(np.stack([r for _, r in scored]), self.draws[0])
+
+    def frontier(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The single-model frontier's ``metrics.PAIRED_METRICS`` and replicates (it does
+        not depend on the seed)."""
+        point = metrics.frontier_metrics(self.scores, self.costs, self.budget)
+        return point, (None if self.draws is None else metrics.frontier_metrics(
+            self.scores, self.costs, self.budget, self.draws[1]))
+
+    def entry(self, a: tuple[np.ndarray, np.ndarray | None],
+              b: tuple[np.ndarray, np.ndarray | None]) -> dict[str, Any]:
+        """a - b as a study file keeps it (``comparison_entry``)."""
+        return comparison_entry(a[0] - b[0], None if a[1] is None or b[1] is None
+                                else a[1] - b[1], n_test=self.n_test, n_seeds=self.n_seeds,
+                                budget=self.budget)
+
+
+def comparison_entry(point: np.ndarray, replicates: np.ndarray | None, *, n_test: int,
+                     n_seeds: int, budget: float) -> dict[str, Any]:
+    """A paired difference as a study file keeps it: the AUC difference (``difference``),
+    its 95% percentile interval (``ci95``) and ``tails`` (``metrics.tail_quantiles``: what
+    a verdict reads a corrected interval from), the same three for ``quality_at_0`` and
+    ``quality_at_budget`` (at normalised cost ``budget``), and what was resampled."""
+    def one(j: int) -> dict[str, Any]:
+        if replicates is None:
+            return {"difference": float(point[j]), "ci95": None, "tails": None}
+        return {"difference": float(point[j]),
+                "ci95": metrics.percentile_interval(replicates[:, j]),
+                "tails": metrics.tail_quantiles(replicates[:, j])}
+
+    out = one(0)
+    out.update({"n_test": int(n_test), "n_seeds": int(n_seeds),
+                "resampled": "seeds, then test prompts", "budget": float(budget),
+                "quality_at_0": one(1), "quality_at_budget": one(2)})
+    return out
+
+
 def paired(runs: dict[tuple[str, int], Routed], label: str, reference: str,
-           seeds: Sequence[int], *, n_bootstrap: int, seed: int) -> dict[str, float]:
-    """AUC of ``label`` minus ``reference``'s, mean over seeds, with a bootstrap interval
-    over the test prompts (both routers' runs of one seed are on the same prompts)."""
-    a = [runs[(label, s)] for s in seeds]
-    b = [runs[(reference, s)] for s in seeds]
-    test = a[0].test
-    scale = metrics.cost_scale(test.costs)
-    diff, low, high = metrics.paired_bootstrap_auc(
-        test.scores, test.costs / scale, [r.choices for r in a], [r.choices for r in b],
-        n_resamples=n_bootstrap, seed=seed_streams(seed).bootstrap)
-    return {"difference": diff, "ci95": [low, high] if n_bootstrap else None}
+           seeds: Sequence[int], *, n_bootstrap: int, seed: int) -> dict[str, Any]:
+    """``label`` minus ``reference`` (``comparison_entry``), mean over seeds, with the
+    intervals of a two-stage bootstrap: each replicate draws the seeds (refits) with
+    replacement, then the test prompts, and scores both routers' runs of the drawn seeds
+    on those prompts (``Resamples``)."""
+    resamples = Resamples.of(runs, seeds, n_bootstrap, seed)
+    return resamples.entry(resamples.side(runs, label, seeds),
+                           resamples.side(runs, reference, seeds))
 
 
 def validation_auc(plan: RouterRun, embedded: EmbeddedTask, params: dict[str, Any],

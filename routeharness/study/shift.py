@@ -15,9 +15,17 @@ from typing import Any
 from routeharness.common.errors import RouteHarnessError
 from routeharness.results.sets import mean_std
 from routeharness.results.tables import ReportTable
-from routeharness.study.common import StudySettings, compact, diff_cell, mean_cell
+from routeharness.study.common import (
+    StudySettings,
+    compact,
+    cost_flag,
+    diff_cell,
+    flagged,
+    mean_cell,
+)
 from routeharness.study.record import StudyResult
 from routeharness.study.runs import (
+    against_frontier,
     auc_of,
     comparison,
     hold_out,
@@ -84,7 +92,9 @@ def run(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | None = N
                     "quality_at_0_std": q0_std, "in_distribution_auc": in_auc,
                     "in_distribution_auc_std": in_std,
                     "vs_knn": versus(runs, label, reference, protocol.seeds,
-                                     settings.paired_bootstrap)}
+                                     settings.paired_bootstrap),
+                    "vs_frontier": against_frontier(runs, label, protocol.seeds,
+                                                    settings.paired_bootstrap)}
             out.append(fold)
         result.results[task.name] = {"folds": out, "routers": labels,
                                      "not_held_out": skipped}
@@ -106,10 +116,12 @@ def tables(result: StudyResult) -> list[ReportTable]:
     kNN, per held-out fold and router."""
     out = []
     for task, summary in result.results.items():
-        table = ReportTable(f"{task}: test AUC on held-out groups (trained without them)",
+        table = ReportTable(flagged(f"{task}: test AUC on held-out groups (trained without "
+                                    "them)", cost_flag(result, task)),
                             ["held out", "test prompts", "router", "held-out AUC",
-                             "in-distribution AUC", "drop", "vs kNN [95% CI]"],
-                            right={1, 3, 4, 5, 6})
+                             "in-distribution AUC", "drop", "vs kNN [95% CI]",
+                             "vs frontier [95% CI]"],
+                            right={1, 3, 4, 5, 6, 7})
         for i, fold in enumerate(summary["folds"]):
             for j, (label, entry) in enumerate(fold["routers"].items()):
                 drop = (entry["in_distribution_auc"] - entry["auc"]
@@ -120,11 +132,14 @@ def tables(result: StudyResult) -> list[ReportTable]:
                            mean_cell(entry["auc"], entry["auc_std"]),
                            mean_cell(entry["in_distribution_auc"],
                                      entry["in_distribution_auc_std"]),
-                           "-" if drop is None else f"{drop:+.2f}", diff_cell(entry["vs_knn"])])
+                           "-" if drop is None else f"{drop:+.2f}", diff_cell(entry["vs_knn"]),
+                           diff_cell(entry.get("vs_frontier"))])
             if i < len(summary["folds"]) - 1:
                 table.sections.add(len(table.rows) - 1)
         table.note = ("drop: in-distribution minus held-out AUC on the same test prompts; "
-                      "vs kNN: AUC minus kNN's, held out, paired over test prompts")
+                      "vs kNN: AUC minus kNN's, held out, paired over test prompts; vs "
+                      "frontier: AUC minus the single-model frontier's on the same prompts "
+                      "(- : not measured in this file)")
         if summary.get("not_held_out"):
             table.note += ("; groups without scored test prompts, not held out: "
                            + ", ".join(summary["not_held_out"]))
