@@ -33,6 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from routeharness.common.errors import DataError
+from routeharness.common.textinput import is_blank
 from routeharness.data.columns import (
     COST_PREFIX,
     EMBEDDING,
@@ -43,7 +44,6 @@ from routeharness.data.columns import (
     embedding_problems,
     float_column,
     group_problem,
-    is_blank,
     model_names_of,
     name_problem,
     prompt_key,
