@@ -53,11 +53,16 @@ tolerance: 0.0001
 """
 
 
-def forge(data: dict[str, Any], raise_by: float = 0.4) -> dict[str, Any]:
+def forge(data: dict[str, Any], raise_by: float = 0.4,
+          keep_choices: bool = False) -> dict[str, Any]:
     """What a forger does: raise every curve, recompute each record's numbers and the
-    scores from it, and re-sign the file (the issue's attack)."""
+    scores from it, and re-sign the file (the issue's attack). The per-prompt choices
+    would betray the raised curve (validate checks them against the data), so the forger
+    drops them: a file without choices is still valid (old files have none)."""
     data = copy.deepcopy(data)
     for record in data["result"]["records"]:
+        if not keep_choices:
+            record.pop("choices", None)
         cost = np.asarray(record["curve"]["cost"], dtype=float)
         quality = np.minimum(np.asarray(record["curve"]["quality"], dtype=float) + raise_by, 1)
         record["curve"]["quality"] = quality.tolist()
@@ -131,6 +136,15 @@ def test_the_forgery_passes_validate_and_would_rank_first(made, boards, capsys):
     mains = {name: made[name]["scores"]["overall"]["auc"] for name in ("knn", "cheapest")}
     assert forged["scores"]["overall"]["auc"] > max(mains.values())  # first, if ranked
     assert forged["scores"]["overall"]["auc"] > made["knn-vote"]["scores"]["overall"]["auc"]
+
+
+def test_a_forgery_that_keeps_its_choices_fails_validate(made, boards):
+    """Raised curves with the run's own per-prompt choices left in: the choices no longer
+    give the curves on the local data, and validate says so."""
+    forged = forge(made["knn-vote"], keep_choices=True)
+    problems = validate_submission(forged, board=load_board(BOARD, boards))
+    assert problems and all("do not reproduce its curve's quality on the local data" in p
+                            for p in problems), problems
 
 
 def test_show_json_ranks_the_verified_and_lists_the_forgery_apart(boards, capsys):

@@ -240,10 +240,15 @@ def _check_committed_record(board: Any, file: str, data: Any, fresh: Any) -> Non
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="Write to this file instead of standard output.")
 @_boards_dir_option
-def leaderboard_show(board: str, fmt: str, output: str | None, boards_dir: str | None) -> None:
+@data_dir_option
+def leaderboard_show(board: str, fmt: str, output: str | None, boards_dir: str | None,
+                     data_dir: str | None) -> None:
     """Render BOARD's ranking of accepted submissions (leaderboards/BOARD/submissions/):
-    verified ones ranked, unverified ones listed apart below (see `leaderboard verify`);
-    a file that does not validate against this board is listed as rejected."""
+    verified ones ranked, each with its 95% interval, its difference from the leader and
+    its significance tier (a paired bootstrap over test prompts and seeds, on the tasks'
+    local data: --data-dir for tasks not shipped); unverified ones listed apart below
+    (see `leaderboard verify`); a file that does not validate against this board is
+    listed as rejected."""
     from routeharness.boards.definition import check_board_output, load_board
     from routeharness.boards.standings import (
         ranking,
@@ -256,7 +261,7 @@ def leaderboard_show(board: str, fmt: str, output: str | None, boards_dir: str |
     definition = load_board(board, boards_dir)
     if output is not None:
         check_board_output(output, f"{fmt} leaderboard", boards_dir, definition)
-    result = ranking(definition)
+    result = ranking(definition, data_dir=data_dir)
     for name, problems in result.rejected:
         _warn(f"{name} is not a valid submission and is left out: {'; '.join(problems)}")
     if fmt == "rich":
