@@ -336,3 +336,16 @@ def test_the_committed_boards_show_without_the_data_of_a_task(tmp_path, capsys, 
     data = json.loads(out)
     assert [r["rank"] for r in data["ranking"]][:3] == [1, 2, 3]
     assert "could not be loaded" in data["intervals"]["note"]
+
+
+# --- verify writes only when asked -------------------------------------------------------------
+def test_record_needs_a_board_file_and_excludes_check_record(built, tmp_path, capsys):
+    outside = built["linear"].save(tmp_path / "linear.json")
+    code, _, err = run(capsys, "leaderboard", "verify", str(outside), "--record",
+                       "--boards-dir", str(built["root"]))
+    assert code == 1 and err.strip().endswith("--record needs a file in a board's "
+                                              "submissions/ folder")
+    inside = built["board"].submissions_dir / "linear.json"
+    code, _, err = run(capsys, "leaderboard", "verify", str(inside), "--record",
+                       "--check-record")
+    assert code == 1 and "give one of them" in err
