@@ -230,7 +230,7 @@ def bootstrap_prompts_seeds(outcomes: Sequence[tuple[np.ndarray, np.ndarray]],
     if metric not in ("auc", "quality_at_0"):
         raise ValueError(f"unknown metric {metric!r}")
     rng = np.random.default_rng(seed)
-    weights = []  # per task, (B, n_t): how often each prompt is drawn, over n_t
+    weights = []  # per task, (n_t, B): how often each prompt is drawn, over n_t
     for scores, _ in outcomes:
         n = scores.shape[0]
         counts = np.empty((n_resamples, n))
@@ -239,7 +239,7 @@ def bootstrap_prompts_seeds(outcomes: Sequence[tuple[np.ndarray, np.ndarray]],
             flat = draws + np.arange(draws.shape[0])[:, None] * n
             counts[start:start + draws.shape[0]] = np.bincount(
                 flat.ravel(), minlength=draws.size).reshape(draws.shape)
-        weights.append(counts / n)
+        weights.append(np.ascontiguousarray(counts.T) / n)
     picks = rng.integers(0, n_seeds, size=(n_resamples, n_seeds))
     columns = np.arange(n_resamples)[:, None]
     values = np.zeros((len(runs), n_resamples))
@@ -252,15 +252,36 @@ def bootstrap_prompts_seeds(outcomes: Sequence[tuple[np.ndarray, np.ndarray]],
                 choices = np.atleast_2d(np.asarray(choices, dtype=np.int64))
                 key = choices.tobytes() + bytes(str(choices.shape), "ascii")
                 if key not in known:
-                    quality = scores[rows, choices] @ weights[t].T  # (L, B)
                     if metric == "quality_at_0":
-                        known[key] = 100.0 * quality[0]
+                        known[key] = 100.0 * (scores[rows, choices[0]] @ weights[t])
                     else:
-                        cost = costs[rows, choices] @ weights[t].T
+                        cost, quality = _resampled_points(scores, costs, choices, weights[t])
                         known[key] = auc_many(cost.T, quality.T)
                 by_seed[s] = known[key]
             values[r] += by_seed[picks, columns].mean(axis=1) / len(outcomes)
     return values
+
+
+def _resampled_points(scores: np.ndarray, costs: np.ndarray, choices: np.ndarray,
+                      weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (L, B) mean cost and quality of (L, n) ``choices`` on B weighted resamples of
+    the n prompts (``weights`` (n, B)). A trade-off's choices differ from the previous
+    one's on few prompts, so each is the previous means plus those prompts' changes (a
+    full product only where many changed): on 10,000 prompts, a tenth of the work."""
+    n = scores.shape[0]
+    rows = np.arange(n)
+    chosen_q, chosen_c = scores[rows, choices], costs[rows, choices]
+    changes = (choices[1:] != choices[:-1]).sum(axis=1)
+    full = np.flatnonzero(np.concatenate([[True], changes * 4 >= n]))  # one product for all
+    quality = np.empty((choices.shape[0], weights.shape[1]))
+    cost = np.empty_like(quality)
+    quality[full], cost[full] = chosen_q[full] @ weights, chosen_c[full] @ weights
+    for i in np.setdiff1d(np.arange(1, choices.shape[0]), full):  # in order: i - 1 is done
+        changed = np.flatnonzero(choices[i] != choices[i - 1])
+        part = weights[changed]
+        quality[i] = quality[i - 1] + (chosen_q[i, changed] - chosen_q[i - 1, changed]) @ part
+        cost[i] = cost[i - 1] + (chosen_c[i, changed] - chosen_c[i - 1, changed]) @ part
+    return cost, quality
 
 
 def paired_bootstrap_auc(scores: np.ndarray, costs: np.ndarray,
