@@ -176,6 +176,24 @@ def test_auc_many_is_auc_on_every_curve():
     assert metrics.auc_many(np.array([[1.5, 2.0]]), np.array([[0.4, 0.9]]))[0] == 0.0
 
 
+def test_resampled_points_are_the_weighted_means():
+    """The incremental means (few prompts change between trade-offs) are the direct ones,
+    whether a trade-off changes a few choices or most of them."""
+    from routeharness.evaluation.metrics import _resampled_points
+
+    rng = np.random.default_rng(3)
+    scores, costs = rng.random((400, 5)), rng.random((400, 5))
+    choices = np.repeat(rng.integers(0, 5, size=(1, 400)), 12, axis=0)
+    for i in range(1, 12):
+        changed = rng.choice(400, 5 if i % 3 else 350, replace=False)
+        choices[i:, changed] = rng.integers(0, 5, size=changed.size)
+    weights = rng.random((400, 30))
+    cost, quality = _resampled_points(scores, costs, choices, weights)
+    rows = np.arange(400)
+    assert np.allclose(quality, scores[rows, choices] @ weights, rtol=0, atol=1e-9)
+    assert np.allclose(cost, costs[rows, choices] @ weights, rtol=0, atol=1e-9)
+
+
 def test_the_bootstrap_pairs_prompts_and_seeds():
     """Two routers with equal means but different prompts right are tied; one that gets
     every prompt wrong is behind; and a router against itself differs by exactly 0."""
