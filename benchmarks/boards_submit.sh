@@ -24,12 +24,17 @@
 # and RouterDC's 24,490 prompts with MiniLM, about 13 minutes, once, in the cache):
 #
 #   router        routerbench-v1 run   text-v1 run   both boards, runs + verifies
-#   linear        ~0.5 min (measured)  ~1 min        ~3 min
+#   linear        17 s (measured; its verify 10 s)  ~1 min   ~3 min
 #   mlp           ~2 min               ~11 min       ~26 min
 #   bandit        ~2 min               ~13 min       ~30 min
 #   graphrouter   ~3 min               ~21 min       ~48 min
 #   routerdc      ~4 min               ~18 min       ~44 min
 #   all five, plus the embeddings once: about 2.5 to 3 hours
+#
+# The committed knn, knn-vote and random rows predate per-prompt choices (no interval,
+# no tier): re-running them the same way (ROUTERS="knn knn-vote random", after removing
+# or replacing their files) takes seconds each on routerbench-v1 (measured: 3-6 s per
+# run, 4-6 s per verify) and reproduces their numbers.
 #
 # Environment: ROUTEHARNESS_PYTHON (default: python; a Python with routeharness's
 # dependencies: the snapshot's own code and plugins are put first on PYTHONPATH, so an
