@@ -183,6 +183,24 @@ def _other_protocol(data):
     return _resign(data)
 
 
+def test_run_keeps_each_records_test_choices(submission_file, boards):
+    """`leaderboard run` keeps every record's test choices (the board's paired intervals
+    resample them): they reproduce each curve on the local data, and the row gets an
+    interval and a tier."""
+    from routeharness.boards.intervals import board_intervals
+
+    data = load_submission(submission_file)
+    for record in data.result.records:
+        assert record.choices is not None
+        assert record.choices.array().shape == (len(record.curve.cost), record.n_test)
+    board = load_board(BOARD, boards)
+    assert validate_submission(data, board=board) == []
+    found = board_intervals(board, [(data.scores["overall"]["auc"], data)])
+    row = found.rows[0]
+    assert row.source == "recorded" and row.tier == 1 and found.note is None
+    assert row.interval[0] <= data.scores["overall"]["auc"] <= row.interval[1]
+
+
 @pytest.mark.parametrize("edit, messages", [
     (_changed_number, ["record 0 (knn on routerbench:mbpp, seed 0): metrics.auc",
                        "does not match its curve", "checksum mismatch"]),

@@ -53,11 +53,16 @@ tolerance: 0.0001
 """
 
 
-def forge(data: dict[str, Any], raise_by: float = 0.4) -> dict[str, Any]:
+def forge(data: dict[str, Any], raise_by: float = 0.4,
+          keep_choices: bool = False) -> dict[str, Any]:
     """What a forger does: raise every curve, recompute each record's numbers and the
-    scores from it, and re-sign the file (the issue's attack)."""
+    scores from it, and re-sign the file (the issue's attack). The per-prompt choices
+    would betray the raised curve (validate checks them against the data), so the forger
+    drops them: a file without choices is still valid (old files have none)."""
     data = copy.deepcopy(data)
     for record in data["result"]["records"]:
+        if not keep_choices:
+            record.pop("choices", None)
         cost = np.asarray(record["curve"]["cost"], dtype=float)
         quality = np.minimum(np.asarray(record["curve"]["quality"], dtype=float) + raise_by, 1)
         record["curve"]["quality"] = quality.tolist()
@@ -131,6 +136,15 @@ def test_the_forgery_passes_validate_and_would_rank_first(made, boards, capsys):
     mains = {name: made[name]["scores"]["overall"]["auc"] for name in ("knn", "cheapest")}
     assert forged["scores"]["overall"]["auc"] > max(mains.values())  # first, if ranked
     assert forged["scores"]["overall"]["auc"] > made["knn-vote"]["scores"]["overall"]["auc"]
+
+
+def test_a_forgery_that_keeps_its_choices_fails_validate(made, boards):
+    """Raised curves with the run's own per-prompt choices left in: the choices no longer
+    give the curves on the local data, and validate says so."""
+    forged = forge(made["knn-vote"], keep_choices=True)
+    problems = validate_submission(forged, board=load_board(BOARD, boards))
+    assert problems and all("do not reproduce its curve's quality on the local data" in p
+                            for p in problems), problems
 
 
 def test_show_json_ranks_the_verified_and_lists_the_forgery_apart(boards, capsys):
@@ -243,13 +257,47 @@ def test_verify_writes_the_record_and_check_record_demands_it(boards, capsys):
         "not verified: no verification record; commit the record")
     assert not (boards / BOARD / "verifications" / "copy.json").exists()
     code, _, err = run(capsys, "leaderboard", "verify", str(folder / "copy.json"), "-q",
-                       "--format", "json")
+                       "--format", "json", "--record")
     assert code == 0 and "verification record written to" in err
     record = load_record(boards / BOARD / "verifications" / "copy.json")
     assert record.matched and record.differing == 0 and record.numbers > 0
     assert record.submission_checksum == Submission.from_json(folder / "copy.json").checksum
     assert {(p.role, p.name) for p in record.plugins} == {
         ("router", "cheapest"), ("encoder", "minilm"), (f"task:{TASK}", "routerbench")}
+    assert _status(boards, "copy.json").verified
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int, bytes]]:
+    """Every file under ``root``: its mtime (ns), size and content."""
+    return {str(p.relative_to(root)): (p.stat().st_mtime_ns, p.stat().st_size, p.read_bytes())
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_verify_leaves_the_checkout_as_it_was_unless_asked(boards, capsys, tmp_path,
+                                                           monkeypatch):
+    """By default verify re-runs and reports, and writes nothing: no record, no other file,
+    every file's mtime unchanged (the board folder and the working directory); --record
+    writes the board's record, and only it."""
+    folder = boards / BOARD / "submissions"
+    shutil.copy(folder / "cheapest.json", folder / "copy.json")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    before, here = _snapshot(boards), _snapshot(work)
+    code, out, err = run(capsys, "leaderboard", "verify", str(folder / "copy.json"), "-q")
+    assert code == 0, err
+    assert "verified: all" in out and "no verification record written (--record writes " \
+        "it to the board's verifications/ folder)" in out
+    assert _snapshot(boards) == before and _snapshot(work) == here
+    code, _, err = run(capsys, "leaderboard", "verify", str(folder / "copy.json"), "-q",
+                       "--no-record", "--format", "json")  # the old flag: the same
+    assert code == 0 and _snapshot(boards) == before and "no verification record" in err
+    code, out, _ = run(capsys, "leaderboard", "verify", str(folder / "copy.json"), "-q",
+                       "--record")
+    assert code == 0 and "verification record written to" in out
+    after = _snapshot(boards)
+    assert set(after) - set(before) == {f"{BOARD}/verifications/copy.json"}
+    assert {k: v for k, v in after.items() if k in before} == before
     assert _status(boards, "copy.json").verified
 
 

@@ -432,7 +432,7 @@ def boards(home, mbpp_cached) -> Path:
     (root / BOARD / "submissions").mkdir()
     shutil.copy(made, root / BOARD / "submissions" / "knn.json")
     _main("leaderboard", "verify", str(root / BOARD / "submissions" / "knn.json"),
-          "--boards-dir", str(root), "-q")
+          "--boards-dir", str(root), "-q", "--record")
     return root
 
 
@@ -475,9 +475,9 @@ def test_leaderboard_validate(boards, env):
 def test_leaderboard_verify(boards, env):
     path = boards / BOARD / "submissions" / "knn.json"
     args = ("leaderboard", "verify", str(path), "--boards-dir", str(boards))
-    expected = json_tables(*args, "--no-record", env=env)
+    expected = json_tables(*args, env=env)
     record = boards / BOARD / "verifications" / "knn.json"
-    for shown in look(args, widths=(WIDE, NARROW), env=env):
+    for shown in look((*args, "--record"), widths=(WIDE, NARROW), env=env):
         shows_tables(shown, expected)
         shows_line(shown, f"verification record written to {record}", "stdout")
         shows_line(shown, re.compile(r"verified: all \d+ numbers reproduce"), "stdout")

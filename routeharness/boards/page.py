@@ -1,6 +1,6 @@
-"""A board's self-contained HTML page: the ranking table, the frontier plot of the
-verified submissions (PNG, base64), the unverified ones apart and the rejected files;
-every name HTML-escaped."""
+"""A board's self-contained HTML page: the ranking table (with intervals and tiers, and
+the rule that makes them), the frontier plot of the verified submissions (PNG, base64),
+the unverified ones apart and the rejected files; every name HTML-escaped."""
 
 from __future__ import annotations
 
@@ -42,11 +42,12 @@ def _html_table(table: ReportTable, css: str = "", bound: bool = True) -> str:
 
 
 def board_page(board: Any, table: ReportTable, rejected: Sequence[tuple[str, list[str]]],
-               results: Sequence[ResultSet], unverified: ReportTable | None = None) -> str:
-    """One self-contained HTML page: a board's ranking ``table`` (its verified rows), the
-    frontier plot of their ``results`` (PNG, base64, first seed), the ``unverified``
-    submissions in their own section below, and the ``rejected`` files. Every name is
-    HTML-escaped."""
+               results: Sequence[ResultSet], unverified: ReportTable | None = None,
+               tiers: str = "") -> str:
+    """One self-contained HTML page: a board's ranking ``table`` (its verified rows) and
+    ``tiers`` (how its intervals and tiers are made), the frontier plot of their
+    ``results`` (PNG, base64, first seed), the ``unverified`` submissions in their own
+    section below, and the ``rejected`` files. Every name is HTML-escaped."""
     esc = html.escape
     png = frontier_png(results, board.seeds[0])
     image = (f'<img alt="cost-quality frontiers" src="data:image/png;base64,'
@@ -79,6 +80,7 @@ mean over tasks of the mean over seeds {esc(str(list(board.seeds)))}; encoder
 Only submissions re-run by <code>leaderboard verify</code> are ranked; upper bounds are
 shown unranked.</p>
 {_html_table(table)}
+<p class="meta" id="tiers">{esc(tiers)}</p>
 {image}
 {apart}
 {f"<h2>Rejected submissions</h2><ul>{listed}</ul>" if listed else ""}

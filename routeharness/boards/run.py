@@ -17,7 +17,6 @@ rendering (boards and the ``Submission`` record: ``routeharness.boards.definitio
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,8 +65,10 @@ def run_board(board: Board, router: str, *, data_dir: str | None = None,
               executor: Any = None) -> Submission:
     """Run ``board``'s full protocol for ``router`` (a name or ``NAME:PARAM=VALUE,...``
     with fixed hyper-parameters) and return the submission; ``checkpoint``, ``resume``
-    and ``executor`` (local or Ray) as in ``evaluate.evaluate``. The oracle reference of each task is kept in
-    the result (the board's upper bound row comes from it)."""
+    and ``executor`` (local or Ray) as in ``evaluate.evaluate``. The oracle reference of
+    each task is kept in the result (the board's upper bound row comes from it), and each
+    record keeps its test choices (``RunRecord.choices``: the board's paired intervals
+    resample them)."""
     from routeharness.common.provenance import git_commit, platform_info
     from routeharness.evaluation.matrix import evaluate
     from routeharness.evaluation.tuning import plan_routers
@@ -77,7 +78,8 @@ def run_board(board: Board, router: str, *, data_dir: str | None = None,
     result = evaluate(
         [router], board.task_names(), encoder=board.encoder, protocol=board.protocol(),
         data_dir=data_dir, cache_dir=cache_dir, reporter=reporter, references=False,
-        oracle=True, checkpoint=checkpoint, resume=resume, executor=executor)
+        oracle=True, checkpoint=checkpoint, resume=resume, executor=executor,
+        keep_choices=True)
     for task in board.tasks:
         found = result.tasks[task.name].version
         if found != task.version:
@@ -192,10 +194,43 @@ def validate_submission(data: Submission | dict[str, Any], *, board: Board | Non
     for i, record in enumerate(result.records):
         problems.extend(record_problems(i, record))
     problems += _score_problems(data)
+    problems += _choice_problems(data)
     if data.checksum != data.computed_checksum():
         problems.append("checksum mismatch: the file was changed after `leaderboard run` wrote it")
     if check_data:
-        problems.extend(_fingerprint_problems(board, provenance, data_dir))
+        found = _fingerprint_problems(board, provenance, data_dir)
+        problems.extend(found or _choices_on_data_problems(data, data_dir))
+    return problems
+
+
+def _choice_problems(data: Submission) -> list[str]:
+    """A record's test choices (optional) must name models of its task."""
+    problems = []
+    for i, record in enumerate(data.result.records):
+        reference = data.result.tasks.get(record.task)
+        if record.choices is None or reference is None:
+            continue
+        choices = record.choices.array()
+        if choices.size and choices.max() >= len(reference.models):
+            problems.append(f"record {i} ({record.task}, seed {record.seed}): choices name "
+                            f"model {int(choices.max())}, the task has "
+                            f"{len(reference.models)}")
+    return problems
+
+
+def _choices_on_data_problems(data: Submission, data_dir: str | None) -> list[str]:
+    """Each record's test choices (when it keeps them) must reproduce its curve on the
+    local data: the board's intervals resample them."""
+    from routeharness.boards.intervals import curve_problem, scored_test
+
+    problems = []
+    for i, record in enumerate(data.result.records):
+        if record.choices is None:
+            continue
+        problem = curve_problem(record, record.choices.array(),
+                                scored_test(record.task, data_dir))
+        if problem:
+            problems.append(f"record {i}: {problem}")
     return problems
 
 
@@ -227,12 +262,11 @@ def _score_problems(data: Submission) -> list[str]:
     return problems
 
 
-@functools.lru_cache(maxsize=32)
 def local_fingerprint(task: str, data_dir: str | None = None) -> str:
     """The fingerprint of a task as loaded here (cached per process: loading takes seconds)."""
-    from routeharness.data.tasks import load_task
+    from routeharness.boards.intervals import scored_test
 
-    return load_task(task, data_dir=data_dir).fingerprint()
+    return scored_test(task, data_dir).fingerprint
 
 
 def _fingerprint_problems(board: Board, provenance: SubmissionProvenance,

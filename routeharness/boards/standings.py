@@ -1,8 +1,9 @@
 """A board's standings: its accepted submissions (each validated against the board whose
 folder holds it); the verified ones (``routeharness.boards.verification``) ranked by the main
-metric with the one ranking rule (``results.ranked``), the oracle reference row as the
-unranked upper bound, the unverified ones listed apart below; and the tables every
-format renders (rich, Markdown, JSON, HTML)."""
+metric with the one ranking rule (``results.ranked``), each with its interval, its
+difference from the leader and its significance tier (``routeharness.boards.intervals``),
+the oracle reference row as the unranked upper bound, the unverified ones listed apart
+below; and the tables every format renders (rich, Markdown, JSON, HTML)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,14 @@ from typing import Any
 import numpy as np
 
 from routeharness.boards.definition import MAIN_METRICS, Board, Submission, submission_name_problem
+from routeharness.boards.intervals import (
+    BOOTSTRAP_SEED,
+    LEVEL,
+    N_RESAMPLES,
+    TIER_RULE,
+    RowIntervals,
+    board_intervals,
+)
 from routeharness.boards.run import load_submission, validate_submission
 from routeharness.boards.verification import VerificationStatus, verification_status
 from routeharness.common.errors import RouteHarnessError
@@ -32,6 +41,8 @@ class Ranking:
     rejected: list[tuple[str, list[str]]] = field(default_factory=list)
     submissions: list[Submission] = field(default_factory=list)
     verified_submissions: list[Submission] = field(default_factory=list)
+    #: about the ranked rows without an interval (None when all have one)
+    intervals_note: str | None = None
 
     @property
     def board_rows(self) -> list[dict[str, Any]]:
@@ -44,12 +55,15 @@ class Ranking:
 
 
 
-def ranking(board: Board, *, check_data: bool = False) -> Ranking:
+def ranking(board: Board, *, check_data: bool = False, data_dir: str | None = None,
+            intervals: bool = True) -> Ranking:
     """The board's submissions, each validated against this board (the folder holds it)
     and its verification record read (``verification.verification_status``). Verified
-    rows are ranked by the main metric (``results.ranked``: higher first), then the oracle
-    reference row (unranked); unverified rows follow, apart and unranked, by the same
-    order. Files that fail validation are listed apart, with their problems. Two valid
+    rows are ranked by the main metric (``results.ranked``: higher first), each with
+    (``intervals``) its interval, difference from the leader and tier
+    (``intervals.board_intervals``, on the tasks' local data from ``data_dir``), then the
+    oracle reference row (unranked); unverified rows follow, apart and unranked, by the
+    same order. Files that fail validation are listed apart, with their problems. Two valid
     files of one router (same name and fixed parameters): a verified one before an
     unverified one, then the newest by ``provenance.created`` (on a tie, the first by
     file name) is kept, the other listed as rejected, naming the file kept."""
@@ -80,6 +94,7 @@ def ranking(board: Board, *, check_data: bool = False) -> Ranking:
             continue
         valid[key] = (path, data, status)
     rows, accepted, verified = [], [], []
+    submission_of: dict[int, Submission] = {}
     for path, data, status in valid.values():
         accepted.append(data)
         if status.verified:
@@ -95,6 +110,7 @@ def ranking(board: Board, *, check_data: bool = False) -> Ranking:
             "created": data.provenance.created, "file": path.name,
             "routeharness_version": data.provenance.routeharness_version,
             "verified": status.verified, "verification": status.to_dict()})
+        submission_of[id(rows[-1])] = data
     oracle = oracle_ranking_row(board, verified) or oracle_ranking_row(board, accepted)
     board_rows = [r for r in rows if r["verified"]] + ([oracle] if oracle else [])
     order = ranked(board_rows, lambda r: r["main"], lambda r: r["upper_bound"])
@@ -104,7 +120,17 @@ def ranking(board: Board, *, check_data: bool = False) -> Ranking:
     for _, row in apart:
         row["rank"] = None  # listed apart: an unverified row has no place on the board
     shown = [row for _, row in order] + [row for _, row in apart]
-    return Ranking(board, shown, rejected, accepted, verified)
+    for row in shown:
+        row.update(RowIntervals().to_dict())
+    note = None
+    if intervals:
+        placed = [row for rank, row in order if rank is not None]
+        found = board_intervals(board, [(row["main"], submission_of[id(row)])
+                                        for row in placed], data_dir=data_dir)
+        for row, numbers in zip(placed, found.rows):
+            row.update(numbers.to_dict())
+        note = found.note
+    return Ranking(board, shown, rejected, accepted, verified, note)
 
 
 def _preference(data: Submission, status: VerificationStatus) -> tuple[bool, str]:
@@ -140,21 +166,40 @@ def ranking_table(result: Ranking) -> ReportTable:
     table = ReportTable(
         title=(f"{board.name} (v{board.version}): {metric}, encoder {board.encoder}, "
                f"seeds {list(board.seeds)}; verified submissions"),
-        headers=["rank", "router", "distribution", f"mean {metric}",
-                 *[f"{t} {metric}" for t in board.task_names()], "submitted", "verified"],
-        right={0, *range(3, 4 + len(board.tasks))}, nowrap={1, 2})
+        headers=["rank", "router", "distribution", "tier", f"mean {metric}", "95% CI",
+                 "vs leader [95% CI]", *[f"{t} {metric}" for t in board.task_names()],
+                 "submitted", "verified"],
+        right={0, *range(3, 7 + len(board.tasks))}, nowrap={1, 2, 5, 6})
     for row in result.board_rows:
         name = row["router"] + (" (upper bound)" if row["upper_bound"] else "")
         verified = row.get("verification") or {}
+        main, *tasks = _numbers(board, row)
         table.add([str(row["rank"]) if row["rank"] else "-", name,
                    "(computed from the test labels)" if row["file"] is None
-                   else f"{row['distribution']} {row['version']}", *_numbers(board, row),
+                   else f"{row['distribution']} {row['version']}",
+                   "-" if row.get("tier") is None else str(row["tier"]), main,
+                   _interval(row.get("interval")), _difference(row), *tasks,
                    row["created"][:10], (verified.get("verified_at") or "-")[:10]],
                   "dim" if row["upper_bound"] else None)
     table.note = (f"Main metric: {metric}, {MAIN_METRICS[metric]}; the mean over tasks of the "
                   f"mean over seeds {list(board.seeds)}. Only submissions re-run by "
-                  "`leaderboard verify` are ranked; upper bounds are shown unranked.")
+                  "`leaderboard verify` are ranked; upper bounds are shown unranked. "
+                  + TIER_RULE + (f" {result.intervals_note}" if result.intervals_note else ""))
     return table
+
+
+def _interval(bounds: list[float] | None) -> str:
+    return "-" if bounds is None else f"[{fmt(bounds[0])}, {fmt(bounds[1])}]"
+
+
+def _difference(row: dict[str, Any]) -> str:
+    """The difference from the leader with its interval; "leader" on the leader's row."""
+    value, bounds = row.get("difference_from_leader"), row.get("difference_interval")
+    if value is None or bounds is None:
+        return "-"
+    if row.get("rank") == 1:
+        return "leader"
+    return f"{value:+.2f} {_interval(bounds)}"
 
 
 def _numbers(board: Board, row: dict[str, Any]) -> list[str]:
@@ -206,17 +251,26 @@ def render_html(result: Ranking) -> str:
 
     return board_page(result.board, ranking_table(result), result.rejected,
                       [s.result for s in result.verified_submissions],
-                      unverified=unverified_table(result))
+                      unverified=unverified_table(result),
+                      tiers=TIER_RULE + (f" {result.intervals_note}"
+                                         if result.intervals_note else ""))
 
 
 def render_json(result: Ranking) -> str:
-    """``ranking``: the board (verified rows, the oracle row); ``unverified``: the rows
-    listed apart; ``rejected``: the files that fail validation."""
+    """``ranking``: the board (verified rows, each with ``interval``,
+    ``difference_from_leader``, ``difference_interval`` and ``tier``, null where not
+    available, ``no_interval`` saying why; the oracle row); ``intervals``: how they are
+    made (``rule``) and ``note``; ``unverified``: the rows listed apart; ``rejected``:
+    the files that fail validation."""
     board = result.board
     return json.dumps({"board": {"name": board.name, "version": board.version,
                                  "main_metric": board.main_metric,
                                  "tasks": board.task_names(), "seeds": list(board.seeds),
                                  "encoder": board.encoder},
-                       "ranking": result.board_rows, "unverified": result.unverified_rows,
+                       "ranking": result.board_rows,
+                       "intervals": {"level": LEVEL, "n_resamples": N_RESAMPLES,
+                                     "seed": BOOTSTRAP_SEED, "rule": TIER_RULE,
+                                     "note": result.intervals_note},
+                       "unverified": result.unverified_rows,
                        "rejected": [{"file": f, "problems": p} for f, p in result.rejected]},
                       indent=1, ensure_ascii=False) + "\n"

@@ -143,8 +143,12 @@ def leaderboard_validate(file: str, boards_dir: str | None, no_data: bool,
 @_boards_dir_option
 @click.option("--tolerance", type=float, default=None,
               help="Relative tolerance per number, >= 0 (default: the board's).")
-@click.option("--no-record", is_flag=True,
-              help="Do not write the board's verification record (verifications/FILE).")
+@click.option("--record", "write_record", is_flag=True,
+              help="Write the outcome to the board's verification record "
+                   "(verifications/FILE; FILE must be in a board's submissions/ folder). "
+                   "Without it, nothing is written.")
+@click.option("--no-record", is_flag=True, hidden=True,
+              help="Write nothing (the default; kept for old scripts).")
 @click.option("--check-record", is_flag=True,
               help="CI: write nothing; also fail unless the board's committed record "
                    "marks FILE verified, naming the versions used here.")
@@ -153,11 +157,13 @@ def leaderboard_validate(file: str, boards_dir: str | None, no_data: bool,
 @format_option
 @quiet_option
 def leaderboard_verify(file: str, boards_dir: str | None, tolerance: float | None,
-                       no_record: bool, check_record: bool, data_dir: str | None,
-                       cache_dir: str | None, fmt: str, quiet: bool) -> None:
+                       write_record: bool, no_record: bool, check_record: bool,
+                       data_dir: str | None, cache_dir: str | None, fmt: str,
+                       quiet: bool) -> None:
     """Validate, then re-run a submission and report each number that differs beyond the
-    tolerance. A file in a board's submissions/ folder gets its outcome recorded in the
-    board (verifications/FILE): only such a record makes its row verified."""
+    tolerance; by default nothing is written. --record writes the outcome into the board
+    whose submissions/ folder holds FILE (verifications/FILE): only such a record makes
+    its row verified."""
     from routeharness.boards.definition import board_of_file, check_tolerance
     from routeharness.boards.run import (
         load_submission,
@@ -171,11 +177,15 @@ def leaderboard_verify(file: str, boards_dir: str | None, tolerance: float | Non
 
     if tolerance is not None:
         check_tolerance(tolerance)  # before any work
+    if write_record and (no_record or check_record):
+        _fail("--record writes the board's record; --no-record and --check-record write "
+              "nothing: give one of them")
     data = load_submission(file)
     board = _board_of(file, data, boards_dir)
     in_board = board_of_file(file) is not None
-    if check_record and not in_board:
-        _fail(f"{file}: --check-record needs a file in a board's submissions/ folder")
+    for flag, wanted in (("--check-record", check_record), ("--record", write_record)):
+        if wanted and not in_board:
+            _fail(f"{file}: {flag} needs a file in a board's submissions/ folder")
     problems = validate_submission(data, board=board, data_dir=data_dir)
     if problems:
         for problem in problems:
@@ -194,12 +204,14 @@ def leaderboard_verify(file: str, boards_dir: str | None, tolerance: float | Non
                              f"(relative tolerance {tol:g})")], fmt)
     record = make_record(board, file, data, rows, rerun, tol)
     to_stderr = fmt != "rich"  # JSON or Markdown on standard output stays parseable
-    if in_board and not (no_record or check_record):
+    if write_record:
         where = save_record(record, board)
         say(f"verification record written to {where}", err=to_stderr)
-    elif not (no_record or check_record):
-        say(f"no verification record written: {file} is not in a board's submissions/ "
-            "folder (verify it there to record the outcome)", err=to_stderr)
+    elif not check_record:
+        say("no verification record written" + (
+            " (--record writes it to the board's verifications/ folder)" if in_board else
+            f": {file} is not in a board's submissions/ folder (verify it there with "
+            "--record to record the outcome)"), err=to_stderr)
     differing = [r for r in rows if not r.ok]
     if differing:
         first = differing[0]
@@ -227,7 +239,7 @@ def _check_committed_record(board: Any, file: str, data: Any, fresh: Any) -> Non
 
     status = verification_status(board, file, data)
     if not status.verified:
-        _fail(f"{status.reason}; commit the record `leaderboard verify` writes")
+        _fail(f"{status.reason}; commit the record `leaderboard verify --record` writes")
     problems = installed_version_problems(status.record, fresh)
     if problems:
         _fail(f"not verified: {'; '.join(problems)}")
@@ -240,10 +252,15 @@ def _check_committed_record(board: Any, file: str, data: Any, fresh: Any) -> Non
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="Write to this file instead of standard output.")
 @_boards_dir_option
-def leaderboard_show(board: str, fmt: str, output: str | None, boards_dir: str | None) -> None:
+@data_dir_option
+def leaderboard_show(board: str, fmt: str, output: str | None, boards_dir: str | None,
+                     data_dir: str | None) -> None:
     """Render BOARD's ranking of accepted submissions (leaderboards/BOARD/submissions/):
-    verified ones ranked, unverified ones listed apart below (see `leaderboard verify`);
-    a file that does not validate against this board is listed as rejected."""
+    verified ones ranked, each with its 95% interval, its difference from the leader and
+    its significance tier (a paired bootstrap over test prompts and seeds, on the tasks'
+    local data: --data-dir for tasks not shipped); unverified ones listed apart below
+    (see `leaderboard verify`); a file that does not validate against this board is
+    listed as rejected."""
     from routeharness.boards.definition import check_board_output, load_board
     from routeharness.boards.standings import (
         ranking,
@@ -256,7 +273,7 @@ def leaderboard_show(board: str, fmt: str, output: str | None, boards_dir: str |
     definition = load_board(board, boards_dir)
     if output is not None:
         check_board_output(output, f"{fmt} leaderboard", boards_dir, definition)
-    result = ranking(definition)
+    result = ranking(definition, data_dir=data_dir)
     for name, problems in result.rejected:
         _warn(f"{name} is not a valid submission and is left out: {'; '.join(problems)}")
     if fmt == "rich":

@@ -39,7 +39,14 @@ from routeharness.evaluation.tuning import (
     plan_routers,
     tuning_steps,
 )
-from routeharness.results.records import EmbeddingsUsed, ResultSet, RunRecord, TaskReference
+from routeharness.results.records import (
+    EmbeddingsUsed,
+    ResultSet,
+    RoutedChoices,
+    RunRecord,
+    TaskReference,
+    replaced,
+)
 
 
 def _refuse_duplicate_tasks(specs: list[str], loaded: Sequence[RoutingTask]) -> None:
@@ -75,7 +82,8 @@ def evaluate(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | Non
              cache_dir: str | None = None, reporter: Reporter | None = None,
              references: bool = True, task_options: dict[str, Any] | None = None,
              checkpoint: str | Path | None = None, resume: bool = False,
-             oracle: bool | None = None, executor: Any = None) -> ResultSet:
+             oracle: bool | None = None, executor: Any = None,
+             keep_choices: bool = False) -> ResultSet:
     """The router x task matrix over the protocol's seeds -> a typed ``ResultSet``.
 
     ``routers``: names or specs ``NAME:PARAM=VALUE,...`` (fixed hyper-parameters).
@@ -89,6 +97,9 @@ def evaluate(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | Non
     ``executor``: where the runs execute (``routeharness.evaluation.executors``: an ``Executor``, or
     ``"local"`` (default) / ``"ray"``, then started and stopped here); the records come
     out in the same order, with the same numbers, whichever runs them.
+    ``keep_choices``: each record keeps its test choices (``RunRecord.choices``: the
+    model chosen for each scored test prompt at each lam; what a leaderboard's paired
+    intervals resample); a checkpoint record without them is run again.
     """
     from routeharness.embedding.cache import EmbeddingCache
     from routeharness.embedding.encoders import EncoderIdentity, get_encoder
@@ -120,6 +131,8 @@ def evaluate(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | Non
                 order.append(key)
                 record = reusable.record(key, tasks[task.name].fingerprint) \
                     if reusable is not None else None
+                if keep_choices and record is not None and record.choices is None:
+                    record = None  # saved without its choices: run again to keep them
                 if record is not None:
                     done[key] = record
                     reused += 1
@@ -132,7 +145,8 @@ def evaluate(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | Non
     try:
         with reporter.progress(f"routing {', '.join(t.name for t in loaded)}", total) as advance:
             for job, routed in runner.run(jobs, protocol, advance):
-                done[job.key] = routed.record
+                done[job.key] = replaced(routed.record, choices=RoutedChoices.of(
+                    routed.choices)) if keep_choices else routed.record
                 if checkpoint is not None:
                     save_checkpoint(run.with_runs(tasks, [done[k] for k in order if k in done]),
                                     checkpoint)

@@ -17,7 +17,7 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -104,6 +104,12 @@ def _lambda(value: float | None) -> float:
 def _two(value: list[float | None]) -> list[float | None]:
     if len(value) != 2:
         raise ValueError(f"expected two numbers or null, got a list of {len(value)}")
+    return value
+
+
+def _two_ints(value: list[int]) -> list[int]:
+    if len(value) != 2:
+        raise ValueError(f"expected two counts [L, n], got a list of {len(value)}")
     return value
 
 
@@ -249,6 +255,66 @@ class Metrics(Record):
         return default if value is None else value
 
 
+#: how a run's choices are stored: the array's element type, by the task's number of models
+CHOICE_DTYPES = {"uint8": 2 ** 8, "uint16": 2 ** 16}
+
+
+class RoutedChoices(Record):
+    """A run's routing of the scored test prompts, per prompt: an (L, n) array whose row
+    ``i`` holds, for the curve's ``i``-th trade-off, the index (into the task's models) of
+    the model chosen for each of the n scored test prompts, in the test split's order.
+    What a paired bootstrap over prompts needs, and what the curve follows from on the
+    task's data. Written compactly: the array as ``dtype`` (uint8 up to 256 models, else
+    uint16), row-major, zlib-compressed, base64 (``of``, ``array``)."""
+
+    shape: Annotated[list[Count], AfterValidator(_two_ints)] = Field(
+        description="[L, n]: trade-offs x scored test prompts")
+    dtype: Literal["uint8", "uint16"] = Field(description="the stored element type")
+    data: str = Field(description="the array, row-major, zlib-compressed, base64")
+
+    @model_validator(mode="after")
+    def _decodes(self) -> RoutedChoices:
+        self.array()  # a malformed array is a problem of the file, named by its key
+        return self
+
+    @classmethod
+    def of(cls, choices: Any) -> RoutedChoices:
+        """(L, n) model indices (>= 0) as stored."""
+        import base64
+        import zlib
+
+        import numpy as np
+
+        array = np.asarray(choices)
+        if array.ndim != 2 or (array.size and (array.min() < 0 or not
+                                               np.issubdtype(array.dtype, np.integer))):
+            raise ValueError("choices must be an (L, n) array of model indices >= 0")
+        top = int(array.max()) + 1 if array.size else 0
+        dtype = next(name for name, limit in CHOICE_DTYPES.items() if top <= limit)
+        packed = array.astype(np.dtype(dtype).newbyteorder("<"))
+        return cls(shape=list(array.shape), dtype=dtype,
+                   data=base64.b64encode(zlib.compress(packed.tobytes(), 9)).decode("ascii"))
+
+    def array(self) -> Any:
+        """The (L, n) int64 array of model indices."""
+        import base64
+        import binascii
+        import zlib
+
+        import numpy as np
+
+        try:
+            raw = zlib.decompress(base64.b64decode(self.data.encode("ascii"), validate=True))
+        except (binascii.Error, zlib.error, UnicodeEncodeError, ValueError):
+            raise ValueError("data: not zlib-compressed base64") from None
+        dtype = np.dtype(self.dtype).newbyteorder("<")
+        rows, cols = self.shape
+        if len(raw) != rows * cols * dtype.itemsize:
+            raise ValueError(f"data: holds {len(raw) // dtype.itemsize} values, the shape "
+                             f"{self.shape} needs {rows * cols}")
+        return np.frombuffer(raw, dtype=dtype).reshape(rows, cols).astype(np.int64)
+
+
 # --- records ------------------------------------------------------------------------------------
 class TuningRow(Record):
     """One configuration tuning tried and its validation AUC."""
@@ -297,6 +363,20 @@ class RunRecord(Record):
     seed_streams: StreamSeeds | None = None
     search: dict[str, JsonData] | None = Field(None, description="the search the router "
                                                                  "resolved (kNN's index)")
+    choices: RoutedChoices | None = Field(
+        None, description="the model chosen for each scored test prompt at each trade-off "
+                          "(kept by `leaderboard run`, for the board's paired intervals)")
+
+    @model_validator(mode="after")
+    def _choices_fit_the_curve(self) -> RunRecord:
+        if self.choices is not None:
+            points, prompts = self.choices.shape
+            if points != len(self.curve.cost):
+                raise ValueError(f"choices: {points} trade-offs, its curve has "
+                                 f"{len(self.curve.cost)} points")
+            if self.n_test is not None and prompts != self.n_test:
+                raise ValueError(f"choices: {prompts} prompts, n_test is {self.n_test}")
+        return self
 
     @property
     def key(self) -> tuple[str, str, int]:
