@@ -8,6 +8,7 @@ evaluated split is 1) and ``qualities`` are mean scores in [0, 1]; areas are rep
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -221,9 +222,9 @@ def bootstrap_prompts_seeds(outcomes: Sequence[tuple[np.ndarray, np.ndarray]],
     ``outcomes[t]``: task t's scored test prompts, ``(scores, costs)``, each (n_t, m_t),
     costs normalised. ``runs[r][t][s]``: router r's (L, n_t) choices on task t at seed s;
     every router has the same k seeds in one order (seed s is one seed for all: the
-    pairing). Each replicate draws, for every task, n_t of its prompts with replacement,
-    and k of the seeds with replacement (one draw for all tasks); every router is scored
-    on that one draw. Returns (R, B) replicate values: percentiles of a row give a
+    pairing). Each replicate draws k of the seeds with replacement (one draw for all
+    tasks), then, for every task, n_t of its prompts with replacement
+    (``bootstrap_draws``); every router is scored on that one draw. Returns (R, B) replicate values: percentiles of a row give a
     router's interval, of the difference of two rows the paired interval of their
     difference."""
     if not runs or len(outcomes) == 0 or any(len(r) != len(outcomes) for r in runs):
@@ -233,18 +234,10 @@ def bootstrap_prompts_seeds(outcomes: Sequence[tuple[np.ndarray, np.ndarray]],
         raise ValueError("bootstrap_prompts_seeds needs the same seeds for every router and task")
     if metric not in ("auc", "quality_at_0"):
         raise ValueError(f"unknown metric {metric!r}")
-    rng = np.random.default_rng(seed)
-    weights = []  # per task, (n_t, B): how often each prompt is drawn, over n_t
-    for scores, _ in outcomes:
-        n = scores.shape[0]
-        counts = np.empty((n_resamples, n))
-        for start in range(0, n_resamples, 100):  # in chunks: (100, n) draws at a time
-            draws = rng.integers(0, n, size=(min(100, n_resamples - start), n))
-            flat = draws + np.arange(draws.shape[0])[:, None] * n
-            counts[start:start + draws.shape[0]] = np.bincount(
-                flat.ravel(), minlength=draws.size).reshape(draws.shape)
-        weights.append(np.ascontiguousarray(counts.T) / n)
-    picks = rng.integers(0, n_seeds, size=(n_resamples, n_seeds))
+    picks, draws = bootstrap_draws([scores.shape[0] for scores, _ in outcomes], n_seeds,
+                                   n_resamples, seed)
+    weights = [draw_weights(idx, scores.shape[0])  # per task, (n_t, B)
+               for idx, (scores, _) in zip(draws, outcomes)]
     columns = np.arange(n_resamples)[:, None]
     values = np.zeros((len(runs), n_resamples))
     for t, (scores, costs) in enumerate(outcomes):
@@ -389,17 +382,33 @@ def frontier_metrics(scores: np.ndarray, costs: np.ndarray, budget: float,
     return np.array([one(idx) for idx in prompt_idx])
 
 
-def bootstrap_draws(n_prompts: int, n_seeds: int, n_resamples: int,
-                    seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The draws of a two-stage bootstrap over seeds and prompts: (B, n_seeds) seed
-    indices and (B, n_prompts) prompt indices, both with replacement (seeded). Every
-    run compared under one set of draws sees the same resamples, so differences and
-    sums over conditions are paired."""
+def bootstrap_draws(n_prompts: int | Sequence[int], n_seeds: int, n_resamples: int,
+                    seed: int) -> tuple[np.ndarray, Any]:
+    """The draws of the two-stage bootstrap over seeds and prompts, the one rule every
+    interval over seeds and prompts uses (studies, boards): (B, n_seeds) seed indices,
+    then (B, n_prompts) prompt indices, both with replacement (seeded). ``n_prompts`` a
+    list: one (B, n_t) draw per task, after the one seed draw they all share. Every run
+    compared under one set of draws sees the same resamples, so differences and sums over
+    conditions are paired."""
     rng = np.random.default_rng(seed)
     seeds = rng.integers(0, n_seeds, size=(n_resamples, n_seeds))
-    prompts = rng.integers(0, n_prompts, size=(n_resamples, n_prompts), dtype=np.int32) \
-        if n_prompts else np.zeros((n_resamples, 0), dtype=np.int32)
-    return seeds, prompts
+
+    def prompts(n: int) -> np.ndarray:
+        return rng.integers(0, n, size=(n_resamples, n), dtype=np.int32) if n \
+            else np.zeros((n_resamples, 0), dtype=np.int32)
+
+    if isinstance(n_prompts, (int, np.integer)):
+        return seeds, prompts(int(n_prompts))
+    return seeds, [prompts(int(n)) for n in n_prompts]
+
+
+def draw_weights(prompt_idx: np.ndarray, n_prompts: int) -> np.ndarray:
+    """(n_prompts, B) weights of a (B, n_prompts) prompt draw: how often each prompt was
+    drawn in each replicate, over n (a weighted mean over prompts is then a product)."""
+    n_resamples = prompt_idx.shape[0]
+    flat = prompt_idx.astype(np.int64) + np.arange(n_resamples)[:, None] * n_prompts
+    counts = np.bincount(flat.ravel(), minlength=n_resamples * n_prompts)
+    return np.ascontiguousarray(counts.reshape(n_resamples, n_prompts).T) / max(n_prompts, 1)
 
 
 def seed_means(per_seed: np.ndarray, seed_idx: np.ndarray) -> np.ndarray:
