@@ -191,6 +191,11 @@ class TuningInputs:
     folds: tuple[Fold, ...] = ()
     tune_on: str = "validation"
 
+    def __post_init__(self) -> None:
+        if not self.folds:  # built by hand: scored on the validation split
+            object.__setattr__(self, "folds", (Fold("validation", self.X_train, self.train,
+                                                    self.X_val, self.validation),))
+
     @classmethod
     def of(cls, embedded: EmbeddedTask, tune_on: str = "validation") -> TuningInputs:
         """The inputs of an embedded task (validation rows without a score left out)."""
