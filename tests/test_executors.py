@@ -113,6 +113,24 @@ def test_ray_gives_the_local_executors_numbers_in_the_same_order(synth, on_ray, 
     assert tuned and all(len(r["tuning"]) > 1 for r in tuned)
 
 
+def test_ray_tunes_on_groups_with_the_local_executors_picks(synth, on_ray):
+    # tuning on held-out groups (4 clusters, one group each) and the tie rule: the same
+    # configurations scored, the same winners, the same numbers
+    from dataclasses import replace
+
+    protocol = replace(PROTOCOL, tune_on="groups")
+    here = evaluate(["knn", "linear"], [synth], encoder="precomputed", protocol=protocol,
+                    references=False, executor=LocalExecutor())
+    there = evaluate(["knn", "linear"], [synth], encoder="precomputed", protocol=protocol,
+                     references=False, executor=on_ray)
+    assert _numbers(there) == _numbers(here)
+    assert here.protocol.tune_on == there.protocol.tune_on == "groups"
+    picks = [(r.router, r.seed, r.params) for r in here.records]
+    assert picks == [(r.router, r.seed, r.params) for r in there.records]
+    for record in there.records:
+        assert len(record.tuning) > 1 and sum(bool(row.chosen) for row in record.tuning) == 1
+
+
 def test_ray_resumes_a_checkpoint_and_runs_only_the_rest(synth, on_ray, local_run, tmp_path):
     local_result, saved = local_run
     checkpoint = tmp_path / "run.json.partial"

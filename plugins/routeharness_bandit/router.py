@@ -163,6 +163,10 @@ class BanditRouter(BaseRouter):
     kind = SELECTION
     param_grid: ClassVar[dict[str, list[Any]]] = {
         "irt_dim": [8, 16], "entropy_weight": [0.001, 0.01], "epochs": [10, 30]}
+    #: a tie on validation AUC: fewer parameters, the stronger entropy regularisation,
+    #: then fewer epochs (earlier stopping)
+    tie_preference: ClassVar[dict[str, Any]] = {"irt_dim": "smaller",
+                                                "entropy_weight": "larger", "epochs": "smaller"}
     # check_params: the conformance kit's settings (seconds on its mock problems)
     tags: ClassVar[Tags] = Tags(saveable=True, check_params={"irt_epochs": 100, "epochs": 10})
 

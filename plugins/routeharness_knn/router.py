@@ -136,6 +136,11 @@ class KNNRouter(_KNNBase):
     kind = UTILITY
     param_grid: ClassVar[dict[str, list[Any]]] = {
         "k": [1, 3, 5, 10, 20, 50, 100], "weighting": ["uniform", "distance"]}
+    #: a tie on validation AUC: the larger k (a smoother, more conservative estimate: the
+    #: mean of more neighbours, nearer the training mean far from the training prompts),
+    #: then uniform weights
+    tie_preference: ClassVar[dict[str, Any]] = {"k": "larger",
+                                                "weighting": ["uniform", "distance"]}
 
     def predict(self, X: np.ndarray, groups: np.ndarray | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
@@ -153,6 +158,10 @@ class KNNVoteRouter(_KNNBase):
     kind = SELECTION
     param_grid: ClassVar[dict[str, list[Any]]] = {
         "k": [3, 5, 10, 20, 50, 100], "weighting": ["uniform", "distance"],
+        "tie_break": ["cheapest", "best-average"]}
+    #: a tie on validation AUC: the larger k, uniform weights, then the default label rule
+    tie_preference: ClassVar[dict[str, Any]] = {
+        "k": "larger", "weighting": ["uniform", "distance"],
         "tie_break": ["cheapest", "best-average"]}
 
     def __init__(self, k: int = 10, weighting: str = "uniform", tie_break: str = "cheapest",

@@ -54,6 +54,8 @@ class RidgeRouter(BaseRouter):
     most expensive model look free at large trade-offs)."""
 
     param_grid: ClassVar[dict[str, list[Any]]] = {"alpha": [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]}
+    #: a tie on validation AUC: the stronger penalty (the smaller, more conservative fit)
+    tie_preference: ClassVar[dict[str, Any]] = {"alpha": "larger"}
     tags: ClassVar[Tags] = Tags(deterministic=True, pickle=True, saveable=True)
 
     def __init__(self, alpha: float = 1.0, random_state: int | None = None):

@@ -192,6 +192,10 @@ class MLPRouter(_TorchRouter):
 
     param_grid: ClassVar[dict[str, list[Any]]] = {
         "hidden": [128, 512], "lr": [1e-3, 3e-4], "dropout": [0.0, 0.2]}
+    #: a tie on validation AUC: fewer parameters, more dropout (stronger regularisation),
+    #: then the learning rate nearest the default
+    tie_preference: ClassVar[dict[str, Any]] = {"hidden": "smaller", "dropout": "larger",
+                                                "lr": "default"}
     _state_names: ClassVar[tuple[str, ...]] = (*_TorchRouter._state_names, "cost_means_")
     _outputs_per_model: ClassVar[int] = 2  # a score and a cost
     #: the conformance kit's settings (seconds on its mock problems)
@@ -265,6 +269,10 @@ class MLPSelectRouter(_TorchRouter):
     kind = SELECTION
     param_grid: ClassVar[dict[str, list[Any]]] = {
         "hidden": [128, 512], "lr": [1e-3, 3e-4], "tie_break": ["cheapest", "best-average"]}
+    #: a tie on validation AUC: fewer parameters, the learning rate nearest the default,
+    #: then the default label rule
+    tie_preference: ClassVar[dict[str, Any]] = {
+        "hidden": "smaller", "lr": "default", "tie_break": ["cheapest", "best-average"]}
     tags: ClassVar[Tags] = Tags(saveable=True, check_params={"max_epochs": 10})
 
     def __init__(self, hidden: int = 256, layers: int = 1, dropout: float = 0.1,

@@ -168,6 +168,9 @@ class RouterDCRouter(BaseRouter):
     # per cost rate.
     param_grid: ClassVar[dict[str, list[Any]]] = {
         "lr": [5e-4, 5e-3], "temperature": [1.0, 0.2]}
+    #: a tie on validation AUC: the higher temperature (softer similarities, the paper's
+    #: default), then the smaller step (nearer the paper's lr)
+    tie_preference: ClassVar[dict[str, Any]] = {"temperature": "larger", "lr": "smaller"}
     #: needs_texts: a fine-tuned encoder (finetune_encoder=True) reads the prompt texts;
     #: check_params: the conformance kit's settings (seconds on its mock problems)
     #: saveable: on frozen embeddings (a fine-tuned text encoder is refused by get_state)

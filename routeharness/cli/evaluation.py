@@ -19,7 +19,7 @@ from routeharness.cli._app import (
 from routeharness.cli.progress import RichReporter
 from routeharness.cli.render import format_option
 from routeharness.common.errors import CheckpointError, RouteHarnessError
-from routeharness.evaluation.protocol import MAX_BOOTSTRAP, MAX_SEEDS, SEED_LIMIT
+from routeharness.evaluation.protocol import MAX_BOOTSTRAP, MAX_SEEDS, SEED_LIMIT, TUNE_ON
 
 
 @cli.command(name="eval")
@@ -41,6 +41,11 @@ from routeharness.evaluation.protocol import MAX_BOOTSTRAP, MAX_SEEDS, SEED_LIMI
 @data_dir_option
 @cache_dir_option
 @click.option("--no-tune", is_flag=True, help="Use each router's defaults instead of tuning.")
+@click.option("--tune-on", type=click.Choice(TUNE_ON), default="validation", show_default=True,
+              help="Score each configuration on the validation split (fitted on train), or "
+                   "on each training group held out in turn (fitted on the other groups' "
+                   "train rows; the mean AUC over groups): tuning for prompts unlike the "
+                   "training ones. groups needs a task with at least 2 groups.")
 @click.option("--bootstrap", type=click.IntRange(min=0, max=MAX_BOOTSTRAP), default=200,
               show_default=True,
               help="Bootstrap resamples for the AUC confidence interval (0: none).")
@@ -57,7 +62,8 @@ from routeharness.evaluation.protocol import MAX_BOOTSTRAP, MAX_SEEDS, SEED_LIMI
 @quiet_option
 def eval_command(routers: tuple[str, ...], tasks: tuple[str, ...], encoder: str | None,
                  seeds: str, output: str, plot: str | None, data_dir: str | None,
-                 cache_dir: str | None, no_tune: bool, bootstrap: int, no_references: bool,
+                 cache_dir: str | None, no_tune: bool, tune_on: str, bootstrap: int,
+                 no_references: bool,
                  trust_hub_pickle: bool, resume: bool, executor: str, address: str | None,
                  fmt: str, quiet: bool) -> None:
     """Evaluate routers on tasks: every router x task x seed; tables, JSON and plot."""
@@ -72,7 +78,8 @@ def eval_command(routers: tuple[str, ...], tasks: tuple[str, ...], encoder: str 
     check_output_paths(Path(output), Path(plot) if plot else None, tasks, data_dir,
                        cache_dir)
     plan_routers(routers, references=False)  # a typo or a bad parameter fails before loading
-    protocol = Protocol(seeds=tuple(seed_list), tune=not no_tune, n_bootstrap=bootstrap)
+    protocol = Protocol(seeds=tuple(seed_list), tune=not no_tune, n_bootstrap=bootstrap,
+                        tune_on=tune_on)
     options = {"trust_hub_pickle": True} if trust_hub_pickle else {}
     runner = get_executor(executor, address)
     try:

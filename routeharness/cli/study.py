@@ -228,11 +228,16 @@ def images_command(routers: tuple[str, ...], tasks: tuple[str, ...],
 @click.option("--train-groups", default=None, help="Train on these groups (a,b,...).")
 @click.option("--test-groups", default=None,
               help="Test on these groups (a,b,...); default: leave each group out in turn.")
+@click.option("--tune-on", type=click.Choice(("validation", "groups", "both")),
+              default="validation", show_default=True,
+              help="Tune on the training groups' validation split (as eval), on each "
+                   "training group held out in turn (needs 2 training groups per fold), or "
+                   "both, side by side.")
 @_common()
 def shift_command(routers: tuple[str, ...], tasks: tuple[str, ...], encoder: str | None,
-                  train_groups: str | None, test_groups: str | None, seeds: str,
-                  no_tune: bool, bootstrap: int, output: str | None, data_dir: str | None,
-                  cache_dir: str | None, fmt: str, quiet: bool) -> None:
+                  train_groups: str | None, test_groups: str | None, tune_on: str,
+                  seeds: str, no_tune: bool, bootstrap: int, output: str | None,
+                  data_dir: str | None, cache_dir: str | None, fmt: str, quiet: bool) -> None:
     """Prompts unlike the training ones: leave-one-group-out, or a named split."""
     from routeharness.study import shift
 
@@ -240,7 +245,7 @@ def shift_command(routers: tuple[str, ...], tasks: tuple[str, ...], encoder: str
     path = _outputs("shift", output, None, tasks, data_dir, cache_dir)
     settings = _settings(seeds, no_tune, bootstrap, data_dir, cache_dir, quiet)
     result = shift.run(list(routers), list(tasks), encoder=encoder, train_groups=train,
-                       test_groups=test, settings=settings)
+                       test_groups=test, settings=settings, tune_on=tune_on)
     _finish("shift", result, path, fmt, None, settings)
 
 

@@ -138,6 +138,9 @@ class TuningRow(Contract):
 
     params: dict[str, Any] = Field(description="the configuration")
     validation_auc: Number = Field(description="its validation AUC")
+    chosen: bool | None = Field(None, description="true on the configuration tuning kept")
+    tie: str | None = Field(None, description="how a tie on validation AUC was broken "
+                                              "(only on the kept configuration's row)")
 
 
 class Training(Contract):

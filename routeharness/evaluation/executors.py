@@ -174,7 +174,8 @@ def _config_task(plan: RouterRun, params: dict, embedded: EmbeddedTask,
 
     try:
         started = time.perf_counter()
-        value = config_auc(plan, params, TuningInputs.of(embedded), protocol, random_state)
+        value = config_auc(plan, params, TuningInputs.of(embedded, protocol.tune_on), protocol,
+                           random_state)
         return value, time.perf_counter() - started
     except Error as exc:
         return _Failure(str(exc))
@@ -188,7 +189,7 @@ def _fit_task(plan: RouterRun, configs: list[dict], fallback: dict, embedded: Em
     if failed is not None:
         return failed
     if configs:
-        best, table = pick(configs, [value for value, _ in scored])
+        best, table = pick(plan, configs, [value for value, _ in scored])
     else:
         best, table = fallback, []
     try:

@@ -4,8 +4,9 @@ the trade-off on test, score the frontier; for every router x task x seed.
 1. Embed every split's prompts (cached; see ``routeharness.embedding.encoders``).
 2. Tune: each configuration of the router's declared ``param_grid`` (at most
    ``max_configs``, a seeded sample when the grid is larger: the same budget rule for
-   every router) is fitted on train and scored by frontier AUC on validation; the best
-   wins, ties to the earlier configuration.
+   every router) is fitted on train and scored by frontier AUC on validation (or, with
+   ``tune_on="groups"``, on each training group held out in turn); the best wins, a tie
+   by the router's declared ``tie_preference`` (``tuning.pick``).
 3. Refit on train with the winner; route the test prompts for every ``lam``.
 4. Score: operating points, frontier AUC (+ bootstrap CI), quality and cost at lam = 0,
    per group; APGR/CPT when the pool has two models.
@@ -36,6 +37,7 @@ from routeharness.evaluation.scoring import (
     task_reference,
 )
 from routeharness.evaluation.tuning import (
+    check_tune_on,
     plan_routers,
     tuning_steps,
 )
@@ -111,6 +113,8 @@ def evaluate(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | Non
     owned = not isinstance(executor, Executor)
     runner = get_executor(executor or "local") if owned else executor
     loaded = load_tasks(tasks, data_dir=data_dir, reporter=reporter, task_options=task_options)
+    for task in loaded:  # a task that cannot be tuned on groups: one line before any work
+        check_tune_on(task, protocol)
     enc = get_encoder(choose_encoder(encoder, loaded))
     cache = EmbeddingCache(cache_dir)
     run = ResultSet.new(protocol.recorded(), EncoderIdentity.of(enc))  # provenance

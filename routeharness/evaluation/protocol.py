@@ -41,6 +41,10 @@ SEED_STREAMS = ("grid", "router", "bootstrap")
 #: pydantic, so that ``routeharness --help`` does not load it)
 MAX_SEEDS = 1000
 SEED_LIMIT = 2 ** 32
+#: what tuning scores a configuration on (``Protocol.tune_on``, ``--tune-on``): the
+#: validation split (fitted on train), or leave-one-group-out over the training groups
+#: (``evaluation.tuning``)
+TUNE_ON = ("validation", "groups")
 #: the most bootstrap resamples a run may ask for (each is one pass over the test choices:
 #: 10^5 take minutes on the largest task; 10^8 would run for days)
 MAX_BOOTSTRAP = 100_000
@@ -71,7 +75,9 @@ def seed_streams(seed: int) -> SeedStreams:
 
 @dataclass(frozen=True)
 class Protocol:
-    """Everything that fixes the numbers; recorded in every result file."""
+    """Everything that fixes the numbers; recorded in every result file. ``tune_on``:
+    what tuning scores a configuration on (``TUNE_ON``); ``validation`` is the default
+    every file before it was made with."""
 
     lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
     seeds: tuple[int, ...] = (0,)
@@ -102,6 +108,12 @@ class Protocol:
                 or self.max_configs < 1:
             raise RouteHarnessError(f"max_configs must be an integer >= 1, got "
                                     f"{self.max_configs!r}")
+        if self.tune_on not in TUNE_ON:
+            raise RouteHarnessError(f"tune_on must be one of {', '.join(TUNE_ON)}, got "
+                                    f"{self.tune_on!r}")
+        if self.tune_on != "validation" and not self.tune:
+            raise RouteHarnessError(f"tune_on={self.tune_on!r} without tuning (--no-tune): "
+                                    "nothing would be tuned on groups")
         seeds = list(self.seeds)
         if not seeds or len(seeds) > MAX_SEEDS or len(set(seeds)) != len(seeds) or any(
                 isinstance(s, bool) or not isinstance(s, (int, np.integer))

@@ -132,7 +132,8 @@ def route_one(plan: RouterRun, embedded: EmbeddedTask, seed: int, protocol: Prot
     streams = seed_streams(seed)
     status = f"{plan.label} on {embedded.task.name}, seed {seed}: "
     started = time.perf_counter()
-    best, table = tune(plan, TuningInputs.of(embedded), protocol, streams, advance, status)
+    inputs = TuningInputs.of(embedded, protocol.tune_on)
+    best, table = tune(plan, inputs, protocol, streams, advance, status)
     tune_seconds = time.perf_counter() - started
     advance(0, f"{status}fitting ({describe({**best, **plan.fixed})})")
     key = ("test", config_key({**best, **plan.fixed}))

@@ -317,10 +317,15 @@ class RoutedChoices(Record):
 
 # --- records ------------------------------------------------------------------------------------
 class TuningRow(Record):
-    """One configuration tuning tried and its validation AUC."""
+    """One configuration tuning tried and its tuning AUC (on the validation split, or
+    the mean over held-out groups: the protocol's ``tune_on``); the kept configuration's
+    row says ``chosen``, and ``tie`` when a tie on that AUC was broken (how)."""
 
     params: dict[str, JsonData] = Field(default_factory=dict)
     validation_auc: Number = None
+    chosen: bool | None = Field(None, description="true on the configuration tuning kept")
+    tie: str | None = Field(None, description="how a tie on the tuning AUC was broken "
+                                              "(only on the kept configuration's row)")
 
 
 class StreamSeeds(Record):

@@ -156,13 +156,88 @@ def best_models(scores: np.ndarray, costs: np.ndarray, lam: float,
     raise ValueError(f"tie_break must be one of {TIE_RULES}, got {tie_break!r}")
 
 
+#: how a router ranks the values of one tuned parameter when configurations tie on
+#: validation AUC (``tie_preference``): the larger value, the smaller one, or the one
+#: nearest the router's own default; a list of values ranks them in its order
+PREFERENCE_RULES = ("larger", "smaller", "default")
+
+
+def tie_preference_of(router: Any) -> tuple[tuple[str, Any], ...]:
+    """A router's ``tie_preference`` checked against its ``param_grid``: ``(parameter,
+    rule)`` pairs, most important first, where a rule is one of ``PREFERENCE_RULES`` or a
+    tuple of grid values (most preferred first). Nothing declared: ``()`` (every tuned
+    parameter then prefers its default, see ``evaluation.tuning.pick``). A declaration
+    that names a parameter the grid does not tune, a rule that is none of these, a
+    listed value not in the grid, or ``larger``/``smaller`` on a parameter with a
+    non-numeric value is a ``RouterContractError`` naming the router."""
+    cls = router if isinstance(router, type) else type(router)
+    declared = getattr(cls, "tie_preference", None)
+    if declared is None:
+        return ()
+    where = f"{cls.__name__}.tie_preference"
+    if not isinstance(declared, Mapping):
+        raise RouterContractError(f"{where} must be a dict of parameter -> rule, got "
+                                  f"{type(declared).__name__}")
+    grid = getattr(cls, "param_grid", {}) or {}
+    out: list[tuple[str, Any]] = []
+    for name, rule in declared.items():
+        if name not in grid:
+            raise RouterContractError(f"{where} names {name!r}, which param_grid does not "
+                                      f"tune (it tunes {sorted(grid) or 'nothing'})")
+        values = list(grid[name])
+        if isinstance(rule, str):
+            if rule not in PREFERENCE_RULES:
+                raise RouterContractError(f"{where}[{name!r}] is {rule!r}; a rule is one of "
+                                          f"{', '.join(PREFERENCE_RULES)} or a list of values")
+            if rule in ("larger", "smaller") and not all(_is_number(v) for v in values):
+                raise RouterContractError(f"{where}[{name!r}] is {rule!r}, but the grid of "
+                                          f"{name!r} holds a value that is not a number")
+            out.append((name, rule))
+        elif isinstance(rule, (list, tuple)) and rule:
+            listed = list(rule)
+            missing = [v for v in listed if not any(same_value(v, g) for g in values)]
+            if missing:
+                raise RouterContractError(f"{where}[{name!r}] lists {missing[0]!r}, which is "
+                                          f"not in param_grid[{name!r}]")
+            if any(same_value(a, b) for i, a in enumerate(listed) for b in listed[i + 1:]):
+                raise RouterContractError(f"{where}[{name!r}] lists a value twice")
+            out.append((name, tuple(listed)))
+        else:
+            raise RouterContractError(f"{where}[{name!r}] must be one of "
+                                      f"{', '.join(PREFERENCE_RULES)} or a non-empty list of "
+                                      f"values, got {type(rule).__name__}")
+    return tuple(out)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and \
+        not isinstance(value, (bool, np.bool_)) and bool(np.isfinite(value))
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Two parameter values are the same value (a bool is never a number here)."""
+    flags = isinstance(a, (bool, np.bool_)), isinstance(b, (bool, np.bool_))
+    if any(flags):
+        return all(flags) and bool(a) == bool(b)
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):  # arrays and other values without one truth value
+        return a is b
+
+
 class BaseRouter:
     """Base class giving ``get_params``/``set_params``, ``route`` for utility routers,
-    the fitted check, and the sweep over trade-offs. Subclasses set ``kind`` and
-    ``param_grid`` (the hyper-parameter grid the harness tunes on validation)."""
+    the fitted check, and the sweep over trade-offs. Subclasses set ``kind``,
+    ``param_grid`` (the hyper-parameter grid the harness tunes on validation) and
+    ``tie_preference`` (which configuration wins a tie on validation AUC)."""
 
     kind: ClassVar[str] = UTILITY
     param_grid: ClassVar[dict[str, list[Any]]] = {}
+    #: which of several configurations tied on validation AUC wins: parameter -> rule,
+    #: most important first; a rule is "larger", "smaller", "default" (the value nearest
+    #: the router's own default) or a list of values, most preferred first. A tuned
+    #: parameter left out prefers its default (``evaluation.tuning.pick``)
+    tie_preference: ClassVar[dict[str, Any]] = {}
     #: what the router declares (see ``Tags``)
     tags: ClassVar[Tags] = Tags()
 

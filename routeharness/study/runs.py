@@ -286,7 +286,7 @@ def paired(runs: dict[tuple[str, int], Routed], label: str, reference: str,
 def validation_auc(plan: RouterRun, embedded: EmbeddedTask, params: dict[str, Any],
                    seed: int, protocol: Protocol) -> float:
     """Validation AUC of one configuration (fitted on train), as tuning scores it."""
-    return config_auc(plan, params, TuningInputs.of(embedded), protocol,
+    return config_auc(plan, params, TuningInputs.of(embedded, protocol.tune_on), protocol,
                       seed_streams(seed).router)
 
 

@@ -25,10 +25,12 @@ from routeharness.routers.base import (
     SELECTION,
     UTILITY,
     NotFittedError,
+    RouterContractError,
     Tags,
     accepts_random_state,
     clone,
     tags_of,
+    tie_preference_of,
 )
 from routeharness.testing import mock
 from routeharness.testing.harness import LAMBDAS, fit_on, fresh_copy, routes_of
@@ -312,6 +314,18 @@ def check_tags(router: Any) -> None:
     assert not unknown, f"tags.check_params names unknown hyper-parameter(s) {unknown}"
 
 
+def check_tie_preference(router: Any) -> None:
+    """``tie_preference`` (which configuration wins a tie on validation AUC) is valid: a
+    dict naming parameters of ``param_grid``, each with ``larger``/``smaller`` (numeric
+    grid values), ``default``, or a list of its grid values, most preferred first. A
+    router that declares none gets the harness's default (each tuned parameter nearest
+    the router's default): allowed, never grid order."""
+    try:
+        tie_preference_of(router)
+    except RouterContractError as exc:
+        raise AssertionError(str(exc)) from None
+
+
 def check_deterministic(router: Any) -> None:
     """A router declared ``deterministic`` (or one without ``random_state``, which the
     contract makes deterministic) routes the same after two fits with different
@@ -348,6 +362,7 @@ def router_checks(router: Any) -> list[Check]:
     checks = [
         Check("check_tags", check_tags),
         Check("check_init_stores_params", check_init_stores_params),
+        Check("check_tie_preference", check_tie_preference),
         Check("check_clone", check_clone),
         Check("check_fit_returns_self", check_fit_returns_self),
         Check("check_fit_does_not_mutate_inputs", check_fit_does_not_mutate_inputs),

@@ -40,6 +40,9 @@ class NearestCentroidRouter(BaseRouter):
 
     kind = UTILITY
     param_grid: ClassVar[dict[str, list[Any]]] = {"n_clusters": [2, 4, 8, 16, 32, 64]}
+    #: configurations tied on validation AUC: the fewer clusters (coarser means, the more
+    #: conservative estimate)
+    tie_preference: ClassVar[dict[str, Any]] = {"n_clusters": "smaller"}
     tags: ClassVar[Tags] = Tags(pickle=True)
 
     def __init__(self, n_clusters: int = 16, n_iter: int = 25,
