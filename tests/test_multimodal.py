@@ -256,6 +256,31 @@ def _run(names, embedded):
             for plan in plan_routers(names, references=False)}
 
 
+def test_the_images_study_runs_end_to_end_and_its_file_loads_back(ci_fused, shared_data,
+                                                                   cache_dir, tmp_path):
+    """`study images` through the library on blindtest-ci with the encoder the session
+    already embedded it with: routing and locality per encoder, a file that loads back
+    and prints (it once crashed at its last line: a study file is frozen)."""
+    from routeharness.common.contract import dump_json
+    from routeharness.evaluation.protocol import Protocol
+    from routeharness.study import images
+    from routeharness.study.common import StudySettings
+    from routeharness.study.record import StudyResult
+
+    settings = StudySettings(protocol=Protocol(seeds=(0,), tune=False, n_bootstrap=0),
+                             data_dir=str(shared_data), cache_dir=str(cache_dir),
+                             paired_bootstrap=20)
+    result = images.run(["knn"], ["blindtest-ci"], encoders=["effnet-minilm"], n_pairs=500,
+                        settings=settings)
+    task = next(iter(result.results))
+    assert set(result.results[task]) == {"routing", "locality"}
+    assert "effnet-minilm" in result.results[task]["locality"]
+    assert result.params["n_pairs"] == 500
+    result.save(tmp_path / "images.json")
+    back = StudyResult.load(tmp_path / "images.json")
+    assert dump_json(back) == dump_json(result) and images.tables(back)
+
+
 def test_knn_on_image_features_alone_beats_random(ci_fused):
     """The image half of effnet-minilm is exactly the effnet encoder's output: kNN on it
     alone beats random routing on the CI subset's test split."""

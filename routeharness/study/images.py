@@ -57,10 +57,10 @@ def run(routers: Sequence[str], tasks: Sequence[str], *,
 
     result = encoder_study.run(routers, tasks, encoders, settings=settings, study="images",
                                loaded=loaded, each=measure_locality)
-    result.params["n_pairs"] = n_pairs
-    result.results = {task: {"routing": summary, "locality": locality.get(task, {})}
-                      for task, summary in result.results.items()}
-    return result
+    return result.model_copy(update={
+        "params": {**result.params, "n_pairs": n_pairs},
+        "results": {task: {"routing": summary, "locality": locality.get(task, {})}
+                    for task, summary in result.results.items()}})
 
 
 def tables(result: StudyResult) -> list[ReportTable]:

@@ -42,6 +42,10 @@ class PaperPlan:
     #: parts that run on the first seed only (deterministic routers do not move with it;
     #: the others' seed spread is measured by sample-efficiency and images)
     first_seed_only: tuple[str, ...] = ("encoders", "shift", "sweep")
+    #: how the shift part tunes: ``both`` sets tuning on validation and on held-out
+    #: training groups side by side (every fold needs two training groups: a task with
+    #: fewer than three groups that have test prompts runs ``validation`` only)
+    shift_tune_on: str = "both"
     parts: tuple[str, ...] = ("locality", "sweep", "sample-efficiency", "encoders", "shift",
                               "images")
     #: the encoder of every part but encoders and images (None: the tasks' card default)
@@ -76,9 +80,12 @@ def _calls(plan: PaperPlan) -> dict[str, tuple[dict[str, Any], Callable[..., Stu
                       "encoders": list(plan.encoders)},
                      lambda s: encoders.run(list(plan.routers), list(plan.efficiency_tasks),
                                             list(plan.encoders), settings=s)),
-        "shift": ({"routers": list(plan.routers), "tasks": list(plan.shift_tasks), **own},
+        "shift": ({"routers": list(plan.routers), "tasks": list(plan.shift_tasks),
+                   # a validation-tuned shift file does not record tune_on (as before)
+                   **({} if plan.shift_tune_on == "validation"
+                      else {"tune_on": plan.shift_tune_on}), **own},
                   lambda s: shift.run(list(plan.routers), list(plan.shift_tasks), encoder=enc,
-                                      settings=s)),
+                                      settings=s, tune_on=plan.shift_tune_on)),
         "images": ({"routers": list(plan.routers), "tasks": list(plan.image_tasks)},
                    lambda s: images.run(list(plan.routers), list(plan.image_tasks), settings=s)),
     }
@@ -116,10 +123,12 @@ def plan_for(tasks: Sequence[str], *, routers: Sequence[str] = ROUTERS,
         parts.append("shift")
     if with_images:
         parts.append("images")
+    tune_on = "both" if all(len(_tested_groups(task)) >= 3 for spec, task in
+                            zip(tasks, loaded) if spec in grouped) else "validation"
     return PaperPlan(routers=tuple(routers), text_tasks=text, efficiency_tasks=text,
                      shift_tasks=tuple(grouped), image_tasks=tuple(with_images),
                      encoders=tuple(encoders), parts=tuple(parts),
-                     encoder=encoders[0] if encoders else None)
+                     encoder=encoders[0] if encoders else None, shift_tune_on=tune_on)
 
 
 def _tested_groups(task: Any) -> set[str]:
