@@ -53,6 +53,14 @@ class SentenceTransformerEncoder:
                                         f"{self.model_ref!r}: {exc}") from None
         return self._model
 
+    def export_onnx(self) -> dict[str, Any]:
+        """The whole pipeline (transformer, pooling, normalisation) as one ONNX graph and
+        the tokenizer, as bytes, for a saved router (``fit --store-encoder``; needs the
+        ``onnx`` extra to export)."""
+        from routeharness_sentence_transformers.onnx_backend import export_bytes
+
+        return export_bytes(Path(self.model_ref), self.name)
+
     def encode(self, texts: Sequence[str], images: Sequence[Any] | None = None, *,
                progress: Callable[[int], None] | None = None) -> np.ndarray:
         model = self._load()

@@ -171,6 +171,29 @@ def exported_model(model_dir: Path, settings: OnnxSettings, cache_root: Path) ->
     return folder / "model.onnx"
 
 
+def export_bytes(model_dir: Path, spec: str) -> dict[str, Any]:
+    """The fp32 export of ``model_dir`` and its tokenizer as bytes, for a saved router
+    (``fit --store-encoder``; the ``export_onnx`` of the Encoder protocol): ``model`` (the
+    graph, checked against torch by ``_export``), ``tokenizer`` (``tokenizer.json`` with the
+    truncation and padding sentence-transformers applies), ``lower_case``, ``opset``."""
+    require_onnxruntime(spec)
+    if importlib.util.find_spec("onnx") is None:  # torch.onnx.export writes through it
+        raise RouteHarnessError(f"exporting {spec!r} to ONNX needs the onnx package: "
+                                f"{INSTALL_HINT}")
+    with tempfile.TemporaryDirectory(prefix="routeharness-export-") as tmp:
+        try:
+            _export(model_dir, Path(tmp), OnnxSettings())
+        except RouteHarnessError:
+            raise
+        except Exception as exc:
+            raise RouteHarnessError(f"cannot export {model_dir} to ONNX: "
+                                    f"{one_line(exc)}") from None
+        model = (Path(tmp) / "model.onnx").read_bytes()
+    tokenizer = load_tokenizer(model_dir)
+    return {"model": model, "tokenizer": tokenizer.backend.to_str().encode("utf-8"),
+            "lower_case": tokenizer.lower_case, "opset": OPSET}
+
+
 def _export(model_dir: Path, work: Path, settings: OnnxSettings) -> None:
     """Write ``work/model.onnx``: the whole sentence-transformers pipeline as one graph
     (inputs input_ids, attention_mask, token_type_ids; output the normalised embedding)."""
@@ -310,6 +333,17 @@ class OnnxTextEncoder:
             self._tokenizer = load_tokenizer(self.model_dir)
             self._session = _session(path, self.threads)
         return self._session, self._tokenizer
+
+    def export_onnx(self) -> dict[str, Any]:
+        """This encoder's own graph (fp32 or int8) and tokenizer as bytes, for a saved
+        router (``fit --store-encoder``): the stored encoder gives its very vectors."""
+        from routeharness import default_cache_dir
+
+        root = self.cache_root if self.cache_root is not None else default_cache_dir()
+        model = exported_model(self.model_dir, self.settings, root).read_bytes()
+        tokenizer = load_tokenizer(self.model_dir)
+        return {"model": model, "tokenizer": tokenizer.backend.to_str().encode("utf-8"),
+                "lower_case": tokenizer.lower_case, "opset": self.settings.opset}
 
     def encode(self, texts: Sequence[str], images: Sequence[Any] | None = None, *,
                progress: Callable[[int], None] | None = None) -> np.ndarray:

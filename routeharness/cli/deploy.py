@@ -41,11 +41,17 @@ ROUTE_FORMATS = ("rich", "markdown", "json", "jsonl")
 @click.option("--no-tune", is_flag=True, help="The router's defaults instead of tuning.")
 @click.option("--output", "-o", required=True, type=click.Path(),
               help="A new folder for the saved router.")
+@click.option("--store-encoder", is_flag=True,
+              help="Export the text encoder to ONNX and keep it in the folder: route and "
+                   "serve then run on onnxruntime, without torch (pip install "
+                   "'routeharness[route]'). Its routes on the test prompts are compared "
+                   "with the encoder's and recorded.")
 @data_dir_option
 @cache_dir_option
 @quiet_option
 def fit_command(router: str, task: str, encoder: str | None, seed: int, no_tune: bool,
-                output: str, data_dir: str | None, cache_dir: str | None, quiet: bool) -> None:
+                output: str, store_encoder: bool, data_dir: str | None,
+                cache_dir: str | None, quiet: bool) -> None:
     """Tune a router on a task's validation split, fit it on train (as eval does) and save
     it as a folder: manifest.json and the state in safetensors (no pickle)."""
     from routeharness.deploy import saved
@@ -61,12 +67,19 @@ def fit_command(router: str, task: str, encoder: str | None, seed: int, no_tune:
     check_output_paths(folder / saved.MANIFEST, None, (task,), data_dir, cache_dir)
     check_new_folder(folder, "saved router")
     fitted = saved.fit(router, task, encoder=encoder, seed=seed, tune=not no_tune,
-                       data_dir=data_dir, cache_dir=cache_dir, reporter=RichReporter(quiet))
+                       data_dir=data_dir, cache_dir=cache_dir, reporter=RichReporter(quiet),
+                       store_encoder=store_encoder)
     saved.save(fitted, folder)
     training = fitted.manifest.training
     say(f"saved {fitted.manifest.router.label} (fitted on {training.n_train} prompts of "
         f"{fitted.manifest.task.name}, validation AUC {training.validation_auc:.2f}) to "
         f"{folder}")
+    stored = fitted.manifest.stored_encoder
+    if stored is not None:
+        check = stored.check
+        say(f"stored the encoder as ONNX: on {check.prompts} test prompts the largest "
+            f"embedding difference is {check.max_abs_diff:.2g}, {check.routes_differing} of "
+            f"{check.routes} routes differ")
 
 
 @cli.command(name="route")
@@ -105,6 +118,9 @@ def route_command(folder: str, prompt: str | None, prompts_file: str | None,
     if prompt is not None and prompts_file is not None:
         raise click.UsageError("give a PROMPT or --file, not both")
     router = saved.load(folder)
+    note = router.stored_encoder_note()
+    if note is not None:
+        say(note)
     if prompt is not None:
         items = read_prompt_argument(prompt, limit=max_input, option="--max-input")
     else:

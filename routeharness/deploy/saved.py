@@ -59,13 +59,14 @@ from routeharness.common.contract import (
 from routeharness.common.errors import RouteHarnessError
 from routeharness.data.cards import CardModel
 from routeharness.embedding.encoders import EncoderIdentity
+from routeharness.embedding.onnx import MODEL_FILE, STORED_FILES, TOKENIZER_FILE
 
 SCHEMA = "routeharness.router/1"
 MANIFEST = "manifest.json"
 #: the training prompts' ids (groups, text and vector hashes), in the table's row order
 IDS_FILE = "train_ids.json"
 #: the files beside the manifest, each hashed in its ``state``; the first two required
-SAVED_FILES = ("state.safetensors", "state.json", IDS_FILE)
+SAVED_FILES = ("state.safetensors", "state.json", IDS_FILE, *STORED_FILES)
 #: how long ``load`` waits for an update that is swapping the folder in two renames, and
 #: how many times it reads a folder that updates replace while it reads
 READ_WAIT_S, READ_TRIES = 30.0, 20
@@ -123,6 +124,35 @@ class SavedEncoder(EncoderIdentity):
 
     spec: str = Field(description="the --encoder spec that rebuilds it")
     dimension: int = Field(ge=1, description="the embeddings' dimension")
+
+
+class EncoderCheck(Contract):
+    """The stored encoder against the encoder the router was fitted with, on the task's
+    test prompts, measured by ``fit``: the embeddings' largest difference and the routes
+    at every trade-off of the sweep."""
+
+    prompts: int = Field(ge=0, description="test prompts encoded both ways")
+    max_abs_diff: NonNegative = Field(description="the largest |difference| of one "
+                                      "embedding coordinate")
+    min_cosine: FiniteFloat = Field(description="the smallest cosine between a prompt's "
+                                    "two embeddings")
+    routes: int = Field(ge=0, description="routes compared (prompts x trade-offs)")
+    routes_differing: int = Field(ge=0, description="of these, routes to another model")
+
+
+class StoredEncoder(Contract):
+    """The encoder stored in the folder (``fit --store-encoder``): an ONNX graph
+    (``encoder.onnx``) and its tokenizer (``encoder_tokenizer.json``), both hashed in
+    ``state``; ``route`` and ``serve`` run it on onnxruntime instead of rebuilding
+    ``encoder.spec``."""
+
+    format: Literal["onnx"] = Field(description="the graph's format")
+    lower_case: bool = Field(description="whether texts are lower-cased before "
+                             "tokenizing")
+    opset: int = Field(ge=1, description="the ONNX opset of the export")
+    exported_with: dict[str, str] = Field(description="library -> version that exported "
+                                          "and checked it")
+    check: EncoderCheck = Field(description="its agreement with the fitted encoder")
 
 
 class SavedTask(Contract):
@@ -203,6 +233,9 @@ class FittedRouter(Contract):
                                              "--budget chooses among (at least one)")
     updates: list[UpdateEntry] = Field(default_factory=list, description="the updates "
                                        "since the fit, in order")
+    stored_encoder: StoredEncoder | None = Field(None, description="the encoder stored "
+                                                 "in the folder (fit --store-encoder); "
+                                                 "absent: route rebuilds encoder.spec")
 
     @field_validator("models")
     @classmethod
@@ -230,8 +263,9 @@ class RouterManifest(FittedRouter):
     model_config = ConfigDict(title="routeharness saved router manifest")
 
     state: dict[str, Sha256] = Field(description="file name -> sha256 of every other file "
-                                     "of the folder: state.safetensors, state.json and "
-                                     "train_ids.json")
+                                     "of the folder: state.safetensors, state.json, "
+                                     "train_ids.json and, with a stored encoder, "
+                                     "encoder.onnx and encoder_tokenizer.json")
     provenance: ManifestProvenance = Field(description="what wrote the folder")
     checksum: str | None = Field(None, pattern=r"^sha256:[0-9a-f]{64}$", description=(
         "sha256 over this manifest's canonical JSON (keys sorted, no spaces), this key "
@@ -248,6 +282,16 @@ class RouterManifest(FittedRouter):
         if missing:
             raise ValueError(f"missing the hash of {missing}")
         return value
+
+    @model_validator(mode="after")
+    def _stored_files(self) -> RouterManifest:
+        hashed = [name for name in STORED_FILES if name in self.state]
+        if self.stored_encoder is not None and len(hashed) != len(STORED_FILES):
+            raise ValueError(f"state: a stored encoder needs the hashes of "
+                             f"{list(STORED_FILES)}")
+        if self.stored_encoder is None and hashed:
+            raise ValueError(f"state: {hashed} hashed without a stored_encoder")
+        return self
 
 
 def manifest_checksum(data: dict[str, Any]) -> str:
@@ -374,6 +418,10 @@ class SavedRouter:
     models: list[Any] = field(default_factory=list)
     #: the training prompts in the router's row order (what ``update`` matches on)
     rows: TrainingRows | None = None
+    #: the stored encoder's files (``encoder.onnx``, ``encoder_tokenizer.json``), as
+    #: checked on load; empty without one
+    encoder_files: dict[str, bytes] = field(default_factory=dict)
+    _encoder: Any = field(default=None, repr=False, compare=False)
 
     @property
     def cost_scale(self) -> float:
@@ -432,14 +480,40 @@ class SavedRouter:
         return Routes(lam, np.asarray(choices, np.int64), names)
 
     def encoder(self) -> Any:
-        """The encoder the router was fitted with, rebuilt from its spec and checked:
-        identity and revision must be the saved ones."""
+        """The encoder the router was fitted with: the stored one (run on onnxruntime,
+        from the files checked on load), else rebuilt from its spec and checked:
+        identity and revision must be the saved ones. Built once."""
+        if self._encoder is None:
+            self._encoder = self._build_encoder()
+        return self._encoder
+
+    def stored_encoder_note(self) -> str | None:
+        """One line when the stored encoder routed some test prompts otherwise than the
+        fitted encoder (the manifest's ``stored_encoder.check``); None when it did not."""
+        stored = self.manifest.stored_encoder
+        if stored is None or not stored.check.routes_differing:
+            return None
+        check = stored.check
+        return (f"note: the stored encoder routes {check.routes_differing} of "
+                f"{check.routes} test routes ({check.prompts} prompts x trade-offs) to "
+                f"another model than {self.manifest.encoder.spec!r} did (largest embedding "
+                f"difference {check.max_abs_diff:.2g}; manifest.json stored_encoder.check)")
+
+    def _build_encoder(self) -> Any:
         from routeharness.embedding.encoders import get_encoder
 
         saved = self.manifest.encoder
         if saved.name == "precomputed":
             raise RouteHarnessError("this router was fitted on the dataset's own vectors "
                                     "(precomputed): give an \"embedding\" with each prompt")
+        stored = self.manifest.stored_encoder
+        if stored is not None:
+            from routeharness.embedding.onnx import OnnxEncoder
+
+            return OnnxEncoder(self.encoder_files[MODEL_FILE],
+                               self.encoder_files[TOKENIZER_FILE], name=saved.name,
+                               identity=saved.identity, revision=saved.revision,
+                               lower_case=stored.lower_case, dimension=saved.dimension)
         enc = get_encoder(saved.spec)
         for key in ("identity", "revision"):
             if str(getattr(enc, key, None)) != getattr(saved, key):
@@ -452,10 +526,13 @@ class SavedRouter:
 
 def fit(router: str, task: str, *, encoder: str | None = None, seed: int = 0,
         tune: bool = True, data_dir: str | None = None, cache_dir: str | None = None,
-        reporter: Any = None, task_options: dict[str, Any] | None = None) -> SavedRouter:
+        reporter: Any = None, task_options: dict[str, Any] | None = None,
+        store_encoder: bool = False) -> SavedRouter:
     """``router`` (a name or ``NAME:PARAM=VALUE``) tuned on ``task``'s validation split
     (unless ``tune`` is False) and fitted on its train split, as ``eval`` does for
-    ``seed``; returns the ``SavedRouter`` to ``save``."""
+    ``seed``; returns the ``SavedRouter`` to ``save``. ``store_encoder``: the encoder
+    exported to ONNX and kept with the router (``stored_encoder``), measured against the
+    fitted encoder on the test prompts."""
     from routeharness.common.progress import Reporter
     from routeharness.embedding.cache import EmbeddingCache
     from routeharness.embedding.embed import embed_task
@@ -484,6 +561,8 @@ def fit(router: str, task: str, *, encoder: str | None = None, seed: int = 0,
     if callable(getattr(enc, "fit", None)):
         raise RouteHarnessError(f"encoder {spec!r} is fitted on the task's prompts: a saved "
                                 "router cannot rebuild it yet; choose a pretrained encoder")
+    if store_encoder:
+        _check_storable(enc, spec)
     embedded = embed_task(loaded, enc, EmbeddingCache(cache_dir), reporter)
     protocol = Protocol(seeds=(seed,), tune=tune)
     streams = seed_streams(seed)
@@ -525,10 +604,75 @@ def fit(router: str, task: str, *, encoder: str | None = None, seed: int = 0,
                      "validation_auc": float(scored["auc"])},
         "validation": validation,
     }
+    files: dict[str, bytes] = {}
+    if store_encoder:
+        manifest["stored_encoder"], files = stored_encoder(
+            enc, spec, fitted, loaded.splits["test"], embedded.X["test"], protocol.lambdas,
+            scale, reporter)
     body = check(FittedRouter, manifest, f"the manifest of {plan.label} on {loaded.name}")
     rows = rows_of(loaded.splits["train"],
                    inputs.X_train if body.encoder.name == "precomputed" else None)
-    return SavedRouter(body, fitted, list(loaded.models), rows)
+    return SavedRouter(body, fitted, list(loaded.models), rows, files)
+
+
+def _check_storable(enc: Any, spec: str) -> None:
+    """``--store-encoder`` needs a text encoder that exports itself (``export_onnx``)."""
+    from routeharness.embedding.onnx import require_runtime
+
+    if spec == "precomputed" or not callable(getattr(enc, "export_onnx", None)) \
+            or set(enc.modalities) != {"text"}:
+        raise RouteHarnessError(f"--store-encoder: encoder {spec!r} cannot be stored (only a "
+                                "text encoder with an ONNX export can: minilm, st:MODEL); "
+                                "leave --store-encoder out")
+    require_runtime("--store-encoder")
+
+
+def stored_encoder(enc: Any, spec: str, router: Any, test: Any, X_test: np.ndarray,
+                   lams: Sequence[float], scale: float, reporter: Any
+                   ) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """``enc`` exported (``export_onnx``), run on onnxruntime over the test prompts and
+    compared with ``X_test`` (its own vectors) and with the routes they give at every
+    trade-off ``lams``: the manifest's ``stored_encoder`` and the files to store."""
+    from routeharness.embedding.onnx import OnnxEncoder, runtime_version
+    from routeharness.evaluation.scoring import route_split
+
+    with reporter.progress(f"exporting {spec} to ONNX", 1) as advance:
+        export = enc.export_onnx()
+        advance(1)
+    for key, kind in (("model", bytes), ("tokenizer", bytes), ("lower_case", bool)):
+        if not isinstance(export.get(key), kind):
+            raise RouteHarnessError(f"encoder {spec!r}: export_onnx() gave no {key!r} "
+                                    f"({kind.__name__})")
+    stored = OnnxEncoder(export["model"], export["tokenizer"], name=enc.name,
+                         identity=enc.identity, revision=enc.revision,
+                         lower_case=export["lower_case"], dimension=X_test.shape[1])
+    texts = test.texts_to_embed()
+    with reporter.progress("checking the stored encoder on the test prompts",
+                           len(texts)) as advance:
+        X_onnx = stored.encode(texts, progress=advance)
+    reference = np.asarray(X_test, dtype=np.float32)
+    if X_onnx.shape != reference.shape:
+        raise RouteHarnessError(f"encoder {spec!r}: the ONNX export gives vectors of shape "
+                                f"{X_onnx.shape}, the encoder {reference.shape}")
+    ours = route_split(router, X_onnx, test, lams, scale)
+    theirs = route_split(router, reference, test, lams, scale)
+    versions = {"onnxruntime": runtime_version()}
+    try:
+        from importlib import metadata
+
+        versions["torch"] = metadata.version("torch")
+    except Exception:
+        pass
+    cosines = np.sum(X_onnx * reference, axis=1) if len(texts) else np.ones(1)
+    about = {"format": "onnx", "lower_case": bool(export["lower_case"]),
+             "opset": int(export.get("opset") or 17), "exported_with": versions,
+             "check": {"prompts": len(texts),
+                       "max_abs_diff": float(np.max(np.abs(X_onnx - reference)))
+                       if len(texts) else 0.0,
+                       "min_cosine": float(np.min(cosines)),
+                       "routes": int(ours.size),
+                       "routes_differing": int(np.sum(ours != theirs))}}
+    return about, {MODEL_FILE: export["model"], TOKENIZER_FILE: export["tokenizer"]}
 
 
 def _check_saveable(plan: Any) -> None:
@@ -563,6 +707,9 @@ def write_folder(saved: SavedRouter, folder: Path, state: Any = None,
     from routeharness.routers.state import write_state
 
     hashes = write_state(saved.router.get_state() if state is None else state, folder)
+    for name, blob in saved.encoder_files.items():
+        (folder / name).write_bytes(blob)
+        hashes[name] = hashlib.sha256(blob).hexdigest()
     if saved.rows is not None:
         rows = saved.rows.model_dump(mode="json")
         blob = json.dumps(rows, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
@@ -651,7 +798,9 @@ def load(folder: str | Path, *, recover: bool = True) -> SavedRouter:
     router = _restored(folder, cls, manifest, files)
     rows = _rows(folder, files.get(IDS_FILE), manifest.training.n_train)
     models = [ModelInfo.from_dict(dict(m)) for m in manifest.models]
-    return SavedRouter(manifest, router, models, rows)
+    stored = {name: files[name] for name in STORED_FILES
+              if manifest.stored_encoder is not None}
+    return SavedRouter(manifest, router, models, rows, stored)
 
 
 def _check_files(folder: Path, files: dict[str, bytes], manifest: RouterManifest) -> None:

@@ -53,6 +53,11 @@ class Encoder(Protocol):
     ``dimension``, the ``d`` of ``encode``'s output if known without loading the model
     (None or absent: unknown). The cache trusts it over its own files: a stored vector of
     another dimension is rebuilt, and an ``encode`` that returns another is an error.
+    ``export_onnx() -> dict``: a text encoder that can be stored in a saved router
+    (``fit --store-encoder``, ``embedding.onnx``) returns ``model`` (bytes: an ONNX graph
+    from ``input_ids``, ``attention_mask``, ``token_type_ids`` to the embedding),
+    ``tokenizer`` (bytes: a ``tokenizers`` JSON with its truncation and padding set),
+    ``lower_case`` (bool) and ``opset`` (int).
     ``fit(texts) -> Encoder``: an encoder learned from data (``lexical``) returns a fitted
     copy; ``embed_task`` calls it with the training split's texts only, before embedding
     any split. The copy's ``identity`` must change with those texts (the cache keys on it).

@@ -1,0 +1,110 @@
+"""A text encoder stored in a saved router, run on ONNX Runtime (``fit --store-encoder``).
+
+The encoder's plugin exports it (the optional ``export_onnx`` of the ``Encoder`` protocol:
+``model``, the ONNX graph from token ids to the pooled, L2-normalised embedding;
+``tokenizer``, a ``tokenizers`` JSON with the truncation and padding its model uses;
+``lower_case``). The router folder keeps the two as ``encoder.onnx`` and
+``encoder_tokenizer.json``, their sha256 in the manifest like every other file.
+``OnnxEncoder`` runs them from the bytes ``saved.load`` checked, so what runs is what was
+hashed. It needs ``onnxruntime``, ``tokenizers`` and numpy only: no torch, transformers or
+sentence-transformers (``pip install 'routeharness[route]'``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from routeharness.common.errors import RouteHarnessError, one_line
+
+#: the files a stored encoder adds to a saved router's folder
+MODEL_FILE = "encoder.onnx"
+TOKENIZER_FILE = "encoder_tokenizer.json"
+STORED_FILES = (MODEL_FILE, TOKENIZER_FILE)
+#: what a lean install adds (pyproject's ``route`` extra; README, docs/serve.md)
+ROUTE_INSTALL = "pip install 'routeharness[route]'"
+#: the graph's inputs, in the order the export declares them
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def require_runtime(what: str) -> None:
+    """One line naming what to install when onnxruntime or tokenizers is missing."""
+    for module in ("onnxruntime", "tokenizers"):
+        if importlib.util.find_spec(module) is None:
+            raise RouteHarnessError(f"{what} needs {module}: {ROUTE_INSTALL}")
+
+
+def runtime_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("onnxruntime")
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+class OnnxEncoder:
+    """A text encoder from an ONNX graph and a ``tokenizers`` JSON, as bytes: texts
+    stripped (and lower-cased where the model does), tokenized with the stored
+    truncation and padding, run in batches longest first; L2-normalised float32 (n, d).
+    ``name``, ``identity`` and ``revision`` are those of the encoder it was exported from:
+    its vectors agree with that encoder's within what the manifest records."""
+
+    modalities = frozenset({"text"})
+
+    def __init__(self, model: bytes, tokenizer: bytes, *, name: str, identity: str,
+                 revision: str, lower_case: bool, dimension: int | None = None,
+                 batch_size: int = 64, threads: int | None = None,
+                 where: str = MODEL_FILE) -> None:
+        require_runtime(f"the stored encoder ({where})")
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.name, self.identity, self.revision = name, identity, revision
+        self.lower_case, self.dimension, self.batch_size = lower_case, dimension, batch_size
+        try:
+            self._tokenizer = Tokenizer.from_str(tokenizer.decode("utf-8"))
+        except Exception as exc:
+            raise RouteHarnessError(f"{where}: the stored tokenizer does not load: "
+                                    f"{one_line(exc)}") from None
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self._session = ort.InferenceSession(model, options,
+                                                 providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise RouteHarnessError(f"{where}: the stored ONNX model does not load: "
+                                    f"{one_line(exc)}") from None
+        self._inputs = [i.name for i in self._session.get_inputs()]
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """int64 (b, tokens) arrays of the graph's inputs."""
+        lower = self.lower_case
+        encoded = self._tokenizer.encode_batch([t.strip().lower() if lower else t.strip()
+                                                for t in texts])
+        arrays = {"input_ids": [e.ids for e in encoded],
+                  "attention_mask": [e.attention_mask for e in encoded],
+                  "token_type_ids": [e.type_ids for e in encoded]}
+        return {name: np.asarray(arrays[name], dtype=np.int64) for name in self._inputs}
+
+    def encode(self, texts: Sequence[str], images: Sequence[Any] | None = None, *,
+               progress: Callable[[int], None] | None = None) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension or 0), dtype=np.float32)
+        order = np.argsort([-len(text) for text in texts], kind="stable")
+        for start in range(0, len(texts), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            vectors = self._session.run(None, self.tokenize([texts[i] for i in rows]))[0]
+            if out.shape[1] != vectors.shape[1]:
+                if start:
+                    raise RouteHarnessError(f"{self.name}: batches of different dimension")
+                out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            out[rows] = vectors / np.where(norms > 0, norms, 1.0)
+            if progress is not None:
+                progress(len(rows))
+        return out

@@ -1,0 +1,161 @@
+"""``fit --store-encoder``: the text encoder exported to ONNX and kept in the router
+folder (hashed in the manifest); ``route`` then runs on onnxruntime without importing
+torch, transformers or sentence-transformers, with the routes of the torch encoder on
+the task's test prompts (or the measured difference recorded and said once)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HAS_EXPORT = all(importlib.util.find_spec(m) is not None
+                 for m in ("onnxruntime", "onnx", "tokenizers"))
+pytestmark = pytest.mark.skipif(not HAS_EXPORT, reason="the export needs onnxruntime and "
+                                "onnx (pip install 'routeharness[onnx]')")
+HEAVY = ("torch", "transformers", "sentence_transformers")
+PROMPT = "Write a python function to reverse a list."
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory) -> Path:
+    """kNN fitted on RouterBench's MBPP group by the real CLI, its MiniLM stored."""
+    from conftest import run_cli
+
+    folder = tmp_path_factory.mktemp("stored") / "knn"
+    done = run_cli("fit", "-r", "knn", "-t", "routerbench:mbpp", "--store-encoder", "-o",
+                   str(folder), "-q")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "stored the encoder as ONNX: on 128 test prompts" in done.stderr
+    return folder
+
+
+def test_the_manifest_hashes_the_stored_encoder_and_records_its_check(stored):
+    import hashlib
+
+    manifest = json.loads((stored / "manifest.json").read_text("utf-8"))
+    for name in ("encoder.onnx", "encoder_tokenizer.json"):
+        assert manifest["state"][name] == hashlib.sha256((stored / name).read_bytes()).hexdigest()
+    about = manifest["stored_encoder"]
+    assert about["format"] == "onnx" and about["lower_case"] is False
+    check = about["check"]
+    from routeharness.evaluation.protocol import Protocol
+
+    assert check["prompts"] == 128 and check["routes"] == 128 * len(Protocol().lambdas)
+    assert check["max_abs_diff"] < 1e-4 and check["min_cosine"] > 0.9999
+    assert check["routes_differing"] == 0, check
+
+
+def test_stored_encoder_routes_as_the_torch_encoder(stored, minilm):
+    from routeharness.data.tasks import load_task
+    from routeharness.deploy import saved
+    from routeharness.embedding.onnx import OnnxEncoder
+
+    router = saved.load(stored)
+    encoder = router.encoder()
+    assert isinstance(encoder, OnnxEncoder)
+    assert (encoder.identity, encoder.revision) == (minilm.identity, minilm.revision)
+    texts = load_task("routerbench:mbpp").splits["test"].texts_to_embed()
+    ours, theirs = encoder.encode(texts), minilm.encode(texts)
+    assert ours.shape == theirs.shape == (128, 384)
+    assert float(np.max(np.abs(ours - theirs))) < 1e-4
+    for lam in (0.0, 0.5, 2.0, 100.0):
+        np.testing.assert_array_equal(router.route_vectors(ours, lam).choices,
+                                      router.route_vectors(theirs, lam).choices)
+
+
+#: runs ``routeharness route`` in this process, then writes the names of every module it
+#: loaded to the file named by argv[1]
+ROUTE_AND_LIST = """
+import json, runpy, sys
+out = sys.argv.pop(1)
+sys.argv = ["routeharness", *sys.argv[1:]]
+code = 0
+try:
+    runpy.run_module("routeharness", run_name="__main__")
+except SystemExit as exc:
+    code = exc.code
+with open(out, "w") as handle:
+    json.dump(sorted(sys.modules), handle)
+sys.exit(code)
+"""
+
+
+def test_route_with_a_stored_encoder_never_imports_torch(stored, tmp_path):
+    listing = tmp_path / "modules.json"
+    done = subprocess.run([sys.executable, "-c", ROUTE_AND_LIST, str(listing), "route",
+                           str(stored), PROMPT, "--format", "json"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (route,) = json.loads(done.stdout)
+    assert route["model"] and route["prompt"] == PROMPT
+    modules = set(json.loads(listing.read_text()))
+    assert "onnxruntime" in modules and "tokenizers" in modules
+    loaded = sorted(m for m in modules if m.split(".")[0] in HEAVY)
+    assert loaded == [], loaded[:10]
+
+
+def test_a_tampered_encoder_file_is_refused_in_one_line(stored, tmp_path, cli):
+    copy = tmp_path / "copy"
+    shutil.copytree(stored, copy)
+    blob = bytearray((copy / "encoder.onnx").read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    (copy / "encoder.onnx").write_bytes(bytes(blob))
+    done = cli("route", str(copy), PROMPT)
+    assert done.returncode != 0 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        f"Error: {copy / 'encoder.onnx'}: its sha256 is not the one the manifest records "
+        "(the file was changed after it was saved)"]
+    shutil.copy(stored / "encoder.onnx", copy / "encoder.onnx")
+    (copy / "encoder_tokenizer.json").unlink()
+    done = cli("route", str(copy), PROMPT)
+    assert done.stderr.strip().splitlines() == [
+        f"Error: {copy / 'encoder_tokenizer.json'}: missing (the manifest records its sha256)"]
+
+
+def test_a_recorded_difference_is_said_once(stored, tmp_path, cli):
+    from routeharness.deploy.saved import manifest_checksum
+
+    copy = tmp_path / "differs"
+    shutil.copytree(stored, copy)
+    data = json.loads((copy / "manifest.json").read_text("utf-8"))
+    data["stored_encoder"]["check"]["routes_differing"] = 3
+    data["checksum"] = manifest_checksum(data)
+    (copy / "manifest.json").write_text(json.dumps(data), encoding="utf-8")
+    lines = [json.dumps({"prompt": p}) for p in (PROMPT, "What is 2 + 2?", "Hello")]
+    done = subprocess.run([sys.executable, "-m", "routeharness", "route", str(copy),
+                           "--format", "jsonl"], input="\n".join(lines), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(done.stdout.splitlines()) == 3
+    notes = [line for line in done.stderr.splitlines() if "stored encoder" in line]
+    assert len(notes) == 1 and "routes 3 of" in notes[0] and "stored_encoder.check" in notes[0]
+
+
+def test_a_manifest_whose_stored_encoder_lost_its_hashes_is_refused(stored, tmp_path):
+    from routeharness.common.errors import RouteHarnessError
+    from routeharness.deploy import saved
+
+    copy = tmp_path / "nohash"
+    shutil.copytree(stored, copy)
+    data = json.loads((copy / "manifest.json").read_text("utf-8"))
+    del data["state"]["encoder.onnx"]
+    data["checksum"] = saved.manifest_checksum(data)
+    (copy / "manifest.json").write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(RouteHarnessError, match="a stored encoder needs the hashes of"):
+        saved.load(copy)
+
+
+def test_store_encoder_refuses_an_encoder_it_cannot_store(cli, tmp_path):
+    out = tmp_path / "x"
+    done = cli("fit", "-r", "knn", "-t", "routerbench:mbpp", "-e", "precomputed",
+               "--store-encoder", "-o", str(out), "-q")
+    assert done.returncode != 0 and not out.exists()
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        "Error: --store-encoder: encoder 'precomputed' cannot be stored")
