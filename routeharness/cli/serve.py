@@ -13,6 +13,8 @@ from routeharness.common.errors import RouteHarnessError
 #: that ``--help`` stays instant; tests/test_serve_guard.py checks they agree)
 DEFAULT_MAX_BODY = "16MB"
 DEFAULT_MAX_PROMPT_CHARS = 100_000
+#: ``--batch-wait-ms`` and ``--max-batch`` defaults (``deploy.batching``'s; a test checks)
+DEFAULT_BATCH_WAIT_MS, DEFAULT_MAX_BATCH = 5.0, 64
 
 
 def _loopback(host: str) -> bool:
@@ -48,17 +50,27 @@ def _loopback(host: str) -> bool:
 @click.option("--max-prompt-chars", type=click.IntRange(min=1),
               default=DEFAULT_MAX_PROMPT_CHARS, show_default=True,
               help="The longest prompt routed, in characters (longer: 400).")
+@click.option("--batch-wait-ms", type=click.FloatRange(0, 1000),
+              default=DEFAULT_BATCH_WAIT_MS,
+              show_default=True, metavar="MS",
+              help="How long the first request of a batch waits for others to share its "
+                   "encoder call (a lone request's latency grows by at most this).")
+@click.option("--max-batch", type=click.IntRange(min=1), default=DEFAULT_MAX_BATCH,
+              show_default=True,
+              help="The most prompts one encoder call takes; 1: no batching.")
 @click.option("--docs", is_flag=True,
               help="Serve the interactive API docs: /docs and /redoc (their pages load "
                    "scripts from a CDN) and /openapi.json. Off by default.")
 def serve_command(folder: str, host: str, port: int, upstreams: str | None, lam: float,
                   token_env: str | None, token_file: str | None, max_body: int,
-                  max_prompt_chars: int, docs: bool) -> None:
+                  max_prompt_chars: int, batch_wait_ms: float, max_batch: int,
+                  docs: bool) -> None:
     """Serve a saved router (routeharness fit): POST /route, GET /health, GET /models and
     an OpenAI-compatible POST /v1/chat/completions that routes and forwards each request.
     Needs the serve extra: pip install 'routeharness[serve]'."""
     import logging
 
+    from routeharness.deploy.batching import BatchSettings
     from routeharness.deploy.guard import ServeLimits, read_token
     from routeharness.deploy.serve import SERVE_INSTALL, create_app
 
@@ -76,7 +88,8 @@ def serve_command(folder: str, host: str, port: int, upstreams: str | None, lam:
     served_log.setLevel(logging.INFO)
     served_log.propagate = False
     app = create_app(folder, upstreams, default_lam=lam, token=token, docs=docs,
-                     limits=ServeLimits(max_body, max_prompt_chars))
+                     limits=ServeLimits(max_body, max_prompt_chars),
+                     batching=BatchSettings(batch_wait_ms / 1000, max_batch))
     service = app.state.service
     say(f"serving {service.label} ({len(service.pool)} models, {len(service.upstreams)} "
         f"with an upstream) on http://{host}:{port}"

@@ -6,8 +6,10 @@ OpenAI-compatible ``POST /v1/chat/completions`` that routes each request on its 
 message and forwards it to the chosen model's endpoint named in an upstreams YAML file,
 streams (server-sent events) relayed chunk by chunk; the decision is in the
 ``x-routeharness-model`` header. The router and encoder load once, at start-up; routing
-runs in a worker thread behind one lock (the event loop keeps answering; tokenizers are
-not safe to share between threads); upstream calls are async (httpx). Every request and
+runs in a worker thread; prompts are encoded by one batching thread (``batching``:
+requests within a few milliseconds share one encoder call; tokenizers are not safe to
+share between threads) and routed behind one lock, so the event loop keeps answering;
+upstream calls are async (httpx). Every request and
 answer is a contract (``routeharness.common.contract``): ``RouteRequest`` and its
 ``PromptItem`` s (``routing_input``, the prompts ``route`` reads), ``ChatRequest`` (what is
 routed on is checked, every other key forwarded unchanged), ``RouteResponse``, ``Health``,
@@ -54,6 +56,7 @@ from routeharness.common.contract import (
 from routeharness.common.errors import RouteHarnessError
 from routeharness.common.textinput import parse_json
 from routeharness.data.cards import CardModel
+from routeharness.deploy.batching import Batcher, BatchSettings
 from routeharness.deploy.guard import (
     BadRequest,
     ErrorBody,
@@ -316,7 +319,8 @@ class Service:
     """The loaded router, its encoder and upstreams; what the endpoints share."""
 
     def __init__(self, folder: str | Path, upstreams: str | Path | None,
-                 default_lam: float, limits: ServeLimits | None = None) -> None:
+                 default_lam: float, limits: ServeLimits | None = None,
+                 batching: BatchSettings | None = None) -> None:
         from routeharness.deploy import saved
 
         if not (math.isfinite(default_lam) and default_lam >= 0):
@@ -331,6 +335,13 @@ class Service:
         self.encoder = None if self.precomputed else self.router.encoder()
         if self.encoder is not None:
             self.encoder.encode(["warm-up"])  # loaded now, not by the first request
+            note = self.router.stored_encoder_note()
+            if note is not None:
+                log.warning("%s", note)
+        # requests close together share one encoder call (deploy/batching.py)
+        self.batching = BatchSettings() if batching is None else batching
+        self.batcher = (Batcher(self.encoder.encode, self.batching)
+                        if self.encoder is not None and self.batching.enabled else None)
         self.upstreams = {} if upstreams is None else load_upstreams(upstreams, self.pool)
         missing = sorted(set(self.pool) - set(self.upstreams))
         if self.upstreams and missing and self.router.router.kind != "utility":
@@ -356,9 +367,14 @@ class Service:
             raise Problem(400, f"request: router {self.label!r} needs a \"group\" with "
                                "every prompt")
         texts = [item.prompt for item in items]
+        if vectors:
+            X = np.asarray([item.embedding for item in items], np.float32)
+        elif self.batcher is not None:
+            X = self.batcher.encode(texts)  # outside the lock: others join the batch
+        else:
+            with self.lock:
+                X = self.encoder.encode(texts)
         with self.lock:
-            X = (np.asarray([item.embedding for item in items], np.float32) if vectors
-                 else self.encoder.encode(texts))
             routes = self.router.route_vectors(X, lam, groups, texts)
         if served_only and routes.scores is not None and routes.costs_usd is not None:
             served = np.array([name in self.upstreams for name in self.pool])
@@ -403,13 +419,15 @@ def _route_request(service: Service, body: dict[str, Any]
 
 def create_app(folder: str | Path, upstreams: str | Path | None = None, *,
                default_lam: float = 0.0, limits: ServeLimits | None = None,
-               token: str | None = None, docs: bool = False) -> Any:
+               token: str | None = None, docs: bool = False,
+               batching: BatchSettings | None = None) -> Any:
     """The FastAPI application serving the saved router in ``folder`` (see the module
     doc); ``upstreams``: the YAML naming each model's endpoint, or None (no chat
     completions); ``limits``: the body and prompt limits (default ``ServeLimits()``);
     ``token``: the bearer token every request must carry (None: none); ``docs``: serve
-    ``/docs``, ``/redoc`` and ``/openapi.json``. Bad folders, encoders or YAML are
-    one-line errors here, at start-up."""
+    ``/docs``, ``/redoc`` and ``/openapi.json``; ``batching``: how requests share
+    encoder calls (default ``BatchSettings()``; ``max_batch=1``: none). Bad folders,
+    encoders or YAML are one-line errors here, at start-up."""
     try:
         import httpx  # noqa: F401
         from fastapi import FastAPI, Request
@@ -420,11 +438,13 @@ def create_app(folder: str | Path, upstreams: str | Path | None = None, *,
         raise RouteHarnessError(f"serve needs the web stack ({exc.name} is missing): "
                                 f"{SERVE_INSTALL}") from None
     limits = ServeLimits() if limits is None else limits
-    service = Service(folder, upstreams, default_lam, limits)
+    service = Service(folder, upstreams, default_lam, limits, batching)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> Any:
         yield
+        if service.batcher is not None:
+            service.batcher.close()
         if service.client is not None:
             await service.client.aclose()
 
