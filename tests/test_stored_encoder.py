@@ -159,3 +159,34 @@ def test_store_encoder_refuses_an_encoder_it_cannot_store(cli, tmp_path):
     assert done.returncode != 0 and not out.exists()
     assert done.stderr.strip().splitlines()[-1].startswith(
         "Error: --store-encoder: encoder 'precomputed' cannot be stored")
+
+
+def test_update_keeps_the_stored_encoder_and_never_imports_torch(stored, tmp_path):
+    import csv
+
+    copy = tmp_path / "updated"
+    shutil.copytree(stored, copy)
+    before = json.loads((copy / "manifest.json").read_text("utf-8"))
+    models = [m["name"] for m in before["models"]]
+    outcomes = tmp_path / "new.csv"
+    with open(outcomes, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "prompt", "group", *[f"score:{m}" for m in models],
+                         *[f"cost:{m}" for m in models]])
+        for i, text in enumerate(["Reverse a string in Python.", "Sum a list of numbers."]):
+            writer.writerow([f"new-{i}", text, "mbpp", *[1.0] * len(models),
+                             *[0.001] * len(models)])
+    listing = tmp_path / "modules.json"
+    done = subprocess.run([sys.executable, "-c", ROUTE_AND_LIST, str(listing), "update",
+                           str(copy), str(outcomes)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "2 new prompt(s)" in done.stderr
+    modules = set(json.loads(listing.read_text()))
+    assert "onnxruntime" in modules and not [m for m in modules if m.split(".")[0] in HEAVY]
+    after = json.loads((copy / "manifest.json").read_text("utf-8"))
+    assert after["training"]["n_train"] == before["training"]["n_train"] + 2
+    assert after["stored_encoder"] == before["stored_encoder"]
+    for name in ("encoder.onnx", "encoder_tokenizer.json"):
+        assert after["state"][name] == before["state"][name]
+        assert (copy / name).read_bytes() == (stored / name).read_bytes()

@@ -28,6 +28,8 @@ DEFAULT_MAX_INPUT = "1GB"
 #: what ``route --format`` writes: the table formats every command takes (``json``: one
 #: array of the routes), and ``jsonl``: the same objects, one per line
 ROUTE_FORMATS = ("rich", "markdown", "json", "jsonl")
+#: up to this many prompts, ``route`` runs a stored encoder on one thread
+FEW_PROMPTS = 8
 
 
 @cli.command(name="fit")
@@ -189,7 +191,9 @@ def router_routes(router: Any, items: list[Any], lam: float) -> Any:
                                     "router routes the dataset's own vectors)")
         X = np.asarray([item.embedding for item in items], dtype=np.float32)
     else:
-        X = router.encoder().encode([item.prompt for item in items])
+        # a few prompts: one thread (starting a pool of them costs more than it saves)
+        threads = 1 if len(items) <= FEW_PROMPTS else None
+        X = router.encoder(threads).encode([item.prompt for item in items])
     groups = [item.group for item in items] if router.tags.needs_groups else None
     if groups is not None and any(g is None for g in groups):
         raise RouteHarnessError(f"router {router.manifest.router.label!r} needs a "

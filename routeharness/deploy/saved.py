@@ -479,12 +479,13 @@ class SavedRouter:
                                     **kwargs)
         return Routes(lam, np.asarray(choices, np.int64), names)
 
-    def encoder(self) -> Any:
+    def encoder(self, threads: int | None = None) -> Any:
         """The encoder the router was fitted with: the stored one (run on onnxruntime,
-        from the files checked on load), else rebuilt from its spec and checked:
-        identity and revision must be the saved ones. Built once."""
+        from the files checked on load; ``threads``: its intra-op threads, None: one per
+        core), else rebuilt from its spec and checked: identity and revision must be the
+        saved ones. Built once."""
         if self._encoder is None:
-            self._encoder = self._build_encoder()
+            self._encoder = self._build_encoder(threads)
         return self._encoder
 
     def stored_encoder_note(self) -> str | None:
@@ -499,7 +500,7 @@ class SavedRouter:
                 f"another model than {self.manifest.encoder.spec!r} did (largest embedding "
                 f"difference {check.max_abs_diff:.2g}; manifest.json stored_encoder.check)")
 
-    def _build_encoder(self) -> Any:
+    def _build_encoder(self, threads: int | None) -> Any:
         from routeharness.embedding.encoders import get_encoder
 
         saved = self.manifest.encoder
@@ -513,7 +514,8 @@ class SavedRouter:
             return OnnxEncoder(self.encoder_files[MODEL_FILE],
                                self.encoder_files[TOKENIZER_FILE], name=saved.name,
                                identity=saved.identity, revision=saved.revision,
-                               lower_case=stored.lower_case, dimension=saved.dimension)
+                               lower_case=stored.lower_case, dimension=saved.dimension,
+                               threads=threads)
         enc = get_encoder(saved.spec)
         for key in ("identity", "revision"):
             if str(getattr(enc, key, None)) != getattr(saved, key):
