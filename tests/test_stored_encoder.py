@@ -190,3 +190,29 @@ def test_update_keeps_the_stored_encoder_and_never_imports_torch(stored, tmp_pat
     for name in ("encoder.onnx", "encoder_tokenizer.json"):
         assert after["state"][name] == before["state"][name]
         assert (copy / name).read_bytes() == (stored / name).read_bytes()
+
+
+def test_serve_batches_the_stored_encoder_with_the_one_by_one_routes(stored):
+    """The real MiniLM export under concurrent /route requests (batches padded to their
+    longest prompt) routes every test prompt as one request at a time does."""
+    pytest.importorskip("fastapi")
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastapi.testclient import TestClient
+
+    from routeharness.data.tasks import load_task
+    from routeharness.deploy.batching import BatchSettings
+    from routeharness.deploy.serve import create_app
+
+    texts = load_task("routerbench:mbpp").splits["test"].prompts[:48]
+    apps = {name: create_app(stored, batching=BatchSettings(0.02, size))
+            for name, size in (("batched", 16), ("alone", 1))}
+    with TestClient(apps["alone"]) as client:
+        alone = [client.post("/route", json={"prompts": [t]}).json()["routes"][0]["model"]
+                 for t in texts]
+    service = apps["batched"].state.service
+    with TestClient(apps["batched"]) as client, ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda t: client.post("/route", json={"prompts": [t]}),
+                                texts))
+    assert [a.json()["routes"][0]["model"] for a in answers] == alone
+    assert service.batcher.encoded == len(texts) and service.batcher.calls < len(texts)
