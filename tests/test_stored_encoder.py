@@ -216,3 +216,14 @@ def test_serve_batches_the_stored_encoder_with_the_one_by_one_routes(stored):
                                 texts))
     assert [a.json()["routes"][0]["model"] for a in answers] == alone
     assert service.batcher.encoded == len(texts) and service.batcher.calls < len(texts)
+
+
+def test_route_without_onnxruntime_says_what_to_install(stored):
+    script = ("import sys; sys.modules['onnxruntime'] = None; sys.argv = ['routeharness', "
+              f"'route', {str(stored)!r}, 'hello']; from routeharness.cli import main; main()")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode != 0 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        "Error: the stored encoder (encoder.onnx) needs onnxruntime: "
+        "pip install 'routeharness[route]'"]
