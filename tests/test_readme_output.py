@@ -35,9 +35,11 @@ def test_the_block_is_the_first_run_of_the_readmes_first_command():
     assert first.endswith(".venv/bin/routeharness " + " ".join(script.COMMAND)), first
     lines = _block()
     assert lines[0] == "• loading task routerbench"
-    # an empty cache: every prompt encoded, none loaded (a second run would say so)
-    assert "• embeddings for routerbench (minilm): 3178 prompts encoded, 0 loaded from cache" \
-        in lines
+    # an empty cache: every prompt from the embeddings shipped with the task, none encoded
+    assert "• embeddings for routerbench (minilm): 0 prompts encoded, 3178 loaded from cache " \
+        "(nothing encoded)" in lines
+    assert any(line.startswith("• 3178 of routerbench's minilm embeddings read from the copy "
+                               "shipped with the task") for line in lines)
     assert "results saved to results.json" in lines
     tables = tables_in(lines)
     assert [t.title.split(":")[0] for t in tables] == ["routerbench (v1)", "routerbench"]
