@@ -7,7 +7,8 @@ hyper-parameters, the encoder's identity and revision, the task's fingerprint, t
 pool with prices, the cost scale, the training protocol, the validation operating points,
 the updates since, the sha256 of every other file, the provenance, and its own
 ``checksum``), the router's state (``routeharness.routers.state``: ``state.safetensors``
-and ``state.json``) and ``train_ids.json`` (``TrainingRows``: each training prompt's id,
+and ``state.json``, and ``index.safetensors``: a search index serialised to bytes, for a
+router whose index is slow to build) and ``train_ids.json`` (``TrainingRows``: each training prompt's id,
 group and the sha256 of its text and vector, in the table's row order, for ``update``).
 No pickle, ever. A folder holds exactly the files its manifest hashes.
 
@@ -59,13 +60,14 @@ from routeharness.common.contract import (
 from routeharness.common.errors import RouteHarnessError
 from routeharness.data.cards import CardModel
 from routeharness.embedding.encoders import EncoderIdentity
+from routeharness.routers.state import ARRAYS_FILE, INDEX_FILE, STATE_FILES, VALUES_FILE
 
 SCHEMA = "routeharness.router/1"
 MANIFEST = "manifest.json"
 #: the training prompts' ids (groups, text and vector hashes), in the table's row order
 IDS_FILE = "train_ids.json"
 #: the files beside the manifest, each hashed in its ``state``; the first two required
-SAVED_FILES = ("state.safetensors", "state.json", IDS_FILE)
+SAVED_FILES = (ARRAYS_FILE, VALUES_FILE, IDS_FILE, INDEX_FILE)
 #: how long ``load`` waits for an update that is swapping the folder in two renames, and
 #: how many times it reads a folder that updates replace while it reads
 READ_WAIT_S, READ_TRIES = 30.0, 20
@@ -230,8 +232,9 @@ class RouterManifest(FittedRouter):
     model_config = ConfigDict(title="routeharness saved router manifest")
 
     state: dict[str, Sha256] = Field(description="file name -> sha256 of every other file "
-                                     "of the folder: state.safetensors, state.json and "
-                                     "train_ids.json")
+                                     "of the folder: state.safetensors, state.json, "
+                                     "train_ids.json and (a router that keeps its search "
+                                     "index) index.safetensors")
     provenance: ManifestProvenance = Field(description="what wrote the folder")
     checksum: str | None = Field(None, pattern=r"^sha256:[0-9a-f]{64}$", description=(
         "sha256 over this manifest's canonical JSON (keys sorted, no spaces), this key "
@@ -699,7 +702,7 @@ def _restored(folder: Path, cls: type, manifest: RouterManifest,
     router's ``validate_params``), its state set and its sizes checked."""
     import inspect
 
-    from routeharness.routers.state import ARRAYS_FILE, StateError, state_from_bytes
+    from routeharness.routers.state import StateError, state_from_bytes
 
     where = folder / MANIFEST
     signature = inspect.signature(cls.__init__)
@@ -732,7 +735,8 @@ def _restored(folder: Path, cls: type, manifest: RouterManifest,
         if check_sizes is not None:
             check_sizes(**sizes)
     except StateError as exc:
-        raise RouteHarnessError(f"{folder / ARRAYS_FILE}: {exc}") from None
+        raise RouteHarnessError(f"{folder / STATE_FILES.get(exc.part, ARRAYS_FILE)}: "
+                                f"{exc}") from None
     except RouteHarnessError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
