@@ -192,3 +192,37 @@ def test_an_index_of_another_kind_or_size_is_refused_by_the_reader():
     with pytest.raises(ValueError, match="its rows: 300 where the plan has 301"):
         deserialise(blob, ivf.index_plan_, 301, 8)
     assert deserialise(blob, ivf.index_plan_, 300, 8).nprobe == ivf.index_plan_.nprobe
+
+
+def test_the_cli_fits_an_hnsw_router_routes_with_its_kept_index_and_refuses_a_changed_one(
+        synth, cli, tmp_path):
+    """As a user meets it: ``fit`` writes the index, ``route`` (a new process) routes as
+    the fitted router, and a changed index file stops ``route`` with one line."""
+    from routeharness.data.tasks import load_task
+
+    folder = tmp_path / "hnsw"
+    done = cli("fit", "-r", "knn:index=hnsw", "-t", synth, "-e", "precomputed", "--no-tune",
+               "-o", str(folder), "-q")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (folder / INDEX_FILE).is_file()
+    test = load_task(synth).splits["test"]
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"id": f"p{i}", "prompt": test.prompts[i],
+                                           "embedding": test.embeddings[i].tolist()}) + "\n"
+                               for i in range(20)), encoding="utf-8")
+    done = cli("route", str(folder), "--file", str(prompts), "--lam", "0.5", "--format",
+               "jsonl")
+    assert done.returncode == 0, done.stderr[-2000:]
+    from routeharness.deploy import saved
+
+    expected = saved.load(folder).route_vectors(test.embeddings[:20], 0.5).rows()
+    assert [json.loads(line)["model"] for line in done.stdout.splitlines()] == \
+        [row["model"] for row in expected]
+    blob = bytearray((folder / INDEX_FILE).read_bytes())
+    blob[len(blob) // 2] ^= 0x01
+    (folder / INDEX_FILE).write_bytes(bytes(blob))
+    done = cli("route", str(folder), "--file", str(prompts), "--lam", "0.5")
+    assert done.returncode != 0 and done.stdout == ""
+    last = done.stderr.strip().splitlines()
+    assert len(last) == 1 and str(folder / INDEX_FILE) in last[0]
+    assert "its sha256 is not the one the manifest records" in last[0]
