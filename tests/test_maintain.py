@@ -47,7 +47,8 @@ def _write(path: Path, data, rows, models, *, vectors: bool = True) -> Path:
     return path
 
 
-def _fit_half(synth: Path, tmp_path: Path, keep_models=None) -> tuple[Path, object]:
+def _fit_half(synth: Path, tmp_path: Path, keep_models=None,
+              router: str = "knn:k=10,weighting=distance") -> tuple[Path, object]:
     """kNN fitted on the first half of train (and, optionally, a subset of the models)."""
     from dataclasses import replace
 
@@ -64,9 +65,32 @@ def _fit_half(synth: Path, tmp_path: Path, keep_models=None) -> tuple[Path, obje
     small = tmp_path / "half"
     write_task(replace(task, splits=splits), small)
     folder = tmp_path / "router"
-    saved.save(saved.fit("knn:k=10,weighting=distance", str(small), encoder="precomputed",
-                         tune=False), folder)
+    saved.save(saved.fit(router, str(small), encoder="precomputed", tune=False), folder)
     return folder, task
+
+
+def test_an_update_of_an_ivf_router_keeps_the_new_tables_index(synth, tmp_path):
+    """The index kept in the folder is the extended table's (not the old one): the
+    updated router loads it and routes as ivf fitted on all the prompts."""
+    from routeharness.deploy import saved
+    from routeharness.deploy.update import update
+    from routeharness.routers.state import INDEX_FILE
+
+    spec = "knn:k=10,weighting=distance,index=ivf"
+    folder, task = _fit_half(synth, tmp_path, router=spec)
+    before = (folder / INDEX_FILE).read_bytes()
+    train = task.splits["train"]
+    update(folder, _write(tmp_path / "new.csv", train, range(train.n // 2, train.n),
+                          train.model_names))
+    assert (folder / INDEX_FILE).read_bytes() != before
+    updated = saved.load(folder)
+    assert updated.router.index_.ntotal == train.n
+    full = saved.fit(spec, str(synth), encoder="precomputed", tune=False)
+    test = task.splits["test"]
+    for lam in (0.0, 1.0):
+        np.testing.assert_array_equal(
+            updated.route_vectors(test.embeddings, lam).scores,
+            full.route_vectors(test.embeddings, lam).scores)
 
 
 def test_new_prompts_give_the_routes_of_a_fit_on_all_of_them(synth, tmp_path):
