@@ -1,0 +1,243 @@
+"""``serve`` that survives its upstreams (issue 21, item 3): a routed chat request whose
+model's upstream fails (429, 5xx, a timeout, a refused connection) is answered by the
+next model by predicted utility, with the headers and the request log naming it; a
+failure is never an answer; the budget moves routing down the trade-off, then refuses;
+the shadow router's choice is logged; and the request log, with outcome labels, becomes
+a dataset that ``eval`` reads (the real CLI in a subprocess).
+
+The app runs in-process (``TestClient``) against real local HTTP servers
+(``routeharness.testing.upstreams.FakePool``); the router is test_serve's ``linear`` on a
+``data synth`` task with the word-hashing encoder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+from test_serve import HashWords, _free_port, folder, plugins  # noqa: F401
+
+from routeharness.common.errors import RouteHarnessError
+from routeharness.testing.upstreams import FakePool, Faults
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+MODELS = ["m0", "m1", "m2", "m3"]
+TEXT = "Synthetic question about topic 3."
+ALWAYS_429 = Faults(rate_429=1.0)
+
+
+def chat(text: str = TEXT, **keys) -> dict:
+    return {"model": "auto", "messages": [{"role": "user", "content": text}], **keys}
+
+
+def by_utility(folder: Path, text: str, lam: float = 0.0) -> list[str]:
+    """The pool by the saved router's predicted utility for ``text``, best first."""
+    from routeharness.deploy import saved
+
+    router = saved.load(folder)
+    routes = router.route_vectors(HashWords().encode([text]), lam)
+    utility = routes.scores[0] - lam * routes.costs_usd[0] / router.cost_scale
+    return [MODELS[i] for i in np.argsort(-utility, kind="stable")]
+
+
+@pytest.fixture()
+def pool():
+    with FakePool(MODELS, usage=lambda model, text: {
+            "prompt_tokens": 10, "completion_tokens": 20,
+            "cost": 0.001 * (1 + MODELS.index(model))}) as fake:
+        yield fake
+
+
+def app(folder, tmp_path, pool, section="{max_tries: 3}", timeout=1.0, **proxy):
+    from fastapi.testclient import TestClient
+
+    from routeharness.deploy.proxy import ProxyOptions
+    from routeharness.deploy.serve import create_app
+
+    config = tmp_path / "up.yaml"
+    config.write_text(pool.upstreams_yaml(timeout, section), "utf-8")
+    return TestClient(create_app(folder, config, proxy=ProxyOptions(**proxy)),
+                      raise_server_exceptions=False)
+
+
+def log_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines()]
+
+
+def test_a_failing_upstream_is_answered_by_the_next_model_and_the_header_names_it(
+        folder, tmp_path, pool):
+    order = by_utility(folder, TEXT)
+    pool.set_faults(ALWAYS_429, [order[0]])
+    log = tmp_path / "requests.jsonl"
+    with app(folder, tmp_path, pool, request_log=log) as client:
+        answer = client.post("/v1/chat/completions", json=chat())
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["x-routeharness-model"] == order[1]
+    assert answer.headers["x-routeharness-routed-model"] == order[0]
+    assert answer.headers["x-routeharness-fallback"] == f"429 from {order[0]}"
+    assert answer.json()["choices"][0]["message"]["content"] == f"answer from {order[1]}"
+    assert pool.models[order[0]].requests == 1 and pool.models[order[1]].requests == 1
+    [line] = log_lines(log)
+    assert line["routed_model"] == order[0] and line["model"] == order[1]
+    assert line["answered"] is True and line["status"] == 200
+    assert [(a["model"], a["outcome"], a["status"]) for a in line["fallbacks"]] == [
+        (order[0], "429", 429)]
+    assert line["cost_usd"] == pytest.approx(0.001 * (1 + MODELS.index(order[1])))
+    assert line["cost_source"] == "upstream" and line["prompt"] is None
+    assert line["id"] == answer.headers["x-routeharness-request-id"]
+
+
+def test_5xx_timeouts_and_refused_connections_fall_back_too(folder, tmp_path, pool):
+    order = by_utility(folder, TEXT)
+    pool.set_faults(Faults(rate_5xx=1.0), [order[0]])
+    pool.set_faults(Faults(rate_timeout=1.0, hang_s=3.0), [order[1]])
+    pool.urls[order[2]] = f"http://127.0.0.1:{_free_port()}/v1"  # nothing listens there
+    with app(folder, tmp_path, pool, "{max_tries: 4}", timeout=0.5) as client:
+        answer = client.post("/v1/chat/completions", json=chat())
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["x-routeharness-model"] == order[3]
+    assert answer.headers["x-routeharness-fallback"] == (
+        f"503 from {order[0]}; timeout from {order[1]}; connection failed from {order[2]}")
+
+
+def test_when_every_attempt_fails_the_502_names_each_and_relays_no_body(folder, tmp_path,
+                                                                        pool):
+    order = by_utility(folder, TEXT)
+    pool.set_faults(ALWAYS_429)
+    log = tmp_path / "requests.jsonl"
+    with app(folder, tmp_path, pool, "{max_tries: 2}", request_log=log) as client:
+        answer = client.post("/v1/chat/completions", json=chat())
+    assert answer.status_code == 502
+    assert answer.json()["error"] == {"type": "upstream_error", "message": (
+        f"every upstream tried failed (2): {order[0]!r} answered HTTP 429; {order[1]!r} "
+        "answered HTTP 429 (the server's log has the details)")}
+    assert "secret-org" not in answer.text and "x-routeharness-model" not in answer.headers
+    assert sum(m.requests for m in pool.models.values()) == 2  # bounded by max_tries
+    [line] = log_lines(log)
+    assert line["answered"] is False and line["model"] is None and line["cost_usd"] is None
+
+
+def test_without_fallback_a_429_is_relayed_as_before(folder, tmp_path, pool):
+    order = by_utility(folder, TEXT)
+    pool.set_faults(ALWAYS_429, [order[0]])
+    with app(folder, tmp_path, pool, section="") as client:
+        answer = client.post("/v1/chat/completions", json=chat())
+    assert answer.status_code == 429 and answer.headers["x-routeharness-model"] == order[0]
+    assert "x-routeharness-fallback" not in answer.headers
+    # the flag turns it on without the YAML section
+    with app(folder, tmp_path, pool, section="", fallback=2) as client:
+        answer = client.post("/v1/chat/completions", json=chat())
+    assert answer.status_code == 200 and answer.headers["x-routeharness-model"] == order[1]
+
+
+def test_a_request_naming_a_model_does_not_fall_back(folder, tmp_path, pool):
+    pool.set_faults(ALWAYS_429, ["m1"])
+    with app(folder, tmp_path, pool) as client:
+        answer = client.post("/v1/chat/completions", json=chat(model="m1"))
+    assert answer.status_code == 429 and pool.models["m1"].requests == 1
+    assert sum(m.requests for m in pool.models.values()) == 1
+
+
+@pytest.mark.parametrize("section, says", [
+    ("{max_tries: 2, models: [m0, gpt-9]}", "fallback.models[1]: 'gpt-9' has no upstream"),
+    ("{max_tries: 0}", "fallback.max_tries: must be >= 1"),
+    ("{tries: 2}", "fallback: unknown key(s) ['tries']"),
+    ("{models: []}", "fallback.models: must name at least one model"),
+])
+def test_a_bad_fallback_section_is_one_line_at_start(folder, tmp_path, pool, section, says):
+    from routeharness.deploy.serve import create_app
+
+    config = tmp_path / "up.yaml"
+    config.write_text(pool.upstreams_yaml(1.0, section), "utf-8")
+    with pytest.raises(RouteHarnessError) as info:
+        create_app(folder, config)
+    assert str(info.value).startswith(f"{config}: ") and says in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_the_budget_moves_down_the_trade_off_then_refuses(folder, tmp_path, pool):
+    from routeharness.deploy.budget import BudgetLimit
+
+    log = tmp_path / "requests.jsonl"
+    # every answer costs 0.001-0.004 USD: a budget of 0.01 is spent within a few requests
+    with app(folder, tmp_path, pool, budget=BudgetLimit(0.01, "1k"),
+             request_log=log) as client:
+        answers = [client.post("/v1/chat/completions", json=chat(f"question {i} topic {i}"))
+                   for i in range(12)]
+    statuses = [a.status_code for a in answers]
+    assert statuses[0] == 200 and 429 in statuses
+    downgraded = [a for a in answers if "downgrade" in a.headers.get("x-routeharness-budget",
+                                                                     "")]
+    assert downgraded, [a.headers.get("x-routeharness-budget") for a in answers]
+    assert float(downgraded[0].headers["x-routeharness-lam"]) > 0
+    refused = answers[statuses.index(429)]
+    assert refused.json()["error"]["type"] == "budget_exceeded"
+    assert refused.headers["x-routeharness-budget"].startswith("budget: refused")
+    lines = log_lines(log)
+    spent = sum(line["cost_usd"] or 0 for line in lines)
+    assert spent <= 0.01 + 0.004  # held, but for one answer's cost at most
+    assert all(line["budget"] for line in lines if line["status"] == 429)
+
+
+@pytest.mark.parametrize("value, says", [
+    ("-1", "--budget-usd-per-hour -1: a budget is a finite number of USD > 0"),
+    ("nan", "--budget-usd-per-hour nan: a budget is a finite number of USD > 0"),
+    ("ten", "--budget-usd-per-hour 'ten': not a number of USD"),
+])
+def test_a_bad_budget_is_one_line(folder, tmp_path, value, says):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    config = tmp_path / "up.yaml"
+    config.write_text("models:\n  m0: {base_url: 'http://127.0.0.1:9/v1'}\n", "utf-8")
+    done = subprocess.run([sys.executable, "-m", "routeharness", "serve", str(folder),
+                           "--upstreams", str(config), "--budget-usd-per-hour", value],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [f"Error: {says}"]
+
+
+def test_a_shadow_router_s_choice_is_logged_and_compared(folder, tmp_path, pool):
+    from routeharness.deploy.requestlog import read_log
+    from routeharness.deploy.shadow import compare
+
+    log = tmp_path / "requests.jsonl"
+    texts = [f"Synthetic prompt {i} about topic {i % 5}." for i in range(6)]
+    with app(folder, tmp_path, pool, request_log=log, shadow=folder,
+             log_prompts=True) as client:
+        for text in texts:
+            assert client.post("/v1/chat/completions", json=chat(text)).status_code == 200
+    lines = [line for _, line in read_log(log)]
+    assert [line.prompt for line in lines] == texts
+    assert all(line.shadow is not None and line.shadow.model == line.routed_model
+               for line in lines)  # the same router as its own shadow agrees
+    table = compare(lines)
+    assert table["requests"] == 6 and table["agreement"] == 1.0
+
+
+def test_an_unauthenticated_chat_request_is_401_with_a_token(folder, tmp_path, pool):
+    from fastapi.testclient import TestClient
+
+    from routeharness.deploy.serve import create_app
+
+    config = tmp_path / "up.yaml"
+    config.write_text(pool.upstreams_yaml(1.0, "{max_tries: 2}"), "utf-8")
+    token = "a-token-of-enough-characters-123"
+    with TestClient(create_app(folder, config, token=token)) as client:
+        for path in ("/v1/chat/completions", "/route", "/health", "/v1/models"):
+            answer = client.post(path, json=chat()) if path != "/health" and \
+                path != "/v1/models" else client.get(path)
+            assert answer.status_code == 401, path
+        # a body cannot name where the request goes: base_url keys are forwarded, unused
+        answer = client.post("/v1/chat/completions", json=chat(base_url="http://evil.test"),
+                             headers={"authorization": f"Bearer {token}"})
+        assert answer.status_code == 200
+    assert sum(m.requests for m in pool.models.values()) == 1
