@@ -23,7 +23,7 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
-from test_serve import HashWords, _free_port, folder, plugins  # noqa: F401
+from test_serve import HashWords, _command, _free_port, folder, plugins  # noqa: F401
 
 from routeharness.common.errors import RouteHarnessError
 from routeharness.testing.upstreams import FakePool, Faults
@@ -241,3 +241,96 @@ def test_an_unauthenticated_chat_request_is_401_with_a_token(folder, tmp_path, p
                              headers={"authorization": f"Bearer {token}"})
         assert answer.status_code == 200
     assert sum(m.requests for m in pool.models.values()) == 1
+
+
+def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(ROOT), str(ROOT / "plugins"), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, "-m", "routeharness", *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_log_and_labels_become_a_dataset_that_eval_and_update_read(folder, tmp_path,
+                                                                      pool):
+    log = tmp_path / "requests.jsonl"
+    topics = ["python code", "chemistry", "history", "poetry", "algebra", "geography"]
+    texts = [f"Question {i} on {topics[i % 6]}: explain item {i} of {topics[i % 6]}."
+             for i in range(48)]
+    with app(folder, tmp_path, pool, request_log=log, log_prompts=True) as client:
+        for text in texts:
+            assert client.post("/v1/chat/completions", json=chat(text)).status_code == 200
+    lines = log_lines(log)
+    labels = []
+    for i, line in enumerate(lines):
+        for k, model in enumerate(MODELS):
+            label = {"id": line["id"] if i % 2 else line["prompt_sha256"], "model": model,
+                     "score": float((i + k) % 3 != 0), "group": topics[i % 6]}
+            if model != line["model"]:  # the answering model's cost comes from the log
+                label["cost_usd"] = 0.001 * (1 + k)
+            labels.append(json.dumps(label))
+    (tmp_path / "labels.jsonl").write_text("\n".join(labels) + "\n", "utf-8")
+    done = _cli("data", "from-log", str(log), str(tmp_path / "labels.jsonl"),
+                str(tmp_path / "ds"), "--outcomes", str(tmp_path / "outcomes.jsonl"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"wrote {tmp_path / 'ds'} from {log}")
+    from routeharness.data.tasks import load_task
+
+    task = load_task(str(tmp_path / "ds"))
+    assert sum(s.n for s in task.splits.values()) == 48 and [m.name for m in task.models] == MODELS
+    train = task.splits["train"]
+    line = next(line for line in lines if line["prompt_sha256"] in train.ids)
+    row = list(train.ids).index(line["prompt_sha256"])
+    # the answering model's cost is the log's, the others' the labels'
+    assert train.costs[row, MODELS.index(line["model"])] == pytest.approx(line["cost_usd"])
+    other = next(k for k, m in enumerate(MODELS) if m != line["model"])
+    assert train.costs[row, other] == pytest.approx(0.001 * (1 + other))
+    done = _cli("eval", "-r", "knn:k=3", "-t", str(tmp_path / "ds"), "-e", "lexical",
+                "--no-tune", "--bootstrap", "0", "-q", "-o", str(tmp_path / "res.json"),
+                "--format", "json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "res.json").read_text("utf-8"))
+    assert any(r["router"] == "knn:k=3" for r in result["records"])
+    # update: a kNN fitted on the dataset's train split takes the other rows
+    # (fitted here with the word-hashing encoder, which the subprocess registers too)
+    from routeharness.deploy import saved
+
+    saved.save(saved.fit("knn:k=3", str(tmp_path / "ds"), encoder="serve-hash", tune=False,
+                         cache_dir=str(tmp_path / "cache")), tmp_path / "knn")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    rows = [json.loads(x) for x in (tmp_path / "outcomes.jsonl").read_text().splitlines()]
+    assert len(rows) == 48 and {"id", "prompt", "group", "score:m0", "cost:m3"} <= set(rows[0])
+    unseen = [json.dumps(r) for r in rows if r["id"] not in train.ids]  # validation, test
+    (tmp_path / "new.jsonl").write_text("\n".join(unseen) + "\n", "utf-8")
+    done = subprocess.run(_command("update", str(tmp_path / "knn"), str(tmp_path / "new.jsonl")),
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    new = 48 - train.n
+    assert f"{new} new prompt" in done.stdout + done.stderr, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("edit, says", [
+    (lambda d: d.pop("model"), "line 2: missing required key(s) ['model']"),
+    (lambda d: d.update(cost_usd="cheap"), "line 2: cost_usd: expected a number"),
+])
+def test_a_log_line_with_a_missing_field_is_one_line_naming_it(tmp_path, edit, says):
+    base = {"schema": "routeharness.request-log/1", "id": "r1", "time": 1.0,
+            "router": "knn", "prompt_sha256": "0" * 64, "prompt": "hi", "routed": True,
+            "lam_asked": 0, "lam": 0, "routed_model": "m0", "model": "m0",
+            "answered": True, "status": 200, "fallbacks": [], "budget": None,
+            "latency_ms": 1.0, "input_tokens": None, "output_tokens": None,
+            "cost_usd": 0.1, "cost_source": "upstream", "predicted_score": None,
+            "predicted_cost_usd": None, "shadow": None}
+    bad = dict(base, id="r2")
+    edit(bad)
+    log = tmp_path / "log.jsonl"
+    log.write_text(json.dumps(base) + "\n" + json.dumps(bad) + "\n", "utf-8")
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text('{"id": "r1", "model": "m0", "score": 1}\n', "utf-8")
+    done = _cli("data", "from-log", str(log), str(labels), str(tmp_path / "ds"))
+    assert done.returncode == 1
+    [message] = done.stderr.strip().splitlines()
+    assert message.startswith(f"Error: {log}, {says}")
+    assert not (tmp_path / "ds").exists()
+    done = _cli("results", "shadow", str(log))
+    assert done.returncode == 1 and f"{log}, {says}" in done.stderr

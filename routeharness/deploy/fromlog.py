@@ -54,14 +54,17 @@ class _Prompt:
 
 
 def from_log(log: str | Path, labels: str | Path, out: str | Path, *, seed: int | None = None,
-             name: str = "from-log") -> Any:
+             name: str = "from-log", outcomes: str | Path | None = None) -> Any:
     """The dataset of ``log`` and ``labels`` written to the new folder ``out``; returns
-    the importers' ``Written``."""
-    from routeharness.common.files import check_new_folder
+    the importers' ``Written``. ``outcomes``: also every row as one JSON-lines file of
+    the canonical columns, the file ``update`` reads."""
+    from routeharness.common.files import check_new_folder, check_output_path
     from routeharness.common.textinput import decode, json_lines, parse_json, read_file_bytes
     from routeharness.data.importers.common import Imported, finish
 
     target = check_new_folder(out, "dataset")
+    if outcomes is not None:
+        check_output_path(outcomes, "outcomes file")
     prompts: dict[str, _Prompt] = {}
     by_request: dict[str, str] = {}
     for _, line in read_log(log):
@@ -106,4 +109,25 @@ def from_log(log: str | Path, labels: str | Path, out: str | Path, *, seed: int 
                           cost=cost)
     if not rows:
         raise RouteHarnessError(f"{labels_path}: no label")
-    return finish(imported, target, name=name, seed=seed)
+    written = finish(imported, target, name=name, seed=seed)
+    if outcomes is not None:
+        write_outcomes(written.path, outcomes)
+    return written
+
+
+def write_outcomes(dataset: str | Path, path: str | Path) -> Path:
+    """Every row of the dataset in ``dataset`` (all splits) as JSON lines of the canonical
+    columns (a missing cell null): the file ``routeharness update`` reads."""
+    import json
+
+    from routeharness.common.files import write_text
+    from routeharness.data.tasks import load_task
+
+    task = load_task(str(dataset))
+    lines = []
+    for split in task.splits.values():
+        columns = split.to_columns()
+        for i in range(split.n):
+            lines.append(json.dumps({key: values[i] for key, values in columns.items()},
+                                    ensure_ascii=False))
+    return write_text("\n".join(lines) + "\n", path, "outcomes file")
