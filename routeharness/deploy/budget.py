@@ -123,9 +123,10 @@ class Budget:
     def _state(self) -> str:
         return f"${self.spent:.4g} of {self.limit.text()} spent"
 
-    def before(self, lam: float) -> Decision:
-        """Counts the request into its window and says at which trade-off to route it,
-        or raises ``BudgetExceeded`` when the budget is spent."""
+    def before(self, lam: float, routed: bool = True) -> Decision:
+        """Counts the request into its window and says at which trade-off to route it
+        (``routed`` False: a request naming its model, never downgraded), or raises
+        ``BudgetExceeded`` when the budget is spent."""
         with self.lock:
             self._roll()
             self.requests += 1
@@ -134,7 +135,7 @@ class Budget:
                 self.refused += 1
                 raise BudgetExceeded(f"budget: refused: {self._state()}",
                                      self._retry_after())
-            if share < SOFT or not self.lams:
+            if share < SOFT or not self.lams or not routed:
                 return Decision(lam)
             step = (share - SOFT) / (1 - SOFT)
             floor = self.lams[min(len(self.lams) - 1, math.ceil(step * (len(self.lams) - 1)))]

@@ -585,6 +585,8 @@ async def _exchange(service: Service, body: dict[str, Any], text: str, lam: floa
                 if statement:
                     exchange.budget.append(statement)
         else:
+            if proxy.budget is not None:
+                proxy.budget.before(lam, routed=False)
             tries = [named]
     except BudgetExceeded as refused:
         exchange.budget.append(refused.message)
