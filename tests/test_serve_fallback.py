@@ -334,3 +334,28 @@ def test_a_log_line_with_a_missing_field_is_one_line_naming_it(tmp_path, edit, s
     assert not (tmp_path / "ds").exists()
     done = _cli("results", "shadow", str(log))
     assert done.returncode == 1 and f"{log}, {says}" in done.stderr
+
+
+def test_the_budget_s_hour_window_downgrades_refuses_and_rolls_over():
+    import math
+
+    from routeharness.deploy.budget import Budget, BudgetExceeded, BudgetLimit
+
+    now = [100.0]
+    budget = Budget(BudgetLimit(1.0, "hour"), [10.0, 0.0, math.inf, 1.0],
+                    clock=lambda: now[0])
+    assert budget.before(0.0).lam == 0.0 and budget.before(0.0).statement is None
+    budget.spend(0.6)  # 60% spent: a fifth of the way from 1/2 to 1 -> the second point
+    decision = budget.before(0.0)
+    assert decision.downgraded and decision.lam == 1.0
+    assert decision.statement == "downgrade: lam 0 -> 1 ($0.6 of $1 per hour spent)"
+    assert budget.before(5.0).lam == 5.0  # a request asking for more than the floor keeps it
+    assert budget.fit(["a", "b"], {"a": 0.5, "b": 0.1}) == (
+        ["b"], "downgrade: a (predicted $0.5) is over the $0.4 left; b instead")
+    budget.spend(0.45)
+    now[0] = 1900.0
+    with pytest.raises(BudgetExceeded) as info:
+        budget.before(0.0)
+    assert info.value.retry_after == 1800 and "refused: $1.05 of $1 per hour" in str(info.value)
+    now[0] = 3700.0  # the next hour's window
+    assert budget.before(0.0).lam == 0.0 and budget.left() == 1.0
