@@ -359,3 +359,13 @@ def test_the_budget_s_hour_window_downgrades_refuses_and_rolls_over():
     assert info.value.retry_after == 1800 and "refused: $1.05 of $1 per hour" in str(info.value)
     now[0] = 3700.0  # the next hour's window
     assert budget.before(0.0).lam == 0.0 and budget.left() == 1.0
+
+
+def test_the_fallback_flag_s_range_is_the_policy_s():
+    from routeharness.cli.serve import MAX_FALLBACK_TRIES
+    from routeharness.deploy.fallback import MAX_TRIES_LIMIT
+
+    assert MAX_FALLBACK_TRIES == MAX_TRIES_LIMIT
+    done = _cli("serve", "/nowhere", "--upstreams", "up.yaml", "--fallback", "0")
+    assert done.returncode == 2 and "'--fallback': 0 is not in the range 1<=x<=20" in \
+        done.stderr

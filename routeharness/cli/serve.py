@@ -13,6 +13,8 @@ from routeharness.common.errors import RouteHarnessError
 #: that ``--help`` stays instant; tests/test_serve_guard.py checks they agree)
 DEFAULT_MAX_BODY = "16MB"
 DEFAULT_MAX_PROMPT_CHARS = 100_000
+#: ``--fallback``'s largest value (``deploy.fallback.MAX_TRIES_LIMIT``; the tests check)
+MAX_FALLBACK_TRIES = 20
 
 
 def _loopback(host: str) -> bool:
@@ -51,7 +53,8 @@ def _loopback(host: str) -> bool:
 @click.option("--docs", is_flag=True,
               help="Serve the interactive API docs: /docs and /redoc (their pages load "
                    "scripts from a CDN) and /openapi.json. Off by default.")
-@click.option("--fallback", "fallback", type=int, default=None, metavar="N",
+@click.option("--fallback", "fallback", type=click.IntRange(1, MAX_FALLBACK_TRIES),
+              default=None, metavar="N",
               help="The most upstreams a routed chat request tries when one fails (429, "
                    "5xx, timeout, refused connection), by predicted utility; 1: none "
                    "(default: the upstreams file's fallback.max_tries, else 1).")
