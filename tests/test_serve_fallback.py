@@ -369,3 +369,48 @@ def test_the_fallback_flag_s_range_is_the_policy_s():
     done = _cli("serve", "/nowhere", "--upstreams", "up.yaml", "--fallback", "0")
     assert done.returncode == 2 and "'--fallback': 0 is not in the range 1<=x<=20" in \
         done.stderr
+
+
+def test_serve_in_a_subprocess_falls_back_logs_and_says_what_is_on(folder, tmp_path, pool):
+    """The real command: its flags reach the app, its start-up lines say what is on."""
+    import time
+
+    import httpx
+
+    order = by_utility(folder, TEXT)
+    pool.set_faults(Faults(rate_5xx=1.0), [order[0]])
+    config = tmp_path / "up.yaml"
+    config.write_text(pool.upstreams_yaml(2.0), "utf-8")
+    log, port = tmp_path / "requests.jsonl", _free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    server = subprocess.Popen(_command("serve", str(folder), "--port", str(port), "--upstreams",
+                                       str(config), "--fallback", "2", "--request-log",
+                                       str(log), "--log-prompts", "--budget-usd-per-1k", "5"),
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None, server.communicate()[1].decode()[-2000:]
+            assert time.monotonic() < deadline, "serve did not start in 60 s"
+            time.sleep(0.2)
+        answer = httpx.post(f"{base}/v1/chat/completions", json=chat(), timeout=10)
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["x-routeharness-model"] == order[1]
+        assert answer.headers["x-routeharness-fallback"] == f"503 from {order[0]}"
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=30)
+    said = err.decode().splitlines()
+    assert "fallback: up to 2 upstreams per routed request" in said
+    assert "budget: $5 per 1,000 requests" in said
+    assert f"request log: {log} (prompt text)" in said
+    [line] = log_lines(log)
+    assert line["prompt"] == TEXT and line["model"] == order[1]
+    assert line["fallbacks"][0]["outcome"] == "503"
