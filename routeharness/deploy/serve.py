@@ -21,6 +21,10 @@ have a length limit (``guard.ServeLimits``). Errors are ``{"error": {"message",
 upstream says in an error body is logged here, one line each (logger
 ``routeharness.serve``), never relayed: the client gets its status and a fixed reason.
 The interactive docs (``/docs``, ``/redoc``, ``/openapi.json``) are off unless asked for.
+Around forwarding a chat request, ``proxy`` adds fallback to the next model by predicted
+utility when an upstream fails (``fallback``), a hard budget (``budget``), the request
+log (``requestlog``) and a shadow router (``shadow``); the answer's headers say which
+model answered and why (``x-routeharness-fallback``, ``x-routeharness-budget``).
 FastAPI and httpx are imported only inside this module's functions: the default install
 has no web stack (the ``serve`` extra adds it).
 """
@@ -518,7 +522,12 @@ def create_app(folder: str | Path, upstreams: str | Path | None = None, *,
         model, lam = chat_request.model, service.default_lam
         if LAM_HEADER in request.headers:
             lam = _header_lam(request.headers[LAM_HEADER])
-        text = last_user_text(chat_request) if model in AUTO_MODELS else ""
+        try:  # what is routed on, and what the request log hashes
+            text = last_user_text(chat_request)
+        except Problem:
+            if model in AUTO_MODELS:
+                raise
+            text = ""  # a request naming a model needs no user message
         item = None
         if model in AUTO_MODELS:
             item = prompt_item(text, "request: the last user message", 1,
