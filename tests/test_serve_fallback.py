@@ -414,3 +414,23 @@ def test_serve_in_a_subprocess_falls_back_logs_and_says_what_is_on(folder, tmp_p
     [line] = log_lines(log)
     assert line["prompt"] == TEXT and line["model"] == order[1]
     assert line["fallbacks"][0]["outcome"] == "503"
+
+
+def test_log_lines_serve_writes_and_labels_validate_against_their_schemas(folder, tmp_path,
+                                                                         pool):
+    jsonschema = pytest.importorskip("jsonschema")
+    schemas = ROOT / "docs" / "schemas"
+    order = by_utility(folder, TEXT)
+    pool.set_faults(ALWAYS_429, [order[0]])
+    log = tmp_path / "requests.jsonl"
+    with app(folder, tmp_path, pool, request_log=log, shadow=folder) as client:
+        assert client.post("/v1/chat/completions", json=chat()).status_code == 200
+        assert client.post("/v1/chat/completions", json=chat(model="m2")).status_code == 200
+    schema = json.loads((schemas / "request-log.schema.json").read_text("utf-8"))
+    lines = log_lines(log)
+    assert len(lines) == 2 and lines[0]["shadow"] is not None and lines[1]["shadow"] is None
+    for line in lines:
+        jsonschema.validate(line, schema)
+    label = {"id": lines[0]["id"], "model": "m1", "score": 0.5, "cost_usd": 0.002}
+    jsonschema.validate(label, json.loads((schemas / "outcome-label.schema.json")
+                                          .read_text("utf-8")))
