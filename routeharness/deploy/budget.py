@@ -12,8 +12,9 @@ USD per hour (``serve --budget-usd-per-hour``) or per 1,000 requests
 
 Each downgrade and refusal is stated in the response's ``x-routeharness-budget`` header
 and the request log. What is spent is the answer's cost (the upstream's ``usage.cost``,
-else its tokens x the card's prices, else the router's prediction), so the budget holds
-to within the difference between one request's predicted and actual cost.
+else its tokens x the card's prices, else the router's prediction), charged when the
+answer comes, so the budget holds to within the difference between predicted and actual
+cost of the requests in flight at once.
 """
 
 from __future__ import annotations
