@@ -297,12 +297,19 @@ class EmbeddingCache:
             _warn(f"embedding seed {exc.filename or path}: missing; the seed is not used "
                   "and its prompts are encoded")
             return None
-        except (_BadShard, OSError) as exc:
-            where = getattr(exc, "path", None) or path
-            _warn(f"embedding seed file {where}: {exc}; the seed is not used and its "
-                  "prompts are encoded")
+        except _BadShard as exc:
+            _warn(f"embedding seed file {exc.path or path}: {exc}; the seed is not used "
+                  "and its prompts are encoded")
             return None
-        if not parts or len({v.shape[1] for _, v in parts}) != 1:
+        except OSError as exc:  # the folder cannot be listed
+            _warn(f"embedding seed {exc.filename or path}: cannot be read "
+                  f"({exc.strerror or exc}); the seed is not used and its prompts are encoded")
+            return None
+        if len({v.shape[1] for _, v in parts}) > 1:
+            _warn(f"embedding seed {path}: its shards have different dimensions; the seed "
+                  "is not used and its prompts are encoded")
+            return None
+        if not parts:
             return None
         index: dict[bytes, int] = {}
         raw = b"".join(keys.tobytes() for keys, _ in parts)
