@@ -238,6 +238,14 @@ class BaseRouter:
     #: the router's own default) or a list of values, most preferred first. A tuned
     #: parameter left out prefers its default (``evaluation.tuning.pick``)
     tie_preference: ClassVar[dict[str, Any]] = {}
+    #: parameters of ``param_grid`` that act only where the training outcome table has
+    #: missing cells (kNN's ``prior``): on a complete table every value routes the same,
+    #: so tuning leaves them at the router's default there (the grid, its sample and its
+    #: ties are those of the other parameters) and tunes them on an incomplete table
+    sparse_params: ClassVar[tuple[str, ...]] = ()
+    #: parameters added after routers of this class were saved, each with the value that
+    #: reproduces a folder saved before it existed (``deploy.saved.load`` fills it in)
+    params_added: ClassVar[dict[str, Any]] = {}
     #: what the router declares (see ``Tags``)
     tags: ClassVar[Tags] = Tags()
 

@@ -1,0 +1,143 @@
+"""kNN's estimate where a model's outcomes are sparse (issue 21, item 1): a missing
+neighbour outcome counts as ``prior`` outcomes at the model's mean shrunk toward the
+pool's; on a complete table every ``prior`` routes exactly as before the rule, and tuning
+leaves it out there (the committed results' grid, sample and ties are unchanged)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from routeharness_knn.router import KNNRouter
+from routeharness_knn.table import POOL_PRIOR_OUTCOMES, shrunk_means
+
+from routeharness.common.progress import Reporter
+from routeharness.data.dataset import ModelInfo, Outcomes
+from routeharness.embedding.cache import EmbeddingCache
+from routeharness.embedding.embed import embed_task
+from routeharness.evaluation import metrics
+from routeharness.evaluation.protocol import DEFAULT_LAMBDAS, Protocol, seed_streams
+from routeharness.evaluation.tuning import configs_to_tune, plan_routers, tie_rules
+
+
+def test_shrunk_means_by_hand():
+    table = np.array([[1, 1, 1], [0, 1, np.nan], [1, 1, np.nan], [0, 1, np.nan]], float)
+    # means 0.5, 1, 1 on 4, 4, 1 outcomes; the pool's mean is their mean, 5/6
+    pool = 5 / 6
+    assert np.allclose(shrunk_means(table, strength=2),
+                       [(2 + 2 * pool) / 6, (4 + 2 * pool) / 6, (1 + 2 * pool) / 3])
+    c = POOL_PRIOR_OUTCOMES
+    assert np.allclose(shrunk_means(table), [(2 + c * pool) / (4 + c),
+                                             (4 + c * pool) / (4 + c), (1 + c * pool) / (1 + c)])
+    assert np.allclose(shrunk_means(np.full((3, 2), np.nan)), 0.0)  # nothing known
+
+
+def _clusters(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """n prompts in 3 well-separated clusters of 8-d vectors, and each one's cluster."""
+    centres = np.eye(8)[:3] * 10
+    cluster = rng.integers(0, 3, n)
+    return centres[cluster] + rng.normal(size=(n, 8)), cluster
+
+
+def _outcomes(scores: np.ndarray, costs: np.ndarray) -> Outcomes:
+    models = [ModelInfo(f"m{j}") for j in range(scores.shape[1])]
+    return Outcomes(scores=scores, costs=costs, models=models,
+                    groups=np.array(["g"] * len(scores), dtype=object))
+
+
+@pytest.fixture(scope="module")
+def sparse_new_model():
+    """Three specialists (judge scores about 0.9 in their own cluster, about 0.2
+    elsewhere) and a new, cheap model whose true quality is 0.5 everywhere but whose
+    only outcomes, on 1% of the 2,000 training prompts, are all 1.0. The known answer:
+    in every cluster its specialist is better than the new model."""
+    rng = np.random.default_rng(0)
+    X, cluster = _clusters(2000, rng)
+    Q, q_cluster = _clusters(600, rng)
+    own = cluster[:, None] == np.arange(3)[None, :]
+    old = np.where(own, rng.uniform(0.8, 1.0, (2000, 3)), rng.uniform(0.0, 0.4, (2000, 3)))
+    new = np.full(2000, np.nan)
+    seen = rng.choice(2000, 20, replace=False)
+    new[seen] = 1.0
+    scores = np.column_stack([old, new])
+    costs = np.where(np.isnan(scores), np.nan, np.array([1.0, 1.0, 1.0, 0.1])[None, :])
+    return X, _outcomes(scores, costs), Q, q_cluster
+
+
+def test_a_new_model_with_few_perfect_outcomes_does_not_take_every_route(sparse_new_model):
+    X, outcomes, Q, q_cluster = sparse_new_model
+    raw = KNNRouter(k=10, prior=0.0).fit(X, outcomes)
+    ruled = KNNRouter(k=10).fit(X, outcomes)  # the default prior, 1
+    assert ruled.prior == 1.0
+    # the failure the rule answers: with the raw mean, a neighbourhood without any of
+    # its 20 outcomes falls back to its training mean, 1.0, above every specialist
+    assert (raw.route(Q, 0.0) == 3).mean() > 0.95
+    # with the rule its estimate there is its shrunk mean, far below 1
+    pool = float(np.mean([*np.nanmean(outcomes.scores[:, :3], axis=0), 1.0]))
+    expected = (20 * 1.0 + POOL_PRIOR_OUTCOMES * pool) / (20 + POOL_PRIOR_OUTCOMES)
+    scores_hat, _ = ruled.predict(Q)
+    index, _ = ruled._neighbours(Q)
+    unseen = np.isnan(outcomes.scores[index, 3]).all(axis=1)
+    assert unseen.sum() > 500
+    assert np.allclose(scores_hat[unseen, 3], expected) and expected < 0.75
+    chosen = ruled.route_sweep(Q, np.array([0.0, 0.1]))
+    assert (chosen[0] == 3).mean() < 0.05  # each cluster's specialist, as it should be
+    assert (chosen[0] == q_cluster).mean() > 0.95
+    # a neighbourhood holding some of its outcomes is pulled toward them, not to 1.0
+    seen = ~unseen
+    assert seen.any() and (scores_hat[seen, 3] > expected).all() and \
+        (scores_hat[seen, 3] < 1.0).all()
+
+
+def test_prior_interpolates_between_the_raw_mean_and_the_shrunk_mean(sparse_new_model):
+    X, outcomes, Q, _ = sparse_new_model
+    values = [KNNRouter(k=50, prior=p).fit(X, outcomes).predict(Q)[0][:, 3]
+              for p in (0.0, 0.25, 1.0, 100.0)]
+    prior_mean = shrunk_means(outcomes.scores)[3]
+    # each missing cell weighs more as prior grows: the estimate moves toward the prior
+    gaps = [np.abs(v - prior_mean).mean() for v in values]
+    assert gaps[0] > gaps[1] > gaps[2] > gaps[3] and gaps[3] < 1e-2
+
+
+def test_validate_params_checks_prior():
+    for bad in (-1.0, float("nan"), float("inf"), True, "1"):
+        with pytest.raises(ValueError, match="prior must be a finite number >= 0"):
+            KNNRouter(prior=bad).validate_params()
+    KNNRouter(prior=0).validate_params()
+
+
+@pytest.fixture(scope="module")
+def mbpp(routerbench_embedded, minilm, cache_dir):
+    task = routerbench_embedded.restrict_to_group("mbpp")
+    embedded = embed_task(task, minilm, EmbeddingCache(cache_dir), Reporter())
+    train = task.splits["train"]
+    return embedded, train.outcomes(metrics.cost_scale(train.costs))
+
+
+@pytest.mark.parametrize("weighting", ["uniform", "distance"])
+def test_full_coverage_routes_and_scores_are_identical_for_every_prior(mbpp, weighting):
+    """Every built-in task has every outcome: there the rule must change nothing, to
+    the last bit (committed kNN results and board submissions stay valid)."""
+    embedded, outcomes = mbpp
+    assert not np.isnan(outcomes.scores).any()
+    X, Q = embedded.X["train"], embedded.X["test"]
+    for k in (1, 10, 100):
+        before = KNNRouter(k=k, weighting=weighting, prior=0.0).fit(X, outcomes)
+        want = before.predict(Q)
+        routes = before.route_sweep(Q, DEFAULT_LAMBDAS)
+        for prior in (0.25, 1.0, 4.0):
+            after = KNNRouter(k=k, weighting=weighting, prior=prior).fit(X, outcomes)
+            got = after.predict(Q)
+            assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+            assert np.array_equal(after.route_sweep(Q, DEFAULT_LAMBDAS), routes)
+
+
+def test_tuning_leaves_prior_out_on_a_complete_table_and_tunes_it_otherwise():
+    plan = plan_routers(["knn"], references=False)[0]
+    protocol, streams = Protocol(seeds=(0,)), seed_streams(0)
+    complete = configs_to_tune(plan, protocol, streams, complete=True)
+    # the grid before the rule: 7 k x 2 weightings, all tuned (under max_configs 24)
+    assert len(complete) == 14 and all(set(c) == {"k", "weighting"} for c in complete)
+    sparse = configs_to_tune(plan, Protocol(seeds=(0,), max_configs=100), streams,
+                             complete=False)
+    assert len(sparse) == 42 and {c["prior"] for c in sparse} == {0.0, 0.25, 1.0}
+    assert [r.name for r in tie_rules(plan)] == ["k", "weighting", "prior"]
