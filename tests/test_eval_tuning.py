@@ -165,7 +165,7 @@ def test_a_flat_curve_goes_to_the_larger_k_whatever_the_grid_order():
 
     for cls in (KNNRouter, Reversed):
         plan = _plan(cls)
-        configs = candidate_configs(plan.grid_for(complete=True), 24, 0)
+        configs = candidate_configs(plan.grid_for(sparse=False), 24, 0)
         best, table = pick(plan, configs, [50.0] * len(configs))
         assert best == {"k": 100, "weighting": "uniform"}
         row = next(r for r in table if r.get("chosen"))
@@ -177,7 +177,7 @@ def test_a_flat_curve_goes_to_the_larger_k_whatever_the_grid_order():
         assert all("tie" not in r for r in table if not r.get("chosen"))
     # within the tolerance is a tie; beyond it the better AUC wins, whatever the rule says
     plan = _plan(KNNRouter, {"weighting": "uniform"})
-    configs = candidate_configs(plan.grid_for(complete=True), 24, 0)  # k = 1 ... 100
+    configs = candidate_configs(plan.grid_for(sparse=False), 24, 0)  # k = 1 ... 100
     values = [50.0] * len(configs)
     values[0] = 50.0 + TIE_TOLERANCE / 2
     assert pick(plan, configs, values)[0] == {"k": 100}
@@ -222,7 +222,7 @@ class _Undeclared(BaseRouter):
 
 def test_a_router_that_declares_nothing_prefers_its_defaults_not_the_grid_order():
     plan = _plan(_Undeclared)
-    configs = candidate_configs(plan.grid_for(complete=True), 24, 0)
+    configs = candidate_configs(plan.grid_for(sparse=False), 24, 0)
     for order in (configs, configs[::-1]):
         best, table = pick(plan, order, [1.0] * len(order))
         assert best == {"alpha": 1.0, "mode": "a"}

@@ -1,9 +1,12 @@
 """kNN's estimate where a model's outcomes are sparse (issue 21, item 1): a missing
 neighbour outcome counts as ``prior`` outcomes at the model's mean shrunk toward the
-pool's; on a complete table every ``prior`` routes exactly as before the rule, and tuning
-leaves it out there (the committed results' grid, sample and ties are unchanged)."""
+pool's, for a sparse model only; on a table without one (every built-in task) every
+``prior`` routes exactly as before the rule, and tuning leaves it out there (the
+committed results' grid, sample and ties are unchanged)."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,6 +20,7 @@ from routeharness.embedding.embed import embed_task
 from routeharness.evaluation import metrics
 from routeharness.evaluation.protocol import DEFAULT_LAMBDAS, Protocol, seed_streams
 from routeharness.evaluation.tuning import configs_to_tune, plan_routers, tie_rules
+from routeharness.routers.base import sparse_models
 
 
 def test_shrunk_means_by_hand():
@@ -114,30 +118,77 @@ def mbpp(routerbench_embedded, minilm, cache_dir):
 
 
 @pytest.mark.parametrize("weighting", ["uniform", "distance"])
-def test_full_coverage_routes_and_scores_are_identical_for_every_prior(mbpp, weighting):
-    """Every built-in task has every outcome: there the rule must change nothing, to
-    the last bit (committed kNN results and board submissions stay valid)."""
+def test_without_a_sparse_model_routes_and_scores_are_identical_for_every_prior(mbpp,
+                                                                               weighting):
+    """The built-in tasks miss a few cells (routerbench: 8 training prompts without any
+    outcome, one more cell of one model) and have no sparse model: there the rule must
+    change nothing, to the last bit (committed kNN results and board submissions stay
+    valid). Here mbpp's outcomes with such holes punched in, and without them."""
     embedded, outcomes = mbpp
-    assert not np.isnan(outcomes.scores).any()
+    holed = outcomes.scores.copy(), outcomes.costs.copy()
+    rng = np.random.default_rng(3)
+    for table in holed:
+        table[rng.choice(outcomes.n, 4, replace=False)] = np.nan  # prompts without outcomes
+        table[rng.choice(outcomes.n, 9), rng.integers(0, outcomes.m, 9)] = np.nan
     X, Q = embedded.X["train"], embedded.X["test"]
-    for k in (1, 10, 100):
-        before = KNNRouter(k=k, weighting=weighting, prior=0.0).fit(X, outcomes)
-        want = before.predict(Q)
-        routes = before.route_sweep(Q, DEFAULT_LAMBDAS)
-        for prior in (0.25, 1.0, 4.0):
-            after = KNNRouter(k=k, weighting=weighting, prior=prior).fit(X, outcomes)
-            got = after.predict(Q)
-            assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
-            assert np.array_equal(after.route_sweep(Q, DEFAULT_LAMBDAS), routes)
+    for fitted in (outcomes, replace(outcomes, scores=holed[0], costs=holed[1])):
+        assert not sparse_models(fitted.scores).any()
+        for k in (1, 10, 100):
+            before = KNNRouter(k=k, weighting=weighting, prior=0.0).fit(X, fitted)
+            want = before.predict(Q)
+            routes = before.route_sweep(Q, DEFAULT_LAMBDAS)
+            for prior in (0.25, 1.0, 4.0):
+                after = KNNRouter(k=k, weighting=weighting, prior=prior).fit(X, fitted)
+                got = after.predict(Q)
+                assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+                assert np.array_equal(after.route_sweep(Q, DEFAULT_LAMBDAS), routes)
 
 
-def test_tuning_leaves_prior_out_on_a_complete_table_and_tunes_it_otherwise():
+@pytest.mark.parametrize("task", ["routerbench", "alpacaeval", "llmrouter", "routerdc"])
+def test_no_built_in_text_task_has_a_sparse_model(task):
+    from routeharness.data.tasks import load_task
+
+    train = load_task(task).splits["train"]
+    coverage = (~np.isnan(train.scores)).mean(axis=0)
+    assert not sparse_models(train.scores).any() and coverage.min() > 0.99
+
+
+def test_a_sparse_model_changes_only_its_own_column(sparse_new_model):
+    X, outcomes, Q, _ = sparse_new_model
+    raw = KNNRouter(k=10, prior=0.0).fit(X, outcomes).predict(Q)
+    ruled = KNNRouter(k=10, prior=1.0).fit(X, outcomes).predict(Q)
+    for a, b in zip(raw, ruled):
+        assert np.array_equal(a[:, :3], b[:, :3]) and not np.array_equal(a[:, 3], b[:, 3])
+
+
+def test_tuning_leaves_prior_out_without_a_sparse_model_and_tunes_it_with_one():
     plan = plan_routers(["knn"], references=False)[0]
     protocol, streams = Protocol(seeds=(0,)), seed_streams(0)
-    complete = configs_to_tune(plan, protocol, streams, complete=True)
+    complete = configs_to_tune(plan, protocol, streams, sparse=False)
     # the grid before the rule: 7 k x 2 weightings, all tuned (under max_configs 24)
     assert len(complete) == 14 and all(set(c) == {"k", "weighting"} for c in complete)
     sparse = configs_to_tune(plan, Protocol(seeds=(0,), max_configs=100), streams,
-                             complete=False)
+                             sparse=True)
     assert len(sparse) == 42 and {c["prior"] for c in sparse} == {0.0, 0.25, 1.0}
     assert [r.name for r in tie_rules(plan)] == ["k", "weighting", "prior"]
+
+
+def test_a_committed_submission_verifies_against_a_rerun_that_records_prior():
+    """A re-run of a kNN submission made before ``prior`` existed records it (its
+    numbers are the same: no built-in task has a sparse model); the parameter the
+    submission does not name is not compared, every other one still is."""
+    import json
+    from pathlib import Path
+
+    from routeharness.boards.definition import Submission
+    from routeharness.boards.run import compare_records
+
+    path = Path(__file__).resolve().parent.parent / "leaderboards" / "routerbench-v1" / \
+        "submissions" / "knn.json"
+    record = Submission.model_validate(json.loads(path.read_text("utf-8"))).result.records[0]
+    assert "prior" not in record.params
+    rerun = record.model_copy(update={"params": {**record.params, "prior": 1.0}})
+    assert all(row.ok for row in compare_records(record, rerun, 1e-4))
+    other = record.model_copy(update={"params": {**record.params, "k": 7, "prior": 1.0}})
+    [params] = [row for row in compare_records(record, other, 1e-4) if row.metric == "params"]
+    assert not params.ok

@@ -6,10 +6,13 @@ nearest training prompts, uniform or weighted by inverse cosine distance. A miss
 ``prior`` outcomes at the model's shrunk global mean (``table.shrunk_means``; its mean
 cost for costs): with w the weights of the neighbours holding an outcome and u those of
 the neighbours missing one, the estimate is ``(sum w s + prior u mean) / (w + prior u)``.
-``prior = 0`` skips missing cells (the raw mean of the neighbours that have one, the
-behaviour before the rule); a neighbourhood with every outcome is the same for every
-``prior``, so on a complete table the routes are too (``sparse_params``: tuned only on an
-incomplete table). A row whose search found no neighbour falls back to the training means.
+The rule acts only on sparse models (``routeharness.sparse_models``: outcomes on fewer
+than half of the training prompts); every other model's estimate, and so every route on
+a table without a sparse model (every built-in task), is the plain mean of the
+neighbours' known cells, as before the rule (``sparse_params``: ``prior`` is tuned only
+on a table with a sparse model). ``prior = 0`` is the rule off: the raw mean of the
+neighbours that have an outcome. A row whose search found no neighbour falls back to the
+training means.
 Selection variant (``knn-vote``): each neighbour votes, with the same weights, for its
 best model at the trade-off; the vote's winner routes (vote ties: the model cheaper on
 average). A neighbour with several best models (common with 0/1 scores) votes by the
@@ -151,7 +154,7 @@ class KNNRouter(_KNNBase):
     tie_preference: ClassVar[dict[str, Any]] = {"k": "larger",
                                                 "weighting": ["uniform", "distance"],
                                                 "prior": "larger"}
-    #: ``prior`` acts only on missing cells: tuned only on an incomplete training table
+    #: ``prior`` acts only on sparse models: tuned only on a table with one
     sparse_params: ClassVar[tuple[str, ...]] = ("prior",)
     #: a router saved before ``prior`` existed skipped missing cells
     params_added: ClassVar[dict[str, Any]] = {"prior": 0.0}
@@ -183,19 +186,26 @@ class KNNRouter(_KNNBase):
 
     def _estimate(self, values: np.ndarray, weights: np.ndarray, fallback: np.ndarray,
                   prior_means: np.ndarray, complete: bool) -> np.ndarray:
-        """values (n, k, m), weights (n, k) -> (n, m): the neighbour mean, each missing
-        cell counted as ``prior`` outcomes at ``prior_means`` (m,); a complete table or
-        ``prior = 0``: the plain mean of the known cells (the same computation)."""
-        prior = float(self.prior)
-        if complete or prior == 0.0:
-            return self._weighted_nanmean(values, weights, fallback, complete)
-        known = ~np.isnan(values)
-        w = weights[:, :, None] * known
-        missing = (weights[:, :, None] * ~known).sum(axis=1)  # exactly 0 where complete
-        total = w.sum(axis=1) + prior * missing
-        sums = (np.nan_to_num(values) * w).sum(axis=1) + prior * missing * prior_means[None, :]
-        mean = sums / np.maximum(total, 1e-300)
-        return np.where(total > 0, mean, fallback[None, :])
+        """values (n, k, m), weights (n, k) -> (n, m): the mean of the known neighbour
+        cells; for a sparse model (``sparse_``) each missing cell counted as ``prior``
+        outcomes at ``prior_means`` (m,). Every other model's column is the plain mean,
+        the same computation as without the rule."""
+        prior, sparse = float(self.prior), self.sparse_
+        ruled = None
+        if prior > 0 and sparse.any():
+            part = values[:, :, sparse]  # a copy: the plain mean may work in ``values``
+            known = ~np.isnan(part)
+            w = weights[:, :, None] * known
+            missing = (weights[:, :, None] * ~known).sum(axis=1)
+            total = w.sum(axis=1) + prior * missing
+            sums = (np.nan_to_num(part) * w).sum(axis=1) + \
+                prior * missing * prior_means[None, sparse]
+            ruled = np.where(total > 0, sums / np.maximum(total, 1e-300),
+                             fallback[None, sparse])
+        mean = self._weighted_nanmean(values, weights, fallback, complete)
+        if ruled is not None:
+            mean[:, sparse] = ruled
+        return mean
 
 
 class KNNVoteRouter(_KNNBase):

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from routeharness import RouterState, StateError
+from routeharness import RouterState, StateError, sparse_models
 from routeharness_knn.search import IndexPlan, plan_index, prepare
 
 #: how many outcomes the pool's mean counts as in a model's shrunk mean
@@ -125,5 +125,6 @@ class LookupTable:
         self.score_means_ = column_means(scores)
         self.cost_means_ = column_means(costs)
         self.score_priors_ = shrunk_means(scores)
+        self.sparse_ = sparse_models(scores)  # the models ``prior`` acts on
         self.n_models_ = scores.shape[1]
         self.complete_ = (not np.isnan(scores).any(), not np.isnan(costs).any())

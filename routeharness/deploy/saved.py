@@ -466,11 +466,11 @@ def fit(router: str, task: str, *, encoder: str | None = None, seed: int = 0,
     from routeharness.evaluation.scoring import route_split, score_choices
     from routeharness.evaluation.tuning import (
         TuningInputs,
-        complete_table,
         fit_router,
         jsonable,
         make_router,
         plan_routers,
+        sparse_table,
         tuning_steps,
     )
     from routeharness.evaluation.tuning import tune as tune_router
@@ -491,7 +491,7 @@ def fit(router: str, task: str, *, encoder: str | None = None, seed: int = 0,
     inputs = TuningInputs.of(embedded)
     with reporter.progress(f"fitting {plan.label} on {loaded.name}",
                            tuning_steps(plan, protocol,
-                                        complete_table(inputs.train.scores))) as advance:
+                                        sparse_table(inputs.train.scores))) as advance:
         best, table = tune_router(plan, inputs, protocol, streams, advance,
                                   f"{plan.label} on {loaded.name}: ")
         params = {**best, **plan.fixed}

@@ -31,12 +31,12 @@ from routeharness.evaluation.run import Routed, finish, fit_route, route_one
 from routeharness.evaluation.tuning import (
     RouterRun,
     TuningInputs,
-    complete_table,
     config_auc,
     config_key,
     configs_to_tune,
     default_config,
     pick,
+    sparse_table,
     tuning_steps,
 )
 
@@ -275,9 +275,9 @@ class RayExecutor(Executor):
                 shared[task_id] = ray.put(shareable(job.embedded))
             data = shared[task_id]
             streams = seed_streams(seed)
-            complete = complete_table(job.embedded.task.splits["train"].scores)
-            configs = configs_to_tune(plan, protocol, streams, complete)
-            fallback = {} if configs else default_config(plan, protocol, streams, complete)
+            sparse = sparse_table(job.embedded.task.splits["train"].scores)
+            configs = configs_to_tune(plan, protocol, streams, sparse)
+            fallback = {} if configs else default_config(plan, protocol, streams, sparse)
             scored = []
             for params in configs:
                 key = (task_id, plan.label, "validation", config_key(params))
@@ -304,7 +304,7 @@ class RayExecutor(Executor):
                 out = ray.get(ready[0])
                 if isinstance(out, _Failure):
                     raise RouteHarnessError(out.message)
-                advance(tuning_steps(job.plan, protocol, complete_table(
+                advance(tuning_steps(job.plan, protocol, sparse_table(
                     job.embedded.task.splits["train"].scores)),
                         f"{job.plan.label} on {job.embedded.task.name}, seed {job.seed}: done")
                 yield job, out

@@ -38,8 +38,8 @@ from routeharness.evaluation.scoring import (
 )
 from routeharness.evaluation.tuning import (
     check_tune_on,
-    complete_table,
     plan_routers,
+    sparse_table,
     tuning_steps,
 )
 from routeharness.results.records import (
@@ -146,7 +146,7 @@ def evaluate(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | Non
         if reused:
             reporter.log(f"{task.name}: {reused} of {len(plans) * len(protocol.seeds)} runs "
                          f"reused from {checkpoint}")
-    total = sum(tuning_steps(job.plan, protocol, complete_table(
+    total = sum(tuning_steps(job.plan, protocol, sparse_table(
         job.embedded.task.splits["train"].scores)) for job in jobs)
     try:
         with reporter.progress(f"routing {', '.join(t.name for t in loaded)}", total) as advance:
