@@ -75,20 +75,27 @@ def test_a_new_model_with_few_perfect_outcomes_does_not_take_every_route(sparse_
     # the failure the rule answers: with the raw mean, a neighbourhood without any of
     # its 20 outcomes falls back to its training mean, 1.0, above every specialist
     assert (raw.route(Q, 0.0) == 3).mean() > 0.95
-    # with the rule its estimate there is its shrunk mean, far below 1
+    # with the rule its estimate there is its shrunk mean, far below 1, plus the mean
+    # difficulty of the neighbours (how far their outcomes are from the models' means)
     pool = float(np.mean([*np.nanmean(outcomes.scores[:, :3], axis=0), 1.0]))
     expected = (20 * 1.0 + POOL_PRIOR_OUTCOMES * pool) / (20 + POOL_PRIOR_OUTCOMES)
+    assert np.isclose(ruled.score_priors_[3], expected) and expected < 0.75
+    old = outcomes.scores[:, :3]
+    difficulty = (old - old.mean(axis=0)).mean(axis=1)
+    assert np.allclose(ruled.row_offsets_, difficulty)
     scores_hat, _ = ruled.predict(Q)
     index, _ = ruled._neighbours(Q)
     unseen = np.isnan(outcomes.scores[index, 3]).all(axis=1)
     assert unseen.sum() > 500
-    assert np.allclose(scores_hat[unseen, 3], expected) and expected < 0.75
+    want = np.clip(expected + difficulty[index[unseen]], 0, 1).mean(axis=1)
+    assert np.allclose(scores_hat[unseen, 3], want) and (scores_hat[unseen, 3] < 0.8).all()
     chosen = ruled.route_sweep(Q, np.array([0.0, 0.1]))
     assert (chosen[0] == 3).mean() < 0.05  # each cluster's specialist, as it should be
     assert (chosen[0] == q_cluster).mean() > 0.95
     # a neighbourhood holding some of its outcomes is pulled toward them, not to 1.0
     seen = ~unseen
-    assert seen.any() and (scores_hat[seen, 3] > expected).all() and \
+    imputed_only = np.clip(expected + difficulty[index[seen]], 0, 1).mean(axis=1)
+    assert seen.any() and (scores_hat[seen, 3] > imputed_only).all() and \
         (scores_hat[seen, 3] < 1.0).all()
 
 

@@ -179,27 +179,34 @@ class KNNRouter(_KNNBase):
                 ) -> tuple[np.ndarray, np.ndarray]:
         index, weights = self._neighbours(X)
         scores_hat = self._estimate(self.scores_[index], weights, self.score_means_,
-                                    self.score_priors_, self.complete_[0])
+                                    self.score_priors_, self.complete_[0],
+                                    self.row_offsets_[index], clip=True)
         costs_hat = self._estimate(self.costs_[index], weights, self.cost_means_,
                                    self.cost_means_, self.complete_[1])
         return scores_hat, costs_hat
 
     def _estimate(self, values: np.ndarray, weights: np.ndarray, fallback: np.ndarray,
-                  prior_means: np.ndarray, complete: bool) -> np.ndarray:
+                  prior_means: np.ndarray, complete: bool, offsets: np.ndarray | None = None,
+                  clip: bool = False) -> np.ndarray:
         """values (n, k, m), weights (n, k) -> (n, m): the mean of the known neighbour
         cells; for a sparse model (``sparse_``) each missing cell counted as ``prior``
-        outcomes at ``prior_means`` (m,). Every other model's column is the plain mean,
-        the same computation as without the rule."""
+        outcomes at ``prior_means`` (m,) plus the neighbour's ``offsets`` (n, k; its
+        difficulty), within [0, 1] if ``clip``. Every other model's column is the plain
+        mean, the same computation as without the rule."""
         prior, sparse = float(self.prior), self.sparse_
         ruled = None
         if prior > 0 and sparse.any():
             part = values[:, :, sparse]  # a copy: the plain mean may work in ``values``
             known = ~np.isnan(part)
             w = weights[:, :, None] * known
-            missing = (weights[:, :, None] * ~known).sum(axis=1)
-            total = w.sum(axis=1) + prior * missing
-            sums = (np.nan_to_num(part) * w).sum(axis=1) + \
-                prior * missing * prior_means[None, sparse]
+            gap = weights[:, :, None] * ~known
+            imputed = np.broadcast_to(prior_means[None, None, sparse], part.shape)
+            if offsets is not None:
+                imputed = imputed + offsets[:, :, None]
+            if clip:
+                imputed = np.clip(imputed, 0.0, 1.0)
+            total = w.sum(axis=1) + prior * gap.sum(axis=1)
+            sums = (np.nan_to_num(part) * w).sum(axis=1) + prior * (gap * imputed).sum(axis=1)
             ruled = np.where(total > 0, sums / np.maximum(total, 1e-300),
                              fallback[None, sparse])
         mean = self._weighted_nanmean(values, weights, fallback, complete)

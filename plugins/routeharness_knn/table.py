@@ -50,6 +50,22 @@ def shrunk_means(scores: np.ndarray, strength: float | None = None) -> np.ndarra
     return (n * means + c * pool) / np.maximum(n + c, 1e-300)
 
 
+def row_offsets(scores: np.ndarray, sparse: np.ndarray) -> np.ndarray:
+    """(n,) how each training prompt's outcomes differ from its models' means (the mean
+    residual over the models that are not sparse, 0 where it has none): how much easier
+    or harder the prompt is than average. A sparse model's missing outcome there is
+    taken as its shrunk mean plus this (a two-way additive baseline: model quality plus
+    prompt difficulty)."""
+    dense = ~np.asarray(sparse, dtype=bool)
+    if not dense.any() or not scores.shape[0]:
+        return np.zeros(scores.shape[0])
+    part = scores[:, dense]
+    residual = part - column_means(part)[None, :]
+    known = ~np.isnan(residual)
+    count = known.sum(axis=1)
+    return np.where(count > 0, np.nan_to_num(residual).sum(axis=1) / np.maximum(count, 1), 0.0)
+
+
 class LookupTable:
     """Mixin of the kNN routers (which define ``k``, ``index``, ``nprobe``, ``ef_search``
     and set ``X_``, ``scores_``, ``costs_``, ``index_``, ``index_plan_`` in ``fit``)."""
@@ -126,5 +142,6 @@ class LookupTable:
         self.cost_means_ = column_means(costs)
         self.score_priors_ = shrunk_means(scores)
         self.sparse_ = sparse_models(scores)  # the models ``prior`` acts on
+        self.row_offsets_ = row_offsets(scores, self.sparse_)
         self.n_models_ = scores.shape[1]
         self.complete_ = (not np.isnan(scores).any(), not np.isnan(costs).any())
