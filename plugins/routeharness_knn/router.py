@@ -179,23 +179,25 @@ class KNNRouter(_KNNBase):
                 ) -> tuple[np.ndarray, np.ndarray]:
         index, weights = self._neighbours(X)
         scores_hat = self._estimate(self.scores_[index], weights, self.score_means_,
-                                    self.score_priors_, self.complete_[0],
-                                    self.row_offsets_[index], clip=True)
+                                    self.complete_[0], index, scores=True)
         costs_hat = self._estimate(self.costs_[index], weights, self.cost_means_,
-                                   self.cost_means_, self.complete_[1])
+                                   self.complete_[1], index, scores=False)
         return scores_hat, costs_hat
 
     def _estimate(self, values: np.ndarray, weights: np.ndarray, fallback: np.ndarray,
-                  prior_means: np.ndarray, complete: bool, offsets: np.ndarray | None = None,
-                  clip: bool = False) -> np.ndarray:
-        """values (n, k, m), weights (n, k) -> (n, m): the mean of the known neighbour
-        cells; for a sparse model (``sparse_``) each missing cell counted as ``prior``
-        outcomes at ``prior_means`` (m,) plus the neighbour's ``offsets`` (n, k; its
-        difficulty), within [0, 1] if ``clip``. Every other model's column is the plain
-        mean, the same computation as without the rule."""
+                  complete: bool, index: np.ndarray, scores: bool) -> np.ndarray:
+        """values (n, k, m) of the neighbours ``index`` (n, k), weights (n, k) -> (n, m):
+        the mean of the known neighbour cells; for a sparse model (``sparse_``) each
+        missing cell counted as ``prior`` outcomes at the model's shrunk mean plus the
+        neighbour's difficulty, within [0, 1] (``scores``), or at its mean cost. Every
+        other model's column is the plain mean, the same computation as without the
+        rule."""
         prior, sparse = float(self.prior), self.sparse_
         ruled = None
         if prior > 0 and sparse.any():
+            prior_means = self.score_priors_ if scores else self.cost_means_
+            offsets = self.row_offsets_[index] if scores else None
+            clip = scores
             part = values[:, :, sparse]  # a copy: the plain mean may work in ``values``
             known = ~np.isnan(part)
             w = weights[:, :, None] * known

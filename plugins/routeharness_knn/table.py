@@ -140,8 +140,9 @@ class LookupTable:
         self.scores_, self.costs_ = scores, costs
         self.score_means_ = column_means(scores)
         self.cost_means_ = column_means(costs)
-        self.score_priors_ = shrunk_means(scores)
         self.sparse_ = sparse_models(scores)  # the models ``prior`` acts on
-        self.row_offsets_ = row_offsets(scores, self.sparse_)
+        # what the sparse rule imputes with (``KNNRouter._estimate``): only when it acts
+        self.score_priors_ = shrunk_means(scores) if self.sparse_.any() else None
+        self.row_offsets_ = row_offsets(scores, self.sparse_) if self.sparse_.any() else None
         self.n_models_ = scores.shape[1]
         self.complete_ = (not np.isnan(scores).any(), not np.isnan(costs).any())
