@@ -199,3 +199,18 @@ def test_a_committed_submission_verifies_against_a_rerun_that_records_prior():
     other = record.model_copy(update={"params": {**record.params, "k": 7, "prior": 1.0}})
     [params] = [row for row in compare_records(record, other, 1e-4) if row.metric == "params"]
     assert not params.ok
+
+
+def test_the_shift_study_lists_the_parameters_a_run_tuned():
+    """A study's "tuned" values name what tuning chose among: on the built-in tasks
+    kNN's k and weighting, not ``prior`` (left at its default there)."""
+    from types import SimpleNamespace
+
+    from routeharness.study.shift import _tuned_names
+
+    plan = plan_routers(["knn"], references=False)[0]
+    row = SimpleNamespace(params={"k": 50, "weighting": "uniform"})
+    assert _tuned_names(plan, SimpleNamespace(tuning=[row])) == {"k", "weighting"}
+    sparse = SimpleNamespace(params={"k": 50, "weighting": "uniform", "prior": 1.0})
+    assert _tuned_names(plan, SimpleNamespace(tuning=[sparse])) == {"k", "weighting", "prior"}
+    assert _tuned_names(plan, SimpleNamespace(tuning=[])) == {"k", "weighting"}
