@@ -429,6 +429,8 @@ def test_update(synth, synth_router, home):
     for shown in look(args):
         shows_line(shown, f"updated {home / f'updated-{shown.tag}'}: 5 new prompt(s), 0 "
                           "cell(s) filled on known prompts; 125 training prompts now")
+        shows_line(shown, re.compile(r"coverage \(outcomes / training prompts\): "
+                                     r"\S+ 100\.0% \(125\)(, \S+ 100\.0% \(125\))+"))
     bad = _new_outcomes(synth, home / "bad outcomes.csv", range(5, 7), score="3")
     for shown in look(("update", str(synth_router), str(bad)), code=1):
         errors = [line for line in shown.lines if line.startswith("Error: ")]

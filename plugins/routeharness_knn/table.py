@@ -16,11 +16,12 @@ appended, new models are appended columns, and the index is rebuilt for the new 
 from __future__ import annotations
 
 import hashlib
+import warnings
 from typing import Any
 
 import numpy as np
 
-from routeharness import RouterState, StateError
+from routeharness import RouterState, StateError, sparse_models
 from routeharness_knn.search import (
     IndexPlan,
     deserialise,
@@ -32,6 +33,51 @@ from routeharness_knn.search import (
 
 #: the name of the kept index in ``RouterState.indexes``
 INDEX = "index_"
+
+#: how many outcomes the pool's mean counts as in a model's shrunk mean
+#: (``shrunk_means``). Fixed, not tuned: validation cannot see it on a complete table, and
+#: a new model's first outcomes are rarely a random sample of the prompts (a team
+#: evaluates it where it is convenient), so 20 lucky ones must not outweigh the pool
+POOL_PRIOR_OUTCOMES = 50.0
+
+
+def column_means(table: np.ndarray) -> np.ndarray:
+    """Each model's mean over its known cells (0 for a model without any)."""
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an empty column: "mean of empty"
+        return np.nan_to_num(np.nanmean(table, axis=0), nan=0.0)
+
+
+def shrunk_means(scores: np.ndarray, strength: float | None = None) -> np.ndarray:
+    """Each model's mean score shrunk toward the pool's mean (the mean of the models'
+    means) by how many outcomes it rests on: ``(n_j mean_j + c pool) / (n_j + c)`` with
+    ``c = POOL_PRIOR_OUTCOMES`` (or ``strength``): a Beta prior centred on the pool,
+    worth ``c`` outcomes. A model of thousands of outcomes keeps its mean; a new model
+    of 20 is pulled most of the way to the pool; one of none gets the pool's mean."""
+    scores = np.asarray(scores, dtype=np.float64)
+    n = (~np.isnan(scores)).sum(axis=0).astype(np.float64)
+    means = column_means(scores)
+    if not n.any():
+        return means
+    c = POOL_PRIOR_OUTCOMES if strength is None else float(strength)
+    pool = float(means[n > 0].mean())
+    return (n * means + c * pool) / np.maximum(n + c, 1e-300)
+
+
+def row_offsets(scores: np.ndarray, sparse: np.ndarray) -> np.ndarray:
+    """(n,) how each training prompt's outcomes differ from its models' means (the mean
+    residual over the models that are not sparse, 0 where it has none): how much easier
+    or harder the prompt is than average. A sparse model's missing outcome there is
+    taken as its shrunk mean plus this (a two-way additive baseline: model quality plus
+    prompt difficulty)."""
+    dense = ~np.asarray(sparse, dtype=bool)
+    if not dense.any() or not scores.shape[0]:
+        return np.zeros(scores.shape[0])
+    part = scores[:, dense]
+    residual = part - column_means(part)[None, :]
+    known = ~np.isnan(residual)
+    count = known.sum(axis=1)
+    return np.where(count > 0, np.nan_to_num(residual).sum(axis=1) / np.maximum(count, 1), 0.0)
 
 
 class LookupTable:
@@ -143,7 +189,11 @@ class LookupTable:
                                                 built, digest)
         self.X_ = X
         self.scores_, self.costs_ = scores, costs
-        self.score_means_ = np.nan_to_num(np.nanmean(scores, axis=0), nan=0.0)
-        self.cost_means_ = np.nan_to_num(np.nanmean(costs, axis=0), nan=0.0)
+        self.score_means_ = column_means(scores)
+        self.cost_means_ = column_means(costs)
+        self.sparse_ = sparse_models(scores)  # the models ``prior`` acts on
+        # what the sparse rule imputes with (``KNNRouter._estimate``): only when it acts
+        self.score_priors_ = shrunk_means(scores) if self.sparse_.any() else None
+        self.row_offsets_ = row_offsets(scores, self.sparse_) if self.sparse_.any() else None
         self.n_models_ = scores.shape[1]
         self.complete_ = (not np.isnan(scores).any(), not np.isnan(costs).any())

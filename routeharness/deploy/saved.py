@@ -473,6 +473,7 @@ def fit(router: str, task: str, *, encoder: str | None = None, seed: int = 0,
         jsonable,
         make_router,
         plan_routers,
+        sparse_table,
         tuning_steps,
     )
     from routeharness.evaluation.tuning import tune as tune_router
@@ -492,7 +493,8 @@ def fit(router: str, task: str, *, encoder: str | None = None, seed: int = 0,
     streams = seed_streams(seed)
     inputs = TuningInputs.of(embedded)
     with reporter.progress(f"fitting {plan.label} on {loaded.name}",
-                           tuning_steps(plan, protocol)) as advance:
+                           tuning_steps(plan, protocol,
+                                        sparse_table(inputs.train.scores))) as advance:
         best, table = tune_router(plan, inputs, protocol, streams, advance,
                                   f"{plan.label} on {loaded.name}: ")
         params = {**best, **plan.fixed}
@@ -708,7 +710,9 @@ def _restored(folder: Path, cls: type, manifest: RouterManifest,
     signature = inspect.signature(cls.__init__)
     names = {p.name for p in signature.parameters.values()
              if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
-    params = dict(manifest.params)
+    # a parameter added to the class after the folder was saved: the value it routed with
+    added = getattr(cls, "params_added", {}) or {}
+    params = {**{k: v for k, v in added.items() if k in names}, **manifest.params}
     missing, unknown = sorted(names - set(params)), sorted(set(params) - names)
     if missing or unknown:
         raise RouteHarnessError(f"{where}: params: " + "; ".join(
