@@ -239,3 +239,19 @@ def test_score_choices_reports_the_arena_score_at_lambda_0_and_its_best_point():
     #   S = 1.1 x 0.5 x 0.923445 / (0.05 + 0.923445) = 0.521762 -> 52.18
     assert out["arena_score"] == pytest.approx(89.2228, abs=1e-3)
     assert out["arena_score_max"] == pytest.approx(89.2228, abs=1e-3)
+
+
+def test_a_result_file_written_before_the_arena_score_loads_and_its_table_leaves_it_out():
+    from pathlib import Path
+
+    from routeharness.common.contract import parse_json
+    from routeharness.results.records import ResultSet
+    from routeharness.results.sets import report_tables
+
+    old = Path(__file__).resolve().parent.parent / "leaderboards" / "routerbench-v1" / \
+        "submissions" / "knn.json"
+    assert "arena_score" not in old.read_text()  # written before the score existed
+    result = ResultSet.from_dict(parse_json(old.read_bytes(), str(old))["result"])
+    assert all(r.metrics.arena_score is None for r in result.records)
+    headers = report_tables(result)[0].headers
+    assert "AUC" in headers[1] and not any("Arena" in h for h in headers)
