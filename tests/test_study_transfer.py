@@ -164,3 +164,15 @@ def test_bad_transfer_input_is_one_line_and_writes_nothing(cli, env, pair, tmp_p
     assert len(errors) == 1 and message in errors[0], done.stderr
     assert "Traceback" not in done.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("name", ["transfer-routerdc.json",
+                                  "transfer-routerbench-alpacaeval.json"])
+def test_the_committed_transfer_tables_show_again(cli, name):
+    """benchmarks/transfer.md's files: ``study show`` prints their tables, real names."""
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / name
+    done = cli("study", "show", str(path), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    table = json.loads(done.stdout)[0]
+    assert [row["router"] for row in table["rows"]] == ["knn", "linear", "mlp"]
+    assert " → " in table["title"] and "shared models" in table["title"]
