@@ -402,6 +402,11 @@ class RunRecord(Record):
         found in two files of one matrix."""
         a, b = self.to_dict(), other.to_dict()
         a.pop("timings", None), b.pop("timings", None)
+        # a metric one file has and the other lacks was added by a newer version (the
+        # RouterArena score, issue 20): not a disagreement
+        a_metrics, b_metrics = a.get("metrics", {}), b.get("metrics", {})
+        for key in set(a_metrics) ^ set(b_metrics):
+            a_metrics.pop(key, None), b_metrics.pop(key, None)
         return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
