@@ -76,8 +76,9 @@ def score_choices(data: RoutingData, choices: np.ndarray, lams: Sequence[float],
         "curve": {"cost": point_c.tolist(), "quality": point_q.tolist()},
     }
     # RouterArena's score at lam = 0 and at the sweep's best point (docs/metrics.md)
-    arena = metrics.arena_score(np.clip(point_q, 0.0, 1.0), 1000.0 * point_c * scale)
-    out["arena_score"], out["arena_score_max"] = float(arena[0]), float(np.max(arena))
+    if np.isfinite(point_q).all() and np.isfinite(point_c).all():
+        arena = metrics.arena_score(np.clip(point_q, 0.0, 1.0), 1000.0 * point_c * scale)
+        out["arena_score"], out["arena_score_max"] = float(arena[0]), float(np.max(arena))
     hull_c, hull_q = metrics.frontier(point_c, point_q)
     out["frontier"] = {"cost": hull_c.tolist(), "quality": hull_q.tolist()}
     if n_bootstrap:
@@ -122,7 +123,8 @@ def task_reference(task: RoutingTask, evaluated: RoutingData, *,
         single_models=[SingleModel(model=m.name, quality=float(q) * 100.0, cost=float(c),
                                    cost_usd=float(c) * scale,
                                    arena_score=metrics.arena_score(
-                                       min(max(float(q), 0.0), 1.0), 1000.0 * float(c) * scale))
+                                       min(max(float(q), 0.0), 1.0), 1000.0 * float(c) * scale)
+                                   if np.isfinite(q) and np.isfinite(c) else None)
                        for m, c, q in zip(task.models, cost, quality)],
         single_model_frontier_auc=metrics.auc(cost, quality),
         **{k: v for k, v in optional.items() if v is not None})
