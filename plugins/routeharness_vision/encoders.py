@@ -34,19 +34,29 @@ def to_pil(image: Any) -> Any:
         if isinstance(image, Image.Image):
             return image.convert("RGB")
         if isinstance(image, (str, Path)):  # a regular file only: never a FIFO or device
-            with Image.open(io.BytesIO(image_bytes(image))) as handle:
-                return handle.convert("RGB")
+            return _decoded(image_bytes(image))
         if isinstance(image, (bytes, bytearray)):
-            return Image.open(io.BytesIO(image)).convert("RGB")
+            return _decoded(image)
         if isinstance(image, dict):
             if image.get("bytes") is not None:
-                return Image.open(io.BytesIO(image["bytes"])).convert("RGB")
+                return _decoded(image["bytes"])
             if image.get("path"):
                 return to_pil(image["path"])
     except (OSError, ValueError) as exc:
         where = image if isinstance(image, (str, Path)) else type(image).__name__
         raise RouteHarnessError(f"cannot read image {where}: {exc}") from None
     raise RouteHarnessError(f"cannot read an image from a {type(image).__name__}")
+
+
+def _decoded(data: bytes | bytearray) -> Any:
+    """Encoded image bytes -> an RGB PIL image. An RGB file is returned as decoded: no
+    ``convert`` copy (``convert("RGB")`` of an RGB image copies every pixel: 1 ms of the
+    ~8 ms that a 1152 x 1152 BlindTest PNG takes); other modes are converted."""
+    from PIL import Image
+
+    handle = Image.open(io.BytesIO(data))
+    handle.load()
+    return handle if handle.mode == "RGB" else handle.convert("RGB")
 
 
 def _image_key(image: Any) -> str:
@@ -146,6 +156,13 @@ class EffNetImageEncoder:
                     progress(sum(len(rows_of[k]) for k in batch))
         return out
 
+    def torch_threads(self, current: int) -> int:
+        """Torch's threads for a call: the cores the decoders leave (at least one, at most
+        ``current``). One on 2 cores: the forward's small convolutions gain little from a
+        second thread there, and on a loaded machine two OpenMP threads waiting for each
+        other at every layer ran 10x slower than one (benchmarks/encoders.md)."""
+        return max(1, min(current, _cores() - self.workers))
+
     def _features(self, batches: list[list[str]],
                   first: dict[str, Any]) -> Iterator[tuple[list[str], np.ndarray]]:
         """(batch keys, their L2-normalised features) for each batch, in order."""
@@ -157,13 +174,12 @@ class EffNetImageEncoder:
 
         model = self._load()
         before = torch.get_num_threads()
-        threads = max(1, min(before, _cores() - self.workers))
         with ThreadPoolExecutor(self.workers) as pool:
             def submit(batch: list[str]) -> list[Any]:
                 return [pool.submit(_pixels, first[key]) for key in batch]
 
             pending = submit(batches[0])
-            torch.set_num_threads(threads)
+            torch.set_num_threads(self.torch_threads(before))
             try:
                 for i, batch in enumerate(batches):
                     arrays = [future.result() for future in pending]
@@ -212,7 +228,7 @@ class FusedEncoder:
 
     def encode(self, texts: Sequence[str], images: Sequence[Any] | None = None, *,
                progress: Callable[[int], None] | None = None) -> np.ndarray:
-        text_part = _l2(np.asarray(self.text_encoder.encode(list(texts)), dtype=np.float32))
+        text_part = _l2(np.asarray(self._encode_texts(texts, images), dtype=np.float32))
         if images is None:
             image_part = np.zeros((len(texts), self.image_encoder.dim), dtype=np.float32)
         else:
@@ -223,6 +239,21 @@ class FusedEncoder:
             progress(len(texts))
         return np.hstack([math.sqrt(1.0 - self.image_weight) * text_part,
                           math.sqrt(self.image_weight) * image_part]).astype(np.float32)
+
+    def _encode_texts(self, texts: Sequence[str], images: Sequence[Any] | None) -> Any:
+        """The text half. With images, under the image half's torch threads (one on 2
+        cores): torch's default there (all cores) made the text half of ``effnet-minilm``
+        its slowest part on a loaded machine (benchmarks/encoders.md)."""
+        if images is None or all(image is None for image in images):
+            return self.text_encoder.encode(list(texts))
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.image_encoder.torch_threads(before))
+        try:
+            return self.text_encoder.encode(list(texts))
+        finally:
+            torch.set_num_threads(before)
 
 
 def _weight(arg: str | None, encoder: str) -> float:
