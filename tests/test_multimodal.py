@@ -252,6 +252,41 @@ def test_clip_loads_and_encodes_a_local_checkpoint(tmp_path):
     np.testing.assert_array_equal(first.embeddings, again.embeddings)
 
 
+def test_clip_decodes_ahead_and_gives_the_plain_forward(tmp_path, blindtest_images):
+    """Batches whose images are decoded in the pool while the batch before runs give the
+    vectors of the plain way (each batch: processor, then the model), real PNGs and a
+    missing image across batch edges; torch's thread setting is the caller's afterwards."""
+    import torch
+    from PIL import Image
+
+    from routeharness.embedding.encoders import get_encoder
+
+    encoder = get_encoder(f"clip:{make_tiny_clip(tmp_path / 'tiny-clip')}")
+    encoder.batch_size = 2
+    images = [str(p) for p in blindtest_images[:4]] + [None]
+    texts = [f"question {i}" for i in range(len(images))]
+    before = torch.get_num_threads()
+    X = encoder.encode(texts, images)
+    assert torch.get_num_threads() == before
+    model, processor = encoder._load()
+
+    def unit(v):
+        return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+    with torch.inference_mode():
+        for row, text, image in zip(X, texts, images):
+            tokens = processor(text=[text], return_tensors="pt", padding=True)
+            vec = unit(encoder._tensor(model.get_text_features(
+                input_ids=tokens["input_ids"],
+                attention_mask=tokens["attention_mask"])).numpy()[0])
+            if image is not None:
+                pixels = processor(images=[Image.open(image).convert("RGB")],
+                                   return_tensors="pt")["pixel_values"]
+                vec = unit(vec + unit(encoder._tensor(model.get_image_features(
+                    pixel_values=pixels)).numpy()[0]))
+            np.testing.assert_allclose(row, vec, atol=1e-5)
+
+
 def test_clip_rejects_a_non_clip_directory(tmp_path):
     from routeharness.embedding.encoders import get_encoder
 

@@ -79,6 +79,12 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+def _torch_threads(current: int, workers: int) -> int:
+    """Torch's threads for an image encoder's call: the cores its ``workers`` decoding
+    threads leave, at least one, at most ``current``."""
+    return max(1, min(current, _cores() - workers))
+
+
 def _pixels(image: Any) -> np.ndarray:
     """One image as the harness passes it -> (224, 224, 3) uint8 (run in the pool)."""
     from routeharness_vision.effnet import load_pixels
@@ -161,7 +167,7 @@ class EffNetImageEncoder:
         ``current``). One on 2 cores: the forward's small convolutions gain little from a
         second thread there, and on a loaded machine two OpenMP threads waiting for each
         other at every layer ran 10x slower than one (benchmarks/encoders.md)."""
-        return max(1, min(current, _cores() - self.workers))
+        return _torch_threads(current, self.workers)
 
     def _features(self, batches: list[list[str]],
                   first: dict[str, Any]) -> Iterator[tuple[list[str], np.ndarray]]:
@@ -298,6 +304,7 @@ class ClipEncoder:
         self.ref, self.identity, self.revision = ref, identity, revision
         self.name = f"clip:{identity}"
         self.batch_size = batch_size
+        self.workers = max(1, min(4, _cores()))  # decoding threads, as effnet's
         self.dimension = _clip_dimension(Path(ref))
         self._model: Any = None
         self._processor: Any = None
@@ -333,34 +340,57 @@ class ClipEncoder:
 
     def encode(self, texts: Sequence[str], images: Sequence[Any] | None = None, *,
                progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Batches of ``batch_size``; each batch's images are decoded in a thread pool
+        while the model runs the batch before, and torch runs on the cores the decoders
+        leave (as ``effnet``: on a busy 2-core machine torch's default of two threads ran
+        a random ViT-B/32 several times slower than one, benchmarks/encoders.md)."""
+        from concurrent.futures import Future, ThreadPoolExecutor
+
         import torch
 
         model, processor = self._load()
         siglip = "siglip" in type(model).__name__.lower()
+        starts = range(0, len(texts), self.batch_size)
         parts = []
-        for start in range(0, len(texts), self.batch_size):
-            batch = list(texts[start:start + self.batch_size])
-            # SigLIP was trained on max_length padding; CLIP on the longest in the batch
-            text_inputs = processor(text=batch, return_tensors="pt", truncation=True,
-                                    padding="max_length" if siglip else True)
-            with torch.inference_mode():
-                text_vec = self._tensor(model.get_text_features(
-                    **{k: v for k, v in text_inputs.items()
-                       if k in ("input_ids", "attention_mask")})).numpy()
-            vectors = _l2(text_vec)
-            if images is not None:
-                batch_images = list(images[start:start + self.batch_size])
-                have = [i for i, image in enumerate(batch_images) if image is not None]
-                if have:
-                    pixels = processor(images=[to_pil(batch_images[i]) for i in have],
-                                       return_tensors="pt")
+        before = torch.get_num_threads()
+        with ThreadPoolExecutor(self.workers) as pool:
+            def submit(start: int) -> list[tuple[int, Future[Any]]]:
+                if images is None:
+                    return []
+                return [(i, pool.submit(to_pil, image)) for i, image
+                        in enumerate(images[start:start + self.batch_size]) if image is not None]
+
+            pending = submit(0)
+            torch.set_num_threads(_torch_threads(before, self.workers))
+            try:
+                for start in starts:
+                    decoding = pending
+                    if start + self.batch_size < len(texts):  # the next batch, meanwhile
+                        pending = submit(start + self.batch_size)
+                    batch = list(texts[start:start + self.batch_size])
+                    # SigLIP was trained on max_length padding; CLIP on the longest in the batch
+                    text_inputs = processor(text=batch, return_tensors="pt", truncation=True,
+                                            padding="max_length" if siglip else True)
                     with torch.inference_mode():
-                        image_vec = _l2(self._tensor(model.get_image_features(
-                            pixel_values=pixels["pixel_values"])).numpy())
-                    vectors[have] = _l2(vectors[have] + image_vec)
-            parts.append(vectors)
-            if progress is not None:
-                progress(len(batch))
+                        text_vec = self._tensor(model.get_text_features(
+                            **{k: v for k, v in text_inputs.items()
+                               if k in ("input_ids", "attention_mask")})).numpy()
+                    vectors = _l2(text_vec)
+                    if decoding:
+                        have = [i for i, _ in decoding]
+                        pixels = processor(images=[future.result() for _, future in decoding],
+                                           return_tensors="pt")
+                        with torch.inference_mode():
+                            image_vec = _l2(self._tensor(model.get_image_features(
+                                pixel_values=pixels["pixel_values"])).numpy())
+                        vectors[have] = _l2(vectors[have] + image_vec)
+                    parts.append(vectors)
+                    if progress is not None:
+                        progress(len(batch))
+            finally:
+                torch.set_num_threads(before)
+                for _, future in pending:
+                    future.cancel()
         return np.concatenate(parts).astype(np.float32)
 
 
