@@ -589,9 +589,9 @@ def image_section(args: argparse.Namespace) -> list[str]:
         f"{overhead:.1f} ms of the {total:.0f} ms an image costs. Against a plain loop that "
         "decodes with PIL and then runs the forward, one batch at a time, `effnet` runs at "
         f"{facts['ratios effnet'][1]:.2f} and `effnet-minilm` at "
-        f"{facts['ratios effnet-minilm'][1]:.2f} "
-        f"({overlap(facts['ratios effnet'][1], facts['ratios effnet-minilm'][1])}, in "
-        f"{facts['workers']} threads one batch ahead of the model).",
+        f"{facts['ratios effnet-minilm'][1]:.2f} ("
+        f"{overlap(facts['workers'], facts['ratios effnet'][1], facts['ratios effnet-minilm'][1])}"
+        ").",
         f"- The gap to the plain forward (`effnet` at {facts['ratios effnet'][0]:.2f} of it) "
         f"is the decoding, {100 * (total - forward) / total:.0f}% of the CPU per image, which "
         "a forward on pixels decoded beforehand does not do: within 10% of it needs all of "
@@ -613,13 +613,14 @@ def image_section(args: argparse.Namespace) -> list[str]:
         "profile of 48 CI-subset images, within this run's noise).", ""]
 
 
-def overlap(*ratios: float) -> str:
-    """How the pipeline's overlap of decoding and forward shows against the plain loop."""
+def overlap(workers: int, *ratios: float) -> str:
+    """What the pipeline's ratios to the plain decode-then-forward loop say of its overlap."""
+    how = f"decoding in {workers} threads one batch ahead of the model"
     if min(ratios) > 1:
-        return "above 1: the decoding overlaps part of the forward"
+        return f"above 1: {how} overlaps part of the forward"
     if max(ratios) < 1:
-        return "no gain shows from decoding"
-    return "decoding overlaps part of the forward for one of them"
+        return f"below 1: {how} gains nothing over decoding in line here"
+    return f"{how} overlaps part of the forward for one of them"
 
 
 def command(args: argparse.Namespace, only: str) -> str:
