@@ -1,13 +1,15 @@
 """Encoder throughput (issue 12, item 6): texts per second for MiniLM (raw
 sentence-transformers, our ``minilm``, the ONNX backend fp32 and int8) on short and long
-real prompts, and images per second for ``effnet`` and ``effnet-minilm`` through the
-harness against a plain torch forward of the same network (issue 22, item 5).
+real prompts, and images per second for ``effnet``, ``effnet-minilm`` and ``clip`` (a
+random ViT-B/32: no CLIP weights offline) through the harness against a plain torch
+forward of the same network (issue 22, item 5).
 
 Run from the project root:  .venv/bin/python benchmarks/encoders.py [--only text|images]
-[--texts 1000] [--long-texts 1000] [--images 256]
-Writes benchmarks/encoders.md (with --only, the other part is kept as it was). Every variant encodes the same inputs; the inputs are cut
-into chunks and each chunk goes through every variant in turn (the order rotating), so
-machine load hits all variants alike; the table gives medians over chunks. "Before" is
+[--texts 1000] [--long-texts 1000] [--images 192] [--clip-images 32]
+Writes benchmarks/encoders.md (with --only, the other part is kept as it was). Every
+variant encodes the same inputs; the inputs are cut into chunks and each chunk goes
+through every variant in turn (the order rotating), so machine load hits all variants
+alike; the table gives medians over chunks. "Before" is
 the code at commit BEFORE / BEFORE_IMAGES (read with ``git show``, nothing checked out).
 """
 
