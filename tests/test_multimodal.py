@@ -258,6 +258,7 @@ def test_clip_decodes_ahead_and_gives_the_plain_forward(tmp_path, blindtest_imag
     missing image across batch edges; torch's thread setting is the caller's afterwards."""
     import torch
     from PIL import Image
+    from routeharness_vision.encoders import _torch_threads
 
     from routeharness.embedding.encoders import get_encoder
 
@@ -266,9 +267,19 @@ def test_clip_decodes_ahead_and_gives_the_plain_forward(tmp_path, blindtest_imag
     images = [str(p) for p in blindtest_images[:4]] + [None]
     texts = [f"question {i}" for i in range(len(images))]
     before = torch.get_num_threads()
-    X = encoder.encode(texts, images)
-    assert torch.get_num_threads() == before
+    seen = []
     model, processor = encoder._load()
+    original = model.get_image_features
+
+    def recording(**kwargs):
+        seen.append(torch.get_num_threads())
+        return original(**kwargs)
+
+    model.get_image_features = recording
+    X = encoder.encode(texts, images)
+    model.get_image_features = original
+    assert torch.get_num_threads() == before
+    assert seen == [_torch_threads(before, encoder.workers)] * 2  # two batches with images
 
     def unit(v):
         return v / np.linalg.norm(v, axis=-1, keepdims=True)

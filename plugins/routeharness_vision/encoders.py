@@ -342,8 +342,9 @@ class ClipEncoder:
                progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Batches of ``batch_size``; each batch's images are decoded in a thread pool
         while the model runs the batch before, and torch runs on the cores the decoders
-        leave (as ``effnet``: on a busy 2-core machine torch's default of two threads ran
-        a random ViT-B/32 several times slower than one, benchmarks/encoders.md)."""
+        leave when there are images (as ``effnet``: on a busy 2-core machine torch's
+        default of two threads ran a random ViT-B/32 several times slower than one,
+        benchmarks/encoders.md); text alone keeps the caller's setting."""
         from concurrent.futures import Future, ThreadPoolExecutor
 
         import torch
@@ -361,7 +362,8 @@ class ClipEncoder:
                         in enumerate(images[start:start + self.batch_size]) if image is not None]
 
             pending = submit(0)
-            torch.set_num_threads(_torch_threads(before, self.workers))
+            if images is not None and any(image is not None for image in images):
+                torch.set_num_threads(_torch_threads(before, self.workers))
             try:
                 for start in starts:
                     decoding = pending
