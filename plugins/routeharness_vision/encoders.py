@@ -50,8 +50,8 @@ def to_pil(image: Any) -> Any:
 
 def _decoded(data: bytes | bytearray) -> Any:
     """Encoded image bytes -> an RGB PIL image. An RGB file is returned as decoded: no
-    ``convert`` copy (``convert("RGB")`` of an RGB image copies every pixel: 1 ms of the
-    ~8 ms that a 1152 x 1152 BlindTest PNG takes); other modes are converted."""
+    ``convert`` copy (``convert("RGB")`` of an RGB image copies every pixel: about 1 ms
+    of the ~8 ms a BlindTest PNG took to decode in a profile); other modes are converted."""
     from PIL import Image
 
     handle = Image.open(io.BytesIO(data))
@@ -166,7 +166,7 @@ class EffNetImageEncoder:
         """Torch's threads for a call: the cores the decoders leave (at least one, at most
         ``current``). One on 2 cores: the forward's small convolutions gain little from a
         second thread there, and on a loaded machine two OpenMP threads waiting for each
-        other at every layer ran 10x slower than one (benchmarks/encoders.md)."""
+        other at every layer ran 6-10x slower than one (benchmarks/encoders.md)."""
         return _torch_threads(current, self.workers)
 
     def _features(self, batches: list[list[str]],
