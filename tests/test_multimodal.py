@@ -79,6 +79,93 @@ def test_effnet_encoder_dedups_images_and_zeroes_missing(tmp_path):
         encoder.encode(["text only"], None)
 
 
+@pytest.fixture(scope="module")
+def blindtest_images(shared_data):
+    """Six real BlindTest PNGs of the CI subset: three RGB sizes and an RGBA one among them."""
+    from PIL import Image
+
+    folder = shared_data / "blindtest" / "ci_subset" / "images"
+    paths = sorted(folder.glob("*.png"))
+    picked, seen = [], set()
+    for path in paths:
+        with Image.open(path) as image:
+            kind = (image.mode, image.size)
+        if kind not in seen:
+            seen.add(kind)
+            picked.append(path)
+        if len(picked) == 6:
+            break
+    assert any(Image.open(p).mode == "RGBA" for p in picked)
+    return picked
+
+
+def test_to_pil_gives_the_pixels_of_convert_rgb(tmp_path, blindtest_images):
+    """The decoder skips ``convert``'s copy for RGB files: the pixels stay those of
+    ``Image.open(...).convert("RGB")`` for every mode, as path, bytes or dict."""
+    from PIL import Image
+    from routeharness_vision.encoders import to_pil
+
+    made = []
+    for mode, colour in (("L", 90), ("P", 3), ("LA", (80, 200)), ("I;16", 4000)):
+        made.append(tmp_path / f"{mode.replace(';', '')}.png")
+        Image.new(mode, (33, 17), colour).save(made[-1])
+    for path in [*blindtest_images, *made]:
+        expected = np.asarray(Image.open(path).convert("RGB"))
+        for form in (str(path), path.read_bytes(), {"bytes": None, "path": str(path)}):
+            image = to_pil(form)
+            assert image.mode == "RGB"
+            np.testing.assert_array_equal(np.asarray(image), expected)
+
+
+def test_effnet_pipeline_gives_the_plain_forward_features(effnet_model, blindtest_images):
+    """The batched, threaded path gives the features of the plain one: each image opened,
+    converted, resized and run alone through the unfolded network (real BlindTest PNGs)."""
+    import torch
+    from PIL import Image
+    from routeharness_vision.effnet import FoldedLite0, preprocess
+    from routeharness_vision.encoders import EffNetImageEncoder
+
+    model, _ = effnet_model
+    folded = FoldedLite0(model)
+    fast = EffNetImageEncoder(batch_size=4).encode_images([str(p) for p in blindtest_images])
+    with torch.inference_mode():
+        for row, path in zip(fast, blindtest_images):
+            x = preprocess([Image.open(path).convert("RGB")])
+            for network in (model.features, folded):
+                plain = network(x)[0].numpy()
+                np.testing.assert_allclose(row, plain / np.linalg.norm(plain), atol=2e-6)
+
+
+def test_fused_encoder_runs_its_text_half_on_the_image_threads(tmp_path, minilm):
+    """With images, the text half runs under the image half's torch threads (one on 2
+    cores), and the caller's setting is back afterwards; the text half is unchanged."""
+    import torch
+    from PIL import Image
+
+    from routeharness.embedding.encoders import get_encoder
+
+    fused = get_encoder("effnet-minilm")
+    seen = []
+
+    class Recording:
+        identity, revision, dimension = minilm.identity, minilm.revision, 384
+
+        def encode(self, texts):
+            seen.append(torch.get_num_threads())
+            return minilm.encode(texts)
+
+    fused.text_encoder = Recording()
+    Image.new("RGB", (40, 40), "red").save(tmp_path / "red.png")
+    before = torch.get_num_threads()
+    X = fused.encode(["Count the circles."], [str(tmp_path / "red.png")])
+    assert seen == [fused.image_encoder.torch_threads(before)]
+    assert torch.get_num_threads() == before
+    np.testing.assert_allclose(X[0, :384] / np.sqrt(0.5), minilm.encode(["Count the circles."])[0],
+                               atol=1e-6)
+    fused.encode(["no image"], None)
+    assert seen[-1] == before
+
+
 def test_fused_encoder_rule(tmp_path, minilm):
     """cos(fused) = (1 - w) cos(text) + w cos(image) for prompts with images."""
     from PIL import Image
@@ -163,6 +250,52 @@ def test_clip_loads_and_encodes_a_local_checkpoint(tmp_path):
     again = cache.embed(get_encoder(f"clip:{path}"), texts, images)
     assert not first.from_cache and again.from_cache
     np.testing.assert_array_equal(first.embeddings, again.embeddings)
+
+
+def test_clip_decodes_ahead_and_gives_the_plain_forward(tmp_path, blindtest_images):
+    """Batches whose images are decoded in the pool while the batch before runs give the
+    vectors of the plain way (each batch: processor, then the model), real PNGs and a
+    missing image across batch edges; torch's thread setting is the caller's afterwards."""
+    import torch
+    from PIL import Image
+    from routeharness_vision.encoders import _torch_threads
+
+    from routeharness.embedding.encoders import get_encoder
+
+    encoder = get_encoder(f"clip:{make_tiny_clip(tmp_path / 'tiny-clip')}")
+    encoder.batch_size = 2
+    images = [str(p) for p in blindtest_images[:4]] + [None]
+    texts = [f"question {i}" for i in range(len(images))]
+    before = torch.get_num_threads()
+    seen = []
+    model, processor = encoder._load()
+    original = model.get_image_features
+
+    def recording(**kwargs):
+        seen.append(torch.get_num_threads())
+        return original(**kwargs)
+
+    model.get_image_features = recording
+    X = encoder.encode(texts, images)
+    model.get_image_features = original
+    assert torch.get_num_threads() == before
+    assert seen == [_torch_threads(before, encoder.workers)] * 2  # two batches with images
+
+    def unit(v):
+        return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+    with torch.inference_mode():
+        for row, text, image in zip(X, texts, images):
+            tokens = processor(text=[text], return_tensors="pt", padding=True)
+            vec = unit(encoder._tensor(model.get_text_features(
+                input_ids=tokens["input_ids"],
+                attention_mask=tokens["attention_mask"])).numpy()[0])
+            if image is not None:
+                pixels = processor(images=[Image.open(image).convert("RGB")],
+                                   return_tensors="pt")["pixel_values"]
+                vec = unit(vec + unit(encoder._tensor(model.get_image_features(
+                    pixel_values=pixels)).numpy()[0]))
+            np.testing.assert_allclose(row, vec, atol=1e-5)
 
 
 def test_clip_rejects_a_non_clip_directory(tmp_path):
