@@ -148,7 +148,9 @@ def test_results_show_merges_pieces_of_one_matrix(cli, cache_dir, tmp_path):
     assert markdown.returncode == 0, markdown.stderr
     assert markdown.stdout.startswith("### routerbench:mbpp (v1)")
     rows = [line for line in markdown.stdout.splitlines() if line.startswith("| linear |")]
-    assert len(rows) == 1 and rows[0].count("|") == 8  # 7 columns
+    header = next(line for line in markdown.stdout.splitlines() if line.startswith("| router |"))
+    assert "Arena@λ0" in header  # RouterArena's score beside AUC (docs/metrics.md)
+    assert len(rows) == 1 and rows[0].count("|") == header.count("|") == 10  # 9 columns
 
     clash = cli("results", "show", str(a), str(a), "-o", str(tmp_path / "x.json"), env=env)
     assert clash.returncode == 1
