@@ -285,11 +285,17 @@ def data_import(fmt: str, source: str, out: str, seed: int | None, prices: str |
     from routeharness.data.importers import import_source
 
     written = import_source(fmt, source, out, seed=seed, prices=prices, name=name)
+    _say_written(written, f"imported {fmt} from {source} to {out}", out)
+
+
+def _say_written(written: Any, head: str, out: str) -> None:
+    """What an import wrote, as `data import` and `data from-log` say it: its warnings
+    (standard error), then one line of sizes, models, groups and the cost rule."""
     for warning in written.warnings:
         click.echo(f"warning: {warning}", err=True)
     sizes = ", ".join(f"{split} {n}" for split, n in written.sizes.items())
-    click.echo(f"imported {fmt} from {source} to {out}: {sizes}; {written.models} models, "
-               f"{written.groups} groups; {written.cost_rule}; evaluate with --task {out}")
+    click.echo(f"{head}: {sizes}; {written.models} models, {written.groups} groups; "
+               f"{written.cost_rule}; evaluate with --task {out}")
 
 
 @data.command(name="from-log")
@@ -312,11 +318,7 @@ def data_from_log(log: str, labels: str, out: str, seed: int | None, name: str,
     from routeharness.deploy.fromlog import from_log
 
     written = from_log(log, labels, out, seed=seed, name=name, outcomes=outcomes)
-    for warning in written.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    sizes = ", ".join(f"{split} {n}" for split, n in written.sizes.items())
-    click.echo(f"wrote {out} from {log} and {labels}: {sizes}; {written.models} models, "
-               f"{written.groups} groups; {written.cost_rule}; evaluate with --task {out}")
+    _say_written(written, f"wrote {out} from {log} and {labels}", out)
     if outcomes is not None:
         click.echo(f"wrote every row to {outcomes}: routeharness update FOLDER {outcomes} "
                    "adds them to a saved kNN router")
