@@ -43,7 +43,7 @@ class LinUCBRouter(BaseRouter):
     tie_preference: ClassVar[dict[str, Any]] = {"alpha": "smaller", "ridge": "larger"}
     tags: ClassVar[Tags] = Tags(deterministic=True, online=True, pickle=True)
 
-    def __init__(self, alpha: float = 0.5, ridge: float = 1.0, random_state: int | None = None):
+    def __init__(self, alpha: float = 1.0, ridge: float = 1.0, random_state: int | None = None):
         self.alpha = alpha
         self.ridge = ridge
         self.random_state = random_state

@@ -48,9 +48,10 @@ from typing import Any
 import numpy as np
 
 from routeharness.common.errors import RouteHarnessError, UnknownNameError
-from routeharness.data.dataset import Outcomes, RoutingData
+from routeharness.data.dataset import Outcomes, RoutingData, RoutingTask
 from routeharness.embedding.embed import EmbeddedTask
 from routeharness.evaluation import metrics
+from routeharness.evaluation.matrix import load_tasks
 from routeharness.evaluation.protocol import seed_streams
 from routeharness.evaluation.scoring import _labels_free, route_split
 from routeharness.evaluation.tuning import RouterRun, _joined, fit_router, make_router
@@ -58,7 +59,7 @@ from routeharness.results.tables import ReportTable
 from routeharness.routers.base import select, tags_of
 from routeharness.study.common import StudySettings
 from routeharness.study.record import StudyResult
-from routeharness.study.runs import plans_for, prepare
+from routeharness.study.runs import embed, plans_for
 from routeharness.study.stats import bootstrap_ci
 
 FEEDBACK = ("bandit", "full")
@@ -127,6 +128,45 @@ class Stream:
         return len(self.opens)
 
 
+def check_stream(task: RoutingTask, *, splits: Sequence[str] = SPLITS,
+                 warmup: int = DEFAULT_WARMUP, length: int | None = None,
+                 entries: Sequence[Entry] = ()) -> None:
+    """The checks of ``build_stream`` on a task not yet embedded: splits, an empty or too
+    short stream, entering models and their positions; one line each."""
+    rows = []
+    for split in splits:
+        if split not in task.splits:
+            raise RouteHarnessError(f"task {task.name!r} has no {split!r} split (it has "
+                                    f"{', '.join(task.splits)})")
+        rows.append(task.splits[split].complete_rows())
+    n = int(sum(r.sum() for r in rows))
+    if n == 0:
+        raise RouteHarnessError(f"task {task.name!r}: no prompt of {'+'.join(splits)} has "
+                                f"every model's outcome: the stream is empty")
+    _check_entries(task.name, [m.name for m in task.models], n if length is None
+                   else min(n, length), warmup, entries)
+
+
+def _check_entries(name: str, models: list[str], n: int, warmup: int,
+                   entries: Sequence[Entry]) -> None:
+    if n <= warmup:
+        raise RouteHarnessError(f"task {name!r}: a stream of {n} prompts is not longer "
+                                f"than the warm-up ({warmup}): nothing to route")
+    seen: set[str] = set()
+    for entry in entries:
+        if entry.model not in models:
+            raise UnknownNameError("model (--enter)", entry.model, models)
+        if not warmup <= entry.at < n:
+            raise RouteHarnessError(f"--enter {entry.model}@{entry.at}: the position must "
+                                    f"be from the end of the warm-up ({warmup}) to the "
+                                    f"stream's last prompt ({n - 1})")
+        if entry.model in seen:
+            raise RouteHarnessError(f"--enter names {entry.model!r} twice")
+        seen.add(entry.model)
+    if entries and len(seen) == len(models):
+        raise RouteHarnessError("--enter: at least one model must be open from the start")
+
+
 def stream_rows(embedded: EmbeddedTask, splits: Sequence[str]) -> tuple[RoutingData, np.ndarray]:
     """The scored rows of ``splits`` one after another, and their embeddings; one line
     when a split is unknown or nothing is left to stream."""
@@ -168,23 +208,11 @@ def build_stream(embedded: EmbeddedTask, seed: int, *, splits: Sequence[str] = S
     if length is not None:
         order = order[:length]
     n = len(order)
-    if n <= warmup:
-        raise RouteHarnessError(f"task {embedded.task.name!r}: a stream of {n} prompts is "
-                                f"not longer than the warm-up ({warmup}): nothing to route")
     names = data.model_names
+    _check_entries(embedded.task.name, list(names), n, warmup, entries)
     opens = np.zeros(len(names), dtype=np.int64)
     for entry in entries:
-        if entry.model not in names:
-            raise UnknownNameError("model (--enter)", entry.model, list(names))
-        if not warmup <= entry.at < n:
-            raise RouteHarnessError(f"--enter {entry.model}@{entry.at}: the position must "
-                                    f"be from the end of the warm-up ({warmup}) to the "
-                                    f"stream's last prompt ({n - 1})")
-        if opens[names.index(entry.model)]:
-            raise RouteHarnessError(f"--enter names {entry.model!r} twice")
         opens[names.index(entry.model)] = entry.at
-    if (opens > 0).all():
-        raise RouteHarnessError("--enter: at least one model must be open from the start")
     columns = np.lexsort((np.arange(len(names)), opens))  # open from the start first
     scores, costs_usd = data.scores[order][:, columns], data.costs[order][:, columns]
     models = [data.models[j] for j in columns]
@@ -362,12 +390,12 @@ def run(routers: Sequence[str], tasks: Sequence[str], *, lams: Sequence[float] =
     if warmup < 1 or batch < 1 or (length is not None and length < 2):
         raise RouteHarnessError("--warmup and --batch must be >= 1 and --length >= 2")
     plans = plans_for(routers)  # unknown routers and parameters: one line, before any work
-    entered = [e.model for e in entries]
-    if len(set(entered)) != len(entered):
-        raise RouteHarnessError("--enter names a model twice")
-    enc, embedded_tasks = prepare(tasks, encoder, data_dir=settings.data_dir,
-                                  cache_dir=settings.cache_dir, reporter=reporter,
-                                  task_options=settings.task_options)
+    loaded = load_tasks(tasks, data_dir=settings.data_dir, reporter=reporter,
+                        task_options=settings.task_options)
+    for task in loaded:  # bad streams are refused before any prompt is embedded
+        check_stream(task, splits=splits, warmup=warmup, length=length, entries=entries)
+    enc, embedded_tasks = embed(loaded, encoder, cache_dir=settings.cache_dir,
+                                reporter=reporter)
     params = {"routers": list(routers), "tasks": list(tasks), "lams": lams,
               "feedback": list(feedback), "splits": list(splits), "warmup": warmup,
               "batch": batch, "length": length, "drift": drift, "seeds": seeds,
