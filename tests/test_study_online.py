@@ -83,7 +83,8 @@ class Spy(BaseRouter):
         return self.last_
 
     def partial_fit(self, X: np.ndarray, scores: np.ndarray, costs: np.ndarray) -> Spy:
-        Spy.seen.append(("partial_fit", (len(X), scores.copy(), costs.copy(), self.last_)))
+        Spy.seen.append(("partial_fit", (len(X), scores.copy(), costs.copy(),
+                                         getattr(self, "last_", None))))
         self.m_ = scores.shape[1]
         return self
 
@@ -351,3 +352,18 @@ def test_bad_online_input_is_one_line_and_writes_nothing(cli, env, tmp_path, arg
     assert sum(line.startswith("Error") for line in lines) == 1
     assert not any(line.startswith("encoding") for line in lines)  # refused before work
     assert not out.exists()
+
+
+# --- the conformance kit ------------------------------------------------------------------------
+def test_the_kit_checks_what_the_online_tag_promises():
+    from routeharness.testing.checks import check_online_update, router_checks
+
+    class Forgetful(Spy):
+        def partial_fit(self, X, scores, costs):
+            return None
+
+    check_online_update(Spy())
+    with pytest.raises(AssertionError, match="partial_fit\\(\\) must return self"):
+        check_online_update(Forgetful())
+    skipped = {c.name: c.skip for c in router_checks(Always())}
+    assert skipped["check_online_update"] == "tags do not declare online=True"
