@@ -538,7 +538,9 @@ def tables(result: StudyResult) -> list[ReportTable]:
                          _cell(m["cost_usd"], 3), _cell(m["quality"])]
                 if entering:
                     e = row.get("entering") or {}
-                    cells += [_num(e.get("share")), _num(e.get("quality"))]
+                    share = e.get("share")
+                    cells += [f"{share:.2f}" if share is not None and 0 < share < 0.05 else _num(share),
+                              _num(e.get("quality"))]
                 table.add(cells)
             fixed = sorted(set(ref["fixed_model"]))
             if table.rows:
