@@ -564,3 +564,89 @@ def test_vector_warning_says_what_differs(tmp_path):
     np.save(vectors, np.load(vectors)[:, :4])
     _, messages = embed_warning(EmbeddingCache(tmp_path), encoder, PROMPTS[:10])
     assert len(messages) == 1 and "are float32 (10, 4), not the float32 (10, 8)" in messages[0]
+
+
+# --- seeds: read-only stores a task ships ----------------------------------------------------
+def make_seed(root: Path, encoder, prompts) -> Path:
+    """A seed in the cache's layout, written by the cache itself; the folder of its store."""
+    return EmbeddingCache(root).embed(encoder, prompts).path
+
+
+def seeded_embed(cache, encoder, texts, seed):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = cache.embed(encoder, texts, seeds=[seed])
+    return result, [str(w.message) for w in caught if issubclass(w.category, CacheWarning)]
+
+
+def test_a_seed_serves_its_prompts_and_only_the_rest_is_encoded(tmp_path):
+    seed_store = make_seed(tmp_path / "seed", CountingEncoder(), PROMPTS[:30])
+    encoder = CountingEncoder()
+    cache = EmbeddingCache(tmp_path / "cache")
+    result, caught = seeded_embed(cache, encoder, PROMPTS, tmp_path / "seed")
+    assert caught == []
+    assert encoder.encoded == PROMPTS[30:]  # the seed's 30 never reach the encoder
+    assert (result.n_encoded, result.n_cached, result.n_seeded) == (10, 30, 30)
+    assert np.array_equal(result.embeddings, CountingEncoder().encode(PROMPTS))
+    # seeded vectors are not copied into the user's cache: it holds the 10 encoded ones
+    stored = [np.load(p) for p in shard_files(result) if ".keys" not in p.name]
+    assert sum(len(v) for v in stored) == 10
+    # the seed itself is untouched and a second run encodes nothing
+    assert len(list(seed_store.glob("shard-*.json"))) == 1
+    again = EmbeddingCache(tmp_path / "cache").embed(CountingEncoder(), PROMPTS,
+                                                    seeds=[tmp_path / "seed"])
+    assert again.n_encoded == 0 and again.n_seeded == 30
+
+
+def test_a_seed_is_not_used_for_another_encoder_or_revision(tmp_path):
+    make_seed(tmp_path / "seed", CountingEncoder("test/a"), PROMPTS)
+    other = CountingEncoder("test/b")
+    newer = CountingEncoder("test/a")
+    newer.revision = "2"
+    for encoder in (other, newer):
+        result, caught = seeded_embed(EmbeddingCache(tmp_path / f"c-{encoder.identity[-1]}"
+                                                     f"{encoder.revision}"),
+                                      encoder, PROMPTS, tmp_path / "seed")
+        assert caught == [] and result.n_seeded == 0 and encoder.encoded == PROMPTS
+
+
+@pytest.mark.parametrize("damage", ["vectors", "keys", "sidecar"])
+def test_a_tampered_seed_is_refused_in_one_line_and_its_prompts_encoded(tmp_path, damage):
+    seed_store = make_seed(tmp_path / "seed", CountingEncoder(), PROMPTS)
+    vectors = next(p for p in seed_store.glob("shard-*.npy") if ".keys" not in p.name)
+    target = {"vectors": vectors, "keys": next(seed_store.glob("shard-*.keys.npy")),
+              "sidecar": next(seed_store.glob("shard-*.json"))}[damage]
+    if damage == "sidecar":  # claims another revision: not this store's
+        data = json.loads(target.read_text())
+        data["revision"] = "forged"
+        target.write_text(json.dumps(data))
+    else:
+        array = np.load(target)
+        array.flat[0] = array.flat[0] + 1
+        np.save(target, array, allow_pickle=False)
+    before = {p.name: p.read_bytes() for p in seed_store.iterdir()}
+    encoder = CountingEncoder()
+    result, caught = seeded_embed(EmbeddingCache(tmp_path / "cache"), encoder, PROMPTS,
+                                  tmp_path / "seed")
+    assert len(caught) == 1 and "\n" not in caught[0], caught
+    assert caught[0].startswith(f"embedding seed file {target}:")
+    assert "the seed is not used and its prompts are encoded" in caught[0]
+    assert encoder.encoded == PROMPTS and result.n_seeded == 0
+    assert np.array_equal(result.embeddings, CountingEncoder().encode(PROMPTS))
+    # a seed is read-only: refused, never deleted or rewritten
+    assert {p.name: p.read_bytes() for p in seed_store.iterdir()} == before
+
+
+def test_embed_task_passes_the_tasks_seeds_and_says_so(tmp_path, routerbench_embedded):
+    from dataclasses import replace
+
+    task = routerbench_embedded.restrict_to_group("mbpp")
+    texts = [t for data in task.splits.values() for t in data.texts_to_embed()]
+    make_seed(tmp_path / "seed", CountingEncoder(), texts)
+    task = replace(task, embedding_seeds=(str(tmp_path / "seed"),))
+    encoder = CountingEncoder()
+    embedded = embed_task(task, encoder, EmbeddingCache(tmp_path / "cache"), Reporter())
+    assert encoder.encoded == [] and embedded.encoded == 0
+    assert any("read from the copy shipped with the task" in note for note in embedded.notes)
+    assert routerbench_embedded.restrict_to_group("mbpp").embedding_seeds == \
+        routerbench_embedded.embedding_seeds != ()  # the loader sets it; a group keeps it

@@ -546,7 +546,7 @@ def test_update_refuses_a_known_id_whose_prompt_differs_unless_replace(synth, fi
     would attach the outcome to another prompt's row); --replace replaces that row."""
     from routeharness.data.readers import load_path
     from routeharness.deploy import saved
-    from routeharness.deploy.update import update
+    from routeharness.deploy.update import SparseModelWarning, update
 
     folder = _copy(fitted, tmp_path / "home")
     first = load_path(synth).splits["train"].ids[0]
@@ -563,13 +563,15 @@ def test_update_refuses_a_known_id_whose_prompt_differs_unless_replace(synth, fi
             f"new id, or --replace to replace that row's {column} and outcomes")
     assert saved.load(folder).manifest.training.n_train == N_TRAIN  # untouched
     # the same prompts: the new model's outcomes are filled in on their rows
-    report = update(folder, _known(synth, tmp_path / "same.csv", 2))
+    with pytest.warns(SparseModelWarning, match="'m9' 2 "):  # 2 of 120 prompts
+        report = update(folder, _known(synth, tmp_path / "same.csv", 2))
     assert (report.new_models, report.filled_cells) == (["m9"], 2)
     # --replace: row 0 becomes test prompt 0, with its vector and outcomes (m0 only)
     test = _test_split(synth)
     loaded = saved.load(folder)
     path = _outcomes(synth, tmp_path / "replace.csv", [0], ids=[first], models=["m0"])
-    report = update(folder, path, replace=True)
+    with pytest.warns(SparseModelWarning):  # row 0 lost its m9 outcome: 1 left
+        report = update(folder, path, replace=True)
     assert (report.replaced_prompts, report.new_prompts, report.filled_cells) == (1, 0, 0)
     after = saved.load(folder)
     scores, _ = after.router.outcome_table()

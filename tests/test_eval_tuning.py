@@ -160,11 +160,12 @@ def test_a_flat_curve_goes_to_the_larger_k_whatever_the_grid_order():
     class Reversed(KNNRouter):
         param_grid: ClassVar[dict[str, list[Any]]] = {
             "k": KNNRouter.param_grid["k"][::-1],
-            "weighting": KNNRouter.param_grid["weighting"][::-1]}
+            "weighting": KNNRouter.param_grid["weighting"][::-1],
+            "prior": KNNRouter.param_grid["prior"][::-1]}
 
     for cls in (KNNRouter, Reversed):
         plan = _plan(cls)
-        configs = candidate_configs(plan.grid, 24, 0)
+        configs = candidate_configs(plan.grid_for(sparse=False), 24, 0)
         best, table = pick(plan, configs, [50.0] * len(configs))
         assert best == {"k": 100, "weighting": "uniform"}
         row = next(r for r in table if r.get("chosen"))
@@ -176,7 +177,7 @@ def test_a_flat_curve_goes_to_the_larger_k_whatever_the_grid_order():
         assert all("tie" not in r for r in table if not r.get("chosen"))
     # within the tolerance is a tie; beyond it the better AUC wins, whatever the rule says
     plan = _plan(KNNRouter, {"weighting": "uniform"})
-    configs = candidate_configs(plan.grid, 24, 0)  # k = 1 ... 100
+    configs = candidate_configs(plan.grid_for(sparse=False), 24, 0)  # k = 1 ... 100
     values = [50.0] * len(configs)
     values[0] = 50.0 + TIE_TOLERANCE / 2
     assert pick(plan, configs, values)[0] == {"k": 100}
@@ -195,7 +196,8 @@ def test_tuning_a_flat_validation_curve_keeps_the_larger_k_end_to_end():
 
     class Reversed(KNNRouter):
         param_grid: ClassVar[dict[str, list[Any]]] = {"k": [100, 50, 20, 10, 5, 3, 1],
-                                                      "weighting": ["distance", "uniform"]}
+                                                      "weighting": ["distance", "uniform"],
+                                                      "prior": [1.0, 0.25, 0.0]}
 
     # every prompt has the same outcome row: every k routes the same on validation
     flat = shifted_task(rates=(1.0, 1.0, 1.0))
@@ -220,7 +222,7 @@ class _Undeclared(BaseRouter):
 
 def test_a_router_that_declares_nothing_prefers_its_defaults_not_the_grid_order():
     plan = _plan(_Undeclared)
-    configs = candidate_configs(plan.grid, 24, 0)
+    configs = candidate_configs(plan.grid_for(sparse=False), 24, 0)
     for order in (configs, configs[::-1]):
         best, table = pick(plan, order, [1.0] * len(order))
         assert best == {"alpha": 1.0, "mode": "a"}

@@ -47,7 +47,8 @@ def _write(path: Path, data, rows, models, *, vectors: bool = True) -> Path:
     return path
 
 
-def _fit_half(synth: Path, tmp_path: Path, keep_models=None) -> tuple[Path, object]:
+def _fit_half(synth: Path, tmp_path: Path, keep_models=None,
+              router: str = "knn:k=10,weighting=distance") -> tuple[Path, object]:
     """kNN fitted on the first half of train (and, optionally, a subset of the models)."""
     from dataclasses import replace
 
@@ -64,9 +65,32 @@ def _fit_half(synth: Path, tmp_path: Path, keep_models=None) -> tuple[Path, obje
     small = tmp_path / "half"
     write_task(replace(task, splits=splits), small)
     folder = tmp_path / "router"
-    saved.save(saved.fit("knn:k=10,weighting=distance", str(small), encoder="precomputed",
-                         tune=False), folder)
+    saved.save(saved.fit(router, str(small), encoder="precomputed", tune=False), folder)
     return folder, task
+
+
+def test_an_update_of_an_ivf_router_keeps_the_new_tables_index(synth, tmp_path):
+    """The index kept in the folder is the extended table's (not the old one): the
+    updated router loads it and routes as ivf fitted on all the prompts."""
+    from routeharness.deploy import saved
+    from routeharness.deploy.update import update
+    from routeharness.routers.state import INDEX_FILE
+
+    spec = "knn:k=10,weighting=distance,index=ivf"
+    folder, task = _fit_half(synth, tmp_path, router=spec)
+    before = (folder / INDEX_FILE).read_bytes()
+    train = task.splits["train"]
+    update(folder, _write(tmp_path / "new.csv", train, range(train.n // 2, train.n),
+                          train.model_names))
+    assert (folder / INDEX_FILE).read_bytes() != before
+    updated = saved.load(folder)
+    assert updated.router.index_.ntotal == train.n
+    full = saved.fit(spec, str(synth), encoder="precomputed", tune=False)
+    test = task.splits["test"]
+    for lam in (0.0, 1.0):
+        np.testing.assert_array_equal(
+            updated.route_vectors(test.embeddings, lam).scores,
+            full.route_vectors(test.embeddings, lam).scores)
 
 
 def test_new_prompts_give_the_routes_of_a_fit_on_all_of_them(synth, tmp_path):
@@ -159,3 +183,98 @@ def test_the_cli_updates_and_bad_files_are_one_line(synth, tmp_path, cli):
     assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1
     assert str(bad) in done.stderr
     assert (folder / "manifest.json").read_bytes() == before  # nothing half-written
+
+
+def _half_task(synth: Path, tmp_path: Path, keep_models: list[str]) -> tuple[Path, object]:
+    """The first half of synth's train with ``keep_models`` only, as a task folder."""
+    from dataclasses import replace
+
+    from routeharness.data.readers import load_path, write_task
+
+    task = load_path(synth)
+    train = task.splits["train"]
+    cols = [train.model_names.index(m) for m in keep_models]
+    splits = dict(task.splits, train=train.subset(np.arange(train.n // 2)))
+    splits = {s: replace(d, scores=d.scores[:, cols], costs=d.costs[:, cols],
+                         models=[d.models[j] for j in cols]) for s, d in splits.items()}
+    small = tmp_path / "half"
+    write_task(replace(task, splits=splits), small)
+    return small, task
+
+
+def _cli_fit(cli, small: Path, folder: Path) -> None:
+    done = cli("fit", "-r", "knn:k=10", "-t", str(small), "-e", "precomputed", "-o",
+               str(folder), "--no-tune", "-q")
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_cli_reports_each_models_coverage_and_warns_on_a_sparse_one(synth, tmp_path,
+                                                                          cli):
+    """fit, then a new model with outcomes on 5% of the 120 training prompts: the
+    summary gives every model's coverage, one warning line names the sparse model;
+    more of its outcomes (15%) and the warning goes."""
+    from routeharness.deploy import saved
+
+    names = [f"m{j}" for j in range(4)]
+    small, task = _half_task(synth, tmp_path, names[:3])
+    folder = tmp_path / "router"
+    _cli_fit(cli, small, folder)
+    train = task.splits["train"]
+    done = cli("update", str(folder), str(_write(tmp_path / "m3.csv", train, range(6), ["m3"],
+                                                 vectors=False)))
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stderr.splitlines()
+    assert "coverage (outcomes / training prompts): m0 100.0% (120), m1 100.0% (120), " \
+           "m2 100.0% (120), m3 5.0% (6)" in lines
+    warned = [line for line in lines if line.startswith("warning:")]
+    assert len(warned) == 1, done.stderr
+    assert "too sparse to route on reliably (outcomes on under 10% of the 120 training " \
+           "prompts): 'm3' 6 (5.0%)" in warned[0] and str(folder) in warned[0]
+    # the router estimates it with the rule (the default prior), recorded in the manifest
+    assert saved.load(folder).manifest.params["prior"] == 1.0
+    done = cli("update", str(folder), str(_write(tmp_path / "more.csv", train, range(6, 18),
+                                                 ["m3"], vectors=False)))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "m3 15.0% (18)" in done.stderr and "warning:" not in done.stderr
+
+
+def test_the_cli_refuses_a_known_id_with_another_text_unless_replace(synth, tmp_path, cli):
+    """A known id arriving with another prompt text: one line, non-zero exit, the folder
+    as it was; with --replace the row is replaced."""
+    from routeharness.deploy import saved
+    from routeharness.deploy.saved import text_sha256
+
+    names = [f"m{j}" for j in range(4)]
+    small, task = _half_task(synth, tmp_path, names)
+    folder = tmp_path / "router"
+    _cli_fit(cli, small, folder)
+    train = task.splits["train"]
+    path = _write(tmp_path / "changed.csv", train, [0], names)
+    text = path.read_text("utf-8").replace(train.prompts[0], "an entirely different prompt", 1)
+    assert "an entirely different prompt" in text
+    path.write_text(text, "utf-8")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    done = cli("update", str(folder), str(path))
+    assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert f"prompt {train.ids[0]!r} is known to this router with another prompt" in \
+        done.stderr and "--replace" in done.stderr and str(path) in done.stderr
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing written
+    done = cli("update", str(folder), str(path), "--replace")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "1 prompt(s) replaced" in done.stderr
+    rows = saved.load(folder).rows
+    assert rows.prompt_sha256[0] == text_sha256("an entirely different prompt")
+
+
+def test_a_router_saved_before_prior_existed_loads_with_the_rule_off(synth, tmp_path):
+    """``params_added``: a kNN folder whose manifest has no ``prior`` (saved before the
+    rule) is restored with prior 0, the behaviour it was saved with."""
+    from routeharness.deploy import saved
+    from routeharness.deploy.saved import MANIFEST, manifest_checksum
+
+    folder, _ = _fit_half(synth, tmp_path)
+    data = json.loads((folder / MANIFEST).read_text("utf-8"))
+    assert data["params"].pop("prior") == 1.0
+    data["checksum"] = manifest_checksum(data)
+    (folder / MANIFEST).write_text(json.dumps(data), "utf-8")
+    assert saved.load(folder).router.prior == 0.0

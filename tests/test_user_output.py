@@ -281,6 +281,60 @@ def test_data_import(home, shared_data):
                           f"evaluate with --task {out}", "stdout")
 
 
+@pytest.fixture(scope="module")
+def request_log(home) -> tuple[Path, Path]:
+    """A request log of 60 routed chat requests (as ``serve --request-log --log-prompts
+    --shadow`` writes it) and outcome labels of every prompt x model."""
+    from routeharness.deploy.requestlog import SCHEMA, prompt_sha256
+
+    models, lines, labels = ["m0", "m1", "m2"], [], []
+    for i in range(60):
+        text = f"Logged question {i} about subject {i % 4}."
+        routed, shadow = models[i % 3], models[(i // 2) % 3]
+        lines.append({"schema": SCHEMA, "id": f"r{i}", "time": 1.7e9 + i, "router": "knn",
+                      "prompt_sha256": prompt_sha256(text), "prompt": text, "routed": True,
+                      "lam_asked": 0, "lam": 0, "routed_model": routed, "model": routed,
+                      "answered": True, "status": 200, "fallbacks": [], "budget": None,
+                      "latency_ms": 120.0, "input_tokens": 12, "output_tokens": 40,
+                      "cost_usd": 0.001, "cost_source": "upstream",
+                      "predicted_score": 0.5 + 0.1 * (i % 3), "predicted_cost_usd": 0.001,
+                      "shadow": {"router": "linear with a long label", "model": shadow,
+                                 "predicted_score": 0.6, "predicted_cost_usd": 0.002}})
+        labels += [{"id": f"r{i}", "model": m, "score": float((i + k) % 2),
+                    "group": f"subject {i % 4}", "cost_usd": 0.001 * (k + 1)}
+                   for k, m in enumerate(models)]
+    log, labelled = home / "requests.jsonl", home / "labels.jsonl"
+    log.write_text("".join(json.dumps(x) + "\n" for x in lines), "utf-8")
+    labelled.write_text("".join(json.dumps(x) + "\n" for x in labels), "utf-8")
+    return log, labelled
+
+
+@case("data from-log")
+def test_data_from_log(request_log, home):
+    log, labels = request_log
+    for shown in look(lambda tag: ("data", "from-log", str(log), str(labels),
+                                   str(home / f"from-log-{tag}"))):
+        out = home / f"from-log-{shown.tag}"
+        shows_line(shown, re.compile(
+            rf"wrote {re.escape(str(out))} from {re.escape(str(log))} and "
+            rf"{re.escape(str(labels))}: train \d+, validation \d+, test \d+; 3 models, 4 "
+            rf"groups; cost: .+; evaluate with --task {re.escape(str(out))}"), "stdout")
+    bad = home / "bad labels.jsonl"
+    bad.write_text('{"id": "r1", "model": "m0", "score": 2}\n', "utf-8")
+    for shown in look(("data", "from-log", str(log), str(bad), str(home / "never")), code=1):
+        shows_line(shown, f"Error: {bad}, line 1: score: must be a number in [0, 1]")
+
+
+@case("results shadow")
+def test_results_shadow(request_log):
+    log, _ = request_log
+    expected = json_tables("results", "shadow", str(log))
+    assert [row["role"] for row in expected[0]["rows"]] == ["live", "shadow"]
+    assert "60 routed requests, agreement 33.3%" in expected[0]["title"]
+    for shown in look(("results", "shadow", str(log)), widths=(WIDE, NARROW)):
+        shows_tables(shown, expected)
+
+
 # --- fit, route, update, serve -------------------------------------------------------------------
 @case("fit")
 def test_fit(synth, home, env):
@@ -375,6 +429,8 @@ def test_update(synth, synth_router, home):
     for shown in look(args):
         shows_line(shown, f"updated {home / f'updated-{shown.tag}'}: 5 new prompt(s), 0 "
                           "cell(s) filled on known prompts; 125 training prompts now")
+        shows_line(shown, re.compile(r"coverage \(outcomes / training prompts\): "
+                                     r"\S+ 100\.0% \(125\)(, \S+ 100\.0% \(125\))+"))
     bad = _new_outcomes(synth, home / "bad outcomes.csv", range(5, 7), score="3")
     for shown in look(("update", str(synth_router), str(bad)), code=1):
         errors = [line for line in shown.lines if line.startswith("Error: ")]

@@ -1,8 +1,18 @@
 """kNN routers over L2-normalised embeddings (cosine similarity, faiss search).
 
 Utility variant (``knn``): each model's predicted score and cost is the mean over the k
-nearest training prompts, uniform or weighted by inverse cosine distance; missing cells
-are skipped (a model with no neighbour outcome falls back to its training mean).
+nearest training prompts, uniform or weighted by inverse cosine distance. A missing cell
+(a model added with outcomes on some prompts: ``routeharness update``) counts as
+``prior`` outcomes at the model's shrunk global mean (``table.shrunk_means``; its mean
+cost for costs): with w the weights of the neighbours holding an outcome and u those of
+the neighbours missing one, the estimate is ``(sum w s + prior u mean) / (w + prior u)``.
+The rule acts only on sparse models (``routeharness.sparse_models``: outcomes on fewer
+than half of the training prompts); every other model's estimate, and so every route on
+a table without a sparse model (every built-in task), is the plain mean of the
+neighbours' known cells, as before the rule (``sparse_params``: ``prior`` is tuned only
+on a table with a sparse model). ``prior = 0`` is the rule off: the raw mean of the
+neighbours that have an outcome. A row whose search found no neighbour falls back to the
+training means.
 Selection variant (``knn-vote``): each neighbour votes, with the same weights, for its
 best model at the trade-off; the vote's winner routes (vote ties: the model cheaper on
 average). A neighbour with several best models (common with 0/1 scores) votes by the
@@ -132,25 +142,80 @@ class _KNNBase(LookupTable, BaseRouter):
 
 
 class KNNRouter(_KNNBase):
-    """Utility kNN: (scores_hat, costs_hat) are neighbour means."""
+    """Utility kNN: (scores_hat, costs_hat) are neighbour means; a missing neighbour
+    outcome counts as ``prior`` outcomes at the model's shrunk mean (module doc)."""
 
     kind = UTILITY
     param_grid: ClassVar[dict[str, list[Any]]] = {
-        "k": [1, 3, 5, 10, 20, 50, 100], "weighting": ["uniform", "distance"]}
+        "k": [1, 3, 5, 10, 20, 50, 100], "weighting": ["uniform", "distance"],
+        "prior": [0.0, 0.25, 1.0]}
     #: a tie on validation AUC: the larger k (a smoother, more conservative estimate: the
     #: mean of more neighbours, nearer the training mean far from the training prompts),
-    #: then uniform weights
+    #: then uniform weights, then the larger prior (the more conservative estimate)
     tie_preference: ClassVar[dict[str, Any]] = {"k": "larger",
-                                                "weighting": ["uniform", "distance"]}
+                                                "weighting": ["uniform", "distance"],
+                                                "prior": "larger"}
+    #: ``prior`` acts only on sparse models: tuned only on a table with one
+    sparse_params: ClassVar[tuple[str, ...]] = ("prior",)
+    #: a router saved before ``prior`` existed skipped missing cells
+    params_added: ClassVar[dict[str, Any]] = {"prior": 0.0}
+
+    def __init__(self, k: int = 10, weighting: str = "uniform", index: str = "flat",
+                 nprobe: int | None = None, ef_search: int | None = None,
+                 prior: float = 1.0, random_state: int | None = None):
+        super().__init__(k=k, weighting=weighting, index=index, nprobe=nprobe,
+                         ef_search=ef_search, random_state=random_state)
+        self.prior = prior
+
+    def validate_params(self) -> None:
+        """The kNN ranges, and ``prior`` a finite number >= 0."""
+        super().validate_params()
+        prior = self.prior
+        if isinstance(prior, bool) or not isinstance(prior, (int, float, np.integer,
+                                                             np.floating)) \
+                or not np.isfinite(prior) or prior < 0:
+            raise ValueError(f"prior must be a finite number >= 0, got {prior!r}")
 
     def predict(self, X: np.ndarray, groups: np.ndarray | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
         index, weights = self._neighbours(X)
-        scores_hat = self._weighted_nanmean(self.scores_[index], weights, self.score_means_,
-                                            self.complete_[0])
-        costs_hat = self._weighted_nanmean(self.costs_[index], weights, self.cost_means_,
-                                           self.complete_[1])
+        scores_hat = self._estimate(self.scores_[index], weights, self.score_means_,
+                                    self.complete_[0], index, scores=True)
+        costs_hat = self._estimate(self.costs_[index], weights, self.cost_means_,
+                                   self.complete_[1], index, scores=False)
         return scores_hat, costs_hat
+
+    def _estimate(self, values: np.ndarray, weights: np.ndarray, fallback: np.ndarray,
+                  complete: bool, index: np.ndarray, scores: bool) -> np.ndarray:
+        """values (n, k, m) of the neighbours ``index`` (n, k), weights (n, k) -> (n, m):
+        the mean of the known neighbour cells; for a sparse model (``sparse_``) each
+        missing cell counted as ``prior`` outcomes at the model's shrunk mean plus the
+        neighbour's difficulty, within [0, 1] (``scores``), or at its mean cost. Every
+        other model's column is the plain mean, the same computation as without the
+        rule."""
+        prior, sparse = float(self.prior), self.sparse_
+        ruled = None
+        if prior > 0 and sparse.any():
+            prior_means = self.score_priors_ if scores else self.cost_means_
+            offsets = self.row_offsets_[index] if scores else None
+            clip = scores
+            part = values[:, :, sparse]  # a copy: the plain mean may work in ``values``
+            known = ~np.isnan(part)
+            w = weights[:, :, None] * known
+            gap = weights[:, :, None] * ~known
+            imputed = np.broadcast_to(prior_means[None, None, sparse], part.shape)
+            if offsets is not None:
+                imputed = imputed + offsets[:, :, None]
+            if clip:
+                imputed = np.clip(imputed, 0.0, 1.0)
+            total = w.sum(axis=1) + prior * gap.sum(axis=1)
+            sums = (np.nan_to_num(part) * w).sum(axis=1) + prior * (gap * imputed).sum(axis=1)
+            ruled = np.where(total > 0, sums / np.maximum(total, 1e-300),
+                             fallback[None, sparse])
+        mean = self._weighted_nanmean(values, weights, fallback, complete)
+        if ruled is not None:
+            mean[:, sparse] = ruled
+        return mean
 
 
 class KNNVoteRouter(_KNNBase):

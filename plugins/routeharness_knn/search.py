@@ -7,7 +7,10 @@ into an index); ``ivf`` scans ``nprobe`` of ``nlist`` inverted lists, ``nprobe``
 the build by measured recall unless given; ``hnsw`` walks a graph. ``plan_index`` gives the
 build settings, ``prepare`` the (kept) index and its resolved plan, ``search`` the
 neighbours (kept for the next search of the same queries), ``recall_at_k`` measures an
-approximate index against the exact search.
+approximate index against the exact search. ``serialise`` and ``deserialise`` keep an
+approximate index as bytes (faiss's own format, never pickle), so a saved router loads
+its ivf or hnsw index instead of building it again; ``flat`` has nothing to keep (its
+index is the normalised vectors).
 """
 
 from __future__ import annotations
@@ -196,23 +199,80 @@ _LAST_BUILD: dict[tuple[Any, ...], dict[str, Any]] = {}
 _LAST_SEARCH: dict[str, tuple[Any, ...]] = {}
 
 
-def prepare(X: np.ndarray, plan: IndexPlan, k: int) -> tuple[Any, IndexPlan]:
+def prepare(X: np.ndarray, plan: IndexPlan, k: int, built: Any = None,
+            digest: str | None = None) -> tuple[Any, IndexPlan]:
     """The index for raw training vectors ``X`` by ``plan`` (the kept one for identical
-    data and build settings) and the plan resolved (ivf's ``nprobe`` chosen for ``k``)."""
-    key = (_digest(X), X.shape, str(X.dtype), plan.kind, plan.nlist, plan.m,
-           plan.ef_construction)
-    if key not in _LAST_BUILD:
+    data and build settings) and the plan resolved (ivf's ``nprobe`` chosen for ``k``).
+    ``built``: that index already made (``deserialise``d from a saved router), kept
+    instead of a build; ``digest``: ``vectors_digest(X)`` when the caller has it."""
+    key = (digest or vectors_digest(X), X.shape, str(X.dtype), plan.kind, plan.nlist,
+           plan.m, plan.ef_construction)
+    if built is not None or key not in _LAST_BUILD:
         clear_index_cache()
-        vectors = normalise(X)
-        _LAST_BUILD[key] = {"index": build_index(vectors, plan), "nprobes": {},
-                            "vectors": vectors if plan.kind == "ivf" else None}
+        vectors = normalise(X) if built is None or plan.kind == "flat" else None
+        _LAST_BUILD[key] = {"index": build_index(vectors, plan) if built is None else built,
+                            "nprobes": {}, "vectors": vectors if plan.kind == "ivf" else None}
     kept = _LAST_BUILD[key]
     if plan.kind == "ivf" and plan.nprobe is None:
         if k not in kept["nprobes"]:
+            if kept["vectors"] is None:
+                kept["vectors"] = normalise(X)
             kept["nprobes"][k] = choose_nprobe(kept["index"], kept["vectors"], plan, k,
                                                kept.setdefault("sample", {}))
         plan = kept["nprobes"][k]
     return kept["index"], plan
+
+
+def vectors_digest(X: np.ndarray) -> str:
+    """What identifies a table's vectors (the kept build's key; a saved index records it)."""
+    return _digest(X)
+
+
+def serialise(index: Any, plan: IndexPlan) -> np.ndarray | None:
+    """An approximate index as bytes (``faiss.serialize_index``: a 1-d uint8 array in
+    faiss's own format); None for ``flat``, which keeps nothing a build would not give
+    at once."""
+    if plan.kind == "flat":
+        return None
+    import faiss
+
+    return np.asarray(faiss.serialize_index(index), dtype=np.uint8)
+
+
+def deserialise(blob: np.ndarray, plan: IndexPlan, n: int, d: int) -> Any:
+    """The index ``serialise`` kept (``faiss.deserialize_index``: faiss's binary reader,
+    no code run), checked against the plan it must be: the kind and class, inner product,
+    ``n`` rows of dimension ``d``, ivf's ``nlist``, hnsw's ``M`` and efConstruction; its
+    search settings (``nprobe``, efSearch) are set from the plan. Anything else is a
+    one-line ``ValueError``."""
+    import faiss
+
+    try:
+        index = faiss.deserialize_index(np.ascontiguousarray(blob, dtype=np.uint8))
+    except Exception as exc:  # faiss raises RuntimeError with a C++ trace
+        raise ValueError(f"not a faiss index ({str(exc).splitlines()[0][:120]})") from None
+    expected = {"ivf": faiss.IndexIVFFlat, "hnsw": faiss.IndexHNSWFlat}.get(plan.kind)
+    if expected is None or not isinstance(index, expected):
+        raise ValueError(f"a {type(index).__name__}, not the {plan.kind} index its plan "
+                         "records")
+    found = {"rows": index.ntotal, "dimension": index.d,
+             "inner product": index.metric_type == faiss.METRIC_INNER_PRODUCT}
+    wanted: dict[str, Any] = {"rows": n, "dimension": d, "inner product": True}
+    if plan.kind == "ivf":
+        found["nlist"], wanted["nlist"] = index.nlist, plan.nlist
+    else:
+        found["M"], wanted["M"] = index.hnsw.nb_neighbors(1), plan.m
+        found["efConstruction"] = index.hnsw.efConstruction
+        wanted["efConstruction"] = plan.ef_construction
+    wrong = [name for name in wanted if found[name] != wanted[name]]
+    if wrong:
+        raise ValueError(f"its {wrong[0]}: {found[wrong[0]]} where the plan has "
+                         f"{wanted[wrong[0]]}")
+    if plan.kind == "ivf":
+        index.nprobe = plan.nprobe or 1
+    else:
+        index.hnsw.efSearch = plan.ef_search
+    return index
 
 
 def clear_index_cache() -> None:

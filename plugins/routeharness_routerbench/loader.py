@@ -4,6 +4,9 @@ Upstream layout: ``<dir>/{arc_challenge,mbpp,winograde}_{train,test}.csv`` (or t
 under ``<dir>/routerbench/``), as re-exported by RouterDC. The embedded copy
 (``data/routerbench.parquet``) is produced from those files by
 ``scripts/build_routerbench_embedded.py`` and holds prompts, scores and costs (no responses).
+``data/embeddings/`` is a seed of the embedding cache (``embedding/cache.py``): the
+default encoder's vectors of every prompt, made by ``scripts/build_routerbench_seed.py``
+with the real encoder; the cache uses it only for that encoder and revision.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import ast
 import csv
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +35,8 @@ FILE_STEMS = ("arc_challenge", "mbpp", "winograde")
 VALIDATION_FRACTION = 0.1
 VALIDATION_SEED = 20250519
 EMBEDDED_PATH = Path(__file__).parent / "data" / "routerbench.parquet"
+#: the embedding-cache seed shipped with the task (the cache's own layout)
+SEED_DIR = Path(__file__).parent / "data" / "embeddings"
 HUB_REPO = "withmartian/routerbench"
 HUB_FILE = "routerbench_0shot.pkl"
 
@@ -188,7 +194,8 @@ def load(card: Any, data_dir: Path | None = None, trust_hub_pickle: bool = False
     names = [m.name for m in models]
     if data_dir is not None:
         columns = build_columns(data_dir, names)
-        return columns_to_task(columns, models, str(_upstream_dir(data_dir)), card, card.revision)
+        return _seeded(columns_to_task(columns, models, str(_upstream_dir(data_dir)), card,
+                                       card.revision))
     if trust_hub_pickle:
         return _load_hub_pickle(card, models)
     if not EMBEDDED_PATH.is_file():
@@ -197,7 +204,14 @@ def load(card: Any, data_dir: Path | None = None, trust_hub_pickle: bool = False
     import pyarrow.parquet as pq
 
     table = pq.read_table(EMBEDDED_PATH)
-    return columns_to_task(table, models, f"embedded:{EMBEDDED_PATH.name}", card, card.revision)
+    return _seeded(columns_to_task(table, models, f"embedded:{EMBEDDED_PATH.name}", card,
+                                   card.revision))
+
+
+def _seeded(task: RoutingTask) -> RoutingTask:
+    """The task with the shipped embedding seed (its prompts are keyed by content, so a
+    prompt the seed lacks, or another encoder, is simply encoded)."""
+    return replace(task, embedding_seeds=(str(SEED_DIR),)) if SEED_DIR.is_dir() else task
 
 
 def _load_hub_pickle(card: Any, models: list[ModelInfo]) -> RoutingTask:

@@ -290,3 +290,33 @@ def data_import(fmt: str, source: str, out: str, seed: int | None, prices: str |
     sizes = ", ".join(f"{split} {n}" for split, n in written.sizes.items())
     click.echo(f"imported {fmt} from {source} to {out}: {sizes}; {written.models} models, "
                f"{written.groups} groups; {written.cost_rule}; evaluate with --task {out}")
+
+
+@data.command(name="from-log")
+@click.argument("log", type=click.Path(dir_okay=False))
+@click.argument("labels", type=click.Path(dir_okay=False))
+@click.argument("out", type=click.Path())
+@click.option("--seed", type=int, default=None,
+              help="Seed of the split by prompt text (default 20250601; "
+                   "docs/formats/README.md).")
+@click.option("--name", default="from-log", show_default=True, help="The task's name.")
+@click.option("--outcomes", type=click.Path(dir_okay=False), default=None,
+              help="Also write every row as one JSON-lines file of new outcomes, the "
+                   "file `routeharness update` adds to a saved kNN router.")
+def data_from_log(log: str, labels: str, out: str, seed: int | None, name: str,
+                  outcomes: str | None) -> None:
+    """Turn serve's request LOG (serve --request-log) and outcome LABELS (JSON lines:
+    id (a request id or prompt_sha256), model, score in [0, 1], optional cost_usd,
+    prompt, group) into a routing dataset in the new folder OUT, which eval and update
+    read (docs/serve.md)."""
+    from routeharness.deploy.fromlog import from_log
+
+    written = from_log(log, labels, out, seed=seed, name=name, outcomes=outcomes)
+    for warning in written.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    sizes = ", ".join(f"{split} {n}" for split, n in written.sizes.items())
+    click.echo(f"wrote {out} from {log} and {labels}: {sizes}; {written.models} models, "
+               f"{written.groups} groups; {written.cost_rule}; evaluate with --task {out}")
+    if outcomes is not None:
+        click.echo(f"wrote every row to {outcomes}: routeharness update FOLDER {outcomes} "
+                   "adds them to a saved kNN router")

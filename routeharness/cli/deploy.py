@@ -143,7 +143,8 @@ def update_command(folder: str, outcomes: str | None, replace: bool, migrate: bo
     """Add new evaluations to a saved kNN router without retraining: new prompts for the
     pool's models, or a new model evaluated on some prompts (a file of the canonical
     columns: id, prompt, group, score:<model>, cost:<model>, and embedding for a router
-    fitted on -e precomputed). The folder is swapped whole, under a lock."""
+    fitted on -e precomputed). The folder is swapped whole, under a lock. Prints each
+    model's coverage (outcomes / training prompts) and warns when one is under 10%."""
     from routeharness.deploy.update import update
 
     if outcomes is None and not migrate:
@@ -160,6 +161,9 @@ def update_command(folder: str, outcomes: str | None, replace: bool, migrate: bo
     say(f"updated {folder}: {report.new_prompts} new prompt(s), {report.filled_cells} "
         f"cell(s) filled on known prompts{replaced}{models}; {report.n_train} training "
         f"prompts now{checksum}")
+    coverage = report.coverage()
+    say("coverage (outcomes / training prompts): " + ", ".join(
+        f"{m} {coverage[m]:.1%} ({count})" for m, count in report.outcomes.items()))
 
 
 def router_routes(router: Any, items: list[Any], lam: float) -> Any:

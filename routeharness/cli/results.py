@@ -65,3 +65,33 @@ def results_show(files: tuple[str, ...], output: str | None, plot: str | None,
         plot_frontiers(result, plot)
         say(f"frontier plot saved to {plot}")
     emit(tables, fmt)
+
+
+@results.command(name="shadow")
+@click.argument("log", type=click.Path(dir_okay=False))
+@format_option
+def results_shadow(log: str, fmt: str) -> None:
+    """Compare the live router with the shadow router (serve --shadow) on serve's request
+    LOG: how often they agree, and each one's mean predicted score and cost of its own
+    choices and its most chosen model."""
+    from routeharness.deploy.requestlog import read_log
+    from routeharness.deploy.shadow import compare
+    from routeharness.results.tables import ReportTable
+
+    found = compare([line for _, line in read_log(log)])
+
+    def number(value: float | None, digits: int) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    table = ReportTable(
+        title=f"live and shadow router on {log}: {found['requests']} routed requests, "
+              f"agreement {found['agreement']:.1%}",
+        headers=["role", "router", "requests", "predicted score", "predicted USD/1k",
+                 "most chosen", "share"],
+        rows=[[row["role"], row["router"], str(row["requests"]),
+               number(row["predicted_score"], 3), number(row["predicted_usd_per_1k"], 4),
+               row["top_model"], f"{row['top_share']:.0%}"] for row in found["rows"]],
+        right={2, 3, 4, 6}, nowrap={0, 1, 5},
+        note="each router's mean prediction for its own choices (routed requests with a "
+             "shadow choice)")
+    emit([table], fmt)

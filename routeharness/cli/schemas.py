@@ -32,6 +32,11 @@ SCHEMAS: dict[str, tuple[str, str, str]] = {
                         "a dataset's routing.json (docs/dataset-format.md)"),
     "study": ("routeharness.study.record", "StudyResult",
               "a study file (`routeharness study ... -o`): routeharness.study/1"),
+    "request-log": ("routeharness.deploy.requestlog", "RequestLogLine",
+                    "a line of serve's request log (`serve --request-log`): "
+                    "routeharness.request-log/1"),
+    "outcome-label": ("routeharness.deploy.fromlog", "OutcomeLabel",
+                      "a line of the labels file of `data from-log`"),
 }
 
 

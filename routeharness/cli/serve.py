@@ -13,6 +13,8 @@ from routeharness.common.errors import RouteHarnessError
 #: that ``--help`` stays instant; tests/test_serve_guard.py checks they agree)
 DEFAULT_MAX_BODY = "16MB"
 DEFAULT_MAX_PROMPT_CHARS = 100_000
+#: ``--fallback``'s largest value (``deploy.fallback.MAX_TRIES_LIMIT``; the tests check)
+MAX_FALLBACK_TRIES = 20
 
 
 def _loopback(host: str) -> bool:
@@ -51,18 +53,58 @@ def _loopback(host: str) -> bool:
 @click.option("--docs", is_flag=True,
               help="Serve the interactive API docs: /docs and /redoc (their pages load "
                    "scripts from a CDN) and /openapi.json. Off by default.")
+@click.option("--fallback", "fallback", type=click.IntRange(1, MAX_FALLBACK_TRIES),
+              default=None, metavar="N",
+              help="The most upstreams a routed chat request tries when one fails (429, "
+                   "5xx, timeout, refused connection), by predicted utility; 1: none "
+                   "(default: the upstreams file's fallback.max_tries, else 1).")
+@click.option("--budget-usd-per-hour", "budget_hour", default=None, metavar="USD",
+              help="A hard budget of USD per hour of chat answers: routing moves to "
+                   "cheaper trade-offs as it nears it, and refuses (429) when it is spent.")
+@click.option("--budget-usd-per-1k", "budget_1k", default=None, metavar="USD",
+              help="As --budget-usd-per-hour, per window of 1,000 chat requests.")
+@click.option("--request-log", type=click.Path(dir_okay=False), default=None,
+              help="Append one JSON line per chat request to this file (prompt hash, "
+                   "models, fallbacks, latency, tokens, cost).")
+@click.option("--log-prompts", is_flag=True,
+              help="Keep each prompt's text in the request log (default: its SHA-256 "
+                   "only).")
+@click.option("--shadow", type=click.Path(file_okay=False), default=None, metavar="FOLDER",
+              help="A second saved router that routes the same chat traffic without "
+                   "answering; its choice goes to the request log.")
 def serve_command(folder: str, host: str, port: int, upstreams: str | None, lam: float,
                   token_env: str | None, token_file: str | None, max_body: int,
-                  max_prompt_chars: int, docs: bool) -> None:
+                  max_prompt_chars: int, docs: bool, fallback: int | None,
+                  budget_hour: str | None, budget_1k: str | None, request_log: str | None,
+                  log_prompts: bool, shadow: str | None) -> None:
     """Serve a saved router (routeharness fit): POST /route, GET /health, GET /models and
     an OpenAI-compatible POST /v1/chat/completions that routes and forwards each request.
     Needs the serve extra: pip install 'routeharness[serve]'."""
     import logging
 
+    from routeharness.deploy.budget import BudgetLimit, check_budget
     from routeharness.deploy.guard import ServeLimits, read_token
+    from routeharness.deploy.proxy import ProxyOptions
     from routeharness.deploy.serve import SERVE_INSTALL, create_app
 
     token = read_token(token_env, token_file)  # before the router loads: fail fast
+    if budget_hour is not None and budget_1k is not None:
+        raise RouteHarnessError("give --budget-usd-per-hour or --budget-usd-per-1k, not both")
+    budget = None
+    if budget_hour is not None:
+        budget = BudgetLimit(check_budget(budget_hour, "--budget-usd-per-hour"), "hour")
+    elif budget_1k is not None:
+        budget = BudgetLimit(check_budget(budget_1k, "--budget-usd-per-1k"), "1k")
+    needs_upstreams = [name for name, value in (("--fallback", fallback), ("--budget", budget),
+                                                ("--request-log", request_log),
+                                                ("--shadow", shadow)) if value is not None]
+    if needs_upstreams and upstreams is None:
+        raise RouteHarnessError(f"{needs_upstreams[0]} acts on chat requests: give "
+                                "--upstreams too")
+    if log_prompts and request_log is None:
+        raise RouteHarnessError("--log-prompts keeps prompts in the request log: give "
+                                "--request-log FILE too")
+    options = ProxyOptions(fallback, budget, request_log, log_prompts, shadow)
     try:
         import uvicorn
     except ImportError:
@@ -76,11 +118,13 @@ def serve_command(folder: str, host: str, port: int, upstreams: str | None, lam:
     served_log.setLevel(logging.INFO)
     served_log.propagate = False
     app = create_app(folder, upstreams, default_lam=lam, token=token, docs=docs,
-                     limits=ServeLimits(max_body, max_prompt_chars))
+                     limits=ServeLimits(max_body, max_prompt_chars), proxy=options)
     service = app.state.service
     say(f"serving {service.label} ({len(service.pool)} models, {len(service.upstreams)} "
         f"with an upstream) on http://{host}:{port}"
         + ("; every request needs the bearer token" if token else ""))
+    for line in service.proxy.describe():
+        say(line)
     if token is None and not _loopback(host):
         say(f"warning: listening on {host} without --token-env or --token-file: anyone who "
             "can reach the port can route and spend the upstreams' keys")

@@ -291,7 +291,9 @@ def dataset_fingerprint(splits: dict[str, RoutingData]) -> str:
 
 @dataclass
 class RoutingTask:
-    """A loaded task: its card (may be None for a user's own data) and its splits."""
+    """A loaded task: its card (may be None for a user's own data) and its splits.
+    ``embedding_seeds``: read-only embedding-cache folders its plugin ships (the cache's
+    own layout), consulted for prompts the cache lacks (``embedding/cache.py``)."""
 
     name: str
     version: int
@@ -301,6 +303,7 @@ class RoutingTask:
     group_descriptions: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     revision: str | None = None
+    embedding_seeds: tuple[str, ...] = ()
 
     @property
     def models(self) -> list[ModelInfo]:

@@ -7,7 +7,8 @@ hyper-parameters, the encoder's identity and revision, the task's fingerprint, t
 pool with prices, the cost scale, the training protocol, the validation operating points,
 the updates since, the sha256 of every other file, the provenance, and its own
 ``checksum``), the router's state (``routeharness.routers.state``: ``state.safetensors``
-and ``state.json``) and ``train_ids.json`` (``TrainingRows``: each training prompt's id,
+and ``state.json``, and ``index.safetensors``: a search index serialised to bytes, for a
+router whose index is slow to build) and ``train_ids.json`` (``TrainingRows``: each training prompt's id,
 group and the sha256 of its text and vector, in the table's row order, for ``update``).
 No pickle, ever. A folder holds exactly the files its manifest hashes.
 
@@ -59,13 +60,14 @@ from routeharness.common.contract import (
 from routeharness.common.errors import RouteHarnessError
 from routeharness.data.cards import CardModel
 from routeharness.embedding.encoders import EncoderIdentity
+from routeharness.routers.state import ARRAYS_FILE, INDEX_FILE, STATE_FILES, VALUES_FILE
 
 SCHEMA = "routeharness.router/1"
 MANIFEST = "manifest.json"
 #: the training prompts' ids (groups, text and vector hashes), in the table's row order
 IDS_FILE = "train_ids.json"
 #: the files beside the manifest, each hashed in its ``state``; the first two required
-SAVED_FILES = ("state.safetensors", "state.json", IDS_FILE)
+SAVED_FILES = (ARRAYS_FILE, VALUES_FILE, IDS_FILE, INDEX_FILE)
 #: how long ``load`` waits for an update that is swapping the folder in two renames, and
 #: how many times it reads a folder that updates replace while it reads
 READ_WAIT_S, READ_TRIES = 30.0, 20
@@ -230,8 +232,9 @@ class RouterManifest(FittedRouter):
     model_config = ConfigDict(title="routeharness saved router manifest")
 
     state: dict[str, Sha256] = Field(description="file name -> sha256 of every other file "
-                                     "of the folder: state.safetensors, state.json and "
-                                     "train_ids.json")
+                                     "of the folder: state.safetensors, state.json, "
+                                     "train_ids.json and (a router that keeps its search "
+                                     "index) index.safetensors")
     provenance: ManifestProvenance = Field(description="what wrote the folder")
     checksum: str | None = Field(None, pattern=r"^sha256:[0-9a-f]{64}$", description=(
         "sha256 over this manifest's canonical JSON (keys sorted, no spaces), this key "
@@ -470,6 +473,7 @@ def fit(router: str, task: str, *, encoder: str | None = None, seed: int = 0,
         jsonable,
         make_router,
         plan_routers,
+        sparse_table,
         tuning_steps,
     )
     from routeharness.evaluation.tuning import tune as tune_router
@@ -489,7 +493,8 @@ def fit(router: str, task: str, *, encoder: str | None = None, seed: int = 0,
     streams = seed_streams(seed)
     inputs = TuningInputs.of(embedded)
     with reporter.progress(f"fitting {plan.label} on {loaded.name}",
-                           tuning_steps(plan, protocol)) as advance:
+                           tuning_steps(plan, protocol,
+                                        sparse_table(inputs.train.scores))) as advance:
         best, table = tune_router(plan, inputs, protocol, streams, advance,
                                   f"{plan.label} on {loaded.name}: ")
         params = {**best, **plan.fixed}
@@ -699,13 +704,15 @@ def _restored(folder: Path, cls: type, manifest: RouterManifest,
     router's ``validate_params``), its state set and its sizes checked."""
     import inspect
 
-    from routeharness.routers.state import ARRAYS_FILE, StateError, state_from_bytes
+    from routeharness.routers.state import StateError, state_from_bytes
 
     where = folder / MANIFEST
     signature = inspect.signature(cls.__init__)
     names = {p.name for p in signature.parameters.values()
              if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
-    params = dict(manifest.params)
+    # a parameter added to the class after the folder was saved: the value it routed with
+    added = getattr(cls, "params_added", {}) or {}
+    params = {**{k: v for k, v in added.items() if k in names}, **manifest.params}
     missing, unknown = sorted(names - set(params)), sorted(set(params) - names)
     if missing or unknown:
         raise RouteHarnessError(f"{where}: params: " + "; ".join(
@@ -732,7 +739,8 @@ def _restored(folder: Path, cls: type, manifest: RouterManifest,
         if check_sizes is not None:
             check_sizes(**sizes)
     except StateError as exc:
-        raise RouteHarnessError(f"{folder / ARRAYS_FILE}: {exc}") from None
+        raise RouteHarnessError(f"{folder / STATE_FILES.get(exc.part, ARRAYS_FILE)}: "
+                                f"{exc}") from None
     except RouteHarnessError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:

@@ -21,6 +21,10 @@ have a length limit (``guard.ServeLimits``). Errors are ``{"error": {"message",
 upstream says in an error body is logged here, one line each (logger
 ``routeharness.serve``), never relayed: the client gets its status and a fixed reason.
 The interactive docs (``/docs``, ``/redoc``, ``/openapi.json``) are off unless asked for.
+Around forwarding a chat request, ``proxy`` adds fallback to the next model by predicted
+utility when an upstream fails (``fallback``), a hard budget (``budget``), the request
+log (``requestlog``) and a shadow router (``shadow``); the answer's headers say which
+model answered and why (``x-routeharness-fallback``, ``x-routeharness-budget``).
 FastAPI and httpx are imported only inside this module's functions: the default install
 has no web stack (the ``serve`` extra adds it).
 """
@@ -54,6 +58,7 @@ from routeharness.common.contract import (
 from routeharness.common.errors import RouteHarnessError
 from routeharness.common.textinput import parse_json
 from routeharness.data.cards import CardModel
+from routeharness.deploy.fallback import Failure, FallbackSection, all_failed_message
 from routeharness.deploy.guard import (
     BadRequest,
     ErrorBody,
@@ -127,6 +132,8 @@ class UpstreamsFile(Contract):
 
     models: dict[str, UpstreamEntry] = Field(description="model names of the saved "
                                              "router's pool -> their endpoints")
+    fallback: FallbackSection | None = Field(None, description="where a routed request "
+                                             "goes when its model's upstream fails")
 
 
 @dataclass(frozen=True)
@@ -155,13 +162,21 @@ class Upstream:
 
 def load_upstreams(path: str | Path, pool: Sequence[str],
                    environ: Mapping[str, str] | None = None) -> dict[str, Upstream]:
+    """The upstreams of an upstreams YAML (``read_upstreams``)."""
+    return read_upstreams(path, pool, environ)[0]
+
+
+def read_upstreams(path: str | Path, pool: Sequence[str],
+                   environ: Mapping[str, str] | None = None
+                   ) -> tuple[dict[str, Upstream], FallbackSection | None]:
     """The upstreams YAML (``UpstreamsFile``: ``models: {NAME: {base_url, api_key_env?,
     model?, timeout?}}``) read strictly: a key given twice, an unknown key, a URL that is
     not http(s) with a host, a model not in the pool and an ``api_key_env`` that is not set
     are one-line errors, at start-up rather than at the first request."""
     path = Path(path)
     environ = os.environ if environ is None else environ
-    entries = read_yaml(path, UpstreamsFile, "upstreams file").models
+    upstreams_file = read_yaml(path, UpstreamsFile, "upstreams file")
+    entries = upstreams_file.models
     out = {}
     for name, entry in entries.items():
         where = f"{path}: models.{name}"
@@ -175,7 +190,7 @@ def load_upstreams(path: str | Path, pool: Sequence[str],
                              DEFAULT_TIMEOUT_S if entry.timeout is None else entry.timeout)
     if not out:
         raise RouteHarnessError(f"{path}: \"models\" names no upstream")
-    return out
+    return out, upstreams_file.fallback
 
 
 # --- requests and responses ------------------------------------------------------------------
@@ -331,7 +346,8 @@ class Service:
         self.encoder = None if self.precomputed else self.router.encoder()
         if self.encoder is not None:
             self.encoder.encode(["warm-up"])  # loaded now, not by the first request
-        self.upstreams = {} if upstreams is None else load_upstreams(upstreams, self.pool)
+        self.upstreams, self.fallback = ({}, None) if upstreams is None else \
+            read_upstreams(upstreams, self.pool)
         missing = sorted(set(self.pool) - set(self.upstreams))
         if self.upstreams and missing and self.router.router.kind != "utility":
             raise RouteHarnessError(f"{upstreams}: router {self.label!r} picks a model "
@@ -341,6 +357,7 @@ class Service:
         self.started = time.monotonic()
         self.lock = threading.Lock()
         self.client: Any = None
+        self.proxy: Any = None  # proxy.Proxy: fallback, budget, request log, shadow
 
     def route(self, items: list[PromptItem], lam: float, served_only: bool = False) -> Any:
         """``Routes`` of checked prompts (blocking: call it in a worker thread). With
@@ -403,13 +420,15 @@ def _route_request(service: Service, body: dict[str, Any]
 
 def create_app(folder: str | Path, upstreams: str | Path | None = None, *,
                default_lam: float = 0.0, limits: ServeLimits | None = None,
-               token: str | None = None, docs: bool = False) -> Any:
+               token: str | None = None, docs: bool = False,
+               proxy: Any = None) -> Any:
     """The FastAPI application serving the saved router in ``folder`` (see the module
     doc); ``upstreams``: the YAML naming each model's endpoint, or None (no chat
     completions); ``limits``: the body and prompt limits (default ``ServeLimits()``);
     ``token``: the bearer token every request must carry (None: none); ``docs``: serve
-    ``/docs``, ``/redoc`` and ``/openapi.json``. Bad folders, encoders or YAML are
-    one-line errors here, at start-up."""
+    ``/docs``, ``/redoc`` and ``/openapi.json``; ``proxy``: the chat path's settings
+    (``proxy.ProxyOptions``: fallback, budget, request log, shadow router). Bad folders,
+    encoders or YAML are one-line errors here, at start-up."""
     try:
         import httpx  # noqa: F401
         from fastapi import FastAPI, Request
@@ -421,12 +440,16 @@ def create_app(folder: str | Path, upstreams: str | Path | None = None, *,
                                 f"{SERVE_INSTALL}") from None
     limits = ServeLimits() if limits is None else limits
     service = Service(folder, upstreams, default_lam, limits)
+    from routeharness.deploy.proxy import Proxy, ProxyOptions
+
+    service.proxy = Proxy(proxy or ProxyOptions(), service, upstreams, service.fallback)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> Any:
         yield
         if service.client is not None:
             await service.client.aclose()
+        service.proxy.close()
 
     app = FastAPI(title=f"routeharness: {service.label}", lifespan=lifespan,
                   docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None,
@@ -444,7 +467,8 @@ def create_app(folder: str | Path, upstreams: str | Path | None = None, *,
         return Response(model.model_dump_json(exclude_none=True),
                         media_type="application/json")
 
-    errors = {status: {"model": ErrorBody} for status in (400, 401, 404, 413, 502, 504)}
+    errors = {status: {"model": ErrorBody} for status in (400, 401, 404, 413, 429, 502,
+                                                          504)}
 
     @app.exception_handler(RouteHarnessError)  # Problem, or bad input found deeper down
     async def on_problem(request: Any, exc: RouteHarnessError) -> Any:
@@ -498,37 +522,140 @@ def create_app(folder: str | Path, upstreams: str | Path | None = None, *,
         model, lam = chat_request.model, service.default_lam
         if LAM_HEADER in request.headers:
             lam = _header_lam(request.headers[LAM_HEADER])
+        try:  # what is routed on, and what the request log hashes
+            text = last_user_text(chat_request)
+        except Problem:
+            if model in AUTO_MODELS:
+                raise
+            text = ""  # a request naming a model needs no user message
+        item = None
         if model in AUTO_MODELS:
-            item = prompt_item(last_user_text(chat_request), "request: the last user message",
-                               1, service.limits.max_prompt_chars)
+            item = prompt_item(text, "request: the last user message", 1,
+                               service.limits.max_prompt_chars)
             if not service.upstreams:
                 raise Problem(404, "no model has an upstream: start serve with --upstreams",
                               "not_found")
             if service.precomputed:
                 raise Problem(400, "this router routes the dataset's own vectors, not "
                                    "text: name a model instead of \"auto\"")
-            routes = await run_in_threadpool(service.route, [item], lam, True)
-            chosen, routed = routes.models[int(routes.choices[0])], True
         elif model not in service.pool:
             raise Problem(404, f"model {model!r} is not in the router's pool "
                                f"({', '.join(service.pool)}) and is not \"auto\"", "not_found")
-        else:
-            chosen, routed = model, False
-        upstream = service.upstreams.get(chosen)
-        if upstream is None:
-            raise Problem(404, f"model {chosen!r} has no upstream in the upstreams file",
+        elif model not in service.upstreams:
+            raise Problem(404, f"model {model!r} has no upstream in the upstreams file",
                           "not_found")
-        headers = {"x-routeharness-model": chosen, "x-routeharness-routed": str(routed).lower(),
-                   LAM_HEADER: f"{lam:g}"}
-        return await _forward(service, upstream, body, headers)
+        return await _exchange(service, body, text, lam, None if model in AUTO_MODELS
+                               else model, item)
 
     return app
 
 
+async def _exchange(service: Service, body: dict[str, Any], text: str, lam: float,
+                    named: str | None, item: PromptItem | None) -> Any:
+    """A chat request routed (``named`` None: on ``item`` at ``lam``) or sent to the model
+    it names, with fallback, the budget, the shadow router and the request log
+    (``proxy``); its answer, or its failure, with the decision in headers."""
+    import asyncio
+
+    from fastapi.responses import Response
+    from starlette.concurrency import run_in_threadpool
+
+    from routeharness.deploy.budget import BudgetExceeded
+    from routeharness.deploy.fallback import order
+    from routeharness.deploy.proxy import Exchange
+
+    proxy = service.proxy
+    exchange = Exchange(text=text, lam_asked=lam, routed=named is None, lam=lam)
+    shadow_task = None
+    try:
+        if named is None:
+            if proxy.budget is not None:
+                decision = proxy.budget.before(lam)
+                exchange.lam = decision.lam
+                if decision.statement:
+                    exchange.budget.append(decision.statement)
+            if proxy.shadow is not None:
+                shadow_task = asyncio.ensure_future(run_in_threadpool(
+                    proxy.shadow.choose, text, exchange.lam))
+            routes = await run_in_threadpool(service.route, [item], exchange.lam, True)
+            chosen = routes.models[int(routes.choices[0])]
+            exchange.routed_model = chosen
+            scores = costs = None
+            if routes.scores is not None and routes.costs_usd is not None:
+                scores, costs = routes.scores[0], routes.costs_usd[0]
+                exchange.predicted = {m: (float(scores[k]), float(costs[k]))
+                                      for k, m in enumerate(routes.models)}
+                costs = costs / service.router.cost_scale
+            tries = order(chosen, service.pool, service.upstreams, proxy.policy, scores,
+                          costs, exchange.lam)
+            if proxy.budget is not None:
+                tries, statement = proxy.budget.fit(
+                    tries, {m: c for m, (_, c) in exchange.predicted.items()})
+                if statement:
+                    exchange.budget.append(statement)
+        else:
+            if proxy.budget is not None:
+                proxy.budget.before(lam, routed=False)
+            tries = [named]
+    except BudgetExceeded as refused:
+        exchange.budget.append(refused.message)
+        exchange.status = 429
+        extra = {} if refused.retry_after is None else {"retry-after": str(refused.retry_after)}
+        response = Response(ErrorBody(error=ErrorDetail(message=refused.message,
+                                                        type=refused.kind)).model_dump_json(),
+                            status_code=429, media_type="application/json",
+                            headers={**exchange.headers(None), **extra, LAM_HEADER:
+                                     f"{exchange.lam:g}"})
+        await _finish(service, exchange, shadow_task)
+        return response
+    fallback = len(tries) > 1
+    response = None
+    for name in tries:
+        headers = {**exchange.headers(name),
+                   "x-routeharness-routed": str(named is None).lower(),
+                   LAM_HEADER: f"{exchange.lam:g}"}
+        attempt = await _forward(service, service.upstreams[name], body, headers, fallback)
+        if isinstance(attempt, Failure):
+            exchange.failures.append(attempt)
+            continue
+        response, content, status = attempt
+        exchange.model, exchange.status = name, status
+        exchange.answered = status < 400
+        if exchange.answered:
+            predicted = exchange.predicted.get(name, (None, None))[1]
+            exchange.cost = proxy.cost_of(content, name, predicted)
+        break
+    if response is None:  # every attempt failed: never an answer
+        exchange.status = 502
+        response = Response(ErrorBody(error=ErrorDetail(
+            message=all_failed_message(exchange.failures), type="upstream_error"))
+            .model_dump_json(), status_code=502, media_type="application/json",
+            headers={**exchange.headers(None), "x-routeharness-routed":
+                     str(named is None).lower(), LAM_HEADER: f"{exchange.lam:g}"})
+    await _finish(service, exchange, shadow_task)
+    return response
+
+
+async def _finish(service: Service, exchange: Any, shadow_task: Any) -> None:
+    """The budget charged with what was spent, the shadow's choice awaited, the log line
+    written."""
+    proxy = service.proxy
+    usd = exchange.cost[2]
+    if proxy.budget is not None and usd is not None:
+        proxy.budget.spend(usd)
+    if shadow_task is not None:
+        exchange.shadow = await shadow_task
+    exchange.latency_ms = round((time.monotonic() - exchange.started) * 1000, 1)
+    if proxy.log is not None:
+        proxy.log.write(exchange.line(proxy))
+
+
 async def _forward(service: Service, upstream: Upstream, body: dict[str, Any],
-                   headers: dict[str, str]) -> Any:
-    """The request sent on to ``upstream`` under its own model name; its answer relayed
-    (streamed chunk by chunk when ``stream`` is true)."""
+                   headers: dict[str, str], fallback: bool = False) -> Any:
+    """The request sent on to ``upstream`` under its own model name: (its answer relayed,
+    streamed chunk by chunk when ``stream`` is true; the body read, None for a stream;
+    the status), or, with ``fallback``, a ``Failure`` when another model may mend it
+    (429, 5xx, a timeout, a connection that failed)."""
     import httpx
     from fastapi.responses import Response, StreamingResponse
 
@@ -539,6 +666,7 @@ async def _forward(service: Service, upstream: Upstream, body: dict[str, Any],
     url = upstream.base_url.rstrip("/") + "/chat/completions"
     request = service.client.build_request("POST", url, json=payload, timeout=seconds,
                                            headers=upstream.headers())
+    started = time.monotonic()
 
     def failed(exc: Exception, what: str = "could not be reached") -> Problem:
         if isinstance(exc, httpx.TimeoutException):
@@ -548,16 +676,26 @@ async def _forward(service: Service, upstream: Upstream, body: dict[str, Any],
         return Problem(502, f"upstream of {name!r} {what} (the server's log has the "
                             "details)", "upstream_error")
 
+    def failure(exc: Exception) -> Any:
+        problem = failed(exc)
+        if fallback:
+            kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "connect"
+            return Failure(name, kind, None, time.monotonic() - started, seconds)
+        return (Response(ErrorBody(error=ErrorDetail(message=problem.message,
+                                                     type=problem.kind)).model_dump_json(),
+                         status_code=problem.status, media_type="application/json",
+                         headers=headers), None, problem.status)
+
     try:
         response = await service.client.send(request, stream=True)
     except httpx.HTTPError as exc:
-        raise failed(exc) from None
+        return failure(exc)
     kind = response.headers.get("content-type", "application/json")
     if response.status_code >= 400 or not body.get("stream"):
         try:
             content = await response.aread()
         except httpx.HTTPError as exc:
-            raise failed(exc) from None
+            return failure(exc)
         finally:
             await response.aclose()
         status = response.status_code
@@ -567,6 +705,9 @@ async def _forward(service: Service, upstream: Upstream, body: dict[str, Any],
             text = content[:LOGGED_BODY_CHARS * 4].decode("utf-8", "replace")
             log.warning("upstream of %r at %s answered HTTP %d: %s", name, url, status,
                         _printable(text)[:LOGGED_BODY_CHARS])
+            attempt = Failure(name, "status", status, time.monotonic() - started, seconds)
+            if fallback and attempt.retryable:
+                return attempt
             reason = _reason(status)
             message = (f"upstream of {name!r} answered HTTP {status}{reason} (its body is in "
                        "the server's log)")
@@ -574,11 +715,14 @@ async def _forward(service: Service, upstream: Upstream, body: dict[str, Any],
             retry = response.headers.get("retry-after", "")
             extra = {"retry-after": retry} if relayed and retry.isdigit() and \
                 len(retry) <= 8 else {}
-            return Response(ErrorBody(error=ErrorDetail(message=message, type="upstream_error"))
-                            .model_dump_json(), status_code=status if relayed else 502,
-                            media_type="application/json", headers={**headers, **extra})
-        return Response(content, status_code=response.status_code, media_type=kind,
-                        headers=headers)
+            sent = status if relayed else 502
+            return (Response(ErrorBody(error=ErrorDetail(message=message,
+                                                         type="upstream_error"))
+                             .model_dump_json(), status_code=sent,
+                             media_type="application/json", headers={**headers, **extra}),
+                    None, sent)
+        return (Response(content, status_code=response.status_code, media_type=kind,
+                         headers=headers), content, response.status_code)
 
     async def relay() -> Any:
         try:
@@ -591,7 +735,8 @@ async def _forward(service: Service, upstream: Upstream, body: dict[str, Any],
         finally:
             await response.aclose()
 
-    return StreamingResponse(relay(), media_type=kind, headers=headers)
+    return (StreamingResponse(relay(), media_type=kind, headers=headers), None,
+            response.status_code)
 
 
 def _reason(status: int) -> str:

@@ -20,6 +20,9 @@ a known id naming the same prompt only fills missing cells, with or without it; 
 any outcome. Costs are normalised by the cost scale saved at fit time. Parametric routers
 are refused with the advice to refit.
 
+The report gives each model's coverage (outcomes / training prompts); a model under
+``RELIABLE_COVERAGE`` is warned about in one line (``SparseModelWarning``).
+
 Safe under kills and concurrency (``routeharness.common.folders``): the router's lock is
 held from reading the folder to the swap (another update waits up to ``wait_s`` seconds,
 then is refused in one line); the new folder is built beside the old one and exchanged
@@ -46,6 +49,16 @@ from routeharness.deploy.saved import IDS_FILE
 
 #: how long an update waits for another one on the same router, in seconds
 LOCK_WAIT_S = 120.0
+#: a model with outcomes on fewer than this share of the training prompts is too sparse to
+#: route on reliably: ``update`` warns (``SparseModelWarning``). At 5% coverage kNN with
+#: k = 100 finds about 5 of its outcomes among a prompt's neighbours, and its estimate
+#: rests mostly on the model's mean (benchmarks/maintenance.md)
+RELIABLE_COVERAGE = 0.10
+
+
+class SparseModelWarning(UserWarning):
+    """An update left a model with outcomes on fewer than ``RELIABLE_COVERAGE`` of the
+    training prompts."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,16 @@ class UpdateReport:
     n_train: int
     replaced_prompts: int = 0
     migrated: bool = False
+    #: each model's outcomes in the updated table (model -> count of its n_train prompts)
+    outcomes: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def coverage(self) -> dict[str, float]:
+        """Each model's share of the training prompts with an outcome."""
+        return {m: c / self.n_train if self.n_train else 0.0 for m, c in self.outcomes.items()}
+
+    def sparse(self) -> list[str]:
+        """The models below ``RELIABLE_COVERAGE``."""
+        return [m for m, share in self.coverage().items() if share < RELIABLE_COVERAGE]
 
     def to_dict(self) -> dict[str, Any]:
         return {"new_prompts": self.new_prompts, "new_models": list(self.new_models),
@@ -156,6 +179,16 @@ def update(folder: str | Path, outcomes: str | Path | None = None, *, replace: b
                                          migrated=migrated)
         with swapped_folder(real, "saved router") as work:
             saved.write_folder(current, work, where=str(folder / saved.MANIFEST))
+    sparse = report.sparse()
+    if sparse:
+        shares = ", ".join(f"{m!r} {report.outcomes[m]} ({report.coverage()[m]:.1%})"
+                           for m in sparse)
+        warnings.warn(f"{folder}: too sparse to route on reliably (outcomes on under "
+                      f"{RELIABLE_COVERAGE:.0%} of the {report.n_train} training prompts): "
+                      f"{shares}; a router's estimate for such a model rests mostly on "
+                      "its mean, not on the neighbours: add its outcomes on more prompts",
+                      SparseModelWarning,
+                      stacklevel=2)
     return report
 
 
@@ -214,8 +247,10 @@ def _add(current: Any, new: Any, source: str, replace: bool, folder: Path) -> Up
         current.router.update_outcomes(X_new, scores, costs)
     new_models = models[len(current.models):]
     current.models = list(current.models) + [ModelInfo(name) for name in new_models]
+    counts = (~np.isnan(scores)).sum(axis=0)
     report = UpdateReport(len(added), new_models, filled, len(rows) + len(added),
-                          replaced_prompts=len(replaced))
+                          replaced_prompts=len(replaced),
+                          outcomes={m: int(c) for m, c in zip(models, counts)})
     manifest = current.manifest
     entry = UpdateEntry(**report.to_dict(), source=source,
                         at=datetime.now(timezone.utc).isoformat(timespec="seconds"))

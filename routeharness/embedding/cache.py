@@ -11,6 +11,15 @@ writers never meet. A shard its sidecar does not vouch for is reported in one wa
 naming the file, deleted and re-encoded; a cache that cannot be written is read, and new
 vectors are used without being stored (one warning); a cache path that is not a directory
 is an error. docs/multimodal.md ("The embedding cache") has the details.
+
+A seed is a read-only folder in the cache's own layout (``<seed>/v2/<store>/shard-*``)
+that a task plugin ships with its data (``RoutingTask.embedding_seeds``): prompts the
+store lacks are looked up there before anything is encoded. It is found by the same store
+name (encoder identity, revision, modalities), so another encoder or revision never sees
+it, and its sidecars are checked as a store's are (identity, key definition, shape, the
+sha256 of both arrays); a seed that fails any check is not used at all (one warning line
+naming the file), never deleted, and its prompts are encoded. Seeded vectors are not
+copied into the store.
 """
 
 
@@ -99,13 +108,23 @@ def input_keys(texts: Sequence[str], images: Sequence[Any] | None = None) -> lis
 @dataclass
 class CacheResult:
     """``embeddings`` float32 (n, d) in input order; ``n_encoded`` rows computed now,
-    ``n_cached`` rows loaded from the store; ``path`` the store folder."""
+    ``n_cached`` rows loaded from the store or a seed; ``n_seeded`` those of them that
+    came from a seed; ``path`` the store folder."""
 
     embeddings: np.ndarray
     from_cache: bool
     n_encoded: int
     path: Path
     n_cached: int = 0
+    n_seeded: int = 0
+
+
+@dataclass
+class _Seed:
+    """A seed's vectors for one store, checked: key -> row of ``vectors``."""
+
+    index: dict[bytes, int]
+    vectors: np.ndarray
 
 
 def _slug(text: str) -> str:
@@ -178,6 +197,7 @@ class EmbeddingCache:
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root) if root is not None else default_cache_dir()
         self._stores: dict[str, _Store] = {}
+        self._seeds: dict[tuple[str, str], _Seed | None] = {}
         # a file where the cache folder (or one of its parents) should be: refuse up front
         probe = self.root
         while True:
@@ -198,10 +218,13 @@ class EmbeddingCache:
         return self.root / "v2" / f"{_slug(f'{encoder.identity}@{encoder.revision}')}-{tag}"
 
     def embed(self, encoder: Encoder, texts: Sequence[str], images: Sequence[Any] | None = None,
-              *, progress: Callable[[int], None] | None = None) -> CacheResult:
+              *, progress: Callable[[int], None] | None = None,
+              seeds: Sequence[str | Path] = ()) -> CacheResult:
         """Embeddings of ``texts`` (and ``images`` if the encoder takes them): float32
-        ``(n, d)`` in input order. Only inputs not in the store are encoded (each distinct
-        input once) and then stored. ``progress(k)``: k more of the n rows are done."""
+        ``(n, d)`` in input order. Inputs in neither the store nor one of ``seeds``
+        (read-only folders in the cache's layout, see the module doc) are encoded (each
+        distinct input once) and then stored. ``progress(k)``: k more of the n rows are
+        done."""
         texts = list(texts)
         if images is not None and "image" not in encoder.modalities:
             images = None
@@ -211,9 +234,20 @@ class EmbeddingCache:
             raise RouteHarnessError("nothing to encode: empty input")
         keys = input_keys(texts, images)
         store = self._refresh(encoder)
+        seeded: dict[bytes, np.ndarray] = {}
+        for root in seeds:
+            if all(key in store.index or key in seeded for key in keys):
+                break
+            seed = self._seed(root, encoder, store)
+            if seed is not None:
+                for key in keys:
+                    row = seed.index.get(key)
+                    if row is not None and key not in store.index:
+                        seeded.setdefault(key, seed.vectors[row])
         missing = {key: row for row, key in reversed(list(enumerate(keys)))
-                   if key not in store.index}  # each distinct missing input: its first row
+                   if key not in store.index and key not in seeded}  # first row of each
         n_encoded = sum(1 for key in keys if key in missing)
+        n_seeded = sum(1 for key in keys if key in seeded)
         if progress is not None and len(texts) > n_encoded:
             progress(len(texts) - n_encoded)
         if missing:
@@ -226,16 +260,64 @@ class EmbeddingCache:
                       f"{store.dim} but {encoder.name!r} gives {vectors.shape[1]}; "
                       "the store is discarded and rebuilt")
                 self._discard(store)
-                return self.embed(encoder, texts, images, progress=None)
+                return self.embed(encoder, texts, images, progress=None, seeds=seeds)
             new_keys = [keys[r] for r in rows]
             store.add(new_keys, vectors)
             self._write_shard(store, new_keys, vectors)
             if progress is not None and n_encoded > len(rows):
                 progress(n_encoded - len(rows))  # repeated inputs, encoded once
-        locations = [store.index[key] for key in keys]
-        out = np.stack([store.vectors[shard][row] for shard, row in locations])
+        out = np.stack([seeded[key] if key in seeded else
+                        store.vectors[store.index[key][0]][store.index[key][1]]
+                        for key in keys])
         return CacheResult(out.astype(np.float32, copy=False), n_encoded == 0, n_encoded,
-                           store.path, len(texts) - n_encoded)
+                           store.path, len(texts) - n_encoded, n_seeded)
+
+    def _seed(self, root: str | Path, encoder: Encoder, store: _Store) -> _Seed | None:
+        """The seed under ``root`` for the encoder's store, read and checked once per
+        cache object; None when it has none for this encoder (silently) or fails a check
+        (one warning naming the file: the seed is not used, and never deleted)."""
+        path = Path(root) / store.path.relative_to(self.root)
+        memo = (str(path), store.encoder.identity)
+        if memo in self._seeds:
+            return self._seeds[memo]
+        self._seeds[memo] = None
+        if not path.is_dir():
+            return None  # no seed for this encoder, revision and modalities
+        try:
+            shards = sorted(file.name[:-len(".json")] for file in path.glob("shard-*.json"))
+            parts = []
+            for shard in shards:
+                keys, vectors = self._read_shard(path, shard, store.encoder)
+                expected = encoder_dimension(encoder) or store.dim
+                if expected is not None and vectors.shape[1] != expected:
+                    raise _BadShard(f"dimension {vectors.shape[1]} differs from the "
+                                    f"encoder's {expected}", path / f"{shard}.npy")
+                parts.append((keys, vectors))
+        except FileNotFoundError as exc:
+            _warn(f"embedding seed {exc.filename or path}: missing; the seed is not used "
+                  "and its prompts are encoded")
+            return None
+        except _BadShard as exc:
+            _warn(f"embedding seed file {exc.path or path}: {exc}; the seed is not used "
+                  "and its prompts are encoded")
+            return None
+        except OSError as exc:  # the folder cannot be listed
+            _warn(f"embedding seed {exc.filename or path}: cannot be read "
+                  f"({exc.strerror or exc}); the seed is not used and its prompts are encoded")
+            return None
+        if len({v.shape[1] for _, v in parts}) > 1:
+            _warn(f"embedding seed {path}: its shards have different dimensions; the seed "
+                  "is not used and its prompts are encoded")
+            return None
+        if not parts:
+            return None
+        index: dict[bytes, int] = {}
+        raw = b"".join(keys.tobytes() for keys, _ in parts)
+        for row in range(len(raw) // KEY_BYTES):
+            index.setdefault(raw[row * KEY_BYTES:(row + 1) * KEY_BYTES], row)
+        seed = _Seed(index, np.concatenate([vectors for _, vectors in parts]))
+        self._seeds[memo] = seed
+        return seed
 
     @staticmethod
     def _encode(encoder: Encoder, texts: list[str], images: list[Any] | None,

@@ -45,7 +45,8 @@ def embed_task(task: RoutingTask, encoder: Any, cache: Any, reporter: Reporter) 
     An encoder with a ``fit`` method (``lexical``) is first fitted on the training split's
     texts; the fitted copy embeds every split. All splits go through the cache in one
     call: a prompt is keyed by its content, so one already embedded under any split,
-    subset or group is loaded, not encoded again. The ``precomputed`` encoder takes each
+    subset or group is loaded, not encoded again; so is one in a seed the task ships
+    (``RoutingTask.embedding_seeds``, for the same encoder). The ``precomputed`` encoder takes each
     split's ``embedding`` column instead (no encoding, no cache)."""
     if isinstance(encoder, PrecomputedEncoder):
         return _precomputed(task, encoder)
@@ -66,11 +67,16 @@ def embed_task(task: RoutingTask, encoder: Any, cache: Any, reporter: Reporter) 
             images.extend(data.images if data.images is not None else [None] * data.n)
         bounds[split] = (start, len(texts))
     with reporter.progress(f"encoding {task.name} with {encoder.name}", len(texts)) as advance:
-        result = cache.embed(encoder, texts, images, progress=advance)
+        result = cache.embed(encoder, texts, images, progress=advance,
+                             seeds=task.embedding_seeds)
     X = {split: result.embeddings[a:b] for split, (a, b) in bounds.items()}
+    if result.n_seeded:
+        notes.append(f"{result.n_seeded} of {task.name}'s {encoder.name} embeddings read from "
+                     "the copy shipped with the task (same encoder and revision, checked by "
+                     "sha256)")
 
     def encode_text(texts: list[str]) -> np.ndarray:
-        return cache.embed(encoder, list(texts)).embeddings
+        return cache.embed(encoder, list(texts), seeds=task.embedding_seeds).embeddings
 
     return EmbeddedTask(task, X, result.n_encoded, result.n_cached, notes, encode_text,
                         getattr(encoder, "trainable_path", None))

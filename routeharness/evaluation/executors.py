@@ -36,6 +36,7 @@ from routeharness.evaluation.tuning import (
     configs_to_tune,
     default_config,
     pick,
+    sparse_table,
     tuning_steps,
 )
 
@@ -274,8 +275,9 @@ class RayExecutor(Executor):
                 shared[task_id] = ray.put(shareable(job.embedded))
             data = shared[task_id]
             streams = seed_streams(seed)
-            configs = configs_to_tune(plan, protocol, streams)
-            fallback = {} if configs else default_config(plan, protocol, streams)
+            sparse = sparse_table(job.embedded.task.splits["train"].scores)
+            configs = configs_to_tune(plan, protocol, streams, sparse)
+            fallback = {} if configs else default_config(plan, protocol, streams, sparse)
             scored = []
             for params in configs:
                 key = (task_id, plan.label, "validation", config_key(params))
@@ -302,7 +304,8 @@ class RayExecutor(Executor):
                 out = ray.get(ready[0])
                 if isinstance(out, _Failure):
                     raise RouteHarnessError(out.message)
-                advance(tuning_steps(job.plan, protocol),
+                advance(tuning_steps(job.plan, protocol, sparse_table(
+                    job.embedded.task.splits["train"].scores)),
                         f"{job.plan.label} on {job.embedded.task.name}, seed {job.seed}: done")
                 yield job, out
         finally:

@@ -39,6 +39,7 @@ from routeharness.evaluation.scoring import (
 from routeharness.evaluation.tuning import (
     check_tune_on,
     plan_routers,
+    sparse_table,
     tuning_steps,
 )
 from routeharness.results.records import (
@@ -145,7 +146,8 @@ def evaluate(routers: Sequence[str], tasks: Sequence[str], *, encoder: str | Non
         if reused:
             reporter.log(f"{task.name}: {reused} of {len(plans) * len(protocol.seeds)} runs "
                          f"reused from {checkpoint}")
-    total = sum(tuning_steps(job.plan, protocol) for job in jobs)
+    total = sum(tuning_steps(job.plan, protocol, sparse_table(
+        job.embedded.task.splits["train"].scores)) for job in jobs)
     try:
         with reporter.progress(f"routing {', '.join(t.name for t in loaded)}", total) as advance:
             for job, routed in runner.run(jobs, protocol, advance):

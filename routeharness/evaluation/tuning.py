@@ -45,6 +45,7 @@ from routeharness.routers.base import (
     fixed_params,
     parse_router_spec,
     same_value,
+    sparse_models,
     spec_label,
     tags_of,
     tie_preference_of,
@@ -95,6 +96,15 @@ class RouterRun:
         """The tuning grid without the fixed parameters."""
         grid = getattr(self.router_cls, "param_grid", {}) or {}
         return {k: v for k, v in grid.items() if k not in self.fixed}
+
+    def grid_for(self, sparse: bool) -> dict[str, list[Any]]:
+        """The grid tuned on a training table with a ``sparse`` model (``sparse_table``)
+        or without: without one, the grid less the router's ``sparse_params`` (they act
+        only on sparse models, so every value routes the same; the default is used)."""
+        if sparse:
+            return self.grid
+        sparse = set(getattr(self.router_cls, "sparse_params", ()) or ())
+        return {k: v for k, v in self.grid.items() if k not in sparse}
 
     @property
     def deterministic(self) -> bool:
@@ -301,19 +311,28 @@ def config_auc(plan: RouterRun, params: dict[str, Any], inputs: TuningInputs,
     return values[0] if len(values) == 1 else float(np.mean(values))
 
 
-def configs_to_tune(plan: RouterRun, protocol: Protocol, streams: SeedStreams) -> list[dict]:
+def sparse_table(scores: np.ndarray) -> bool:
+    """Whether a training outcome table has a sparse model (``routers.base
+    .sparse_models``), the tables ``sparse_params`` are tuned on (``RouterRun.grid_for``)."""
+    return bool(sparse_models(scores).any())
+
+
+def configs_to_tune(plan: RouterRun, protocol: Protocol, streams: SeedStreams,
+                    sparse: bool = False) -> list[dict]:
     """The configurations a run scores on validation: none when there is nothing to
-    choose (``--no-tune``, or a grid of one)."""
-    configs = candidate_configs(plan.grid, protocol.max_configs, streams.grid)
+    choose (``--no-tune``, or a grid of one); ``sparse``: whether the training table has
+    a sparse model (``RouterRun.grid_for``)."""
+    configs = candidate_configs(plan.grid_for(sparse), protocol.max_configs, streams.grid)
     return configs if protocol.tune and len(configs) > 1 else []
 
 
-def default_config(plan: RouterRun, protocol: Protocol, streams: SeedStreams) -> dict:
+def default_config(plan: RouterRun, protocol: Protocol, streams: SeedStreams,
+                   sparse: bool = False) -> dict:
     """The configuration of a run with nothing to tune: the grid's only one when tuning,
     the router's defaults under ``--no-tune``."""
     if not protocol.tune:
         return {}
-    return candidate_configs(plan.grid, protocol.max_configs, streams.grid)[0]
+    return candidate_configs(plan.grid_for(sparse), protocol.max_configs, streams.grid)[0]
 
 
 @dataclass(frozen=True)
@@ -410,7 +429,8 @@ def pick(plan: RouterRun, configs: Sequence[dict[str, Any]],
     best = max(finite) if finite else math.nan
     tied = [i for i, v in enumerate(scores)
             if not finite or (not math.isnan(v) and v >= best - TIE_TOLERANCE)]
-    rules = tie_rules(plan)
+    tuned = set(configs[0]) if configs else set()
+    rules = [rule for rule in tie_rules(plan) if rule.name in tuned]
     ranked = sorted(tied, key=lambda i: preference_key(rules, configs[i]))
     table = [{"params": params, "validation_auc": value}
              for params, value in zip(configs, values)]
@@ -454,9 +474,10 @@ def tune(plan: RouterRun, inputs: TuningInputs, protocol: Protocol, streams: See
     """The best configuration by validation AUC and the table of every configuration,
     scored one after another in this process (a deterministic router's scores memoised
     in ``plan.memo``). ``advance`` is called once per configuration."""
-    configs = configs_to_tune(plan, protocol, streams)
+    sparse = sparse_table(inputs.train.scores)
+    configs = configs_to_tune(plan, protocol, streams, sparse)
     if not configs:
-        return default_config(plan, protocol, streams), []
+        return default_config(plan, protocol, streams, sparse), []
     if inputs.tune_on != protocol.tune_on:
         raise RouteHarnessError(f"the tuning inputs are for tune_on={inputs.tune_on!r}, the "
                                 f"protocol tunes on {protocol.tune_on!r}")
@@ -474,7 +495,8 @@ def tune(plan: RouterRun, inputs: TuningInputs, protocol: Protocol, streams: See
     return pick(plan, configs, values)
 
 
-def tuning_steps(plan: RouterRun, protocol: Protocol) -> int:
+def tuning_steps(plan: RouterRun, protocol: Protocol, sparse: bool = False) -> int:
     """Progress steps of one run: one per configuration tuned, one for the final fit."""
-    n = min(len(candidate_configs(plan.grid, protocol.max_configs, 0)), protocol.max_configs)
+    n = min(len(candidate_configs(plan.grid_for(sparse), protocol.max_configs, 0)),
+            protocol.max_configs)
     return (n if protocol.tune and n > 1 else 0) + 1

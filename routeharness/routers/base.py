@@ -233,6 +233,24 @@ def same_value(a: Any, b: Any) -> bool:
         return a is b
 
 
+#: a model with outcomes on fewer than this share of a training table's prompts is
+#: sparse (``sparse_models``): a router's ``sparse_params`` act on it (kNN's ``prior``)
+#: and are tuned only on a table holding one. The built-in tasks miss a few cells
+#: (routerbench: 8 training prompts without any outcome), far above it; a model added
+#: by ``routeharness update`` with outcomes on some prompts is below it
+SPARSE_COVERAGE = 0.5
+
+
+def sparse_models(scores: np.ndarray) -> np.ndarray:
+    """(m,) bool: the models of an outcome table (n, m; NaN where missing) with an
+    outcome on fewer than ``SPARSE_COVERAGE`` of its n prompts."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2 or not scores.shape[0]:
+        return np.zeros(scores.shape[-1] if scores.ndim else 0, dtype=bool)
+    coverage = (~np.isnan(scores)).sum(axis=0) / scores.shape[0]
+    return coverage < SPARSE_COVERAGE
+
+
 class BaseRouter:
     """Base class giving ``get_params``/``set_params``, ``route`` for utility routers,
     the fitted check, and the sweep over trade-offs. Subclasses set ``kind``,
@@ -246,6 +264,14 @@ class BaseRouter:
     #: the router's own default) or a list of values, most preferred first. A tuned
     #: parameter left out prefers its default (``evaluation.tuning.pick``)
     tie_preference: ClassVar[dict[str, Any]] = {}
+    #: parameters of ``param_grid`` that act only on sparse models (``sparse_models``:
+    #: kNN's ``prior``): on a table without one every value routes the same, so tuning
+    #: leaves them at the router's default there (the grid, its sample and its ties are
+    #: those of the other parameters) and tunes them on a table with one
+    sparse_params: ClassVar[tuple[str, ...]] = ()
+    #: parameters added after routers of this class were saved, each with the value that
+    #: reproduces a folder saved before it existed (``deploy.saved.load`` fills it in)
+    params_added: ClassVar[dict[str, Any]] = {}
     #: what the router declares (see ``Tags``)
     tags: ClassVar[Tags] = Tags()
 

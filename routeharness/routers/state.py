@@ -7,6 +7,10 @@ The contract (``Tags.saveable``): ``router.get_state() -> RouterState`` after ``
 ``BaseRouter`` provides both for routers whose fitted attributes (names ending in ``_``)
 are numpy arrays and JSON values; routers holding anything else (a torch network, a
 search index) override them, storing e.g. ``net.state_dict()`` as arrays and rebuilding.
+A search index that is slow to build (faiss's ivf and hnsw) is kept as bytes instead:
+``RouterState.indexes`` (name -> uint8 array, e.g. ``faiss.serialize_index``), written
+beside the state as ``INDEX_FILE`` (safetensors of those byte arrays), so loading reads it
+back (``faiss.deserialize_index``) instead of building it again.
 """
 
 from __future__ import annotations
@@ -25,16 +29,24 @@ ARRAY_KINDS = "biuf"
 
 
 class StateError(RouteHarnessError):
-    """A router's state cannot be saved or restored as it stands."""
+    """A router's state cannot be saved or restored as it stands. ``part``: which part of
+    the state is at fault, ``"arrays"`` (the default), ``"values"`` or ``"indexes"``; a
+    saved router's message names its file (``STATE_FILES``)."""
+
+    def __init__(self, message: str, part: str = "arrays"):
+        super().__init__(message)
+        self.part = part
 
 
 @dataclass(frozen=True)
 class RouterState:
     """``arrays``: name -> numeric numpy array; ``values``: name -> JSON value (finite
-    numbers, strings, booleans, None, lists and string-keyed dicts of them)."""
+    numbers, strings, booleans, None, lists and string-keyed dicts of them);
+    ``indexes``: name -> a serialised search index, a 1-d uint8 array (``INDEX_FILE``)."""
 
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)
+    indexes: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name, array in self.arrays.items():
@@ -48,6 +60,10 @@ class RouterState:
         both = set(self.arrays) & set(self.values)
         if both:
             raise StateError(f"state names {sorted(both)} are both an array and a value")
+        for name, blob in self.indexes.items():
+            if not isinstance(blob, np.ndarray) or blob.dtype != np.uint8 or blob.ndim != 1:
+                raise StateError(f"state index {name!r} must be a 1-d uint8 numpy array "
+                                 "(serialised bytes)", "indexes")
 
 
 def json_problem(value: Any, path: str = "") -> str | None:
@@ -148,13 +164,17 @@ def restore(router: Any, state: RouterState) -> Any:
     return router
 
 
-#: the files a state is written to, inside a saved router's folder
-ARRAYS_FILE, VALUES_FILE = "state.safetensors", "state.json"
+#: the files a state is written to, inside a saved router's folder (``INDEX_FILE`` only
+#: when the state holds ``indexes``)
+ARRAYS_FILE, VALUES_FILE, INDEX_FILE = "state.safetensors", "state.json", "index.safetensors"
+#: the file each part of a state is written to (``StateError.part``)
+STATE_FILES = {"arrays": ARRAYS_FILE, "values": VALUES_FILE, "indexes": INDEX_FILE}
 
 
 def write_state(state: RouterState, folder: Any) -> dict[str, str]:
     """``state`` as ``ARRAYS_FILE`` (safetensors) and ``VALUES_FILE`` (JSON) in ``folder``
-    (which must exist); returns file name -> sha256 of what was written."""
+    (which must exist), and its ``indexes`` as ``INDEX_FILE`` when it has any; returns
+    file name -> sha256 of what was written."""
     import hashlib
     import json
     from pathlib import Path
@@ -167,6 +187,9 @@ def write_state(state: RouterState, folder: Any) -> dict[str, str]:
     blobs = {ARRAYS_FILE: save(arrays) if arrays else save({}),
              VALUES_FILE: json.dumps(state.values, sort_keys=True, allow_nan=False,
                                      indent=1).encode("utf-8")}
+    if state.indexes:
+        blobs[INDEX_FILE] = save({name: np.ascontiguousarray(blob)
+                                  for name, blob in state.indexes.items()})
     for name, blob in blobs.items():
         (folder / name).write_bytes(blob)
     return {name: hashlib.sha256(blob).hexdigest() for name, blob in blobs.items()}
@@ -185,6 +208,8 @@ def read_state(folder: Any, expected: Mapping[str, str] | None = None) -> Router
             raise StateError(f"{path}: missing (a saved router holds {ARRAYS_FILE} and "
                              f"{VALUES_FILE})")
         blobs[name] = path.read_bytes()
+    if (folder / INDEX_FILE).is_file():
+        blobs[INDEX_FILE] = (folder / INDEX_FILE).read_bytes()
     return state_from_bytes(blobs, folder, expected)
 
 
@@ -199,10 +224,13 @@ def state_from_bytes(blobs: Mapping[str, bytes], folder: Any,
     from safetensors.numpy import load
 
     folder = Path(folder)
-    for name in (ARRAYS_FILE, VALUES_FILE):
+    for name in (ARRAYS_FILE, VALUES_FILE, INDEX_FILE):
         if name not in blobs:
+            if name == INDEX_FILE and (expected is None or name not in expected):
+                continue  # a state without indexes
             raise StateError(f"{folder / name}: missing (a saved router holds {ARRAYS_FILE} "
-                             f"and {VALUES_FILE})")
+                             f"and {VALUES_FILE}, and {INDEX_FILE} when its manifest "
+                             "records one)")
         if expected is not None and hashlib.sha256(blobs[name]).hexdigest() != expected.get(name):
             raise StateError(f"{folder / name}: its sha256 is not the one the manifest "
                              "records (the file was changed after it was saved)")
@@ -216,7 +244,18 @@ def state_from_bytes(blobs: Mapping[str, bytes], folder: Any,
         raise StateError(f"{folder / VALUES_FILE}: not JSON ({exc})") from None
     if not isinstance(values, dict):
         raise StateError(f"{folder / VALUES_FILE}: not a JSON object")
-    return RouterState(dict(arrays), values)
+    indexes = {}
+    if INDEX_FILE in blobs:
+        try:
+            indexes = dict(load(blobs[INDEX_FILE]))
+        except Exception as exc:  # safetensors raises its own error types
+            raise StateError(f"{folder / INDEX_FILE}: not a safetensors file ({exc})",
+                             "indexes") from None
+        odd = sorted(n for n, a in indexes.items() if a.dtype != np.uint8 or a.ndim != 1)
+        if odd:
+            raise StateError(f"{folder / INDEX_FILE}: {odd[0]!r} is not a 1-d uint8 array "
+                             "(serialised bytes)", "indexes")
+    return RouterState(dict(arrays), values, indexes)
 
 
 def module_arrays(prefix: str, module: Any) -> dict[str, np.ndarray]:

@@ -157,6 +157,13 @@ def _tuned(tune_on: str, tuning: str) -> dict[str, str]:
     return {} if tune_on == "validation" else {"tune_on": tuning}
 
 
+def _tuned_names(plan: Any, record: Any) -> set[str]:
+    """The parameters a run tuned: those of its tuning table (a grid's ``sparse_params``
+    are tuned only on a table with a sparse model), else the grid's."""
+    names = {k for row in record.tuning for k in row.params}
+    return names or set(plan.grid_for(sparse=False))
+
+
 def _held_out(runs: dict, plan: Any, reference: str | None, seeds: Sequence[int],
               n_bootstrap: int) -> dict[str, Any]:
     """One router's held-out numbers under one tuning: AUC and quality at lambda 0 (mean
@@ -164,8 +171,8 @@ def _held_out(runs: dict, plan: Any, reference: str | None, seeds: Sequence[int]
     label = plan.label
     auc, auc_std = auc_of(runs, label, seeds)
     q0, q0_std = auc_of(runs, label, seeds, "quality_at_0")
-    tuned = [{k: runs[(label, s)].record.params.get(k) for k in sorted(plan.grid)}
-             for s in seeds]
+    tuned = [{k: runs[(label, s)].record.params.get(k) for k in sorted(_tuned_names(
+        plan, runs[(label, s)].record))} for s in seeds]
     return {"auc": auc, "auc_std": auc_std, "quality_at_0": q0, "quality_at_0_std": q0_std,
             "vs_knn": versus(runs, label, reference, seeds, n_bootstrap), "tuned": tuned}
 
