@@ -186,8 +186,8 @@ class LookupTable:
     def partial_fit(self, X: np.ndarray, scores: np.ndarray, costs: np.ndarray) -> Any:
         """Online learning (``Tags.online``): the rows just routed are appended to the
         table with what was observed of them (NaN cells unobserved: under bandit feedback
-        every model but the chosen one; the neighbour means skip them, a model with no
-        neighbour outcome falls back to its mean). Columns beyond the table's are new
+        every model but the chosen one; the estimate treats them as any missing cell:
+        ``KNNRouter``'s ``prior`` rule). Columns beyond the table's are new
         models (a call without rows only adds them). The same as ``update_outcomes``."""
         self._check_fitted()  # type: ignore[attr-defined]
         X = np.asarray(X, dtype=self.X_.dtype)
