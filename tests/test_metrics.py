@@ -191,3 +191,67 @@ def test_tail_quantiles_are_the_replicates_quantiles():
     assert tails["low"][-1] == pytest.approx(np.quantile(values, 0.1))
     assert tails["high"][0] == pytest.approx(np.quantile(values, 0.9995))
     assert all(np.isnan(metrics.tail_quantiles(np.full(3, np.nan))["low"]))
+
+
+# --- RouterArena's score (docs/metrics.md), reproduced by hand --------------------------------
+def test_arena_score_reproduces_routerarenas_routerdc_row_by_hand():
+    # RouterArena's leaderboard (routeworks.github.io, src/data/mockData.ts): RouterDC,
+    # accuracy 32.01%, $0.07 per 1,000 queries, arena score 33.75. By hand, with
+    # log2(200) = 7.643856, log2(0.0044) = -7.828274, log2(0.07) = -3.836501:
+    #   C = (7.643856 + 3.836501) / (7.643856 + 7.828274) = 11.480357 / 15.472130 = 0.742002
+    #   S = 1.1 x 0.3201 x 0.742002 / (0.1 x 0.3201 + 0.742002)
+    #     = 0.261267 / 0.774012 = 0.337548  -> 33.75 on the leaderboard's scale
+    assert metrics.arena_score(0.3201, 0.07) == pytest.approx(33.7548, abs=1e-3)
+    assert round(metrics.arena_score(0.3201, 0.07), 2) == 33.75
+
+
+def test_arena_score_reproduces_the_azure_row_and_clips_the_cost():
+    # azure: 68.09%, $0.54 per 1,000 queries, 66.66 on the board (its inputs are rounded):
+    #   C = (7.643856 + 0.888969) / 15.472130 = 8.532825 / 15.472130 = 0.551496
+    #   S = 1.1 x 0.6809 x 0.551496 / (0.06809 + 0.551496) = 0.413061 / 0.619586 = 0.666679
+    assert metrics.arena_score(0.6809, 0.54) == pytest.approx(66.668, abs=1e-3)
+    # at or above c_max = $200 the cost score is 0, so S is 0 whatever the accuracy;
+    # at or below c_min = $0.0044 it is 1: S = 1.1 A / (0.1 A + 1) = 0.99 / 1.09 at A = 0.9
+    assert metrics.arena_score(0.9, 500.0) == 0.0
+    assert metrics.arena_score(0.9, 0.001) == pytest.approx(100 * 0.99 / 1.09)
+    assert metrics.arena_score(0.0, 1.0) == 0.0
+    assert metrics.arena_score(np.array([0.3201, 0.6809]), np.array([0.07, 0.54])) == \
+        pytest.approx([33.7548, 66.668], abs=1e-3)
+    with pytest.raises(ValueError, match="accuracy"):
+        metrics.arena_score(1.5, 1.0)
+
+
+def test_score_choices_reports_the_arena_score_at_lambda_0_and_its_best_point():
+    from routeharness.data.dataset import ModelInfo, RoutingData
+    from routeharness.evaluation.scoring import score_choices
+
+    # two prompts; model 0 right on both at $0.002 per call, model 1 right on one at
+    # $0.00001 per call (= $2 and $0.01 per 1,000 queries)
+    scores = np.array([[1.0, 1.0], [1.0, 0.0]])
+    costs = np.array([[0.002, 0.00001], [0.002, 0.00001]])
+    data = RoutingData(np.array(["a", "b"]), np.array(["p", "q"]), np.array(["g", "g"]),
+                       scores, costs, [ModelInfo("m0"), ModelInfo("m1")])
+    choices = np.array([[0, 0], [1, 1]])  # lam = 0: model 0; then model 1
+    out = score_choices(data, choices, [0.0, float("inf")], per_group=False)
+    # lam = 0: A = 1, c = $2: C = (7.643856 - 1) / 15.472130 = 0.429404,
+    #   S = 1.1 x 0.429404 / (0.1 + 0.429404) = 0.892228 -> 89.22
+    # lam = inf: A = 0.5, c = $0.01: C = (7.643856 + 6.643856) / 15.472130 = 0.923445,
+    #   S = 1.1 x 0.5 x 0.923445 / (0.05 + 0.923445) = 0.521762 -> 52.18
+    assert out["arena_score"] == pytest.approx(89.2228, abs=1e-3)
+    assert out["arena_score_max"] == pytest.approx(89.2228, abs=1e-3)
+
+
+def test_a_result_file_written_before_the_arena_score_loads_and_its_table_leaves_it_out():
+    from pathlib import Path
+
+    from routeharness.common.contract import parse_json
+    from routeharness.results.records import ResultSet
+    from routeharness.results.sets import report_tables
+
+    old = Path(__file__).resolve().parent.parent / "leaderboards" / "routerbench-v1" / \
+        "submissions" / "knn.json"
+    assert "arena_score" not in old.read_text()  # written before the score existed
+    result = ResultSet.from_dict(parse_json(old.read_bytes(), str(old))["result"])
+    assert all(r.metrics.arena_score is None for r in result.records)
+    headers = report_tables(result)[0].headers
+    assert "AUC" in headers[1] and not any("Arena" in h for h in headers)

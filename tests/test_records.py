@@ -249,6 +249,19 @@ def test_identical_reference_rows_merge_once(tmp_path, capsys):
     assert out.count("| best-single |") == 1 and out.count("| oracle (upper bound) |") == 1
 
 
+def test_a_reference_row_of_an_older_file_merges_with_a_newer_ones():
+    """A newer version adds RouterArena's score to every record; the same best-single
+    row without it (an older file) is the same row, not a clash."""
+    old = make_result(routers=("best-single",), seeds=(0,))
+    new = copy.deepcopy(old)
+    new["records"][0]["metrics"]["arena_score"] = 61.5
+    merged = merge_results([("old", typed(old)), ("new", typed(new))])
+    assert [r.router for r in merged.records] == ["best-single"]
+    new["records"][0]["metrics"]["auc"] += 1  # a number both have still has to agree
+    with pytest.raises(RouteHarnessError, match="with other numbers"):
+        merge_results([("old", typed(old)), ("new", typed(new))])
+
+
 def test_reference_rows_with_other_numbers_still_clash():
     a = make_result(routers=("best-single",))
     b = copy.deepcopy(a)

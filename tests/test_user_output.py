@@ -600,6 +600,35 @@ def test_study_images_on_a_task_without_images_is_one_line(synth, home, env):
                           "(try blindtest or vhelm-mm)")
 
 
+@case("study transfer")
+def test_study_transfer(synth, home, env):
+    """The synthetic task's models matched to two of RouterBench's through an alias
+    table; fitted on the synthetic task, tested on routerbench:mbpp (lexical: nothing to
+    download). Then the one line when the pools share too few models."""
+    from routeharness.study import transfer
+    from routeharness.study.record import StudyResult
+
+    aliases = home / "transfer-aliases.yaml"
+    aliases.write_text("aliases:\n  m0: mistralai/mistral-7b-chat\n  m3: gpt-4-1106-preview\n")
+    common = ("study", "transfer", "-t", str(synth), "-t", "routerbench:mbpp", "-e",
+              "lexical", "-r", "knn", "--seeds", "0")
+
+    def args(tag: str) -> tuple[str, ...]:
+        return (*common, "--aliases", str(aliases), "--bootstrap", "50", "-o",
+                str(home / f"study-transfer-{tag}.json"))
+
+    for shown in look(args, widths=(WIDE, NARROW), env=env):
+        path = home / f"study-transfer-{shown.tag}.json"
+        shows_tables(shown, as_dicts(transfer.tables(StudyResult.load(path))))
+        shows_line(shown, f"study saved to {path}")
+    refused = (*common, "-o", str(home / "study-transfer-refused.json"))
+    for shown in look(refused, env=env, code=1):
+        shows_line(shown, "Error: tasks 'synthetic' (4 models) and 'routerbench:mbpp' (11 "
+                          "models) share 0 model(s) (none); a transfer needs at least 2: "
+                          "match names with --aliases FILE")
+    assert not (home / "study-transfer-refused.json").exists()
+
+
 @case("study show")
 @pytest.mark.parametrize("part", ["images", "shift", "sample-efficiency"])
 def test_study_show_of_the_committed_parts(part, env):

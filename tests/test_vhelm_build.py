@@ -359,3 +359,19 @@ def test_a_model_with_two_deployments_is_two_candidates(suite_copy, prices, tmp_
     names = task.splits["train"].model_names
     assert "vllm/qwen2.5-vl-3b-ft-a" in names and "vllm/qwen2.5-vl-3b-ft-b" in names
     assert "custom/qwen2.5-vl-3b-instruct-ft-a" not in names
+
+
+def test_a_built_folder_loaded_by_its_path_is_embedded_with_its_images(suite_copy, prices,
+                                                                       tmp_path):
+    """`eval --task OUT` on a built folder has no card: its routing.json carries the
+    card's encoder (effnet-minilm, images and text), and a --text-only build none, so the
+    text default. Before, a folder with images was silently embedded as text alone."""
+    from routeharness.data.readers import load_path
+    from routeharness.embedding.encoders import DEFAULT_ENCODER, choose_encoder
+
+    images = _build(suite_copy, tmp_path / "mm", prices=prices)
+    text = _build(suite_copy, tmp_path / "text", prices=prices, text_only=True)
+    assert json.loads((images / "routing.json").read_text())["encoder"] == "effnet-minilm"
+    assert choose_encoder(None, [load_path(images)]) == "effnet-minilm"
+    assert choose_encoder(None, [load_path(text)]) == DEFAULT_ENCODER
+    assert choose_encoder("lexical", [load_path(images)]) == "lexical"

@@ -563,6 +563,8 @@ def build(source: str | Path, out_dir: Path, suite: str | None = None, download:
                    **{s: task.splits[s].n for s in SPLITS}},
         "notes": notes,
     }
+    if not text_only:  # loaded by its path, it is embedded as the card says, images too
+        meta["encoder"] = card.encoder
     write_task(task, out_dir, meta=meta)
     if cache.is_dir():  # everything is read and written: the raw copy is no longer needed
         shutil.rmtree(cache, ignore_errors=True)

@@ -412,3 +412,35 @@ def paper_command(out_dir: str | None, tasks: tuple[str, ...], routers: tuple[st
     path = write_report(saved, out_dir, delta)
     say(f"report written to {path}")
     emit([claim_table(claims(saved, delta))], fmt)
+
+
+@study.command(name="transfer")
+@click.option("--router", "-r", "routers", multiple=True,
+              help="Router name or NAME:PARAM=VALUE (repeatable) [default: knn, linear, "
+                   "mlp]; kNN is added as the reference of every comparison.")
+@click.option("--task", "-t", "tasks", multiple=True, required=True,
+              help="Twice: -t SOURCE (fitted and tuned on) -t TARGET (tested on); a task "
+                   "name, NAME:GROUP or a dataset path.")
+@encoder_option
+@click.option("--aliases", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Model names that stand for one model: YAML (aliases: {MODEL: SAME_AS}) "
+                   "or CSV (model,same_as).")
+@_common()
+def transfer_command(routers: tuple[str, ...], tasks: tuple[str, ...], encoder: str | None,
+                     aliases: str | None, seeds: str, no_tune: bool, bootstrap: int,
+                     output: str | None, data_dir: str | None, cache_dir: str | None,
+                     fmt: str, quiet: bool) -> None:
+    """Fit on one task, test on another, among the models both pools share: AUC in task
+    against transferred, per router."""
+    from routeharness.common.errors import RouteHarnessError
+    from routeharness.study import transfer
+
+    if len(tasks) != 2:
+        raise RouteHarnessError(f"study transfer takes exactly two tasks, -t SOURCE -t "
+                                f"TARGET (got {len(tasks)})")
+    table = transfer.read_aliases(aliases) if aliases else None
+    path = _outputs("transfer", output, None, tasks, data_dir, cache_dir)
+    settings = _settings(seeds, no_tune, bootstrap, data_dir, cache_dir, quiet)
+    result = transfer.run(list(routers), list(tasks), encoder=encoder, aliases=table,
+                          alias_file=aliases, settings=settings)
+    _finish("transfer", result, path, fmt, None, settings)

@@ -245,6 +245,9 @@ class DatasetSidecar(Contract):
     build_version: int | str | None = Field(None, description="the builder's version")
     counts: dict[str, Any] | None = Field(None, description="row counts a builder recorded")
     notes: Notes | None = Field(None, description="caveats shown with results")
+    encoder: Text | None = Field(None, description="the encoder eval uses when --encoder "
+                                 "is not given, as a task card's (a builder of image + "
+                                 "text data writes effnet-minilm)")
 
     @field_validator("models")
     @classmethod

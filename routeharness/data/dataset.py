@@ -304,6 +304,9 @@ class RoutingTask:
     notes: list[str] = field(default_factory=list)
     revision: str | None = None
     embedding_seeds: tuple[str, ...] = ()
+    #: a user's dataset's default encoder (its ``routing.json``'s ``encoder``), used like a
+    #: card's when the task has no card
+    default_encoder: str | None = None
 
     @property
     def models(self) -> list[ModelInfo]:

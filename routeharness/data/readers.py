@@ -273,7 +273,9 @@ def to_task(raw: Raw, *, check_leaks: bool = True, name: str | None = None,
                        source=raw.source,
                        group_descriptions=dict(fields.pop("group_descriptions", None)
                                                or meta.groups or {}),
-                       revision=fields.pop("revision", None) or raw.revision, **fields)
+                       revision=fields.pop("revision", None) or raw.revision,
+                       default_encoder=fields.pop("default_encoder", None) or meta.encoder,
+                       **fields)
 
 
 def load_path(path: str | Path, *, check_leaks: bool = True) -> RoutingTask:

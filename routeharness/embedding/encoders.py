@@ -99,11 +99,14 @@ def get_encoder(spec: str) -> Encoder:
 
 
 def choose_encoder(encoder: str | None, tasks: Sequence[Any]) -> str:
-    """``encoder`` when given; else the tasks' card default (``card.encoder``), which
-    must be one for all tasks run together; else ``DEFAULT_ENCODER``."""
+    """``encoder`` when given; else the tasks' card default (``card.encoder``, or for a
+    user's dataset without a card its ``routing.json``'s ``encoder``), which must be one
+    for all tasks run together; else ``DEFAULT_ENCODER``."""
     if encoder:
         return encoder
-    defaults = {t.name: (getattr(t.card, "encoder", None) or DEFAULT_ENCODER) for t in tasks}
+    defaults = {t.name: (getattr(t.card, "encoder", None)
+                         or getattr(t, "default_encoder", None) or DEFAULT_ENCODER)
+                for t in tasks}
     if len(set(defaults.values())) > 1:
         listed = ", ".join(f"{name}: {enc}" for name, enc in defaults.items())
         raise RouteHarnessError(f"these tasks default to different encoders ({listed}): "

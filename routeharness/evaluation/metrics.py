@@ -140,6 +140,38 @@ def auc_many(costs: np.ndarray, qualities: np.ndarray,
     return 100.0 * area / max_cost
 
 
+# --- RouterArena's leaderboard score (arXiv 2510.00202; docs/metrics.md) ---------------------
+#: RouterArena's constants: the weight of accuracy against cost (beta) and the cost range,
+#: USD per 1,000 queries, its log-scaled cost score spans (c_max scores 0, c_min scores 1)
+ARENA_BETA = 0.1
+ARENA_C_MAX = 200.0
+ARENA_C_MIN = 0.0044
+
+
+def arena_score(accuracy: float | np.ndarray, cost_per_1k_usd: float | np.ndarray,
+                beta: float = ARENA_BETA, c_max: float = ARENA_C_MAX,
+                c_min: float = ARENA_C_MIN) -> float | np.ndarray:
+    """RouterArena's score x100 of an operating point: ``accuracy`` A in [0, 1] (the mean
+    score) and ``cost_per_1k_usd`` c, USD per 1,000 queries (the mean USD per query x
+    1,000). The cost score C = (log2 c_max - log2 c) / (log2 c_max - log2 c_min), c clipped
+    to [c_min, c_max] first (so C is in [0, 1]); S = (1 + beta) A C / (beta A + C), 0 where
+    A and C are both 0. Scalars or arrays of one shape (element-wise)."""
+    a = np.asarray(accuracy, dtype=float)
+    c = np.clip(np.asarray(cost_per_1k_usd, dtype=float), c_min, c_max)
+    if np.any(~np.isfinite(a)) or np.any((a < 0) | (a > 1)):
+        raise ValueError("arena_score: accuracy must be in [0, 1]")
+    if np.any(np.isnan(c)):
+        raise ValueError("arena_score: cost must be a number")
+    cost_score = (np.log2(c_max) - np.log2(c)) / (np.log2(c_max) - np.log2(c_min))
+    denominator = beta * a + cost_score
+    with np.errstate(invalid="ignore", divide="ignore"):
+        score = np.where(denominator > 0,
+                         (1.0 + beta) * a * cost_score / np.where(denominator > 0,
+                                                                  denominator, 1.0), 0.0)
+    score = 100.0 * score
+    return float(score) if score.ndim == 0 else score
+
+
 def single_model_points(scores: np.ndarray, costs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(cost, quality) of each model used alone: two (m,) arrays."""
     return costs.mean(axis=0), scores.mean(axis=0)

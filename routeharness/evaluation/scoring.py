@@ -1,7 +1,8 @@
 """Routing a split and scoring the choices: the harness's one path from a fitted router
 to metrics (``route_split``: the router gets embeddings and only what its tags declare,
 never labels), the oracle's choices from the true outcomes, ``score_choices`` (frontier
-AUC, bootstrap interval, quality and cost at lam = 0, per group, APGR/CPT) and the
+AUC, bootstrap interval, quality and cost at lam = 0, RouterArena's score, per group,
+APGR/CPT) and the
 per-task reference facts. Pure numpy on top of ``routeharness.evaluation.metrics``."""
 
 from __future__ import annotations
@@ -74,6 +75,10 @@ def score_choices(data: RoutingData, choices: np.ndarray, lams: Sequence[float],
         "cost_scale_usd": scale,
         "curve": {"cost": point_c.tolist(), "quality": point_q.tolist()},
     }
+    # RouterArena's score at lam = 0 and at the sweep's best point (docs/metrics.md)
+    if np.isfinite(point_q).all() and np.isfinite(point_c).all():
+        arena = metrics.arena_score(np.clip(point_q, 0.0, 1.0), 1000.0 * point_c * scale)
+        out["arena_score"], out["arena_score_max"] = float(arena[0]), float(np.max(arena))
     hull_c, hull_q = metrics.frontier(point_c, point_q)
     out["frontier"] = {"cost": hull_c.tolist(), "quality": hull_q.tolist()}
     if n_bootstrap:
@@ -116,7 +121,10 @@ def task_reference(task: RoutingTask, evaluated: RoutingData, *,
         sizes={split: data.n for split, data in task.splits.items()},
         models=[m.name for m in task.models], groups=task.groups, cost_scale_usd=scale,
         single_models=[SingleModel(model=m.name, quality=float(q) * 100.0, cost=float(c),
-                                   cost_usd=float(c) * scale)
+                                   cost_usd=float(c) * scale,
+                                   arena_score=metrics.arena_score(
+                                       min(max(float(q), 0.0), 1.0), 1000.0 * float(c) * scale)
+                                   if np.isfinite(q) and np.isfinite(c) else None)
                        for m, c, q in zip(task.models, cost, quality)],
         single_model_frontier_auc=metrics.auc(cost, quality),
         **{k: v for k, v in optional.items() if v is not None})

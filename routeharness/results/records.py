@@ -226,7 +226,7 @@ class Curve(Record):
 class Metrics(Record):
     """A run's numbers on the test split: AUC and quality x100, costs at lam = 0 (``cost_at_0``
     normalised, ``cost_at_0_usd`` in USD per prompt), the bootstrap interval of the AUC,
-    and APGR/CPT for two-model pools. Other keys are kept; each must be a number."""
+    RouterArena's score (at lam = 0 and at the sweep's best point) and APGR/CPT for two-model pools. Other keys are kept; each must be a number."""
 
     __pydantic_extra__: dict[str, Number]
 
@@ -237,6 +237,12 @@ class Metrics(Record):
     cost_at_0_usd: Cost = Field(None, description="USD per prompt at lam = 0")
     cost_scale_usd: Cost = Field(None, description="the USD of one normalised cost unit")
     auc_ci95: Interval | None = Field(None, description="bootstrap 95% interval of the AUC")
+    arena_score: Number = Field(None, description="RouterArena's score x100 at lam = 0: "
+                                                  "accuracy and USD per 1,000 queries "
+                                                  "combined (docs/metrics.md)")
+    arena_score_max: Number = Field(None, description="RouterArena's score x100 at the "
+                                                      "sweep's best point (the lam picked "
+                                                      "on test: an upper bound)")
     apgr: Number = Field(None, description="average performance gap recovered (two models)")
     cpt50: Number = Field(None, description="call-performance threshold at 50% (two models)")
     cpt80: Number = Field(None, description="call-performance threshold at 80% (two models)")
@@ -396,6 +402,11 @@ class RunRecord(Record):
         found in two files of one matrix."""
         a, b = self.to_dict(), other.to_dict()
         a.pop("timings", None), b.pop("timings", None)
+        # a metric one file has and the other lacks was added by a newer version (the
+        # RouterArena score, issue 20): not a disagreement
+        a_metrics, b_metrics = a.get("metrics", {}), b.get("metrics", {})
+        for key in set(a_metrics) ^ set(b_metrics):
+            a_metrics.pop(key, None), b_metrics.pop(key, None)
         return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
@@ -421,6 +432,8 @@ class SingleModel(Record):
     quality: Number
     cost: Number
     cost_usd: Number = None
+    arena_score: Number = Field(None, description="RouterArena's score x100 of the model "
+                                                  "alone (docs/metrics.md)")
 
 
 class EmbeddingsUsed(Record):

@@ -23,7 +23,8 @@ from routeharness.results.records import (
 from routeharness.results.tables import ReportTable, fmt, narrow_cost_flag
 
 #: metrics averaged over seeds (mean and std) in every summary
-SUMMARY_METRICS = ("auc", "quality_at_0", "cost_at_0_usd", "apgr", "cpt50")
+SUMMARY_METRICS = ("auc", "quality_at_0", "cost_at_0_usd", "arena_score", "arena_score_max",
+                   "apgr", "cpt50")
 #: the headline metrics of a leaderboard submission's ``scores``
 SCORE_METRICS = ("auc", "quality_at_0", "cost_at_0_usd")
 
@@ -227,9 +228,10 @@ def _task_table(result: ResultSet, task: str, rows: list[dict[str, Any]]) -> Rep
     reference = result.tasks[task]
     n_seeds = len(result.seeds)
     has_apgr = any("apgr" in r for r in rows)
+    has_arena = any(r.get("arena_score") is not None for r in rows)
     headers = ["router", "AUC" + (" (mean ± std)" if n_seeds > 1 else ""), "95% CI", "Q@λ0",
-               "$/1k@λ0", *(["APGR", "CPT(50%)"] if has_apgr else []), "fit s",
-               "tuned (first seed)"]
+               "$/1k@λ0", *(["Arena@λ0", "Arena max"] if has_arena else []),
+               *(["APGR", "CPT(50%)"] if has_apgr else []), "fit s", "tuned (first seed)"]
     encoder = result.encoder.name
     flag = narrow_cost_flag(cost_spread_of(reference))
     table = ReportTable(
@@ -251,6 +253,9 @@ def _task_table(result: ResultSet, task: str, rows: list[dict[str, Any]]) -> Rep
                  fmt(row.get("quality_at_0"), row.get("quality_at_0_std")),
                  fmt(None if cost is None else 1000 * cost,
                      1000 * (row.get("cost_at_0_usd_std") or 0.0), 3)]
+        if has_arena:
+            cells += [fmt(row.get("arena_score"), row.get("arena_score_std")),
+                      fmt(row.get("arena_score_max"), row.get("arena_score_max_std"))]
         if has_apgr:
             cells += [fmt(row.get("apgr"), None, 3), fmt(row.get("cpt50"), None, 3)]
         params = row.get("tuned_params") or {}  # seed 0's choice; the record has them all
@@ -260,8 +265,14 @@ def _task_table(result: ResultSet, task: str, rows: list[dict[str, Any]]) -> Rep
         table.add(cells, "dim" if is_reference else "bold")
         if i == len(routers) - 1:
             table.sections.add(i)
-    table.add(["single-model frontier", fmt(reference.single_model_frontier_auc),
-               *["-"] * (len(headers) - 2)], "dim")
+    arenas = [s for s in reference.single_models if s.arena_score is not None]
+    best_arena = max(arenas, key=lambda s: s.arena_score) if arenas else None  # type: ignore[arg-type, return-value]
+    frontier_cells = ["single-model frontier", fmt(reference.single_model_frontier_auc),
+                      *["-"] * (len(headers) - 2)]
+    if has_arena and best_arena is not None:  # the best model alone, under both columns
+        at = headers.index("Arena@λ0")
+        frontier_cells[at] = frontier_cells[at + 1] = fmt(best_arena.arena_score)
+    table.add(frontier_cells, "dim")
     known = [s for s in reference.single_models if s.quality is not None]
     best = max(known, key=lambda s: s.quality) if known else None  # type: ignore[arg-type, return-value]
     table.note = (
@@ -273,6 +284,11 @@ def _task_table(result: ResultSet, task: str, rows: list[dict[str, Any]]) -> Rep
         + f". single-model frontier: the hull of the {len(reference.models)} models alone "
         "(RouterBench's zero router). oracle: each prompt's best model by its true outcome. "
         "fit s: seconds of the final fit on train, mean over seeds (tuning not included)."
+        + (" Arena: RouterArena's score x100 (accuracy and USD per 1,000 queries, beta 0.1) "
+           "at λ = 0 and at the sweep's best point (picked on test: an upper bound); on the "
+           "frontier row, the best model alone"
+           + (f" ({best_arena.model})" if best_arena is not None else "") + "."
+           if has_arena else "")
         + (f" {flag[0].upper()}{flag[1:]}: compare the routers by Q@λ0 and by quality at a "
            "fixed budget (docs/studies.md)." if flag else ""))
     return table
