@@ -37,10 +37,12 @@ def test_routers_says_which_can_be_saved_and_updated(cli):
     done = cli("routers", "--format", "json")
     assert done.returncode == 0, done.stderr
     [table] = json.loads(done.stdout)
-    assert table["headers"][2:4] == ["saveable", "updatable"]
+    assert table["headers"][2:5] == ["saveable", "updatable", "online"]
     rows = {row["name"]: row for row in table["rows"]}
     assert (rows["knn"]["saveable"], rows["knn"]["updatable"]) == ("yes", "yes")
     assert (rows["linear"]["saveable"], rows["linear"]["updatable"]) == ("yes", "no")
+    assert (rows["linucb"]["online"], rows["knn"]["online"], rows["linear"]["online"]) == \
+        ("yes", "yes", "no")
 
 
 def test_unknown_router_gets_did_you_mean_and_exit_2(cli):

@@ -177,7 +177,8 @@ def _statuses(router: Any, **kwargs: Any) -> dict[str, str]:
 def test_a_correct_router_passes_everything():
     statuses = _statuses(_Good())
     skipped = {name for name, status in statuses.items() if status == "skipped"}
-    assert skipped == {"check_deterministic"}, statuses  # it takes a random_state
+    # it takes a random_state; learning online is optional
+    assert skipped == {"check_deterministic", "check_online_update"}, statuses
     assert set(statuses.values()) == {"passed", "skipped"}, statuses
 
 

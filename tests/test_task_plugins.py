@@ -224,7 +224,7 @@ def test_vhelm_build_writes_through_write_task(tmp_path: Path):
 @pytest.mark.parametrize("command", ["routers", "encoders"])
 def test_listings_print_in_every_format(command: str, capsys: pytest.CaptureFixture[str]):
     # routers also say which can be saved (fit, route, serve) and updated (update)
-    tags = ["saveable", "updatable"] if command == "routers" else []
+    tags = ["saveable", "updatable", "online"] if command == "routers" else []
     main([command, "--format", "json"])
     (table,) = json.loads(capsys.readouterr().out)
     assert table["headers"] == ["name", "description", *tags, "plugin", "distribution"]

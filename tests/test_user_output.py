@@ -569,6 +569,8 @@ STUDIES = {
     "shift": ("-r", "linear", "-t", "{synth}", "-e", "precomputed", "--seeds", "0", "--no-tune"),
     "sweep": ("-r", "knn", "-t", "{synth}", "-e", "precomputed", "--param", "k=1,5",
               "--seeds", "0"),
+    "online": ("-r", "knn", "-r", "linear", "-t", "{synth}", "-e", "precomputed",
+               "--seeds", "0,1", "--warmup", "20", "--batch", "20"),
 }
 
 

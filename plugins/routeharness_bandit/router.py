@@ -168,7 +168,8 @@ class BanditRouter(BaseRouter):
     tie_preference: ClassVar[dict[str, Any]] = {"irt_dim": "smaller",
                                                 "entropy_weight": "larger", "epochs": "smaller"}
     # check_params: the conformance kit's settings (seconds on its mock problems)
-    tags: ClassVar[Tags] = Tags(saveable=True, check_params={"irt_epochs": 100, "epochs": 10})
+    tags: ClassVar[Tags] = Tags(saveable=True, online=True,
+                                check_params={"irt_epochs": 100, "epochs": 10})
 
     def __init__(self, irt_dim: int = 16, hidden_dim: int = 64, irt_epochs: int = 300,
                  epochs: int = 20, learning_rate: float = 3e-3, weight_decay: float = 1e-4,
@@ -216,6 +217,7 @@ class BanditRouter(BaseRouter):
             {k: v for k, v in state.values.items() if k != "models_"}))
         self.theta_net_, self.policy_ = theta, policy
         self.models_ = [ModelInfo.from_dict(record) for record in state.values["models_"]]
+        self._online = None
         return self
 
     # --- stage 1: IRT ----------------------------------------------------------------------
@@ -310,6 +312,7 @@ class BanditRouter(BaseRouter):
         if not 0.0 <= float(self.model_dropout) < 1.0:
             raise ValueError(f"model_dropout must be in [0, 1), got {self.model_dropout!r}")
         n, m = scores.shape
+        self._online = None  # what partial_fit observed: a refit forgets it
         self.models_ = list(outcomes.models)
         self.X_train_ = _l2_normalise(X)
         self.model_costs_ = np.array([np.mean(costs[known[:, j], j]) if known[:, j].any()
@@ -481,3 +484,95 @@ class BanditRouter(BaseRouter):
             info = ModelInfo(str(info) if info is not None else f"model-{len(self.models_)}")
         self.models_ = [*self.models_, info]
         return len(self.models_) - 1
+
+    # --- online learning -------------------------------------------------------------------
+    def partial_fit(self, X: np.ndarray, scores: np.ndarray, costs: np.ndarray,
+                    *, steps: int = 50) -> BanditRouter:
+        """Online learning (``Tags.online``), the paper's cold-start mechanism applied to
+        live outcomes: the observed cells (NaN: not observed) are kept, and the identity
+        vector of every model observed in this call is refitted by MAP on all its observed
+        outcomes so far, under a Gaussian prior centred on its identity from ``fit`` (its
+        variance the spread of the models' identities); ``theta`` and the policy stay
+        frozen. A model's mean cost becomes the running mean of its training and observed
+        costs. Extra columns are new models: until their outcomes arrive, the mean of the
+        others' identity vectors and costs (the prior of ``add_model``, ten times wider).
+        Returns self."""
+        import torch
+
+        self._check_fitted()
+        X = np.asarray(X)
+        scores = np.asarray(scores, dtype=np.float64)
+        costs = np.asarray(costs, dtype=np.float64)
+        m_old, d = len(self.models_), self.X_train_.shape[1]
+        if scores.ndim != 2 or scores.shape != costs.shape or scores.shape[0] != len(X) \
+                or scores.shape[1] < m_old or (len(X) and X.shape[-1] != d):
+            raise DataError(f"BanditRouter.partial_fit: {len(X)} rows with scores "
+                            f"{scores.shape} and costs {costs.shape}; expected (rows, >= "
+                            f"{m_old} models) and {d}-d vectors")
+        if getattr(self, "_online", None) is None:
+            variance = np.append(self.identity_a_.var(0), self.identity_b_.var()) + 1e-2
+            self._online = {
+                "prior": np.column_stack([self.identity_a_, self.identity_b_]),
+                "variance": np.tile(variance, (m_old, 1)),
+                "theta": np.zeros((0, int(self.irt_dim)), dtype=np.float32),
+                "scores": np.zeros((0, m_old)),
+                "cost_count": np.full(m_old, float(len(self.X_train_)))}
+        state = self._online
+        for j in range(m_old, scores.shape[1]):  # new models: the mean of the others
+            prior = state["prior"].mean(0)
+            state["prior"] = np.vstack([state["prior"], prior])
+            state["variance"] = np.vstack([state["variance"], 10.0 * state["variance"].mean(0)])
+            state["scores"] = np.column_stack([state["scores"], np.full(len(state["scores"]),
+                                                                        np.nan)])
+            state["cost_count"] = np.append(state["cost_count"], 0.0)
+            self.identity_a_ = np.vstack([self.identity_a_, prior[None, :-1].astype(
+                self.identity_a_.dtype)])
+            self.identity_b_ = np.append(self.identity_b_, prior[-1]).astype(
+                self.identity_b_.dtype)
+            self.model_costs_ = np.append(self.model_costs_, np.mean(self.model_costs_))
+            self.models_ = [*self.models_, ModelInfo(f"model-{j}")]
+        if not len(X):
+            return self
+        with torch.no_grad():
+            theta = self.theta_net_(torch.as_tensor(_l2_normalise(X.reshape(len(X), d))))
+        state["theta"] = np.vstack([state["theta"], theta.numpy()])
+        state["scores"] = np.vstack([state["scores"], scores])
+        for j in np.flatnonzero((~np.isnan(costs)).any(axis=0)):
+            seen = costs[~np.isnan(costs[:, j]), j]
+            count = state["cost_count"][j]
+            self.model_costs_[j] = (self.model_costs_[j] * count + seen.sum()) / (count + len(seen))
+            state["cost_count"][j] = count + len(seen)
+        for j in np.flatnonzero((~np.isnan(scores)).any(axis=0)):
+            self._refit_identity(int(j), steps)
+        return self
+
+    def _refit_identity(self, j: int, steps: int) -> None:
+        """Model j's identity vector by MAP on its observed online outcomes (``partial_fit``)."""
+        import torch
+
+        state = self._online
+        rows = ~np.isnan(state["scores"][:, j])
+        theta = torch.as_tensor(state["theta"][rows])
+        target = torch.as_tensor(np.clip(state["scores"][rows, j], 0.0, 1.0),
+                                 dtype=torch.float32)
+        prior = torch.as_tensor(state["prior"][j], dtype=torch.float32)
+        variance = torch.as_tensor(state["variance"][j], dtype=torch.float32)
+        start = np.append(self.identity_a_[j], self.identity_b_[j])
+        vector = torch.nn.Parameter(torch.as_tensor(start, dtype=torch.float32))
+        optimiser = torch.optim.LBFGS([vector], lr=0.5, max_iter=int(steps),
+                                      line_search_fn="strong_wolfe")
+
+        def closure() -> Any:
+            optimiser.zero_grad()
+            logit = theta @ vector[:-1] - vector[-1]
+            nll = torch.nn.functional.binary_cross_entropy_with_logits(logit, target,
+                                                                       reduction="sum")
+            loss = nll + 0.5 * (((vector - prior) ** 2) / variance).sum()
+            loss.backward()
+            return loss
+
+        with one_torch_thread():
+            optimiser.step(closure)
+        fitted = vector.detach().numpy()
+        self.identity_a_[j] = fitted[:-1]
+        self.identity_b_[j] = fitted[-1]

@@ -54,7 +54,8 @@ WEIGHTINGS = ("uniform", "distance")
 
 
 class _KNNBase(LookupTable, BaseRouter):
-    tags: ClassVar[Tags] = Tags(deterministic=True, saveable=True, updatable=True)
+    tags: ClassVar[Tags] = Tags(deterministic=True, saveable=True, updatable=True,
+                                online=True)
 
     def __init__(self, k: int = 10, weighting: str = "uniform", index: str = "flat",
                  nprobe: int | None = None, ef_search: int | None = None,

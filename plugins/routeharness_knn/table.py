@@ -183,6 +183,32 @@ class LookupTable:
         self._set_table(X, scores, costs, plan)
         return self
 
+    def partial_fit(self, X: np.ndarray, scores: np.ndarray, costs: np.ndarray) -> Any:
+        """Online learning (``Tags.online``): the rows just routed are appended to the
+        table with what was observed of them (NaN cells unobserved: under bandit feedback
+        every model but the chosen one; the estimate treats them as any missing cell:
+        ``KNNRouter``'s ``prior`` rule). Columns beyond the table's are new
+        models (a call without rows only adds them). The same as ``update_outcomes``."""
+        self._check_fitted()  # type: ignore[attr-defined]
+        X = np.asarray(X, dtype=self.X_.dtype)
+        scores = np.asarray(scores, dtype=np.float64)
+        costs = np.asarray(costs, dtype=np.float64)
+        n_old, m_old = self.scores_.shape
+        if scores.ndim != 2 or scores.shape != costs.shape or scores.shape[0] != len(X) \
+                or scores.shape[1] < m_old:
+            raise ValueError(f"partial_fit: {len(X)} rows with scores {scores.shape} and "
+                             f"costs {costs.shape}; expected (rows, >= {m_old} models)")
+        m = scores.shape[1]
+
+        def merged(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+            wide = np.full((n_old + len(new), m), np.nan)
+            wide[:n_old, :m_old] = old
+            wide[n_old:] = new
+            return wide
+
+        return self.update_outcomes(X.reshape(len(X), self.X_.shape[1]),
+                                    merged(self.scores_, scores), merged(self.costs_, costs))
+
     def _set_table(self, X: np.ndarray, scores: np.ndarray, costs: np.ndarray,
                    plan: IndexPlan, built: Any = None, digest: str | None = None) -> None:
         self.index_, self.index_plan_ = prepare(X, plan, min(int(self.k), X.shape[0]),  # type: ignore[attr-defined]

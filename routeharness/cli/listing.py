@@ -22,25 +22,27 @@ def registry_table(kind: str, title: str) -> ReportTable:
 
 def router_table() -> ReportTable:
     """The registered routers with what each declares it can do after a fit
-    (``routeharness.routers.base.Tags``): ``saveable`` (``fit``, ``route``, ``serve``) and
-    ``updatable`` (``update``). A router whose class cannot be imported shows "?" (``check
+    (``routeharness.routers.base.Tags``): ``saveable`` (``fit``, ``route``, ``serve``),
+    ``updatable`` (``update``) and ``online`` (``study online``). A router whose class cannot be imported shows "?" (``check
     NAME`` says why); the others are listed as usual."""
     from routeharness.plugins.registry import get_registry
     from routeharness.routers.base import tags_of
 
-    table = ReportTable("Routers", ["name", "description", "saveable", "updatable", "plugin",
-                                    "distribution"])
+    table = ReportTable("Routers", ["name", "description", "saveable", "updatable", "online",
+                                    "plugin", "distribution"])
     unknown = False
     for entry in get_registry("router").entries():
         try:
             tags = tags_of(entry.load())
-            flags = ["yes" if tags.saveable else "no", "yes" if tags.updatable else "no"]
+            flags = ["yes" if flag else "no"
+                     for flag in (tags.saveable, tags.updatable, tags.online)]
         except Exception:  # one plugin's broken import must not hide the other routers
-            flags, unknown = ["?", "?"], True
+            flags, unknown = ["?", "?", "?"], True
         table.add([entry.name, entry.description, *flags, entry.plugin,
                    f"{entry.distribution} {entry.version}"])
     table.note = ("saveable: fit saves it as a folder that route and serve load; updatable: "
-                  "update adds new outcomes to a saved one without retraining"
+                  "update adds new outcomes to a saved one without retraining; online: learns "
+                  "from live outcomes in study online (partial_fit)"
                   + ("; ?: its class cannot be imported (routeharness check NAME says why)"
                      if unknown else ""))
     return table

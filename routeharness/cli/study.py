@@ -270,6 +270,63 @@ def sweep_command(router: str, tasks: tuple[str, ...], encoder: str | None, para
     _finish("sweep", result, path, fmt, plot, settings)
 
 
+@study.command(name="online")
+@click.option("--router", "-r", "routers", multiple=True, required=True,
+              help="Router name or NAME:PARAM=VALUE (repeatable); one whose tags declare "
+                   "online learns from the stream, any other is fitted on the warm-up "
+                   "and frozen.")
+@tasks_option
+@encoder_option
+@click.option("--lam", "lams", default="0.1", show_default=True,
+              help="Trade-off(s) lam >= 0, comma-separated: utility = score - lam x "
+                   "normalised cost.")
+@click.option("--feedback", type=click.Choice(("bandit", "full", "both")), default="both",
+              show_default=True, help="What an online router sees after routing: the "
+                                      "chosen model's outcome, every model's, or both runs.")
+@click.option("--splits", default="train,validation,test", show_default=True,
+              help="The splits whose scored prompts make the stream.")
+@click.option("--warmup", type=click.IntRange(1, None), default=100, show_default=True,
+              help="Prompts at the start of the stream with every outcome, to fit on.")
+@click.option("--batch", type=click.IntRange(1, None), default=10, show_default=True,
+              help="Prompts routed between two updates.")
+@click.option("--length", type=click.IntRange(2, None), default=None,
+              help="Keep the first N prompts of the stream [default: all].")
+@click.option("--drift", is_flag=True, help="Groups arrive in blocks (a seeded order).")
+@click.option("--enter", "enter", multiple=True, metavar="MODEL@N",
+              help="MODEL can be chosen only from stream position N (repeatable).")
+@_common(seeds="0,1,2", plot=True)
+def online_command(routers: tuple[str, ...], tasks: tuple[str, ...], encoder: str | None,
+                   lams: str, feedback: str, splits: str, warmup: int, batch: int,
+                   length: int | None, drift: bool, enter: tuple[str, ...], seeds: str,
+                   no_tune: bool, bootstrap: int, output: str | None, data_dir: str | None,
+                   cache_dir: str | None, fmt: str, quiet: bool, plot: str | None) -> None:
+    """Routing as a stream: regret against the oracle and the best fixed model, cost and
+    quality over time, under bandit or full feedback."""
+    from routeharness.study import online
+    from routeharness.study.runs import plans_for
+
+    chosen = online.check_lams(_numbers(lams, "--lam"))
+    entries = [online.parse_enter(text) for text in enter]
+    parts = [part.strip() for part in splits.split(",")]
+    if not all(parts) or len(set(parts)) != len(parts):
+        raise click.BadParameter(f"{splits!r}: split names, each once", param_hint="--splits")
+    plans_for(list(routers))  # an unknown router: one line before any work
+    path = _outputs("online", output, plot, tasks, data_dir, cache_dir)
+    settings = _settings(seeds, no_tune, bootstrap, data_dir, cache_dir, quiet)
+    modes = online.FEEDBACK if feedback == "both" else (feedback,)
+    result = online.run(list(routers), list(tasks), lams=chosen, feedback=modes,
+                        encoder=encoder, splits=parts, warmup=warmup, batch=batch,
+                        length=length, drift=drift, entries=entries, settings=settings)
+    _finish("online", result, path, fmt, plot, settings)
+
+
+def _numbers(text: str, option: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: numbers, e.g. 0,0.1,1", param_hint=option) from None
+
+
 @study.command(name="show")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,

@@ -64,6 +64,13 @@ class Tags:
       new models as appended columns) and the new rows' vectors; with ``rows=``,
       ``X_rows=`` it also gives those old rows new vectors (``update --replace``)
       (``routeharness.deploy.update``).
+    - ``online``: the router learns while it routes (``routeharness study online``):
+      ``partial_fit(X, scores, costs)`` takes the rows just routed (b, d) and what was
+      observed of them, (b, m') scores and normalised costs with NaN where nothing was
+      observed (bandit feedback: every cell but the chosen model's), and returns
+      ``self``. ``m'`` larger than the router's models appends new models as columns (a
+      call with no rows only announces them). A router without it enters an online
+      study fitted on the warm-up prompts, then frozen.
     - ``check_params``: hyper-parameters the kit sets for its checks (fewer epochs).
     - ``expected_failures``: check name -> reason, reported by the kit as ``xfail``.
     """
@@ -74,6 +81,7 @@ class Tags:
     pickle: bool = False
     saveable: bool = False
     updatable: bool = False
+    online: bool = False
     check_params: Mapping[str, Any] = field(default_factory=dict)
     expected_failures: Mapping[str, str] = field(default_factory=dict)
 
@@ -333,6 +341,14 @@ class BaseRouter:
     def predict(self, X: np.ndarray, groups: np.ndarray | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError(f"{type(self).__name__} is a {self.kind} router: no predict()")
+
+    def partial_fit(self, X: np.ndarray, scores: np.ndarray, costs: np.ndarray) -> BaseRouter:
+        """Online update (routers whose tags declare ``online``): ``X`` (b, d) the prompts
+        just routed, ``scores``/``costs`` (b, m') what was observed of them (normalised
+        costs, NaN where a cell was not observed; ``m'`` >= the router's models, extra
+        columns are new models, appended). Returns ``self``."""
+        raise NotImplementedError(f"{type(self).__name__} does not learn online (its tags "
+                                  "do not declare online)")
 
     def route(self, X: np.ndarray, lam: float, groups: np.ndarray | None = None) -> np.ndarray:
         """Model index (n,) for each prompt at trade-off ``lam``."""

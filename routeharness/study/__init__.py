@@ -2,7 +2,8 @@
 task, router and encoder the registry knows, through the same protocol as ``eval``.
 
 One module per study (``neighbours``: locality; ``efficiency``: sample efficiency;
-``encoders``; ``images``; ``shift``; ``sweep``; ``transfer``), each with ``run(...) -> StudyResult``
+``encoders``; ``images``; ``shift``; ``sweep``; ``transfer``; ``online``: routing as a
+stream), each with ``run(...) -> StudyResult``
 and ``tables(result)`` (and ``plot(result, path)`` where a curve says more); ``paper``
 runs them all and writes the claim-by-claim report. Shared: ``runs`` (derived tasks,
 router x seed runs, paired comparisons), ``common``, ``record`` (the JSON file),
@@ -16,7 +17,7 @@ from types import ModuleType
 #: study name (the CLI's) -> module under routeharness.study
 STUDIES = {"locality": "neighbours", "sample-efficiency": "efficiency",
            "encoders": "encoders", "images": "images", "shift": "shift", "sweep": "sweep",
-           "transfer": "transfer"}
+           "transfer": "transfer", "online": "online"}
 
 
 def study_module(name: str) -> ModuleType:

@@ -14,25 +14,36 @@ from routeharness.results.plots import PLAIN_TEXT, line_styles, save_figure
 Panel = dict[str, tuple[list[float], list[float | None], list[float | None] | None]]
 
 
-def _axes(n: int) -> tuple[Any, Any]:
+def _axes(n: int, columns: int | None = None) -> tuple[Any, Any]:
+    """A figure of ``n`` panels in one row, or in rows of ``columns``; the axes as one
+    row of ``n`` (spare panels of the last row hidden)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    return plt.subplots(1, n, figsize=(6 * n, 4.4), squeeze=False)
+    if columns is None or columns >= n:
+        return plt.subplots(1, n, figsize=(6 * n, 4.4), squeeze=False)
+    rows = -(-n // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(6 * columns, 4.4 * rows), squeeze=False)
+    flat = axes.ravel()
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[None, :n]
 
 
 def curves(panels: dict[str, Panel], path: str | Path, *, xlabel: str, ylabel: str,
-           logx: bool = False, marks: dict[str, dict[str, float]] | None = None) -> Path:
+           logx: bool = False, marks: dict[str, dict[str, float]] | None = None,
+           columns: int | None = None) -> Path:
     """One panel per title: a line per label with a ± std band; ``marks[title][label]``
-    an x to mark on that line (e.g. the value tuning picked)."""
+    an x to mark on that line (e.g. the value tuning picked); ``columns``: panels per row
+    (default: all in one row)."""
     import matplotlib
     import matplotlib.ticker
 
     path = check_output_path(path, "plot")
     with matplotlib.rc_context(PLAIN_TEXT):
-        fig, axes = _axes(len(panels))
+        fig, axes = _axes(len(panels), columns)
         for ax, (title, lines) in zip(axes[0], panels.items()):
             for (label, (x, y, std)), (colour, style) in zip(lines.items(),
                                                              line_styles(len(lines))):

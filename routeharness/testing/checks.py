@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from routeharness.data.dataset import ModelInfo, RoutingData
 from routeharness.routers.base import (
     SELECTION,
     UTILITY,
@@ -355,6 +356,35 @@ def check_pickle_roundtrip(router: Any) -> None:
     assert np.array_equal(before, after), "routes differ after a pickle round trip"
 
 
+def check_online_update(router: Any) -> None:
+    """A router declared ``online`` learns from what ``study online`` gives it and keeps
+    routing: ``partial_fit`` with bandit feedback (one observed cell per row, NaN
+    elsewhere) returns ``self``; a call with no rows and one more column adds a model;
+    afterwards it routes every prompt to a model of the wider pool, through the harness."""
+    problem = mock.tradeoff_problem()
+    fitted = fit_on(fresh_copy(router), problem)
+    X = problem.X_test[:12]
+    m = problem.m
+    scores, costs = np.full((len(X), m), np.nan), np.full((len(X), m), np.nan)
+    chosen = np.arange(len(X)) % m
+    scores[np.arange(len(X)), chosen] = problem.test.scores[np.arange(len(X)), chosen]
+    costs[np.arange(len(X)), chosen] = 0.5
+    assert fitted.partial_fit(X, scores, costs) is fitted, "partial_fit() must return self"
+    empty = np.full((0, m + 1), np.nan)
+    assert fitted.partial_fit(X[:0], empty, empty.copy()) is fitted, \
+        "partial_fit() with no rows and a new model must return self"
+    wide = np.full((len(X), m + 1), np.nan)
+    wide[:, m] = 1.0
+    fitted.partial_fit(X, wide, np.where(np.isnan(wide), np.nan, 0.1))
+    test = problem.test
+    wider = RoutingData(test.ids, test.prompts, test.groups,
+                        np.column_stack([test.scores, np.ones(test.n)]),
+                        np.column_stack([test.costs, np.full(test.n, 0.1 * problem.cost_scale)]),
+                        [*test.models, ModelInfo("mock-new")], split="test")
+    routes = routes_of(fitted, problem, data=wider)
+    assert routes.min() >= 0 and routes.max() <= m, "routes outside the wider pool"
+
+
 def router_checks(router: Any) -> list[Check]:
     """The checks for ``router``, gated by its kind and tags (skipped ones say why)."""
     tags: Tags = tags_of(router)  # an unknown tag: RouterContractError, one line
@@ -381,6 +411,8 @@ def router_checks(router: Any) -> list[Check]:
               None if tags.pickle else "tags do not declare pickle=True"),
         Check("check_state_roundtrip", check_state_roundtrip,
               None if tags.saveable else "tags do not declare saveable=True"),
+        Check("check_online_update", check_online_update,
+              None if tags.online else "tags do not declare online=True"),
     ]
     return checks
 
