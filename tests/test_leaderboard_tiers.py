@@ -323,20 +323,32 @@ def test_a_submission_with_choices_round_trips_and_old_files_stay_valid(built, t
 
 
 def test_the_committed_boards_still_load_and_rank(shared_data):
-    """The committed files predate per-prompt choices: every one still validates and
-    ranks; the single-model routers' choices follow from their records (an interval), the
-    others have none and say why; with the leader lacking one there are no tiers."""
+    """Every committed file validates and ranks, and now holds its per-prompt choices
+    (the learned routers were submitted and knn, knn-vote and random re-run with them):
+    every ranked row has an interval and a tier, tiers never go back up the ranking, and
+    the leader's difference from itself is the one without an interval."""
     board = load_board("routerbench-v1")
     shown = ranking(board)
     assert not shown.rejected
-    rows = {r["router"]: r for r in shown.board_rows}
-    assert [r["router"] for r in shown.board_rows][:2] == ["knn", "knn-vote"]
-    assert rows["knn"]["interval"] is None and "no per-prompt choices" in rows["knn"]["no_interval"]
+    ranked = [r for r in shown.board_rows if r["rank"] is not None]
+    rows = {r["router"]: r for r in ranked}
+    assert {"knn", "linear", "mlp", "bandit", "graphrouter", "routerdc"} <= set(rows)
+    for row in ranked:
+        assert row["interval"] is not None, row["router"]
+        low, high = row["interval"]
+        assert low <= row["main"] <= high, row["router"]
+        assert row["choices"] in ("recorded", "derived") and row["no_interval"] is None
+    tiers = [r["tier"] for r in ranked]
+    assert tiers[0] == 1 and tiers == sorted(tiers)
+    leader = ranked[0]
+    for row in ranked[1:]:  # tier 1: the difference from the leader's interval holds 0
+        low, high = row["difference_interval"]
+        assert (row["tier"] == 1) == (low <= 0 <= high), row["router"]
+    assert leader["difference_from_leader"] in (None, 0.0)
     for name in ("cheapest", "best-single"):
-        assert rows[name]["choices"] == "derived" and rows[name]["interval"] is not None
-        assert rows[name]["tier"] is None  # the leader has no interval: no tiers
+        assert rows[name]["choices"] == "derived"
     text = ranking(load_board("text-v1"), data_dir=str(shared_data))
-    assert not text.rejected and {r["router"] for r in text.board_rows} >= {"knn", "random"}
+    assert not text.rejected and {r["router"] for r in text.board_rows} >= {"knn", "linear"}
 
 
 def test_the_committed_boards_show_without_the_data_of_a_task(tmp_path, capsys, monkeypatch):
