@@ -45,7 +45,7 @@ def _expected(router: Any) -> dict[str, str]:
 #: routers whose kit run takes seconds with their defaults; any other registered router
 #: runs in the default suite only if it declares fast settings in Tags(check_params=...),
 #: else under the ``slow`` marker (a learned router with hundreds of epochs takes minutes)
-FAST_ROUTERS = {"knn", "knn-vote", "linear", "random", "best-single", "cheapest",
+FAST_ROUTERS = {"knn", "knn-vote", "linear", "linucb", "random", "best-single", "cheapest",
                 "nearest-centroid"}
 
 
