@@ -34,29 +34,19 @@ def to_pil(image: Any) -> Any:
         if isinstance(image, Image.Image):
             return image.convert("RGB")
         if isinstance(image, (str, Path)):  # a regular file only: never a FIFO or device
-            return _decoded(image_bytes(image))
+            with Image.open(io.BytesIO(image_bytes(image))) as handle:
+                return handle.convert("RGB")
         if isinstance(image, (bytes, bytearray)):
-            return _decoded(image)
+            return Image.open(io.BytesIO(image)).convert("RGB")
         if isinstance(image, dict):
             if image.get("bytes") is not None:
-                return _decoded(image["bytes"])
+                return Image.open(io.BytesIO(image["bytes"])).convert("RGB")
             if image.get("path"):
                 return to_pil(image["path"])
     except (OSError, ValueError) as exc:
         where = image if isinstance(image, (str, Path)) else type(image).__name__
         raise RouteHarnessError(f"cannot read image {where}: {exc}") from None
     raise RouteHarnessError(f"cannot read an image from a {type(image).__name__}")
-
-
-def _decoded(data: bytes | bytearray) -> Any:
-    """Encoded image bytes -> an RGB PIL image. An RGB file is returned as decoded: no
-    ``convert`` copy (``convert("RGB")`` of an RGB image copies every pixel: about 1 ms
-    of the ~8 ms a BlindTest PNG took to decode in a profile); other modes are converted."""
-    from PIL import Image
-
-    handle = Image.open(io.BytesIO(data))
-    handle.load()
-    return handle if handle.mode == "RGB" else handle.convert("RGB")
 
 
 def _image_key(image: Any) -> str:
@@ -77,12 +67,6 @@ def _cores() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
-
-
-def _torch_threads(current: int, workers: int) -> int:
-    """Torch's threads for an image encoder's call: the cores its ``workers`` decoding
-    threads leave, at least one, at most ``current``."""
-    return max(1, min(current, _cores() - workers))
 
 
 def _pixels(image: Any) -> np.ndarray:
@@ -162,13 +146,6 @@ class EffNetImageEncoder:
                     progress(sum(len(rows_of[k]) for k in batch))
         return out
 
-    def torch_threads(self, current: int) -> int:
-        """Torch's threads for a call: the cores the decoders leave (at least one, at most
-        ``current``). One on 2 cores: the forward's small convolutions gain little from a
-        second thread there, and on a loaded machine two OpenMP threads waiting for each
-        other at every layer ran 6-10x slower than one (benchmarks/encoders.md)."""
-        return _torch_threads(current, self.workers)
-
     def _features(self, batches: list[list[str]],
                   first: dict[str, Any]) -> Iterator[tuple[list[str], np.ndarray]]:
         """(batch keys, their L2-normalised features) for each batch, in order."""
@@ -180,12 +157,13 @@ class EffNetImageEncoder:
 
         model = self._load()
         before = torch.get_num_threads()
+        threads = max(1, min(before, _cores() - self.workers))
         with ThreadPoolExecutor(self.workers) as pool:
             def submit(batch: list[str]) -> list[Any]:
                 return [pool.submit(_pixels, first[key]) for key in batch]
 
             pending = submit(batches[0])
-            torch.set_num_threads(self.torch_threads(before))
+            torch.set_num_threads(threads)
             try:
                 for i, batch in enumerate(batches):
                     arrays = [future.result() for future in pending]
@@ -234,7 +212,7 @@ class FusedEncoder:
 
     def encode(self, texts: Sequence[str], images: Sequence[Any] | None = None, *,
                progress: Callable[[int], None] | None = None) -> np.ndarray:
-        text_part = _l2(np.asarray(self._encode_texts(texts, images), dtype=np.float32))
+        text_part = _l2(np.asarray(self.text_encoder.encode(list(texts)), dtype=np.float32))
         if images is None:
             image_part = np.zeros((len(texts), self.image_encoder.dim), dtype=np.float32)
         else:
@@ -245,21 +223,6 @@ class FusedEncoder:
             progress(len(texts))
         return np.hstack([math.sqrt(1.0 - self.image_weight) * text_part,
                           math.sqrt(self.image_weight) * image_part]).astype(np.float32)
-
-    def _encode_texts(self, texts: Sequence[str], images: Sequence[Any] | None) -> Any:
-        """The text half. With images, under the image half's torch threads (one on 2
-        cores): torch's default there (all cores) made the text half of ``effnet-minilm``
-        its slowest part on a loaded machine (benchmarks/encoders.md)."""
-        if images is None or all(image is None for image in images):
-            return self.text_encoder.encode(list(texts))
-        import torch
-
-        before = torch.get_num_threads()
-        torch.set_num_threads(self.image_encoder.torch_threads(before))
-        try:
-            return self.text_encoder.encode(list(texts))
-        finally:
-            torch.set_num_threads(before)
 
 
 def _weight(arg: str | None, encoder: str) -> float:
@@ -304,7 +267,6 @@ class ClipEncoder:
         self.ref, self.identity, self.revision = ref, identity, revision
         self.name = f"clip:{identity}"
         self.batch_size = batch_size
-        self.workers = max(1, min(4, _cores()))  # decoding threads, as effnet's
         self.dimension = _clip_dimension(Path(ref))
         self._model: Any = None
         self._processor: Any = None
@@ -340,59 +302,34 @@ class ClipEncoder:
 
     def encode(self, texts: Sequence[str], images: Sequence[Any] | None = None, *,
                progress: Callable[[int], None] | None = None) -> np.ndarray:
-        """Batches of ``batch_size``; each batch's images are decoded in a thread pool
-        while the model runs the batch before, and torch runs on the cores the decoders
-        leave when there are images (as ``effnet``: on a busy 2-core machine torch's
-        default of two threads ran a random ViT-B/32 several times slower than one,
-        benchmarks/encoders.md); text alone keeps the caller's setting."""
-        from concurrent.futures import Future, ThreadPoolExecutor
-
         import torch
 
         model, processor = self._load()
         siglip = "siglip" in type(model).__name__.lower()
-        starts = range(0, len(texts), self.batch_size)
         parts = []
-        before = torch.get_num_threads()
-        with ThreadPoolExecutor(self.workers) as pool:
-            def submit(start: int) -> list[tuple[int, Future[Any]]]:
-                if images is None:
-                    return []
-                return [(i, pool.submit(to_pil, image)) for i, image
-                        in enumerate(images[start:start + self.batch_size]) if image is not None]
-
-            pending = submit(0)
-            if images is not None and any(image is not None for image in images):
-                torch.set_num_threads(_torch_threads(before, self.workers))
-            try:
-                for start in starts:
-                    decoding = pending
-                    if start + self.batch_size < len(texts):  # the next batch, meanwhile
-                        pending = submit(start + self.batch_size)
-                    batch = list(texts[start:start + self.batch_size])
-                    # SigLIP was trained on max_length padding; CLIP on the longest in the batch
-                    text_inputs = processor(text=batch, return_tensors="pt", truncation=True,
-                                            padding="max_length" if siglip else True)
+        for start in range(0, len(texts), self.batch_size):
+            batch = list(texts[start:start + self.batch_size])
+            # SigLIP was trained on max_length padding; CLIP on the longest in the batch
+            text_inputs = processor(text=batch, return_tensors="pt", truncation=True,
+                                    padding="max_length" if siglip else True)
+            with torch.inference_mode():
+                text_vec = self._tensor(model.get_text_features(
+                    **{k: v for k, v in text_inputs.items()
+                       if k in ("input_ids", "attention_mask")})).numpy()
+            vectors = _l2(text_vec)
+            if images is not None:
+                batch_images = list(images[start:start + self.batch_size])
+                have = [i for i, image in enumerate(batch_images) if image is not None]
+                if have:
+                    pixels = processor(images=[to_pil(batch_images[i]) for i in have],
+                                       return_tensors="pt")
                     with torch.inference_mode():
-                        text_vec = self._tensor(model.get_text_features(
-                            **{k: v for k, v in text_inputs.items()
-                               if k in ("input_ids", "attention_mask")})).numpy()
-                    vectors = _l2(text_vec)
-                    if decoding:
-                        have = [i for i, _ in decoding]
-                        pixels = processor(images=[future.result() for _, future in decoding],
-                                           return_tensors="pt")
-                        with torch.inference_mode():
-                            image_vec = _l2(self._tensor(model.get_image_features(
-                                pixel_values=pixels["pixel_values"])).numpy())
-                        vectors[have] = _l2(vectors[have] + image_vec)
-                    parts.append(vectors)
-                    if progress is not None:
-                        progress(len(batch))
-            finally:
-                torch.set_num_threads(before)
-                for _, future in pending:
-                    future.cancel()
+                        image_vec = _l2(self._tensor(model.get_image_features(
+                            pixel_values=pixels["pixel_values"])).numpy())
+                    vectors[have] = _l2(vectors[have] + image_vec)
+            parts.append(vectors)
+            if progress is not None:
+                progress(len(batch))
         return np.concatenate(parts).astype(np.float32)
 
 
