@@ -457,26 +457,11 @@ class BanditRouter(BaseRouter):
             raise DataError("add_model: scores must be in [0, 1] and costs >= 0")
         with torch.no_grad():
             theta = self.theta_net_(torch.as_tensor(X[known]))
-        target = torch.as_tensor(scores[known], dtype=torch.float32)
-        prior_mean = torch.as_tensor(np.append(self.identity_a_.mean(0),
-                                               self.identity_b_.mean()), dtype=torch.float32)
-        prior_var = torch.as_tensor(float(prior_scale) * np.append(
-            self.identity_a_.var(0), self.identity_b_.var()) + 1e-2, dtype=torch.float32)
-        vector = torch.nn.Parameter(prior_mean.clone())
-        optimiser = torch.optim.LBFGS([vector], lr=0.5, max_iter=int(steps),
-                                      line_search_fn="strong_wolfe")
-
-        def closure() -> Any:
-            optimiser.zero_grad()
-            logit = theta @ vector[:-1] - vector[-1]
-            nll = torch.nn.functional.binary_cross_entropy_with_logits(logit, target,
-                                                                       reduction="sum")
-            loss = nll + 0.5 * (((vector - prior_mean) ** 2) / prior_var).sum()
-            loss.backward()
-            return loss
-
-        optimiser.step(closure)
-        fitted = vector.detach().numpy().astype(self.identity_a_.dtype)
+        prior_mean = np.append(self.identity_a_.mean(0), self.identity_b_.mean())
+        prior_var = float(prior_scale) * np.append(self.identity_a_.var(0),
+                                                   self.identity_b_.var()) + 1e-2
+        fitted = _map_identity(theta, scores[known], prior_mean, prior_mean, prior_var,
+                               steps).astype(self.identity_a_.dtype)
         self.identity_a_ = np.vstack([self.identity_a_, fitted[None, :-1]])
         self.identity_b_ = np.append(self.identity_b_, fitted[-1])
         self.model_costs_ = np.append(self.model_costs_, float(np.mean(costs[known])))
@@ -553,26 +538,36 @@ class BanditRouter(BaseRouter):
         state = self._online
         rows = ~np.isnan(state["scores"][:, j])
         theta = torch.as_tensor(state["theta"][rows])
-        target = torch.as_tensor(np.clip(state["scores"][rows, j], 0.0, 1.0),
-                                 dtype=torch.float32)
-        prior = torch.as_tensor(state["prior"][j], dtype=torch.float32)
-        variance = torch.as_tensor(state["variance"][j], dtype=torch.float32)
         start = np.append(self.identity_a_[j], self.identity_b_[j])
-        vector = torch.nn.Parameter(torch.as_tensor(start, dtype=torch.float32))
-        optimiser = torch.optim.LBFGS([vector], lr=0.5, max_iter=int(steps),
-                                      line_search_fn="strong_wolfe")
-
-        def closure() -> Any:
-            optimiser.zero_grad()
-            logit = theta @ vector[:-1] - vector[-1]
-            nll = torch.nn.functional.binary_cross_entropy_with_logits(logit, target,
-                                                                       reduction="sum")
-            loss = nll + 0.5 * (((vector - prior) ** 2) / variance).sum()
-            loss.backward()
-            return loss
-
         with one_torch_thread():
-            optimiser.step(closure)
-        fitted = vector.detach().numpy()
+            fitted = _map_identity(theta, np.clip(state["scores"][rows, j], 0.0, 1.0), start,
+                                   state["prior"][j], state["variance"][j], steps)
         self.identity_a_[j] = fitted[:-1]
         self.identity_b_[j] = fitted[-1]
+
+
+def _map_identity(theta: Any, scores: np.ndarray, start: np.ndarray, prior: np.ndarray,
+                  variance: np.ndarray, steps: int) -> np.ndarray:
+    """One model's identity vector (its ``a`` then ``b``) by MAP: the Bernoulli likelihood
+    of ``scores`` under ``sigmoid(theta @ a - b)`` and a Gaussian prior (``prior``,
+    ``variance``), by L-BFGS from ``start`` (``add_model`` and ``partial_fit``)."""
+    import torch
+
+    target = torch.as_tensor(scores, dtype=torch.float32)
+    prior_t = torch.as_tensor(prior, dtype=torch.float32)
+    variance_t = torch.as_tensor(variance, dtype=torch.float32)
+    vector = torch.nn.Parameter(torch.as_tensor(start, dtype=torch.float32).clone())
+    optimiser = torch.optim.LBFGS([vector], lr=0.5, max_iter=int(steps),
+                                  line_search_fn="strong_wolfe")
+
+    def closure() -> Any:
+        optimiser.zero_grad()
+        logit = theta @ vector[:-1] - vector[-1]
+        nll = torch.nn.functional.binary_cross_entropy_with_logits(logit, target,
+                                                                   reduction="sum")
+        loss = nll + 0.5 * (((vector - prior_t) ** 2) / variance_t).sum()
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    return vector.detach().numpy()
