@@ -242,7 +242,8 @@ def serve_load(folder: Path, prompt_sets: dict[str, list[str]], clients: list[in
 
     servers = {}
     try:
-        for setting, options in (("on", ()), ("off", ("--max-batch", "1"))):
+        for setting, options in (("on", ("--batch-wait-ms", "5", "--max-batch", "64")),
+                                 ("off", ("--max-batch", "1"))):
             servers[setting] = _start_server(folder, threads, *options)
             for text in next(iter(prompt_sets.values()))[:3]:  # warm
                 httpx.post(f"{servers[setting][1]}/route", json={"prompts": [text]},
@@ -297,7 +298,7 @@ def report_serve(rows: dict[tuple[str, str, int], dict[str, Any]],
     lines = [f"## `serve` under concurrent clients ({seconds:g} s per row)", "",
              "`routeharness serve` on the stored-encoder folder; each client posts one prompt "
              "per request (`POST /route`) and waits for the answer before the next. Batching "
-             "on: the defaults (`--batch-wait-ms 5 --max-batch 64`); off: `--max-batch 1`. "
+             "on: `--batch-wait-ms 5 --max-batch 64`; off: `--max-batch 1` (the default). "
              "Two servers, measured in turns (on, then off, at each number of clients); load: "
              "the 1-minute load average after the row.",
              "Connections the server closed under a client (its keep-alive timeout) are "

@@ -14,7 +14,7 @@ from routeharness.common.errors import RouteHarnessError
 DEFAULT_MAX_BODY = "16MB"
 DEFAULT_MAX_PROMPT_CHARS = 100_000
 #: ``--batch-wait-ms`` and ``--max-batch`` defaults (``deploy.batching``'s; a test checks)
-DEFAULT_BATCH_WAIT_MS, DEFAULT_MAX_BATCH = 5.0, 64
+DEFAULT_BATCH_WAIT_MS, DEFAULT_MAX_BATCH = 5.0, 1
 #: ``--fallback``'s largest value (``deploy.fallback.MAX_TRIES_LIMIT``; the tests check)
 MAX_FALLBACK_TRIES = 20
 
@@ -59,7 +59,8 @@ def _loopback(host: str) -> bool:
                    "encoder call (a lone request's latency grows by at most this).")
 @click.option("--max-batch", type=click.IntRange(min=1), default=DEFAULT_MAX_BATCH,
               show_default=True,
-              help="The most prompts one encoder call takes; 1: no batching.")
+              help="The most prompts one encoder call takes; 1 (the default): no batching; "
+                   "64: requests arriving together share a call (docs/serve.md).")
 @click.option("--docs", is_flag=True,
               help="Serve the interactive API docs: /docs and /redoc (their pages load "
                    "scripts from a CDN) and /openapi.json. Off by default.")

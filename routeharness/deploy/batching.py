@@ -25,7 +25,10 @@ from routeharness.common.errors import RouteHarnessError
 
 #: the defaults of ``serve --batch-wait-ms`` and ``--max-batch``
 DEFAULT_WAIT_MS = 5.0
-DEFAULT_MAX_BATCH = 64
+#: off by default (1): measured on a quiet 2-core machine (benchmarks/route_latency.md), a
+#: shared call helped only 8 clients with short prompts (1.35x) and cost a lone request
+#: 7 ms; ``--max-batch 64`` turns it on where many short requests arrive together
+DEFAULT_MAX_BATCH = 1
 
 
 @dataclass(frozen=True)
