@@ -119,6 +119,32 @@ def test_a_tampered_encoder_file_is_refused_in_one_line(stored, tmp_path, cli):
         f"Error: {copy / 'encoder_tokenizer.json'}: missing (the manifest records its sha256)"]
 
 
+def test_a_garbled_encoder_is_refused_by_its_hash_before_its_session_fails(stored, tmp_path,
+                                                                          cli):
+    """``route PROMPT`` builds the stored encoder's session while the state loads; a file
+    that onnxruntime cannot even parse is still refused by its sha256 first."""
+    copy = tmp_path / "copy"
+    shutil.copytree(stored, copy)
+    (copy / "encoder.onnx").write_bytes(b"not an onnx graph")
+    done = cli("route", str(copy), PROMPT)
+    assert done.returncode != 0 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        f"Error: {copy / 'encoder.onnx'}: its sha256 is not the one the manifest records "
+        "(the file was changed after it was saved)"]
+
+
+def test_a_prepared_encoder_encodes_as_one_built_when_asked(stored):
+    from routeharness.deploy import saved
+
+    texts = [PROMPT, "What is the capital of France?"]
+    prepared = saved.load(stored, prepare_encoder=True, encoder_threads=1)
+    later = saved.load(stored)
+    assert later._encoder is None  # built only when asked for
+    np.testing.assert_array_equal(prepared.encoder().encode(texts),
+                                  later.encoder(1).encode(texts))
+    assert prepared.encoder() is prepared.encoder()  # built once
+
+
 def test_a_recorded_difference_is_said_once(stored, tmp_path, cli):
     from routeharness.deploy.saved import manifest_checksum
 
