@@ -57,10 +57,13 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class Contract(BaseModel):
-    """A typed value crossing a boundary: unknown keys refused, nothing coerced, frozen."""
+    """A typed value crossing a boundary: unknown keys refused, nothing coerced, frozen.
+    Its validator is built when first used, not at import (``defer_build``): a command
+    starts without building the models it never reads."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True,
-                              arbitrary_types_allowed=False, validate_default=False)
+                              arbitrary_types_allowed=False, validate_default=False,
+                              defer_build=True)
 
 
 class OpenContract(Contract):
