@@ -140,8 +140,9 @@ def test_a_prepared_encoder_encodes_as_one_built_when_asked(stored):
     prepared = saved.load(stored, prepare_encoder=True, encoder_threads=1)
     later = saved.load(stored)
     assert later._encoder is None  # built only when asked for
-    np.testing.assert_array_equal(prepared.encoder().encode(texts),
-                                  later.encoder(1).encode(texts))
+    # the prepared one is a quick-start session (no graph optimizations): float rounding
+    np.testing.assert_allclose(prepared.encoder().encode(texts), later.encoder(1).encode(texts),
+                               rtol=0, atol=1e-6)
     assert prepared.encoder() is prepared.encoder()  # built once
 
 

@@ -526,8 +526,9 @@ class SavedRouter:
 
 
 def _stored_encoder(manifest: FittedRouter, files: dict[str, bytes],
-                    threads: int | None) -> Any:
-    """The stored encoder (``OnnxEncoder``) of a manifest that has one, from its files."""
+                    threads: int | None, quick_start: bool = False) -> Any:
+    """The stored encoder (``OnnxEncoder``) of a manifest that has one, from its files
+    (``quick_start``: a session that starts sooner, see ``OnnxEncoder``)."""
     from routeharness.embedding.onnx import OnnxEncoder
 
     saved, stored = manifest.encoder, manifest.stored_encoder
@@ -535,7 +536,7 @@ def _stored_encoder(manifest: FittedRouter, files: dict[str, bytes],
     return OnnxEncoder(files[MODEL_FILE], files[TOKENIZER_FILE], name=saved.name,
                        identity=saved.identity, revision=saved.revision,
                        lower_case=stored.lower_case, dimension=saved.dimension,
-                       threads=threads)
+                       threads=threads, quick_start=quick_start)
 
 
 def fit(router: str, task: str, *, encoder: str | None = None, seed: int = 0,
@@ -785,9 +786,9 @@ def load(folder: str | Path, *, recover: bool = True, prepare_encoder: bool = Fa
     (hashlib releases the GIL), and joined before anything is returned: a changed file
     is refused as before, and its refusal comes before any refusal of the state.
     ``prepare_encoder``: a stored encoder's onnxruntime session is also built in a worker
-    thread (with ``encoder_threads`` intra-op threads), so that a cold ``route`` overlaps
-    it with loading the state; ``SavedRouter.encoder()`` returns it (or raises its
-    error). Only the stored encoder is built this way: an encoder rebuilt from its
+    thread (with ``encoder_threads`` intra-op threads, and ``quick_start``: for a few
+    prompts), so that a cold ``route`` overlaps it with loading the state;
+    ``SavedRouter.encoder()`` returns it (or raises its error). Only the stored encoder is built this way: an encoder rebuilt from its
     package (torch) is built when first asked for, as before."""
     import warnings
 
@@ -825,7 +826,8 @@ def load(folder: str | Path, *, recover: bool = True, prepare_encoder: bool = Fa
         hashes = {name: pool.submit(_sha256, files[name]) for name in manifest.state}
         encoder: Future | None = None
         if prepare_encoder and stored:
-            encoder = pool.submit(_stored_encoder, manifest, stored, encoder_threads)
+            encoder = pool.submit(_stored_encoder, manifest, stored, encoder_threads,
+                                  quick_start=True)
         try:
             if not tags_of(cls).saveable:
                 raise RouteHarnessError(f"{folder}: router {manifest.router.label!r}: the "
