@@ -60,8 +60,8 @@ def _loopback(host: str) -> bool:
                    "(a request alone starts at once).")
 @click.option("--max-batch", type=click.IntRange(min=1), default=DEFAULT_MAX_BATCH,
               show_default=True,
-              help="The most prompts one encoder call takes (requests arriving together "
-                   "share a call; docs/serve.md); 1: no batching.")
+              help="The most prompts one encoder call takes; 1 (the default): no batching; "
+                   "64: requests arriving together share a call (docs/serve.md).")
 @click.option("--docs", is_flag=True,
               help="Serve the interactive API docs: /docs and /redoc (their pages load "
                    "scripts from a CDN) and /openapi.json. Off by default.")

@@ -1,12 +1,14 @@
 """Dynamic batching of ``serve``'s routing (``serve --batch-wait-ms``, ``--max-batch``).
 
-``Batcher`` lives in the event loop. Endpoints ``await submit(work)``; one collector
-coroutine takes the queued requests and runs the whole batch's work (``serve``: encode
-every prompt in one encoder call, then the router's predictions) in one call on a
-dedicated single-thread executor, so the encoder and router are never used by two threads
-at once and a lone request makes one thread hop, as the unbatched path does. While that
-call runs, new requests queue; when it returns, the collector takes everything queued
-(up to ``max_batch`` prompts) at once: natural batching.
+Endpoints ``await Batcher.submit(work)`` in the event loop: the request is queued and its
+future awaited, no worker thread blocked for it. One dedicated thread takes the queued
+requests and runs the whole batch's work (``serve``: every prompt encoded in one encoder
+call, then the router's predictions) in one call, so the encoder and router are never
+used by two threads at once and a lone request makes one thread hop, as the unbatched
+path does; the results go back to each request's event loop. While a call runs, new
+requests queue; when it returns, the thread takes everything queued (up to ``max_batch``
+prompts) at once and starts the next call itself, without waiting for the event loop
+(a loop busy answering and reading requests would otherwise leave the encoder idle).
 
 The first request of a batch waits for company at most ``max_wait_s``, and only while
 another request is in the server that has not yet queued (``arrive``: endpoints count
@@ -21,9 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -31,8 +34,10 @@ from routeharness.common.errors import RouteHarnessError
 
 #: the defaults of ``serve --batch-wait-ms`` and ``--max-batch``
 DEFAULT_WAIT_MS = 5.0
-#: on by default: a lone request does not wait, and requests that arrive together share
-#: one encoder call and one prediction (docs/serve.md, "Dynamic batching")
+#: off by default (1): a lone request no longer waits, and 8 clients with short prompts
+#: gained, but on the shared 2-core machine (docs/serve.md, "Dynamic batching") calls of
+#: up to 64 short prompts answered 64 and 200 clients slower than off in some runs, with a
+#: long tail; ``--max-batch 64`` turns it on
 DEFAULT_MAX_BATCH = 1
 
 Work = TypeVar("Work")
@@ -66,10 +71,10 @@ class Ticket:
         self._batcher: Batcher[Any, Any] | None = batcher
 
     def leave(self) -> None:
-        """No longer counted (idempotent)."""
-        if self._batcher is not None:
-            self._batcher._left()
-            self._batcher = None
+        """No longer counted (idempotent; from any thread)."""
+        batcher = self._batcher
+        if batcher is not None:
+            batcher._left(self)
 
 
 @dataclass
@@ -77,8 +82,9 @@ class _Pending(Generic[Work, Result]):
     work: Work
     size: int
     ticket: Ticket | None
-    arrived: float
+    loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Result] = field(repr=False)
+    arrived: float = field(default_factory=time.monotonic)
 
 
 class Batcher(Generic[Work, Result]):
@@ -93,19 +99,21 @@ class Batcher(Generic[Work, Result]):
                  size: Callable[[Work], int] = len) -> None:  # type: ignore[assignment]
         self.settings = BatchSettings() if settings is None else settings
         self._run, self._size = run, size
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="routeharness-route")
         self._queue: deque[_Pending[Work, Result]] = deque()
         self._queued = 0
-        self._changed: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._ready = threading.Condition()
         self._closed = False
         self.in_flight = 0
         self.calls = self.items = 0
+        self._thread = threading.Thread(target=self._work, name="routeharness-route",
+                                        daemon=True)
+        self._thread.start()
 
-    # --- what endpoints call ----------------------------------------------------------
+    # --- what endpoints call (in the event loop) ------------------------------------
     def arrive(self) -> Ticket:
         """Counts a request in the server from now until it is routed or ``leave`` s."""
-        self.in_flight += 1
+        with self._ready:
+            self.in_flight += 1
         return Ticket(self)
 
     @contextlib.contextmanager
@@ -120,100 +128,96 @@ class Batcher(Generic[Work, Result]):
     async def submit(self, work: Work, ticket: Ticket | None = None) -> Result:
         """The result of ``work``, run in the next batch; the failure of its batch's call,
         or its own, raised. ``ticket``: the request's ``arrive``, left once it is routed."""
-        if self._closed:
-            raise RouteHarnessError("the server is shutting down")
         loop = asyncio.get_running_loop()
-        self._start(loop)
-        pending = _Pending(work, self._size(work), ticket, loop.time(), loop.create_future())
-        self._queue.append(pending)
-        self._queued += pending.size
-        self._poke()
+        pending = _Pending(work, self._size(work), ticket, loop, loop.create_future())
+        with self._ready:
+            if self._closed:
+                raise RouteHarnessError("the server is shutting down")
+            self._queue.append(pending)
+            self._queued += pending.size
+            self._ready.notify_all()
         return await pending.future
 
     def close(self) -> None:
-        """Stops the collector (requests still queued get an error) and the thread, once
-        its call returns."""
-        self._closed = True
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-        while self._queue:
-            pending = self._queue.popleft()
-            if not pending.future.done():
-                pending.future.set_exception(RouteHarnessError("the server is shutting down"))
-        self._executor.shutdown(wait=True)
+        """Stops the thread once its call returns; requests still queued get an error."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify_all()
+        self._thread.join(timeout=60)
 
-    # --- the collector ------------------------------------------------------------------
-    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """The collector, started in the running loop (again in a new loop)."""
-        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
-            self._changed = asyncio.Event()
-            self._task = loop.create_task(self._collect(), name="routeharness-batcher")
+    # --- the thread ----------------------------------------------------------------
+    def _left(self, ticket: Ticket) -> None:
+        with self._ready:
+            if ticket._batcher is None:
+                return
+            ticket._batcher = None
+            self.in_flight -= 1
+            self._ready.notify_all()  # the first request may have been waiting for it
 
-    def _poke(self) -> None:
-        if self._changed is not None:
-            self._changed.set()
-
-    def _left(self) -> None:
-        self.in_flight -= 1
-        self._poke()  # the first request may have been waiting for this one
-
-    def _waiting_for_company(self) -> bool:
-        """Whether a batch not yet full could still gain a request now in the server."""
-        return (self._queued < self.settings.max_batch
-                and self.in_flight > len(self._queue))
-
-    async def _collect(self) -> None:
-        loop = asyncio.get_running_loop()
-        assert self._changed is not None
-        changed = self._changed
-        while True:
+    def _take(self) -> list[_Pending[Work, Result]] | None:
+        """The next batch (None: closed): the oldest request, then the next ones while
+        they fit (never one split), after waiting (at most ``max_wait_s`` from the oldest's
+        arrival) only while a request in the server has not queued and the batch has
+        room."""
+        limit, wait = self.settings.max_batch, self.settings.max_wait_s
+        with self._ready:
             while not self._queue:
-                changed.clear()
-                await changed.wait()
-            deadline = self._queue[0].arrived + self.settings.max_wait_s
-            while self._waiting_for_company():
-                left = deadline - loop.time()
+                if self._closed:
+                    return None
+                self._ready.wait()
+            deadline = self._queue[0].arrived + wait
+            while (self._queued < limit and self.in_flight > len(self._queue)
+                   and not self._closed):
+                left = deadline - time.monotonic()
                 if left <= 0:
                     break
-                changed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), left)
+                self._ready.wait(left)
+            if self._closed:
+                return None
+            batch = [self._queue.popleft()]
+            size = batch[0].size
+            while self._queue and size + self._queue[0].size <= limit:
+                size += self._queue[0].size
+                batch.append(self._queue.popleft())
+            self._queued -= size
+            return batch
+
+    def _work(self) -> None:
+        """Batches run one after another on this thread (it takes the next itself: the
+        encoder does not wait for the event loop between calls)."""
+        while True:
             batch = self._take()
+            if batch is None:
+                break
             try:
-                results = await loop.run_in_executor(
-                    self._executor, self._run, [pending.work for pending in batch])
+                results: Sequence[Any] = self._run([pending.work for pending in batch])
                 if len(results) != len(batch):
                     raise RouteHarnessError(f"a batch of {len(batch)} requests got "
                                             f"{len(results)} results")
-            except asyncio.CancelledError:
-                for pending in batch:
-                    self._settle(pending, RouteHarnessError("the server is shutting down"))
-                raise
+                self.calls += 1
+                self.items += sum(pending.size for pending in batch)
             except BaseException as exc:  # the batch's call failed: each of its requests
-                for pending in batch:
-                    self._settle(pending, exc)
-                continue
-            self.calls += 1
-            self.items += sum(pending.size for pending in batch)
+                results = [exc] * len(batch)
             for pending, result in zip(batch, results):
-                self._settle(pending, result)
+                self._deliver(pending, result)
+        with self._ready:
+            while self._queue:
+                self._deliver(self._queue.popleft(),
+                              RouteHarnessError("the server is shutting down"))
 
-    def _take(self) -> list[_Pending[Work, Result]]:
-        """The oldest request, then the next ones while they fit (never one split)."""
-        batch = [self._queue.popleft()]
-        size = batch[0].size
-        while self._queue and size + self._queue[0].size <= self.settings.max_batch:
-            size += self._queue[0].size
-            batch.append(self._queue.popleft())
-        self._queued -= size
-        return batch
-
-    def _settle(self, pending: _Pending[Work, Result], result: Any) -> None:
+    def _deliver(self, pending: _Pending[Work, Result], result: Any) -> None:
         if pending.ticket is not None:
             pending.ticket.leave()  # routed: no later batch waits for it
-        if pending.future.done():  # its caller is gone (cancelled)
-            return
-        if isinstance(result, BaseException):
-            pending.future.set_exception(result)
-        else:
-            pending.future.set_result(result)
+        try:
+            pending.loop.call_soon_threadsafe(_settle, pending.future, result)
+        except RuntimeError:  # its event loop is closed: nobody waits
+            pass
+
+
+def _settle(future: asyncio.Future[Any], result: Any) -> None:
+    if future.done():  # its caller is gone (cancelled)
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)

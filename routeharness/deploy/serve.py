@@ -6,10 +6,10 @@ OpenAI-compatible ``POST /v1/chat/completions`` that routes each request on its 
 message and forwards it to the chosen model's endpoint named in an upstreams YAML file,
 streams (server-sent events) relayed chunk by chunk; the decision is in the
 ``x-routeharness-model`` header. The router and encoder load once, at start-up; routing
-runs off the event loop, so it keeps answering: with batching on (``batching``), one
-collector coroutine hands the requests queued together to one dedicated thread, which
-encodes all their prompts in one encoder call, predicts once (a utility router) and
-selects per request at its own trade-off (``Service.route_batch``); with it off, each
+runs off the event loop, so it keeps answering: with batching on (``batching``), the
+requests queued together are awaited while one dedicated thread encodes all their
+prompts in one encoder call, predicts once (a utility router) and selects per request at
+its own trade-off (``Service.route_batch``); with it off, each
 request routes in a worker thread behind one lock (tokenizers are not safe to share
 between threads). Upstream calls are async (httpx). Every request and
 answer is a contract (``routeharness.common.contract``): ``RouteRequest`` and its
