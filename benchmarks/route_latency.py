@@ -24,8 +24,9 @@ texts, real lengths). The machine's load (``uptime``) is written before and afte
   encoder and without it (the torch path: minilm rebuilt from its package); then
   ``routeharness route FOLDER PROMPT --format json`` in a fresh process, ``--cold`` times
   each, the two taking turns: wall times and their ratio, the routes compared;
-- ``serve``: ``routeharness serve`` on the stored-encoder folder, with batching (the
-  defaults) and without (``--max-batch 1``); for each number of concurrent clients
+- ``serve``: ``routeharness serve`` on the stored-encoder folder, with batching
+  (``--batch-wait-ms 5 --max-batch`` this script's ``--max-batch``, serve's default unless
+  given) and without (``--max-batch 1``); for each number of concurrent clients
   (``--clients``) every client posts one prompt at a time for ``--seconds``: requests per
   second and the latency's median and 95th percentile; with the task's prompts, and again
   with them cut to ``--short-chars`` characters (a chat turn is often short).
@@ -232,9 +233,10 @@ async def _load(base: str, clients: int, seconds: float, prompts: list[str]) -> 
 
 
 def serve_load(folder: Path, prompt_sets: dict[str, list[str]], clients: list[int],
-               seconds: float, threads: int) -> dict[tuple[str, str, int], dict[str, Any]]:
+               seconds: float, threads: int, max_batch: int = 64
+               ) -> dict[tuple[str, str, int], dict[str, Any]]:
     """Requests per second and latency under ``clients`` concurrent clients, batching on
-    (the defaults) and off (``--max-batch 1``): two servers started together, measured in
+    (``--batch-wait-ms 5 --max-batch MAX_BATCH``) and off (``--max-batch 1``): two servers started together, measured in
     turns (on, then off, for each number of clients) so both see the same load."""
     import asyncio
 
@@ -242,7 +244,8 @@ def serve_load(folder: Path, prompt_sets: dict[str, list[str]], clients: list[in
 
     servers = {}
     try:
-        for setting, options in (("on", ("--batch-wait-ms", "5", "--max-batch", "64")),
+        for setting, options in (("on", ("--batch-wait-ms", "5", "--max-batch",
+                                         str(max_batch))),
                                  ("off", ("--max-batch", "1"))):
             servers[setting] = _start_server(folder, threads, *options)
             for text in next(iter(prompt_sets.values()))[:3]:  # warm
@@ -294,11 +297,14 @@ def report_cold(cold: dict[str, Any], stored: Any, times: int) -> list[str]:
 
 
 def report_serve(rows: dict[tuple[str, str, int], dict[str, Any]],
-                 seconds: float) -> list[str]:
+                 seconds: float, max_batch: int = 64) -> list[str]:
+    from routeharness.deploy.batching import DEFAULT_MAX_BATCH
+
     lines = [f"## `serve` under concurrent clients ({seconds:g} s per row)", "",
              "`routeharness serve` on the stored-encoder folder; each client posts one prompt "
              "per request (`POST /route`) and waits for the answer before the next. Batching "
-             "on: `--batch-wait-ms 5 --max-batch 64`; off: `--max-batch 1` (the default). "
+             f"on: `--batch-wait-ms 5 --max-batch {max_batch}`; off: `--max-batch 1` "
+             f"(serve's default: `--max-batch {DEFAULT_MAX_BATCH}`). "
              "Two servers, measured in turns (on, then off, at each number of clients); load: "
              "the 1-minute load average after the row.",
              "Connections the server closed under a client (its keep-alive timeout) are "
@@ -372,6 +378,9 @@ def main() -> None:
     parser.add_argument("--cold", type=int, default=3, help="cold: runs per encoder path")
     parser.add_argument("--clients", default="1,8,64,200", help="serve: concurrent clients")
     parser.add_argument("--seconds", type=float, default=6.0, help="serve: seconds per row")
+    parser.add_argument("--max-batch", type=int, default=None,
+                        help="serve: --max-batch of the server with batching on (default: "
+                             "serve's)")
     parser.add_argument("--short-chars", type=int, default=200,
                         help="serve: also with the prompts cut to this many characters "
                              "(0: not)")
@@ -380,6 +389,10 @@ def main() -> None:
                              "the cores are shared)")
     parser.add_argument("--out", default=str(Path(__file__).with_name("route_latency.md")))
     args = parser.parse_args()
+    if args.max_batch is None:
+        from routeharness.deploy.batching import DEFAULT_MAX_BATCH
+
+        args.max_batch = max(DEFAULT_MAX_BATCH, 2)
     parts = set(args.parts.split(","))
     os.environ["OMP_NUM_THREADS"] = str(args.torch_threads)
     from routeharness.common.progress import Reporter
@@ -412,8 +425,9 @@ def main() -> None:
                 if args.short_chars:
                     sets[f"cut to {args.short_chars} characters"] = [
                         p[:args.short_chars] for p in prompts]
-                rows = serve_load(onnx_dir, sets, clients, args.seconds, args.torch_threads)
-                sections += [""] + report_serve(rows, args.seconds)
+                rows = serve_load(onnx_dir, sets, clients, args.seconds, args.torch_threads,
+                                  args.max_batch)
+                sections += [""] + report_serve(rows, args.seconds, args.max_batch)
         if "latency" in parts:
             import torch
 

@@ -312,7 +312,7 @@ def test_an_internal_error_says_nothing_of_the_server_s_insides(folder, caplog):
     def broken(*args, **kwargs):
         raise RuntimeError("secret detail /srv/keys/prod.pem")
 
-    app.state.service.route = broken
+    app.state.service.router.predict_vectors = broken  # batched or not, routing calls it
     with caplog.at_level(logging.ERROR, "routeharness.serve"), \
             TestClient(app, raise_server_exceptions=False) as client:
         answer = post(client, {"prompts": [item()]})

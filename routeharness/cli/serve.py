@@ -55,8 +55,9 @@ def _loopback(host: str) -> bool:
 @click.option("--batch-wait-ms", type=click.FloatRange(0, 1000),
               default=DEFAULT_BATCH_WAIT_MS,
               show_default=True, metavar="MS",
-              help="How long the first request of a batch waits for others to share its "
-                   "encoder call (a lone request's latency grows by at most this).")
+              help="How long the first request of a batch may wait for others to share "
+                   "its encoder call, only while another route request is in the server "
+                   "(a request alone starts at once).")
 @click.option("--max-batch", type=click.IntRange(min=1), default=DEFAULT_MAX_BATCH,
               show_default=True,
               help="The most prompts one encoder call takes; 1 (the default): no batching; "

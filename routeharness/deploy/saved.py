@@ -456,10 +456,44 @@ class SavedRouter:
         return max(within, key=lambda p: (p.quality, -p.cost_usd)), True
 
     def route_vectors(self, X: np.ndarray, lam: float, groups: Sequence[str] | None = None,
-                      texts: Sequence[str] | None = None) -> Routes:
-        """Routes for embeddings ``X`` (n, d) at trade-off ``lam``."""
-        from routeharness.routers.base import UTILITY, select
+                      texts: Sequence[str] | None = None,
+                      served: np.ndarray | None = None) -> Routes:
+        """Routes for embeddings ``X`` (n, d) at trade-off ``lam``; ``served`` (m,) bool:
+        the models a utility router may choose (None: all; a selection router ignores
+        it)."""
+        from routeharness.routers.base import UTILITY
 
+        if self.router.kind == UTILITY:
+            scores, costs = self.predict_vectors(X, groups, texts)
+            return self.routes_of(scores, costs, lam, served)
+        X, group_array, kwargs = self._inputs(X, groups, texts)
+        choices = self.router.route(X, lam, group_array, **kwargs)
+        return Routes(lam, np.asarray(choices, np.int64), [m.name for m in self.models])
+
+    def predict_vectors(self, X: np.ndarray, groups: Sequence[str] | None = None,
+                        texts: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """A utility router's predicted scores and costs (normalised units), (n, m) each,
+        for embeddings ``X`` (n, d): what ``routes_of`` selects from at any trade-off."""
+        X, group_array, kwargs = self._inputs(X, groups, texts)
+        scores, costs = self.router.predict(X, group_array, **kwargs)
+        return np.asarray(scores, float), np.asarray(costs, float)
+
+    def routes_of(self, scores: np.ndarray, costs: np.ndarray, lam: float,
+                  served: np.ndarray | None = None) -> Routes:
+        """The routes at ``lam`` from a utility router's predictions (``predict_vectors``):
+        the one selection rule (``routers.base.select``), over the ``served`` models only
+        when given."""
+        from routeharness.routers.base import select
+
+        allowed = scores if served is None else np.where(served, scores, np.nan)
+        choices = select(allowed, costs, lam)
+        return Routes(lam, np.asarray(choices, np.int64), [m.name for m in self.models],
+                      scores, costs * self.cost_scale)
+
+    def _inputs(self, X: np.ndarray, groups: Sequence[str] | None,
+                texts: Sequence[str] | None) -> tuple[np.ndarray, Any, dict[str, Any]]:
+        """``X`` checked against the fitted dimension, the groups (when the router needs
+        them) and the texts argument (when it reads them)."""
         X = np.ascontiguousarray(X, dtype=np.float32)
         dim = self.manifest.encoder.dimension
         if X.ndim != 2 or X.shape[1] != dim:
@@ -469,19 +503,10 @@ class SavedRouter:
         if tags.needs_groups and groups is None:
             raise RouteHarnessError(f"router {self.manifest.router.label!r} needs each "
                                     "prompt's group: give a \"group\" per prompt")
-        group_array = np.asarray(list(groups), dtype=object) if groups is not None else None
+        group_array = (np.asarray(list(groups), dtype=object)
+                       if groups is not None and tags.needs_groups else None)
         kwargs = {"texts": list(texts or [])} if tags.needs_texts else {}
-        names = [m.name for m in self.models]
-        if self.router.kind == UTILITY:
-            scores, costs = self.router.predict(X, group_array if tags.needs_groups else None,
-                                                **kwargs)
-            scores, costs = np.asarray(scores, float), np.asarray(costs, float)
-            choices = select(scores, costs, lam)
-            return Routes(lam, np.asarray(choices, np.int64), names, scores,
-                          costs * self.cost_scale)
-        choices = self.router.route(X, lam, group_array if tags.needs_groups else None,
-                                    **kwargs)
-        return Routes(lam, np.asarray(choices, np.int64), names)
+        return X, group_array, kwargs
 
     def encoder(self, threads: int | None = None) -> Any:
         """The encoder the router was fitted with: the stored one (run on onnxruntime,

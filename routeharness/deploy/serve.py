@@ -6,10 +6,12 @@ OpenAI-compatible ``POST /v1/chat/completions`` that routes each request on its 
 message and forwards it to the chosen model's endpoint named in an upstreams YAML file,
 streams (server-sent events) relayed chunk by chunk; the decision is in the
 ``x-routeharness-model`` header. The router and encoder load once, at start-up; routing
-runs in a worker thread; prompts are encoded by one batching thread (``batching``:
-requests within a few milliseconds share one encoder call; tokenizers are not safe to
-share between threads) and routed behind one lock, so the event loop keeps answering;
-upstream calls are async (httpx). Every request and
+runs off the event loop, so it keeps answering: with batching on (``batching``), the
+requests queued together are awaited while one dedicated thread encodes all their
+prompts in one encoder call, predicts once (a utility router) and selects per request at
+its own trade-off (``Service.route_batch``); with it off, each
+request routes in a worker thread behind one lock (tokenizers are not safe to share
+between threads). Upstream calls are async (httpx). Every request and
 answer is a contract (``routeharness.common.contract``): ``RouteRequest`` and its
 ``PromptItem`` s (``routing_input``, the prompts ``route`` reads), ``ChatRequest`` (what is
 routed on is checked, every other key forwarded unchanged), ``RouteResponse``, ``Health``,
@@ -32,7 +34,6 @@ has no web stack (the ``serve`` extra adds it).
 """
 
 import contextlib
-import dataclasses
 import http
 import json
 import logging
@@ -60,7 +61,7 @@ from routeharness.common.contract import (
 from routeharness.common.errors import RouteHarnessError
 from routeharness.common.textinput import parse_json
 from routeharness.data.cards import CardModel
-from routeharness.deploy.batching import Batcher, BatchSettings
+from routeharness.deploy.batching import Batcher, BatchSettings, Ticket
 from routeharness.deploy.fallback import Failure, FallbackSection, all_failed_message
 from routeharness.deploy.guard import (
     BadRequest,
@@ -330,6 +331,22 @@ def _header_lam(text: str) -> float:
     return value
 
 
+@dataclass
+class RouteWork:
+    """One request's routing (``Service.work``): its prompts, trade-off, groups (when the
+    router needs them), embeddings (when sent, else encoded) and the models it may choose
+    (``served``, (m,) bool; None: all)."""
+
+    texts: list[str]
+    lam: float
+    groups: list[str] | None = None
+    vectors: np.ndarray | None = None
+    served: np.ndarray | None = None
+
+    def size(self) -> int:
+        return len(self.texts)
+
+
 class Service:
     """The loaded router, its encoder and upstreams; what the endpoints share."""
 
@@ -353,10 +370,11 @@ class Service:
             note = self.router.stored_encoder_note()
             if note is not None:
                 log.warning("%s", note)
-        # requests close together share one encoder call (deploy/batching.py)
+        # requests close together share one call (deploy/batching.py)
         self.batching = BatchSettings() if batching is None else batching
-        self.batcher = (Batcher(self.encoder.encode, self.batching)
-                        if self.encoder is not None and self.batching.enabled else None)
+        self.batcher: Batcher[RouteWork, Any] | None = (
+            Batcher(self.route_batch, self.batching, RouteWork.size)
+            if self.batching.enabled else None)
         self.upstreams, self.fallback = ({}, None) if upstreams is None else \
             read_upstreams(upstreams, self.pool)
         missing = sorted(set(self.pool) - set(self.upstreams))
@@ -370,11 +388,11 @@ class Service:
         self.client: Any = None
         self.proxy: Any = None  # proxy.Proxy: fallback, budget, request log, shadow
 
-    def route(self, items: list[PromptItem], lam: float, served_only: bool = False) -> Any:
-        """``Routes`` of checked prompts (blocking: call it in a worker thread). With
-        ``served_only`` a utility router chooses among the models with an upstream."""
-        from routeharness.routers.base import select
-
+    def work(self, items: list[PromptItem], lam: float, served_only: bool = False
+             ) -> RouteWork:
+        """What routing checked prompts needs (``route_batch``); 400 when a prompt lacks
+        the embedding or group this router needs. With ``served_only`` a utility router
+        chooses among the models with an upstream."""
         vectors = items[0].embedding is not None or self.precomputed
         if vectors and any(item.embedding is None for item in items):
             raise Problem(400, "request: this router routes the dataset's own vectors: "
@@ -383,22 +401,84 @@ class Service:
         if groups is not None and None in groups:
             raise Problem(400, f"request: router {self.label!r} needs a \"group\" with "
                                "every prompt")
-        texts = [item.prompt for item in items]
-        if vectors:
-            X = np.asarray([item.embedding for item in items], np.float32)
-        elif self.batcher is not None:
-            X = self.batcher.encode(texts)  # outside the lock: others join the batch
-        else:
-            with self.lock:
-                X = self.encoder.encode(texts)
-        with self.lock:
-            routes = self.router.route_vectors(X, lam, groups, texts)
-        if served_only and routes.scores is not None and routes.costs_usd is not None:
+        served = None
+        if served_only:
             served = np.array([name in self.upstreams for name in self.pool])
-            choices = select(np.where(served, routes.scores, np.nan),
-                             routes.costs_usd / self.router.cost_scale, lam)
-            routes = dataclasses.replace(routes, choices=np.asarray(choices, np.int64))
+        return RouteWork(texts=[item.prompt for item in items], lam=lam, groups=groups,
+                         vectors=np.asarray([item.embedding for item in items], np.float32)
+                         if vectors else None, served=served)
+
+    def route(self, items: list[PromptItem], lam: float, served_only: bool = False) -> Any:
+        """``Routes`` of checked prompts (blocking: call it in a worker thread); see
+        ``work``."""
+        (routes,) = self.route_batch([self.work(items, lam, served_only)])
+        if isinstance(routes, BaseException):
+            raise routes
         return routes
+
+    async def route_async(self, items: list[PromptItem], lam: float,
+                          served_only: bool = False, ticket: Ticket | None = None) -> Any:
+        """``route`` from the event loop: in the next batch (``batcher``, ``ticket``: the
+        request's arrival), or in a worker thread when batching is off."""
+        if self.batcher is None:
+            from starlette.concurrency import run_in_threadpool
+
+            return await run_in_threadpool(self.route, items, lam, served_only)
+        return await self.batcher.submit(self.work(items, lam, served_only), ticket)
+
+    def arrival(self) -> contextlib.AbstractContextManager[Ticket | None]:
+        """A route request's time in the server (``Batcher.arrival``; nothing when
+        batching is off)."""
+        if self.batcher is None:
+            return contextlib.nullcontext()
+        return self.batcher.arrival()
+
+    def route_batch(self, works: list[RouteWork]) -> list[Any]:
+        """The ``Routes`` of each work (blocking), computed together: every prompt without
+        an embedding in one encoder call; a utility router's predictions once for all
+        rows, then each work's own selection at its own trade-off (``routes_of``); a
+        selection router routes each work's rows apart (a failure is that work's own).
+        An encoder or prediction failure is raised (it reaches every work)."""
+        from routeharness.routers.base import UTILITY
+
+        with self.lock:
+            texts = [text for work in works if work.vectors is None for text in work.texts]
+            encoded = None
+            if texts:
+                encoded = np.asarray(self.encoder.encode(texts), np.float32)
+                if encoded.shape[0] != len(texts):
+                    raise RouteHarnessError(f"the encoder returned {encoded.shape[0]} "
+                                            f"vectors for {len(texts)} prompts")
+            blocks, start = [], 0
+            for work in works:
+                if work.vectors is not None:
+                    blocks.append(work.vectors)
+                else:
+                    assert encoded is not None
+                    blocks.append(encoded[start:start + len(work.texts)])
+                    start += len(work.texts)
+            if self.router.router.kind != UTILITY:
+                out: list[Any] = []
+                for work, X in zip(works, blocks):
+                    try:
+                        out.append(self.router.route_vectors(X, work.lam, work.groups,
+                                                             work.texts))
+                    except Exception as exc:  # this work's own failure
+                        out.append(exc)
+                return out
+            groups = None
+            if self.router.tags.needs_groups:
+                groups = [g for work in works for g in (work.groups or [])]
+            scores, costs = self.router.predict_vectors(
+                np.concatenate(blocks) if len(blocks) > 1 else blocks[0], groups,
+                [text for work in works for text in work.texts])
+        out, start = [], 0
+        for work in works:
+            end = start + len(work.texts)
+            out.append(self.router.routes_of(scores[start:end], costs[start:end], work.lam,
+                                             work.served))
+            start = end
+        return out
 
     def health(self) -> Health:
         task, encoder = self.manifest.task, self.manifest.encoder
@@ -451,7 +531,6 @@ def create_app(folder: str | Path, upstreams: str | Path | None = None, *,
         import httpx  # noqa: F401
         from fastapi import FastAPI, Request
         from fastapi.responses import JSONResponse, Response
-        from starlette.concurrency import run_in_threadpool
         from starlette.exceptions import HTTPException
     except ImportError as exc:
         raise RouteHarnessError(f"serve needs the web stack ({exc.name} is missing): "
@@ -466,7 +545,7 @@ def create_app(folder: str | Path, upstreams: str | Path | None = None, *,
     async def lifespan(app: Any) -> Any:
         yield
         if service.batcher is not None:
-            service.batcher.close()
+            service.batcher.close()  # waits for the call in progress
         if service.client is not None:
             await service.client.aclose()
         service.proxy.close()
@@ -510,8 +589,9 @@ def create_app(folder: str | Path, upstreams: str | Path | None = None, *,
 
     @app.post("/route", responses={200: {"model": RouteResponse}, **errors})
     async def route(request: Request) -> Any:
-        items, lam, budget = _route_request(service, await _body(request))
-        routes = await run_in_threadpool(service.route, items, lam)
+        with service.arrival() as ticket:
+            items, lam, budget = _route_request(service, await _body(request))
+            routes = await service.route_async(items, lam, ticket=ticket)
         # the router's own numbers (Routes.rows), not validated again: up to 100,000 rows
         rows = [RoutedPrompt.model_construct(id=item.id, **row)
                 for item, row in zip(items, routes.rows())]
@@ -535,43 +615,50 @@ def create_app(folder: str | Path, upstreams: str | Path | None = None, *,
 
     @app.post("/v1/chat/completions", responses=errors)
     async def chat(request: Request) -> Any:
-        from routeharness.deploy.routing_input import prompt_item
-
-        body = await _body(request)
-        chat_request = check(ChatRequest, body, "request", BadRequest)
-        model, lam = chat_request.model, service.default_lam
-        if LAM_HEADER in request.headers:
-            lam = _header_lam(request.headers[LAM_HEADER])
-        try:  # what is routed on, and what the request log hashes
-            text = last_user_text(chat_request)
-        except Problem:
-            if model in AUTO_MODELS:
-                raise
-            text = ""  # a request naming a model needs no user message
-        item = None
-        if model in AUTO_MODELS:
-            item = prompt_item(text, "request: the last user message", 1,
-                               service.limits.max_prompt_chars)
-            if not service.upstreams:
-                raise Problem(404, "no model has an upstream: start serve with --upstreams",
-                              "not_found")
-            if service.precomputed:
-                raise Problem(400, "this router routes the dataset's own vectors, not "
-                                   "text: name a model instead of \"auto\"")
-        elif model not in service.pool:
-            raise Problem(404, f"model {model!r} is not in the router's pool "
-                               f"({', '.join(service.pool)}) and is not \"auto\"", "not_found")
-        elif model not in service.upstreams:
-            raise Problem(404, f"model {model!r} has no upstream in the upstreams file",
-                          "not_found")
-        return await _exchange(service, body, text, lam, None if model in AUTO_MODELS
-                               else model, item)
+        with service.arrival() as ticket:  # left once routed (or refused)
+            return await _chat(service, request, ticket)
 
     return app
 
 
+async def _chat(service: Service, request: Any, ticket: Ticket | None) -> Any:
+    """``POST /v1/chat/completions`` (``create_app``)."""
+    from routeharness.deploy.routing_input import prompt_item
+
+    body = await _body(request)
+    chat_request = check(ChatRequest, body, "request", BadRequest)
+    model, lam = chat_request.model, service.default_lam
+    if LAM_HEADER in request.headers:
+        lam = _header_lam(request.headers[LAM_HEADER])
+    try:  # what is routed on, and what the request log hashes
+        text = last_user_text(chat_request)
+    except Problem:
+        if model in AUTO_MODELS:
+            raise
+        text = ""  # a request naming a model needs no user message
+    item = None
+    if model in AUTO_MODELS:
+        item = prompt_item(text, "request: the last user message", 1,
+                           service.limits.max_prompt_chars)
+        if not service.upstreams:
+            raise Problem(404, "no model has an upstream: start serve with --upstreams",
+                          "not_found")
+        if service.precomputed:
+            raise Problem(400, "this router routes the dataset's own vectors, not "
+                               "text: name a model instead of \"auto\"")
+    elif model not in service.pool:
+        raise Problem(404, f"model {model!r} is not in the router's pool "
+                           f"({', '.join(service.pool)}) and is not \"auto\"", "not_found")
+    elif model not in service.upstreams:
+        raise Problem(404, f"model {model!r} has no upstream in the upstreams file",
+                      "not_found")
+    return await _exchange(service, body, text, lam, None if model in AUTO_MODELS
+                           else model, item, ticket)
+
+
 async def _exchange(service: Service, body: dict[str, Any], text: str, lam: float,
-                    named: str | None, item: PromptItem | None) -> Any:
+                    named: str | None, item: PromptItem | None,
+                    ticket: Ticket | None = None) -> Any:
     """A chat request routed (``named`` None: on ``item`` at ``lam``) or sent to the model
     it names, with fallback, the budget, the shadow router and the request log
     (``proxy``); its answer, or its failure, with the decision in headers."""
@@ -597,7 +684,7 @@ async def _exchange(service: Service, body: dict[str, Any], text: str, lam: floa
             if proxy.shadow is not None:
                 shadow_task = asyncio.ensure_future(run_in_threadpool(
                     proxy.shadow.choose, text, exchange.lam))
-            routes = await run_in_threadpool(service.route, [item], exchange.lam, True)
+            routes = await service.route_async([item], exchange.lam, True, ticket)
             chosen = routes.models[int(routes.choices[0])]
             exchange.routed_model = chosen
             scores = costs = None
@@ -617,7 +704,11 @@ async def _exchange(service: Service, body: dict[str, Any], text: str, lam: floa
             if proxy.budget is not None:
                 proxy.budget.before(lam, routed=False)
             tries = [named]
+        if ticket is not None:
+            ticket.leave()  # routed: no batch waits for it while it is forwarded
     except BudgetExceeded as refused:
+        if ticket is not None:
+            ticket.leave()
         exchange.budget.append(refused.message)
         exchange.status = 429
         extra = {} if refused.retry_after is None else {"retry-after": str(refused.retry_after)}
