@@ -242,7 +242,17 @@ def test_serve_batches_the_stored_encoder_with_the_one_by_one_routes(stored):
         answers = list(pool.map(lambda t: client.post("/route", json={"prompts": [t]}),
                                 texts))
     assert [a.json()["routes"][0]["model"] for a in answers] == alone
-    assert service.batcher.encoded == len(texts) and service.batcher.calls < len(texts)
+    assert service.batcher.items == len(texts) and service.batcher.calls < len(texts)
+
+
+def test_serve_s_encoder_threads_sleep_instead_of_spinning(stored):
+    """``serve``'s event loop shares the cores with onnxruntime's intra-op threads, so its
+    stored encoder is built with spinning off (benchmarks/route_latency.md)."""
+    from routeharness.deploy.serve import Service
+
+    service = Service(stored, None, 0.0)
+    options = service.encoder._session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
 def test_route_without_onnxruntime_says_what_to_install(stored):

@@ -508,15 +508,15 @@ class SavedRouter:
         kwargs = {"texts": list(texts or [])} if tags.needs_texts else {}
         return X, group_array, kwargs
 
-    def encoder(self, threads: int | None = None) -> Any:
+    def encoder(self, threads: int | None = None, *, spin: bool = True) -> Any:
         """The encoder the router was fitted with: the stored one (run on onnxruntime,
         from the files checked on load; ``threads``: its intra-op threads, None: one per
-        core), else rebuilt from its spec and checked: identity and revision must be the
-        saved ones. Built once."""
+        core; ``spin``: see ``OnnxEncoder``), else rebuilt from its spec and checked:
+        identity and revision must be the saved ones. Built once."""
         if isinstance(self._encoder, Future):  # started by ``load(prepare_encoder=True)``
             self._encoder = self._encoder.result()
         if self._encoder is None:
-            self._encoder = self._build_encoder(threads)
+            self._encoder = self._build_encoder(threads, spin)
         return self._encoder
 
     def stored_encoder_note(self) -> str | None:
@@ -531,7 +531,7 @@ class SavedRouter:
                 f"another model than {self.manifest.encoder.spec!r} did (largest embedding "
                 f"difference {check.max_abs_diff:.2g}; manifest.json stored_encoder.check)")
 
-    def _build_encoder(self, threads: int | None) -> Any:
+    def _build_encoder(self, threads: int | None, spin: bool = True) -> Any:
         from routeharness.embedding.encoders import get_encoder
 
         saved = self.manifest.encoder
@@ -539,7 +539,7 @@ class SavedRouter:
             raise RouteHarnessError("this router was fitted on the dataset's own vectors "
                                     "(precomputed): give an \"embedding\" with each prompt")
         if self.manifest.stored_encoder is not None:
-            return _stored_encoder(self.manifest, self.encoder_files, threads)
+            return _stored_encoder(self.manifest, self.encoder_files, threads, spin=spin)
         enc = get_encoder(saved.spec)
         for key in ("identity", "revision"):
             if str(getattr(enc, key, None)) != getattr(saved, key):
@@ -551,7 +551,8 @@ class SavedRouter:
 
 
 def _stored_encoder(manifest: FittedRouter, files: dict[str, bytes],
-                    threads: int | None, quick_start: bool = False) -> Any:
+                    threads: int | None, quick_start: bool = False,
+                    spin: bool = True) -> Any:
     """The stored encoder (``OnnxEncoder``) of a manifest that has one, from its files
     (``quick_start``: a session that starts sooner, see ``OnnxEncoder``)."""
     from routeharness.embedding.onnx import OnnxEncoder
@@ -561,7 +562,7 @@ def _stored_encoder(manifest: FittedRouter, files: dict[str, bytes],
     return OnnxEncoder(files[MODEL_FILE], files[TOKENIZER_FILE], name=saved.name,
                        identity=saved.identity, revision=saved.revision,
                        lower_case=stored.lower_case, dimension=saved.dimension,
-                       threads=threads, quick_start=quick_start)
+                       threads=threads, quick_start=quick_start, spin=spin)
 
 
 def fit(router: str, task: str, *, encoder: str | None = None, seed: int = 0,

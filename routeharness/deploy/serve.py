@@ -364,7 +364,8 @@ class Service:
         self.manifest = self.router.manifest
         self.label = self.manifest.router.label
         self.precomputed = self.manifest.encoder.name == "precomputed"
-        self.encoder = None if self.precomputed else self.router.encoder()
+        # its idle threads sleep: the event loop and the batching thread share the cores
+        self.encoder = None if self.precomputed else self.router.encoder(spin=False)
         if self.encoder is not None:
             self.encoder.encode(["warm-up"])  # loaded now, not by the first request
             note = self.router.stored_encoder_note()

@@ -57,14 +57,17 @@ class OnnxEncoder:
     prepacking, which makes it start about 40% sooner and batches run about 15% slower:
     for a cold ``route PROMPT``, never for ``serve``. Its vectors differ from the
     optimized session's by float rounding (RouterBench's 953 test prompts one by one:
-    at most 1.6e-07, 0 of 48,603 routes changed; benchmarks/route_latency.md)."""
+    at most 1.6e-07, 0 of 48,603 routes changed; benchmarks/route_latency.md).
+    ``spin`` False: onnxruntime's idle intra-op threads sleep instead of spinning, leaving
+    the cores to the threads beside it (``serve``'s event loop and HTTP parsing)."""
 
     modalities = frozenset({"text"})
 
     def __init__(self, model: bytes, tokenizer: bytes, *, name: str, identity: str,
                  revision: str, lower_case: bool, dimension: int | None = None,
                  batch_size: int = 64, threads: int | None = None,
-                 where: str = MODEL_FILE, quick_start: bool = False) -> None:
+                 where: str = MODEL_FILE, quick_start: bool = False,
+                 spin: bool = True) -> None:
         require_runtime(f"the stored encoder ({where})")
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -80,7 +83,9 @@ class OnnxEncoder:
         options.log_severity_level = 3
         if threads:
             options.intra_op_num_threads = threads
-        if quick_start:  # see QUICK_START
+        if not spin:  # idle intra-op threads sleep instead of spinning (see the doc)
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if quick_start:
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
             options.add_session_config_entry("session.disable_prepacking", "1")
         try:
