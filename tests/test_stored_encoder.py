@@ -245,6 +245,29 @@ def test_serve_batches_the_stored_encoder_with_the_one_by_one_routes(stored):
     assert service.batcher.items == len(texts) and service.batcher.calls < len(texts)
 
 
+def test_calls_hold_similar_lengths_within_the_token_budget(stored):
+    """Prompts are tokenized once and run longest first in calls of at most
+    ``TOKENS_PER_CALL`` tokens (prompts x the call's longest), cut to the call's longest:
+    each vector is its one-by-one vector up to float rounding."""
+    from routeharness.deploy import saved
+    from routeharness.embedding.onnx import TOKENS_PER_CALL
+
+    encoder = saved.load(stored).encoder(1)
+    texts = ["hi", "Write a python function to reverse a list. " * 20,
+             "What is the capital of France?", "Sort these numbers: 3 1 2.", "x " * 300]
+    alone = np.vstack([encoder.encode([t]) for t in texts])
+    shapes = []
+    run = encoder._session.run
+    encoder._session = type("Spy", (), {"run": lambda self, names, feed: (
+        shapes.append(feed["input_ids"].shape), run(names, feed))[1]})()
+    together = encoder.encode(texts)
+    np.testing.assert_allclose(together, alone, rtol=0, atol=1e-6)
+    assert sum(rows for rows, _ in shapes) == len(texts)
+    assert all(rows == 1 or rows * width <= TOKENS_PER_CALL for rows, width in shapes)
+    assert [width for _, width in shapes] == sorted((w for _, w in shapes), reverse=True)
+    assert shapes[0][1] == 256 and shapes[-1][1] < 16, shapes  # truncated, then cut short
+
+
 def test_serve_s_encoder_threads_sleep_instead_of_spinning(stored):
     """``serve``'s event loop shares the cores with onnxruntime's intra-op threads, so its
     stored encoder is built with spinning off (benchmarks/route_latency.md)."""
