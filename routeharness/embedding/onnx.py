@@ -31,7 +31,7 @@ INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 #: an encoder call holds at most this many tokens (prompts x the longest's tokens, at
 #: least one prompt): on a 2-core CPU one call of 64 prompts of 256 tokens cost 1.4x the
 #: time of 64 one-prompt calls (its attention outgrows the caches), while prompts of ~50
-#: tokens ran 1.3x faster 4 to 8 a call than alone (benchmarks/route_latency.md)
+#: tokens ran 1.2x faster 4 a call than alone (benchmarks/encoder_calls.py)
 TOKENS_PER_CALL = 256
 
 
@@ -62,7 +62,8 @@ class OnnxEncoder:
     prepacking, which makes it start about 40% sooner and batches run about 15% slower:
     for a cold ``route PROMPT``, never for ``serve``. Its vectors differ from the
     optimized session's by float rounding (RouterBench's 953 test prompts one by one:
-    at most 1.6e-07, 0 of 48,603 routes changed; benchmarks/route_latency.md).
+    at most 1.1e-07 from serve's session, 0 of 48,603 routes changed;
+    benchmarks/batch_agreement.py).
     ``spin`` False: onnxruntime's idle intra-op threads sleep instead of spinning, leaving
     the cores to the threads beside it (``serve``'s event loop and HTTP parsing)."""
 
