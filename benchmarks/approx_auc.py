@@ -1,12 +1,14 @@
 """Exact against approximate kNN search at scale: test AUC (eval's own path), recall,
 build time and the load time of a saved router folder (issue 22, item 3).
 
-Usage: ``python benchmarks/approx_auc.py [--n 1000000] [--out rows.jsonl]
+Usage: ``python benchmarks/approx_auc.py [--n 1000000] [--seed 12] [--out rows.jsonl]
 [--configs knn,knn:index=ivf,...] [--timeout 7200]``; ``--render rows.jsonl`` prints the
 Markdown table of a (possibly interrupted) run.
 
 Data: ``routeharness.data.synth.synthetic_arrays(n, 2000, 2000, n_models=20, dim=384,
-n_clusters=50, locality=0.8, seed=12)`` (``benchmarks/scale.md``'s task), built in memory
+n_clusters=50, locality=0.8, seed=12)`` (``benchmarks/scale.py``'s task; ``--seed 0`` is
+the table ``routeharness data synth`` writes by default, which scale.md's end-to-end
+``eval`` at 10^6 read), built in memory
 as a ``RoutingTask`` and an ``EmbeddedTask`` (no table written or read: the 10^6 task's
 load and validation took ~480 s of each ``eval``). Each configuration runs in its own
 process, one after another: ``routeharness.evaluation.run.route_one`` for seed 0 with
@@ -33,7 +35,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve()
 CONFIGS = "knn,knn:index=ivf,knn:index=ivf,recall=0.99,knn:index=hnsw"
-SYNTH = {"n_models": 20, "dim": 384, "n_clusters": 50, "locality": 0.8, "seed": 12}
+SYNTH = {"n_models": 20, "dim": 384, "n_clusters": 50, "locality": 0.8}
 
 
 def _split_configs(text: str) -> list[str]:
@@ -48,13 +50,13 @@ def _split_configs(text: str) -> list[str]:
     return specs
 
 
-def embedded_task(n: int, n_eval: int = 2000):
+def embedded_task(n: int, seed: int = 12, n_eval: int = 2000):
     """The synthetic task of ``n`` training prompts as eval's ``EmbeddedTask``."""
     from routeharness.data.dataset import ModelInfo, RoutingData, RoutingTask
     from routeharness.data.synth import synthetic_arrays
     from routeharness.embedding.embed import EmbeddedTask
 
-    splits, prices = synthetic_arrays(n, n_eval, n_eval, **SYNTH)
+    splits, prices = synthetic_arrays(n, n_eval, n_eval, **SYNTH, seed=seed)
     models = [ModelInfo(f"m{j}", description=f"synthetic model {j}, {p:.4g} USD per call")
               for j, p in enumerate(prices)]
     data = {}
@@ -66,14 +68,14 @@ def embedded_task(n: int, n_eval: int = 2000):
             groups=np.array([f"g{c}" for c in part.cluster]), scores=part.scores,
             costs=part.costs, models=models, split=split)
     task = RoutingTask(name="synthetic", version=1, splits=data,
-                       source=f"synthetic_arrays({n}, {SYNTH})",
+                       source=f"synthetic_arrays({n}, {SYNTH}, seed={seed})",
                        group_descriptions={f"g{c}": f"synthetic topic {c}"
                                            for c in range(SYNTH["n_clusters"])})
     return EmbeddedTask(task=task, X={s: p.X for s, p in splits.items()}, encoded=0,
                         cached=0)
 
 
-def child(spec: str, n: int) -> dict:
+def child(spec: str, n: int, seed: int) -> dict:
     from routeharness_knn.search import (
         ExactIndex,
         _recall,
@@ -89,7 +91,7 @@ def child(spec: str, n: int) -> dict:
     from routeharness.routers.state import read_state, write_state
 
     started = time.perf_counter()
-    embedded = embedded_task(n)
+    embedded = embedded_task(n, seed)
     data_s = time.perf_counter() - started
     print(f"  data: {data_s:.0f} s", file=sys.stderr, flush=True)
     protocol = Protocol()
@@ -138,7 +140,7 @@ def child(spec: str, n: int) -> dict:
         loaded.set_state(read_state(tmp, hashes))
         load_s = time.perf_counter() - started
         same_plan = loaded.index_plan_ == index_plan
-    return {"spec": spec, "n": n, "auc": round(metrics.auc, 2),
+    return {"spec": spec, "n": n, "data_seed": seed, "auc": round(metrics.auc, 2),
             "auc_ci95": [round(v, 2) for v in (metrics.auc_ci95 or [])],
             "tuned": tuned, "search": record.search,
             "test_recall_at_k": round(test_recall, 4), "k": k,
@@ -189,6 +191,7 @@ def render(path: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=12, help="the synthetic data's seed")
     parser.add_argument("--configs", default=CONFIGS)
     parser.add_argument("--out", default="approx_auc.jsonl")
     parser.add_argument("--timeout", type=int, default=7200)
@@ -199,13 +202,15 @@ def main() -> None:
         print(render(args.render))
         return
     if args.child is not None:
-        print(json.dumps(child(args.child, args.n)), flush=True)
+        print(json.dumps(child(args.child, args.n, args.seed)), flush=True)
         return
     for spec in _split_configs(args.configs):
         before = _load()
-        print(f"{time.strftime('%H:%M:%S')} {spec} at n={args.n:,} (load {before})",
+        print(f"{time.strftime('%H:%M:%S')} {spec} at n={args.n:,}, data seed {args.seed} "
+              f"(load {before})",
               flush=True)
-        command = [sys.executable, str(HERE), "--n", str(args.n), "--child", spec]
+        command = [sys.executable, str(HERE), "--n", str(args.n), "--seed", str(args.seed),
+                   "--child", spec]
         try:
             done = subprocess.run(command, stdout=subprocess.PIPE, text=True,
                                   timeout=args.timeout)
