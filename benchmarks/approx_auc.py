@@ -17,8 +17,9 @@ cleared index cache, the tuned router fitted again (the build time: ivf's k-mean
 nprobe calibration, hnsw's graph), its recall@k on the test prompts against the exact
 search for the tuned k, its state written as a saved router writes it (``write_state``)
 and read back (``read_state`` + ``set_state``: the load time, kept index included).
-Progress goes to stderr. Each row is appended to ``--out`` as one JSON line as soon as it is done, with the load
-average before and after it.
+Progress goes to stderr. Each row (with tuning's validation AUC per configuration) is
+appended to ``--out`` as one JSON line as soon as it is done, with the load average
+before and after it.
 """
 
 from __future__ import annotations
@@ -149,7 +150,9 @@ def child(spec: str, n: int, seed: int) -> dict:
             "route_s": round(record.timings["route_s"], 1), "data_s": round(data_s, 1),
             "build_s": round(build_s, 1), "save_s": round(save_s, 1),
             "load_s": round(load_s, 1), "state_mb": round(state_mb, 1),
-            "loaded_plan_same": bool(same_plan)}
+            "loaded_plan_same": bool(same_plan),
+            "tuning": [[row.params.get("k"), row.params.get("weighting"),
+                        round(row.validation_auc, 3)] for row in record.tuning]}
 
 
 def _load() -> str:
