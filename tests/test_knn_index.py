@@ -16,7 +16,7 @@ from routeharness_knn.router import (
     plan_index,
     recall_at_k,
 )
-from routeharness_knn.search import TARGET_RECALL
+from routeharness_knn.search import HNSW_EF_PER_K, TARGET_RECALL
 
 from routeharness.data.synth import synthetic_task
 from routeharness.evaluation import metrics
@@ -51,6 +51,8 @@ def test_plan_follows_the_rules():
     assert plan_index(3000, 100, "ivf", nprobe=7).nprobe == 7  # given: used as is
     hnsw = plan_index(1000, 100, "hnsw", ef_search=16)
     assert (hnsw.m, hnsw.ef_construction, hnsw.ef_search) == (32, 80, 100)  # efSearch >= k
+    assert plan_index(1000, 100, "hnsw").ef_search == HNSW_EF_PER_K * 100  # the default beam
+    assert plan_index(1000, 5, "hnsw").ef_search == 64  # never below 64
     assert plan_index(AUTO_HNSW_FROM - 1, 10, "auto").kind == "flat"
     assert plan_index(AUTO_HNSW_FROM, 10, "auto").kind == "hnsw"
     assert plan_index(5, 3).to_dict() == {"kind": "flat", "n": 5, "nlist": None, "nprobe": None,
