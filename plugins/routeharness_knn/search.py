@@ -98,8 +98,8 @@ def plan_index(n: int, k: int, index: str = "flat", nprobe: int | None = None,
     given (at most nlist) or None: chosen when the index is built (``prepare``) as the
     fewest lists whose measured recall@k reaches ``recall`` (default ``TARGET_RECALL``;
     given with ``nprobe``, an error: one sets the other); hnsw: M 32, efConstruction 80,
-    ``ef_search`` default max(``HNSW_EF_PER_K`` k, 64) and never below k (``recall`` acts only on ivf).
-    An unknown ``index`` or a value out of range is a one-line ``ValueError``."""
+    ``ef_search`` default max(``HNSW_EF_PER_K`` k, 64) and never below k (``recall`` acts
+    only on ivf). An unknown ``index`` or a value out of range is a one-line ``ValueError``."""
     if index not in INDEXES:
         raise ValueError(f"index must be one of {INDEXES}, got {index!r}")
     nprobe, ef_search = _positive("nprobe", nprobe), _positive("ef_search", ef_search)
@@ -193,8 +193,9 @@ def _recall(exact: np.ndarray, found: np.ndarray) -> float:
 def choose_nprobe(index: Any, vectors: np.ndarray, plan: IndexPlan, k: int,
                   kept: dict[str, Any] | None = None) -> IndexPlan:
     """``plan`` with ``nprobe`` the fewest lists (1, 2, 4, ... nlist) reaching
-    ``plan.target_recall`` (``TARGET_RECALL`` when None) recall@k on a seeded sample of training rows used as queries (their
-    own row left out of both searches), and that recall. ``kept``: where the sample's
+    ``plan.target_recall`` (``TARGET_RECALL`` when None) recall@k on a seeded sample of
+    training rows used as queries (their own row left out of both searches), and that
+    recall. ``kept``: where the sample's
     exact neighbours are kept for the next k (one exact search serves a whole grid)."""
     n = vectors.shape[0]
     rows = np.sort(np.random.default_rng(IVF_SEED).choice(n, min(RECALL_SAMPLE, n),
