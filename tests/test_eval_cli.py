@@ -127,7 +127,7 @@ def test_a_bad_fixed_parameter_is_one_line_listing_the_parameters(capsys, tmp_pa
     code, _, err = eval_cli(capsys, "-r", "knn:kk=3", "-t", "routerbench",
                             "-o", str(tmp_path / "r.json"))
     assert code == 1
-    assert "router 'knn' has no parameter 'kk'; its parameters: ef_search, index, k, nprobe, prior, weighting" in one_error(err)
+    assert "router 'knn' has no parameter 'kk'; its parameters: ef_search, index, k, nprobe, prior, recall, weighting" in one_error(err)
 
 
 # --- results saved before anything is printed ---------------------------------------------------

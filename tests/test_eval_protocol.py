@@ -183,7 +183,7 @@ def test_fixed_params_leave_the_grid_and_are_recorded(hash_encoder, tiny_task, t
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("knn:kk=3", "router 'knn' has no parameter 'kk'; its parameters: ef_search, index, k, nprobe, prior, weighting"),
+    ("knn:kk=3", "router 'knn' has no parameter 'kk'; its parameters: ef_search, index, k, nprobe, prior, recall, weighting"),
     ("knn:k=abc", "parameter 'k': 'abc' is not an integer"),
     ("knn:k=3.5", "'3.5' is not an integer"),
     ("knn:k", "'k' is not PARAM=VALUE"),

@@ -16,7 +16,7 @@ from routeharness_knn.router import (
     plan_index,
     recall_at_k,
 )
-from routeharness_knn.search import TARGET_RECALL
+from routeharness_knn.search import HNSW_EF_PER_K, TARGET_RECALL
 
 from routeharness.data.synth import synthetic_task
 from routeharness.evaluation import metrics
@@ -51,11 +51,16 @@ def test_plan_follows_the_rules():
     assert plan_index(3000, 100, "ivf", nprobe=7).nprobe == 7  # given: used as is
     hnsw = plan_index(1000, 100, "hnsw", ef_search=16)
     assert (hnsw.m, hnsw.ef_construction, hnsw.ef_search) == (32, 80, 100)  # efSearch >= k
+    assert plan_index(1000, 100, "hnsw").ef_search == HNSW_EF_PER_K * 100  # the default beam
+    assert plan_index(1000, 5, "hnsw").ef_search == 64  # never below 64
     assert plan_index(AUTO_HNSW_FROM - 1, 10, "auto").kind == "flat"
     assert plan_index(AUTO_HNSW_FROM, 10, "auto").kind == "hnsw"
     assert plan_index(5, 3).to_dict() == {"kind": "flat", "n": 5, "nlist": None, "nprobe": None,
                                           "m": None, "ef_construction": None, "ef_search": None,
-                                          "recall": None}
+                                          "recall": None, "target_recall": None}
+    assert plan_index(20_000, 10, "ivf").target_recall == TARGET_RECALL  # the one default
+    assert plan_index(20_000, 10, "ivf", recall=0.99).target_recall == 0.99
+    assert plan_index(20_000, 10, "ivf", nprobe=3).target_recall is None  # given, not chosen
 
 
 def test_ivf_nprobe_is_chosen_by_measured_recall():
@@ -74,6 +79,36 @@ def test_ivf_nprobe_is_chosen_by_measured_recall():
     given = KNNRouter(k=10, index="ivf", nprobe=3).fit(points, outcomes).search_settings()
     assert (given["nprobe"], given["recall"]) == (3, None)
     clear_index_cache()
+
+
+def test_ivf_recall_target_sets_nprobe():
+    points = _clustered(20_000, 64, 50, seed=1)
+    outcomes = SimpleNamespace(n=20_000, m=2, scores=np.zeros((20_000, 2)),
+                               costs=np.ones((20_000, 2)))
+    clear_index_cache()
+    plans = {target: KNNRouter(k=10, index="ivf", recall=target).fit(
+        points, outcomes).search_settings() for target in (0.5, 0.999, 1.0)}
+    for target, plan in plans.items():  # the fewest lists reaching it (all lists: exact)
+        assert plan["target_recall"] == target
+        assert plan["recall"] >= target or plan["nprobe"] == plan["nlist"]
+    assert plans[0.5]["nprobe"] < plans[0.999]["nprobe"] <= plans[1.0]["nprobe"]
+    assert plans[1.0]["recall"] == 1.0
+    # one kept build serves every target: a second target calibrates, not rebuilds
+    again = KNNRouter(k=10, index="ivf", recall=0.5).fit(points, outcomes)
+    assert again.search_settings() == plans[0.5]
+    clear_index_cache()
+
+
+@pytest.mark.parametrize("cls", [KNNRouter, KNNVoteRouter])
+@pytest.mark.parametrize("bad", [0, 0.0, -0.1, 1.01, True, "0.9", float("nan")])
+def test_a_bad_recall_target_is_refused_in_one_line(cls, bad):
+    with pytest.raises(ValueError, match=r"recall must be a number in \(0, 1\]") as error:
+        cls(index="ivf", recall=bad).validate_params()
+    assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match="nprobe or recall") as error:
+        cls(index="ivf", nprobe=4, recall=0.9).validate_params()
+    assert "\n" not in str(error.value)
+    cls(index="ivf", recall=1).validate_params()  # (0, 1]: 1 is a target
 
 
 @pytest.mark.parametrize("cls", [KNNRouter, KNNVoteRouter])

@@ -226,3 +226,33 @@ def test_the_cli_fits_an_hnsw_router_routes_with_its_kept_index_and_refuses_a_ch
     last = done.stderr.strip().splitlines()
     assert len(last) == 1 and str(folder / INDEX_FILE) in last[0]
     assert "its sha256 is not the one the manifest records" in last[0]
+
+
+def test_an_ivf_recall_target_is_saved_and_a_folder_without_it_loads(synth, tmp_path):
+    from routeharness.deploy import saved
+    from routeharness.deploy.saved import manifest_checksum
+
+    fitted = saved.fit("knn:index=ivf,recall=0.99", synth, encoder="precomputed", tune=False)
+    folder = tmp_path / "ivf-recall"
+    saved.save(fitted, folder)
+    assert fitted.router.index_plan_.target_recall == 0.99
+    loaded = saved.load(folder)
+    assert loaded.manifest.params["recall"] == 0.99 and loaded.router.recall == 0.99
+    assert loaded.router.index_plan_ == fitted.router.index_plan_
+    manifest = json.loads((folder / "manifest.json").read_text("utf-8"))
+    for value, error in ((None, None), (1.5, "recall must be a number in (0, 1]")):
+        if value is None:  # saved before the parameter existed: the default target
+            del manifest["params"]["recall"]
+            manifest["fixed_params"].pop("recall", None)
+        else:
+            manifest["params"]["recall"] = value
+        manifest["checksum"] = manifest_checksum(manifest)
+        (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+        if error is None:
+            old = saved.load(folder)
+            assert old.router.recall is None  # its kept plan still holds the nprobe
+            assert old.router.index_plan_.nprobe == fitted.router.index_plan_.nprobe
+        else:
+            with pytest.raises(RouteHarnessError, match=r"recall must be") as raised:
+                saved.load(folder)
+            assert "\n" not in str(raised.value)

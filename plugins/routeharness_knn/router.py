@@ -20,7 +20,10 @@ average). A neighbour with several best models (common with 0/1 scores) votes by
 
 The search (``index``, a speed choice, never tuned): ``flat`` (exact, the default),
 ``ivf`` (inverted lists, ``nprobe`` of ``nlist`` lists scanned), ``hnsw`` (a graph) or
-``auto`` (flat below ``AUTO_HNSW_FROM`` training prompts, else hnsw). ``plan_index``
+``auto`` (flat below ``AUTO_HNSW_FROM`` training prompts, else hnsw). ivf without
+``nprobe`` scans the fewest lists whose recall@k, measured on a sample of training
+prompts, reaches ``recall`` (default ``search.TARGET_RECALL``; ``knn:index=ivf,recall=0.99``;
+a number in (0, 1], not given with ``nprobe``; no effect on flat or hnsw). ``plan_index``
 gives the settings a fit uses (``index_plan_`` after ``fit``, ``search_settings()`` for
 a result record); ``recall_at_k`` measures an approximate index against the exact one.
 The last index built and the last search are kept for the next fit and search on the
@@ -59,18 +62,19 @@ class _KNNBase(LookupTable, BaseRouter):
 
     def __init__(self, k: int = 10, weighting: str = "uniform", index: str = "flat",
                  nprobe: int | None = None, ef_search: int | None = None,
-                 random_state: int | None = None):
+                 recall: float | None = None, random_state: int | None = None):
         self.k = k
         self.weighting = weighting
         self.index = index
         self.nprobe = nprobe
         self.ef_search = ef_search
+        self.recall = recall
         self.random_state = random_state
 
     def validate_params(self) -> None:
         """``k`` an integer >= 1, ``weighting`` and ``index`` known names, ``nprobe`` and
-        ``ef_search`` positive integers or None (the ranges ``fit`` and a saved router's
-        manifest are held to)."""
+        ``ef_search`` positive integers or None, ``recall`` in (0, 1] or None and not
+        with ``nprobe`` (the ranges ``fit`` and a saved router's manifest are held to)."""
         k = self.k
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
             raise ValueError(f"k must be an integer >= 1, got {k!r}")
@@ -78,7 +82,7 @@ class _KNNBase(LookupTable, BaseRouter):
             raise ValueError(f"k must be >= 1, got {k!r}")
         if self.weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
-        plan_index(1, int(k), self.index, self.nprobe, self.ef_search)  # index, nprobe, ef
+        plan_index(1, int(k), self.index, self.nprobe, self.ef_search, self.recall)
 
     def check_sizes(self, *, models: int, dimension: int, n_train: int) -> None:
         """The table is ``n_train`` prompts of ``dimension``-d vectors x ``models``."""
@@ -93,7 +97,8 @@ class _KNNBase(LookupTable, BaseRouter):
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[0] != outcomes.n:
             raise ValueError(f"X has shape {X.shape} but outcomes have {outcomes.n} rows")
-        plan = plan_index(X.shape[0], int(self.k), self.index, self.nprobe, self.ef_search)
+        plan = plan_index(X.shape[0], int(self.k), self.index, self.nprobe, self.ef_search,
+                          self.recall)
         # the lookup table (routeharness_knn.table): the one place that sets it, for fit,
         # a restored state and an update alike
         self._set_table(X, np.asarray(outcomes.scores, dtype=np.float64),
@@ -102,7 +107,8 @@ class _KNNBase(LookupTable, BaseRouter):
 
     def search_settings(self) -> dict[str, Any]:
         """The search this fit uses, for a result record: the resolved ``IndexPlan``
-        (kind, n, ivf's nlist and nprobe with the sample recall that chose it, hnsw's M,
+        (kind, n, ivf's nlist and nprobe with the target recall and the sample recall
+        that chose it, hnsw's M,
         efConstruction and efSearch)."""
         self._check_fitted()
         return self.index_plan_.to_dict()
@@ -157,14 +163,16 @@ class KNNRouter(_KNNBase):
                                                 "prior": "larger"}
     #: ``prior`` acts only on sparse models: tuned only on a table with one
     sparse_params: ClassVar[tuple[str, ...]] = ("prior",)
-    #: a router saved before ``prior`` existed skipped missing cells
-    params_added: ClassVar[dict[str, Any]] = {"prior": 0.0}
+    #: a router saved before ``prior`` existed skipped missing cells; one saved before
+    #: ``recall`` calibrated ivf to ``TARGET_RECALL`` (its kept plan holds the nprobe)
+    params_added: ClassVar[dict[str, Any]] = {"prior": 0.0, "recall": None}
 
     def __init__(self, k: int = 10, weighting: str = "uniform", index: str = "flat",
                  nprobe: int | None = None, ef_search: int | None = None,
-                 prior: float = 1.0, random_state: int | None = None):
+                 prior: float = 1.0, recall: float | None = None,
+                 random_state: int | None = None):
         super().__init__(k=k, weighting=weighting, index=index, nprobe=nprobe,
-                         ef_search=ef_search, random_state=random_state)
+                         ef_search=ef_search, recall=recall, random_state=random_state)
         self.prior = prior
 
     def validate_params(self) -> None:
@@ -229,12 +237,14 @@ class KNNVoteRouter(_KNNBase):
     tie_preference: ClassVar[dict[str, Any]] = {
         "k": "larger", "weighting": ["uniform", "distance"],
         "tie_break": ["cheapest", "best-average"]}
+    #: a router saved before ``recall`` existed calibrated ivf to ``TARGET_RECALL``
+    params_added: ClassVar[dict[str, Any]] = {"recall": None}
 
     def __init__(self, k: int = 10, weighting: str = "uniform", tie_break: str = "cheapest",
                  index: str = "flat", nprobe: int | None = None, ef_search: int | None = None,
-                 random_state: int | None = None):
+                 recall: float | None = None, random_state: int | None = None):
         super().__init__(k=k, weighting=weighting, index=index, nprobe=nprobe,
-                         ef_search=ef_search, random_state=random_state)
+                         ef_search=ef_search, recall=recall, random_state=random_state)
         self.tie_break = tie_break
 
     def validate_params(self) -> None:

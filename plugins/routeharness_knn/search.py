@@ -26,6 +26,11 @@ INDEXES = ("flat", "ivf", "hnsw", "auto")
 AUTO_HNSW_FROM = 50_000
 #: hnsw graph degree and build-time beam width (fixed: speed/recall, not routing quality)
 HNSW_M, HNSW_EF_CONSTRUCTION = 32, 80
+#: hnsw's search beam without an explicit ``ef_search``: max(HNSW_EF_PER_K x k, 64). 4, not
+#: 2: on the 10^6 synthetic task of benchmarks/scale.md (data seed 0, "Exact against
+#: approximate at 10^6"), ef 200 (2k at k = 100) found 0.855 of the exact neighbours and
+#: test AUC 0.29 from exact search; ef 400 found 0.937 and came within 0.2 (+0.10)
+HNSW_EF_PER_K = 4
 #: the k-means seed of ivf (and of its recall sample): fixed, not ``random_state``, so the
 #: index (and every route) is a function of the data alone, as ``deterministic`` promises
 IVF_SEED = 20250518
@@ -34,8 +39,12 @@ IVF_SEED = 20250518
 IVF_TRAIN_PER_LIST, IVF_NITER = 64, 10
 #: without an explicit ``nprobe``, ivf scans the fewest lists (1, 2, 4, ... nlist) whose
 #: recall@k, measured on ``RECALL_SAMPLE`` training prompts as queries (each one's own
-#: row left out), reaches ``TARGET_RECALL``
-TARGET_RECALL, RECALL_SAMPLE = 0.95, 256
+#: row left out), reaches ``TARGET_RECALL`` (or the router's ``recall``, when given).
+#: 0.999, not 0.95: on the 10^6 synthetic task of benchmarks/scale.md (data seed 0,
+#: "Exact against approximate at 10^6"), targets 0.95, 0.99 and 0.995 all chose nprobe 16
+#: (sample recall 0.9971) and tuning then picked k = 50 where exact search picked 100:
+#: test AUC 0.35 below flat; 0.999 (nprobe 32) picked k = 100 and came within 0.2 (+0.03)
+TARGET_RECALL, RECALL_SAMPLE = 0.999, 256
 #: flat and ivf search this many more neighbours than asked, so that ties at the k-th
 #: are resolved by the lowest row (see ``search``)
 TIE_MARGIN = 8
@@ -46,8 +55,9 @@ _BLOCK = 1 << 16
 @dataclass(frozen=True)
 class IndexPlan:
     """The search one fit uses: ``kind`` is flat, ivf or hnsw (``auto`` resolved);
-    ``nlist``/``nprobe`` for ivf (``recall``: the sample recall@k that chose ``nprobe``,
-    None when it was given), ``m``/``ef_construction``/``ef_search`` for hnsw."""
+    ``nlist``/``nprobe`` for ivf (``target_recall``: the recall@k ``nprobe`` is chosen
+    to reach, ``recall``: the sample recall@k that chose it, both None when ``nprobe``
+    was given), ``m``/``ef_construction``/``ef_search`` for hnsw."""
 
     kind: str
     n: int
@@ -57,6 +67,7 @@ class IndexPlan:
     ef_construction: int | None = None
     ef_search: int | None = None
     recall: float | None = None
+    target_recall: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,25 +81,43 @@ def _positive(name: str, value: Any) -> int | None:
     return int(value)
 
 
+def _target(recall: Any) -> float | None:
+    if recall is None:
+        return None
+    if isinstance(recall, bool) or not isinstance(recall, (int, float, np.integer,
+                                                           np.floating)) \
+            or not 0 < recall <= 1:
+        raise ValueError(f"recall must be a number in (0, 1] or None, got {recall!r}")
+    return float(recall)
+
+
 def plan_index(n: int, k: int, index: str = "flat", nprobe: int | None = None,
-               ef_search: int | None = None) -> IndexPlan:
+               ef_search: int | None = None, recall: float | None = None) -> IndexPlan:
     """The settings for ``n`` training prompts and ``k`` neighbours. ivf: ``nlist`` about
     sqrt(n), at most n/39 (faiss's k-means wants 39 points a centroid), ``nprobe`` as
-    given (at most nlist) or None: chosen by measured recall when the index is built
-    (``prepare``); hnsw: M 32, efConstruction 80, ``ef_search`` default max(2k, 64) and
-    never below k. An unknown ``index`` is a one-line ``ValueError``."""
+    given (at most nlist) or None: chosen when the index is built (``prepare``) as the
+    fewest lists whose measured recall@k reaches ``recall`` (default ``TARGET_RECALL``;
+    given with ``nprobe``, an error: one sets the other); hnsw: M 32, efConstruction 80,
+    ``ef_search`` default max(``HNSW_EF_PER_K`` k, 64) and never below k (``recall`` acts
+    only on ivf). An unknown ``index`` or a value out of range is a one-line ``ValueError``."""
     if index not in INDEXES:
         raise ValueError(f"index must be one of {INDEXES}, got {index!r}")
     nprobe, ef_search = _positive("nprobe", nprobe), _positive("ef_search", ef_search)
+    recall = _target(recall)
+    if recall is not None and nprobe is not None:
+        raise ValueError(f"give nprobe or recall, not both: recall chooses ivf's nprobe "
+                         f"(got nprobe={nprobe}, recall={recall})")
     kind = ("hnsw" if n >= AUTO_HNSW_FROM else "flat") if index == "auto" else index
     if kind == "ivf":
         # sqrt(n), not faiss's 4 sqrt(n): the build (k-means, then every prompt assigned)
         # costs n x nlist, 4x less here, for as many candidates scanned per query
         nlist = int(min(max(1, round(np.sqrt(n))), max(1, n // 39)))
+        if nprobe is not None:
+            return IndexPlan("ivf", n, nlist=nlist, nprobe=min(nprobe, nlist))
         return IndexPlan("ivf", n, nlist=nlist,
-                         nprobe=None if nprobe is None else min(nprobe, nlist))
+                         target_recall=TARGET_RECALL if recall is None else recall)
     if kind == "hnsw":
-        ef = max(2 * k, 64) if ef_search is None else ef_search
+        ef = max(HNSW_EF_PER_K * k, 64) if ef_search is None else ef_search
         return IndexPlan("hnsw", n, m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION,
                          ef_search=max(ef, k))
     return IndexPlan("flat", n)
@@ -164,8 +193,9 @@ def _recall(exact: np.ndarray, found: np.ndarray) -> float:
 def choose_nprobe(index: Any, vectors: np.ndarray, plan: IndexPlan, k: int,
                   kept: dict[str, Any] | None = None) -> IndexPlan:
     """``plan`` with ``nprobe`` the fewest lists (1, 2, 4, ... nlist) reaching
-    ``TARGET_RECALL`` recall@k on a seeded sample of training rows used as queries (their
-    own row left out of both searches), and that recall. ``kept``: where the sample's
+    ``plan.target_recall`` (``TARGET_RECALL`` when None) recall@k on a seeded sample of
+    training rows used as queries (their own row left out of both searches), and that
+    recall. ``kept``: where the sample's
     exact neighbours are kept for the next k (one exact search serves a whole grid)."""
     n = vectors.shape[0]
     rows = np.sort(np.random.default_rng(IVF_SEED).choice(n, min(RECALL_SAMPLE, n),
@@ -180,11 +210,12 @@ def choose_nprobe(index: Any, vectors: np.ndarray, plan: IndexPlan, k: int,
         return np.array([[i for i in found if i != row][:k] for row, found in zip(rows, ids)])
 
     exact = others(kept["exact"])
+    target = TARGET_RECALL if plan.target_recall is None else plan.target_recall
     nprobe, recall = 1, 0.0
     while True:
         index.nprobe = nprobe
         recall = _recall(exact, others(index.search(queries, width)[1]))
-        if recall >= TARGET_RECALL or nprobe >= plan.nlist:
+        if recall >= target or nprobe >= plan.nlist:
             return replace(plan, nprobe=nprobe, recall=round(recall, 4))
         nprobe = min(2 * nprobe, plan.nlist)
 
@@ -193,7 +224,7 @@ def choose_nprobe(index: Any, vectors: np.ndarray, plan: IndexPlan, k: int,
 #: the build settings: tuning fits one router per configuration on the same training set,
 #: and a build (a copy, or minutes of k-means or graph) would otherwise be repeated for
 #: each; one entry, so at most one index is held beyond its routers. ``nprobes``: the
-#: calibrated ``nprobe`` for each k.
+#: calibrated ``nprobe`` for each (k, target recall).
 _LAST_BUILD: dict[tuple[Any, ...], dict[str, Any]] = {}
 #: the last queries' searches: (index, search settings and queries' digest, k -> found)
 _LAST_SEARCH: dict[str, tuple[Any, ...]] = {}
@@ -214,12 +245,14 @@ def prepare(X: np.ndarray, plan: IndexPlan, k: int, built: Any = None,
                             "nprobes": {}, "vectors": vectors if plan.kind == "ivf" else None}
     kept = _LAST_BUILD[key]
     if plan.kind == "ivf" and plan.nprobe is None:
-        if k not in kept["nprobes"]:
+        calibrated = (k, plan.target_recall)
+        if calibrated not in kept["nprobes"]:
             if kept["vectors"] is None:
                 kept["vectors"] = normalise(X)
-            kept["nprobes"][k] = choose_nprobe(kept["index"], kept["vectors"], plan, k,
-                                               kept.setdefault("sample", {}))
-        plan = kept["nprobes"][k]
+            kept["nprobes"][calibrated] = choose_nprobe(kept["index"], kept["vectors"],
+                                                        plan, k,
+                                                        kept.setdefault("sample", {}))
+        plan = kept["nprobes"][calibrated]
     return kept["index"], plan
 
 
@@ -339,13 +372,15 @@ def _in_order(similarity: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def recall_at_k(X_train: np.ndarray, X_query: np.ndarray, k: int, index: str = "hnsw",
-                nprobe: int | None = None, ef_search: int | None = None) -> float:
+                nprobe: int | None = None, ef_search: int | None = None,
+                recall: float | None = None) -> float:
     """Mean share of each query's exact k nearest training rows (cosine) that ``index``
-    also returns: measured against the exact search, not assumed."""
+    also returns: measured against the exact search, not assumed. ``recall``: ivf's
+    target when it chooses ``nprobe`` (``plan_index``)."""
     train, query = normalise(X_train), normalise(X_query)
     k = min(int(k), train.shape[0])
     _, exact = ExactIndex(train).search(query, k)
-    plan = plan_index(train.shape[0], k, index, nprobe, ef_search)
+    plan = plan_index(train.shape[0], k, index, nprobe, ef_search, recall)
     built = build_index(train, plan)
     if plan.kind == "ivf" and plan.nprobe is None:
         plan = choose_nprobe(built, train, plan, k)

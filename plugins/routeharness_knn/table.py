@@ -81,7 +81,8 @@ def row_offsets(scores: np.ndarray, sparse: np.ndarray) -> np.ndarray:
 
 
 class LookupTable:
-    """Mixin of the kNN routers (which define ``k``, ``index``, ``nprobe``, ``ef_search``
+    """Mixin of the kNN routers (which define ``k``, ``index``, ``nprobe``, ``ef_search``,
+    ``recall``
     and set ``X_``, ``scores_``, ``costs_``, ``index_``, ``index_plan_`` in ``fit``)."""
 
     def get_state(self) -> RouterState:
@@ -179,7 +180,7 @@ class LookupTable:
                              f"expected {n_old + len(X_new)} rows and at least {m_old} models")
         X = np.concatenate([X_old, X_new]) if len(X_new) else X_old
         plan = plan_index(X.shape[0], int(self.k), self.index, self.nprobe,  # type: ignore
-                          self.ef_search)  # type: ignore[attr-defined]
+                          self.ef_search, self.recall)  # type: ignore[attr-defined]
         self._set_table(X, scores, costs, plan)
         return self
 
