@@ -2,9 +2,7 @@
 fitted on ``--task`` (default routerbench), routes the task's test prompts one request at
 a time and then ``--batch`` one-prompt requests per call (``Service.route_batch``, what a
 batched ``serve`` runs); each request at each of the router's validation trade-offs. The
-routes that differ (prompts x trade-offs) and the largest vector difference are printed;
-then the same for a cold ``route PROMPT``'s quick-start session against serve's, one
-prompt at a time.
+routes that differ (prompts x trade-offs) and the largest vector difference are printed.
 
 Usage: ``python benchmarks/batch_agreement.py [--task routerbench] [--batch 64]
 [--folder DIR]`` (``--folder``: a saved router to use instead of fitting one).
@@ -70,19 +68,6 @@ def main() -> None:
     print(f"task {args.task}, {len(items)} test prompts, batches of {args.batch} one-prompt "
           f"requests, {len(lams)} trade-offs (the validation points): {differ} of {total} "
           f"routes differ; largest vector difference {np.abs(alone_X - batch_X).max():.2g}")
-    # a cold ``route PROMPT``: the quick-start session (one thread, no graph optimizations
-    # or prepacking) one prompt at a time, against the server's session one at a time
-    quick = saved.load(folder, prepare_encoder=True, encoder_threads=1).encoder()
-    quick_X = np.concatenate([quick.encode([item.prompt]) for item in items])
-    differ = total = 0
-    for lam in lams:
-        routed = [service.route_batch([RouteWork([item.prompt], lam, vectors=X[i:i + 1])])[0]
-                  .choices[0] for X in (alone_X, quick_X) for i, item in enumerate(items)]
-        differ += int(np.sum(np.asarray(routed[:len(items)]) != np.asarray(routed[len(items):])))
-        total += len(items)
-    print(f"route PROMPT's quick-start session against serve's, one prompt at a time: {differ} "
-          f"of {total} routes differ; largest vector difference "
-          f"{np.abs(alone_X - quick_X).max():.2g}")
 
 
 if __name__ == "__main__":

@@ -119,9 +119,7 @@ def route_command(folder: str, prompt: str | None, prompts_file: str | None,
         raise click.UsageError("give --lam or --budget, not both")
     if prompt is not None and prompts_file is not None:
         raise click.UsageError("give a PROMPT or --file, not both")
-    # one PROMPT: a stored encoder's session is built while the state loads, on one
-    # thread (starting a pool of them costs more than it saves for a few prompts)
-    router = saved.load(folder, prepare_encoder=prompt is not None, encoder_threads=1)
+    router = saved.load(folder)
     note = router.stored_encoder_note()
     if note is not None:
         say(note)

@@ -34,7 +34,6 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -513,8 +512,6 @@ class SavedRouter:
         from the files checked on load; ``threads``: its intra-op threads, None: one per
         core; ``spin``: see ``OnnxEncoder``), else rebuilt from its spec and checked:
         identity and revision must be the saved ones. Built once."""
-        if isinstance(self._encoder, Future):  # started by ``load(prepare_encoder=True)``
-            self._encoder = self._encoder.result()
         if self._encoder is None:
             self._encoder = self._build_encoder(threads, spin)
         return self._encoder
@@ -551,10 +548,8 @@ class SavedRouter:
 
 
 def _stored_encoder(manifest: FittedRouter, files: dict[str, bytes],
-                    threads: int | None, quick_start: bool = False,
-                    spin: bool = True) -> Any:
-    """The stored encoder (``OnnxEncoder``) of a manifest that has one, from its files
-    (``quick_start``: a session that starts sooner, see ``OnnxEncoder``)."""
+                    threads: int | None, spin: bool = True) -> Any:
+    """The stored encoder (``OnnxEncoder``) of a manifest that has one, from its files."""
     from routeharness.embedding.onnx import OnnxEncoder
 
     saved, stored = manifest.encoder, manifest.stored_encoder
@@ -562,7 +557,7 @@ def _stored_encoder(manifest: FittedRouter, files: dict[str, bytes],
     return OnnxEncoder(files[MODEL_FILE], files[TOKENIZER_FILE], name=saved.name,
                        identity=saved.identity, revision=saved.revision,
                        lower_case=stored.lower_case, dimension=saved.dimension,
-                       threads=threads, quick_start=quick_start, spin=spin)
+                       threads=threads, spin=spin)
 
 
 def fit(router: str, task: str, *, encoder: str | None = None, seed: int = 0,
@@ -803,19 +798,9 @@ def read_files(folder: str | Path, *, recover: bool = True) -> dict[str, bytes]:
                             "routeharness fit)")
 
 
-def load(folder: str | Path, *, recover: bool = True, prepare_encoder: bool = False,
-         encoder_threads: int | None = None) -> SavedRouter:
+def load(folder: str | Path, *, recover: bool = True) -> SavedRouter:
     """A saved router, checked against itself and what is installed (see the module
-    doc); every refusal one line naming the file and the key.
-
-    The files' sha256 are computed in worker threads while the router's state is read
-    (hashlib releases the GIL), and joined before anything is returned: a changed file
-    is refused as before, and its refusal comes before any refusal of the state.
-    ``prepare_encoder``: a stored encoder's onnxruntime session is also built in a worker
-    thread (with ``encoder_threads`` intra-op threads, and ``quick_start``: for a few
-    prompts), so that a cold ``route`` overlaps it with loading the state;
-    ``SavedRouter.encoder()`` returns it (or raises its error). Only the stored encoder is built this way: an encoder rebuilt from its
-    package (torch) is built when first asked for, as before."""
+    doc); every refusal one line naming the file and the key."""
     import warnings
 
     from routeharness.data.dataset import ModelInfo
@@ -844,53 +829,29 @@ def load(folder: str | Path, *, recover: bool = True, prepare_encoder: bool = Fa
         raise RouteHarnessError(f"{where}: checksum: does not match the manifest's content "
                                 "(edited after it was saved?); restore it or refit "
                                 "(routeharness fit)")
-    _check_names(folder, files, manifest)
+    _check_files(folder, files, manifest)
+    if not tags_of(cls).saveable:
+        raise RouteHarnessError(f"{folder}: router {manifest.router.label!r}: the installed "
+                                "router no longer declares saveable=True")
+    router = _restored(folder, cls, manifest, files)
+    rows = _rows(folder, files.get(IDS_FILE), manifest.training.n_train)
+    models = [ModelInfo.from_dict(dict(m)) for m in manifest.models]
     stored = {name: files[name] for name in STORED_FILES
               if manifest.stored_encoder is not None}
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="routeharness-load")
-    try:
-        hashes = {name: pool.submit(_sha256, files[name]) for name in manifest.state}
-        encoder: Future | None = None
-        if prepare_encoder and stored:
-            encoder = pool.submit(_stored_encoder, manifest, stored, encoder_threads,
-                                  quick_start=True)
-        try:
-            if not tags_of(cls).saveable:
-                raise RouteHarnessError(f"{folder}: router {manifest.router.label!r}: the "
-                                        "installed router no longer declares saveable=True")
-            router = _restored(folder, cls, manifest, files)
-            rows = _rows(folder, files.get(IDS_FILE), manifest.training.n_train)
-        except BaseException:
-            _check_hashes(folder, manifest, hashes)  # a changed file is the first refusal
-            raise
-        _check_hashes(folder, manifest, hashes)
-    finally:
-        pool.shutdown(wait=False)  # the encoder's session may still be building
-    models = [ModelInfo.from_dict(dict(m)) for m in manifest.models]
-    return SavedRouter(manifest, router, models, rows, stored, _encoder=encoder)
+    return SavedRouter(manifest, router, models, rows, stored)
 
 
-def _sha256(blob: bytes) -> str:
-    return hashlib.sha256(blob).hexdigest()
-
-
-def _check_names(folder: Path, files: dict[str, bytes], manifest: RouterManifest) -> None:
-    """Exactly the manifest's files (their sha256: ``_check_hashes``)."""
+def _check_files(folder: Path, files: dict[str, bytes], manifest: RouterManifest) -> None:
+    """Exactly the manifest's files, each with its recorded sha256."""
     extra = sorted(set(files) - {MANIFEST} - set(manifest.state))
     if extra:
         raise RouteHarnessError(f"{folder / extra[0]}: not a file of this saved router (its "
                                 f"manifest hashes {sorted(manifest.state)}); remove it")
-    for name in manifest.state:
+    for name, digest in manifest.state.items():
         if name not in files:
             raise RouteHarnessError(f"{folder / name}: missing (the manifest records its "
                                     "sha256)")
-
-
-def _check_hashes(folder: Path, manifest: RouterManifest,
-                  hashes: dict[str, Future]) -> None:
-    """Each file's sha256 (computed in ``hashes``) the one its manifest records."""
-    for name, digest in manifest.state.items():
-        if hashes[name].result() != digest:
+        if hashlib.sha256(files[name]).hexdigest() != digest:
             raise RouteHarnessError(f"{folder / name}: its sha256 is not the one the manifest "
                                     "records (the file was changed after it was saved)")
 

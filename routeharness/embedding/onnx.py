@@ -58,12 +58,6 @@ class OnnxEncoder:
     ``name``, ``identity`` and ``revision`` are those of the encoder it was exported from:
     its vectors agree with that encoder's within what the manifest records.
 
-    ``quick_start``: the session is built without graph optimizations or weight
-    prepacking, which makes it start about 40% sooner and batches run about 15% slower:
-    for a cold ``route PROMPT``, never for ``serve``. Its vectors differ from the
-    optimized session's by float rounding (RouterBench's 953 test prompts one by one:
-    at most 1.1e-07 from serve's session, 0 of 48,603 routes changed;
-    benchmarks/batch_agreement.py).
     ``spin`` False: onnxruntime's idle intra-op threads sleep instead of spinning, leaving
     the cores to the threads beside it (``serve``'s event loop and HTTP parsing)."""
 
@@ -72,8 +66,7 @@ class OnnxEncoder:
     def __init__(self, model: bytes, tokenizer: bytes, *, name: str, identity: str,
                  revision: str, lower_case: bool, dimension: int | None = None,
                  batch_size: int = 64, threads: int | None = None,
-                 where: str = MODEL_FILE, quick_start: bool = False,
-                 spin: bool = True) -> None:
+                 where: str = MODEL_FILE, spin: bool = True) -> None:
         require_runtime(f"the stored encoder ({where})")
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -91,9 +84,6 @@ class OnnxEncoder:
             options.intra_op_num_threads = threads
         if not spin:  # idle intra-op threads sleep instead of spinning (see the doc)
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if quick_start:
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-            options.add_session_config_entry("session.disable_prepacking", "1")
         try:
             self._session = ort.InferenceSession(model, options,
                                                  providers=["CPUExecutionProvider"])
