@@ -542,7 +542,6 @@ def image_section(args: argparse.Namespace) -> list[str]:
     costs = stage_costs(images, facts["batch"])
     total = sum(costs.values())
     forward = next(v for k, v in costs.items() if k.startswith("forward"))
-    overhead = costs["cache keys and write"] + costs["encoder's own read and hash"]
     return [
         "## Images: `effnet`, `effnet-minilm` and `clip` against a plain torch forward "
         "(issue 22)", "",
@@ -585,44 +584,7 @@ def image_section(args: argparse.Namespace) -> list[str]:
         f"Where the CPU goes, per image, one thread ({len(images)} of these images, process "
         "time): " + ", ".join(f"{k} {v:.1f} ms" for k, v in costs.items()) +
         f"; {total:.1f} ms in all, of which the forward is {100 * forward / total:.0f}%.",
-        "", "Reading:", "",
-        f"- The harness's own work is small: reading and hashing each image twice (the "
-        "cache key and the encoder's dedup), the thread pool and the cache write cost "
-        f"{overhead:.1f} ms of the {total:.0f} ms an image costs. Against a plain loop that "
-        "decodes with PIL and then runs the forward, one batch at a time, `effnet` runs at "
-        f"{facts['ratios effnet'][1]:.2f} and `effnet-minilm` at "
-        f"{facts['ratios effnet-minilm'][1]:.2f} ("
-        f"{overlap(facts['workers'], facts['ratios effnet'][1], facts['ratios effnet-minilm'][1])}"
-        ").",
-        f"- The gap to the plain forward (`effnet` at {facts['ratios effnet'][0]:.2f} of it) "
-        f"is the decoding, {100 * (total - forward) / total:.0f}% of the CPU per image, which "
-        "a forward on pixels decoded beforehand does not do: within 10% of it needs all of "
-        "the decoding hidden on an idle core, and this machine (2 cores, load above 8) has "
-        "none. One or two separate decoder processes fed through pipes, tried by hand in "
-        "an earlier run, did no better than the threads (not kept). On a free 2-core "
-        "machine one core can decode while the other runs the forward: the bound is then "
-        f"the forward's, ~{1000 / forward:.0f} images/s on one thread (from the CPU costs "
-        "above: an estimate, not measured).",
-        "- Threads matter more than anything else under load: torch's default "
-        f"({facts['threads']} threads) ran the plain forward {facts['one_over_many']:.1f}x "
-        "slower than one thread (median over chunks): two OpenMP threads wait for each "
-        "other at every layer when the cores are shared. `effnet` already ran its forward "
-        "on the cores its decoders leave (one, on 2 cores); `effnet-minilm`'s text half ran "
-        "at torch's default and was its slowest part: it now runs on the image half's "
-        f"threads, {facts['fused_gain']:.2f}x the images/s of before in the same run "
-        f"(`effnet`: {facts['effnet_gain']:.2f}x: an RGB PNG is no longer copied by "
-        "`convert('RGB')`, about 1 ms of the ~8 ms decoding took per image in a one-off "
-        "profile of 48 CI-subset images, within this run's noise).", ""]
-
-
-def overlap(workers: int, *ratios: float) -> str:
-    """What the pipeline's ratios to the plain decode-then-forward loop say of its overlap."""
-    how = f"decoding in {workers} threads one batch ahead of the model"
-    if min(ratios) > 1:
-        return f"above 1: {how} overlaps part of the forward"
-    if max(ratios) < 1:
-        return f"below 1: {how} gains nothing over decoding in line here"
-    return f"{how} overlaps part of the forward for one of them"
+        "", "(The reading of these numbers is written by hand below the table.)", ""]
 
 
 def command(args: argparse.Namespace, only: str) -> str:

@@ -29,9 +29,10 @@ ROUTE_INSTALL = "pip install 'routeharness[route]'"
 #: the graph's inputs, in the order the export declares them
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 #: an encoder call holds at most this many tokens (prompts x the longest's tokens, at
-#: least one prompt): on a 2-core CPU one call of 64 prompts of 256 tokens cost 1.4x the
-#: time of 64 one-prompt calls (its attention outgrows the caches), while prompts of ~50
-#: tokens ran 1.2x faster 4 a call than alone (benchmarks/encoder_calls.py)
+#: least one prompt): on a quiet 2-core CPU, 32 RouterBench prompts of ~256 tokens a call
+#: cost 1.23x the time per prompt of one a call (8 a call 1.06x: attention outgrows the
+#: caches), while ~50-token prompts ran 1.18-1.26x faster 4 to 64 a call
+#: (benchmarks/encoder_calls.py, benchmarks/route_latency.md)
 TOKENS_PER_CALL = 256
 
 
