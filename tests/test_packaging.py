@@ -38,7 +38,7 @@ def test_wheel_contents(wheel: Path):
     # the embeddings shipped with it (a seed of the embedding cache): all three files
     seed = [n for n in names if n.startswith("routeharness_routerbench/data/embeddings/v2/")]
     assert sorted(n.rsplit("/", 1)[1] for n in seed) == [
-        "shard-routerbench.json", "shard-routerbench.keys.npy", "shard-routerbench.npy"]
+        "shard-routerbench.json", "shard-routerbench.keys.npy", "shard-routerbench.vectors.zlib"]
     assert not any(n.startswith(("tests/", "plugins/")) for n in names)
     # licences: alpacaeval (CC BY-NC 4.0) only with its licence beside it; routerdc's data
     # (no licence upstream) never

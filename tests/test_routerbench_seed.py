@@ -94,10 +94,12 @@ def test_a_tampered_copy_of_the_seed_is_refused_in_one_line_and_encoded(
     seed = tmp_path / "seed"
     shutil.copytree(routerbench_embedded.embedding_seeds[0], seed)
     if damage == "vectors":  # one float changed: the sha256 in the sidecar disagrees
-        target = next(p for p in seed.rglob("shard-*.npy") if ".keys" not in p.name)
-        array = np.load(target)
+        from routeharness.embedding.cache import pack_vectors, unpack_vectors
+
+        target = next(seed.rglob("shard-*.vectors.zlib"))  # the shipped, packed form
+        array = unpack_vectors(target.read_bytes(), 3176, 384)
         array[7, 3] = -array[7, 3]
-        np.save(target, array, allow_pickle=False)
+        target.write_bytes(pack_vectors(array))
     else:  # the sidecar edited to claim other vectors
         target = next(seed.rglob("shard-*.json"))
         data = json.loads(target.read_text())
@@ -109,7 +111,8 @@ def test_a_tampered_copy_of_the_seed_is_refused_in_one_line_and_encoded(
                                     texts_of(task), task.embedding_seeds)
     assert len(caught) == 1 and "\n" not in caught[0]
     # the file that disagrees: the vectors (their sha256 is not the sidecar's)
-    assert caught[0].startswith(f"embedding seed file {target.parent}/shard-routerbench.npy: ")
+    assert caught[0].startswith(
+        f"embedding seed file {target.parent}/shard-routerbench.vectors.zlib: ")
     assert caught[0].endswith("; the seed is not used and its prompts are encoded")
     assert result.n_seeded == 0 and len(encoder.encoded) == len(set(texts_of(task)))
 

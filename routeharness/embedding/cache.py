@@ -183,6 +183,36 @@ def encoder_dimension(encoder: Encoder) -> int | None:
     return dim if isinstance(dim, int) and not isinstance(dim, bool) and dim > 0 else None
 
 
+def pack_vectors(vectors: np.ndarray) -> bytes:
+    """float32 (n, d) -> the ``float32-shuffled-zlib`` bytes (``shards.VECTOR_FILES``):
+    byte 0 of every number, then byte 1, ... (the exponent bytes repeat), zlib level 9."""
+    import zlib
+
+    raw = np.ascontiguousarray(vectors, dtype="<f4").view(np.uint8).reshape(-1, 4)
+    return zlib.compress(np.ascontiguousarray(raw.T).tobytes(), 9)
+
+
+def unpack_vectors(blob: bytes, count: int, dim: int) -> np.ndarray:
+    """``pack_vectors``'s inverse for a (count, dim) array; ``_BadShard`` when the bytes
+    are not that (never decompressing more than the array's size)."""
+    import zlib
+
+    size = count * dim * 4
+    if size == 0:  # zlib reads a limit of 0 as none
+        raise _BadShard("the sidecar records no vectors")
+    try:
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(blob, size)
+        complete = inflater.eof and not inflater.unconsumed_tail and len(raw) == size
+    except zlib.error as exc:
+        raise _BadShard(f"not packed vectors ({exc})") from None
+    if not complete:
+        raise _BadShard(f"the packed vectors are not the {count} x {dim} float32 its "
+                        "sidecar records")
+    planes = np.frombuffer(raw, dtype=np.uint8).reshape(4, -1)
+    return np.ascontiguousarray(planes.T).view("<f4").reshape(count, dim).astype(np.float32)
+
+
 def _sha256(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
@@ -402,7 +432,7 @@ class EmbeddingCache:
                     encoder: EncoderIdentity) -> tuple[np.ndarray, np.ndarray]:
         """(keys uint8 (count, 32), vectors float32 (count, dim)), or _BadShard saying why."""
         from routeharness.common.contract import check, parse_json
-        from routeharness.embedding.shards import ShardSidecar
+        from routeharness.embedding.shards import VECTOR_FILES, ShardSidecar
 
         sidecar, keys_file, vectors_file = (path / f"{shard}{suffix}"
                                             for suffix in (".json", ".keys.npy", ".npy"))
@@ -414,6 +444,7 @@ class EmbeddingCache:
             if wrong:
                 raise _BadShard(wrong)
             count, dim = data.count, data.dim
+            vectors_file = path / f"{shard}{VECTOR_FILES[data.vectors_file]}"
             current = keys_file
             keys = np.load(keys_file, allow_pickle=False)
             if keys.dtype != np.uint8 or keys.shape != (count, KEY_BYTES) or \
@@ -421,7 +452,8 @@ class EmbeddingCache:
                 raise _BadShard("the key list does not match the sha256 and shape recorded "
                                 "in its sidecar", keys_file)
             current = vectors_file
-            vectors = np.load(vectors_file, allow_pickle=False)
+            vectors = (np.load(vectors_file, allow_pickle=False) if data.vectors_file is None
+                       else unpack_vectors(vectors_file.read_bytes(), count, dim))
             if vectors.dtype != np.float32 or vectors.shape != (count, dim):
                 raise _BadShard(f"the vectors are {vectors.dtype} {vectors.shape}, not the "
                                 f"float32 ({count}, {dim}) its sidecar records", vectors_file)
@@ -479,7 +511,8 @@ class EmbeddingCache:
             encoder=encoder.name, identity=encoder.identity, revision=encoder.revision,
             modalities=list(encoder.modalities), format=CACHE_FORMAT, shard=shard,
             key=KEY_DEFINITION, count=int(vectors.shape[0]), dim=int(vectors.shape[1]),
-            dtype="float32", vectors_sha256=_sha256(vectors), keys_sha256=_sha256(key_array)))
+            dtype="float32", vectors_sha256=_sha256(vectors), keys_sha256=_sha256(key_array)),
+            exclude_none=True)
         files = ((f"{shard}.npy", lambda h: np.save(h, vectors, allow_pickle=False)),
                  (f"{shard}.keys.npy", lambda h: np.save(h, key_array, allow_pickle=False)),
                  (f"{shard}.json", lambda h: h.write(sidecar.encode("utf-8"))))

@@ -5,7 +5,15 @@ decides what it vouches for. Apart from the cache so that importing the cache (a
 
 from __future__ import annotations
 
+from typing import Literal
+
 from routeharness.common.contract import Contract, Field
+
+#: how a shard's vectors are stored (the sidecar's ``vectors_file``): None, ``shard-<id>.npy``
+#: (what the cache writes), or ``float32-shuffled-zlib``, ``shard-<id>.vectors.zlib`` (the
+#: float32 bytes regrouped by byte position, then zlib: lossless, 0.85 of the size; a
+#: shipped seed's form)
+VECTOR_FILES = {None: ".npy", "float32-shuffled-zlib": ".vectors.zlib"}
 
 
 class ShardSidecar(Contract):
@@ -25,3 +33,6 @@ class ShardSidecar(Contract):
     dtype: str = Field(description="the vectors' dtype (float32)")
     vectors_sha256: str = Field(min_length=1, description="sha256 of the vectors' bytes")
     keys_sha256: str = Field(min_length=1, description="sha256 of the keys' bytes")
+    vectors_file: Literal["float32-shuffled-zlib"] | None = Field(
+        None, description="how the vectors are stored (VECTOR_FILES; absent: .npy); the "
+        "sha256 is of the float32 bytes either way")
